@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the one test command for xpe (README and .ci/run call it).
+#
+# Installs what is missing (scripts/setup.sh, needs root), then builds the
+# whole workspace, runs its tests, clippy with warnings denied, and rustfmt's
+# check. Exits non-zero on the first failing step.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+
+# CI's environment may lack ~/.cargo/bin on PATH.
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [[ -d "$CARGO_BIN" && ":$PATH:" != *":$CARGO_BIN:"* ]]; then
+    export PATH="$CARGO_BIN:$PATH"
+fi
+
+STEP=0
+heading() {
+    STEP=$((STEP + 1))
+    printf '\n==> [%d] %s\n' "$STEP" "$*"
+}
+
+# Run a command under a one-line heading and report how long it took.
+step() {
+    local t0=$SECONDS
+    heading "$*"
+    "$@"
+    printf '==> [%d] ok (%ds)\n' "$STEP" "$((SECONDS - t0))"
+}
+
+step scripts/setup.sh
+
+# Use --locked only when a Cargo.lock is committed (decided at run time).
+LOCKED=()
+if [[ -n "$(git -C "$ROOT" ls-files -- Cargo.lock 2>/dev/null || true)" ]]; then
+    LOCKED=(--locked)
+fi
+
+step cargo build --workspace --all-targets "${LOCKED[@]}"
+step cargo test --workspace "${LOCKED[@]}"
+step cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D warnings
+step cargo fmt --all -- --check
+
+# ---------------------------------------------------------------------------
+# LATER STEPS GO HERE (keep each under `step ...` so it gets a heading):
+#   * fuzz smoke run: a short, time-bounded `cargo +nightly fuzz run <target>
+#     -- -max_total_time=N` per fuzz target;
+#   * integration tests that need root (network namespaces, veth, tshark
+#     captures), e.g. `cargo test -p xpe-tests -- --ignored` guarded by
+#     `[[ $(id -u) -eq 0 ]]`;
+#   * eBPF build (nightly + rust-src + bpf-linker, installed by setup.sh).
+# ---------------------------------------------------------------------------
+
+printf '\n==> all %d steps passed\n' "$STEP"
