@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: frame builders, capture writers, tshark decoding.
