@@ -1,0 +1,13 @@
+//! The xpe forwarding engine.
+//!
+//! Four layers, each knowing one thing (see `shared/STYLE.md`):
+//! - [`wire`] knows bytes: zero-copy views over Ethernet, 802.1Q, MPLS, IPv4/IPv6, ARP and ICMP;
+//! - [`tables`] knows routes: the immutable [`tables::Snapshot`] the control side publishes
+//!   (ports, VLAN attachments, VRFs with their LPM tables, the incoming label map, adjacencies);
+//! - [`pipeline`] knows decisions: classify -> label or IP lookup -> rewrite, with a counted
+//!   reason for every drop and punt, and an optional trace of every stage;
+//! - the AF_XDP ring code (a later `xsk` module) knows rings and reuses the pipeline unchanged.
+
+pub mod pipeline;
+pub mod tables;
+pub mod wire;

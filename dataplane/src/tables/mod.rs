@@ -1,0 +1,585 @@
+//! What the control side publishes and the pipeline reads: one immutable [`Snapshot`].
+//!
+//! A snapshot holds the ports, the VLAN attachments that bind (port, VLAN) to a VRF, the VRFs
+//! with their IPv4/IPv6 LPM tables, the forwarding equivalence classes (FECs) those tables point
+//! to, the adjacencies (next hop on a port, with its MAC) and the incoming label map (ILM).
+//! [`Snapshot::new`] checks every cross reference once, so the per-packet code can index the
+//! tables without a failure path. Updates build a complete new snapshot and publish it with one
+//! atomic pointer swap ([`Published`]): readers never wait and never see half an update.
+
+pub mod ilm;
+pub mod lpm;
+pub mod prefix;
+
+use core::fmt;
+use core::net::Ipv4Addr;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+
+pub use ilm::{IlmAction, IlmEntry, IlmOrigin, LabelTable};
+pub use lpm::{Ipv4Lpm, Ipv6Lpm, LpmError};
+pub use prefix::{IpPrefix, Ipv4Prefix, Ipv6Prefix, PrefixError};
+
+use crate::wire::ethernet::MacAddr;
+use crate::wire::mpls::Label;
+use crate::wire::vlan::VlanId;
+
+/// Index of a port (a Linux interface xpe forwards on) in [`Snapshot::ports`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+/// Index of a VRF in [`Snapshot::vrfs`]; [`VrfId::GLOBAL`] is the global (core) table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VrfId(pub u16);
+/// Index of an attachment (port + optional VLAN -> VRF) in [`Snapshot::attachments`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttachmentId(pub u16);
+/// Index of an adjacency in [`Snapshot::adjacencies`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AdjacencyId(pub u32);
+/// Index of a FEC in [`Snapshot::fecs`]; the value stored in the LPM tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FecId(pub u32);
+
+impl VrfId {
+    /// The global routing table: IP on core ports and after an explicit-null label.
+    pub const GLOBAL: VrfId = VrfId(0);
+}
+
+/// How label TTLs relate to IP TTLs (RFC 3443).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlMode {
+    /// The TTL is copied IP -> label at imposition and label -> IP at disposition (a traceroute
+    /// sees every LSR).
+    #[default]
+    Uniform,
+    /// Labels start at 255 and the IP TTL only counts the PEs (the core is one hop).
+    Pipe,
+}
+
+impl fmt::Display for TtlMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TtlMode::Uniform => "uniform",
+            TtlMode::Pipe => "pipe",
+        })
+    }
+}
+
+/// The role of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// Provider core: MPLS and the global IP table, untagged.
+    Core,
+    /// Customer edge: VRF attachments only (802.1Q VLANs or untagged), never MPLS.
+    Edge,
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortKind::Core => "core",
+            PortKind::Edge => "edge",
+        })
+    }
+}
+
+/// Number of slots in a port's VLAN map: one per 12-bit VLAN id; slot 0 is "untagged".
+pub const VLAN_SLOTS: usize = 4096;
+
+/// A port: a Linux interface with its role, MAC and MTU.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// Linux interface name.
+    pub name: String,
+    /// Core or edge.
+    pub kind: PortKind,
+    /// The MAC xpe sends from and accepts unicast frames for.
+    pub mac: MacAddr,
+    /// Largest L3 payload (labels + IP) sent on this port.
+    pub mtu: u16,
+    /// VLAN id -> attachment index + 1 (0: no attachment); slot 0 is the untagged attachment.
+    vlan_map: Box<[u16; VLAN_SLOTS]>,
+}
+
+impl Port {
+    /// A port with no attachments yet.
+    pub fn new(name: String, kind: PortKind, mac: MacAddr, mtu: u16) -> Self {
+        Port {
+            name,
+            kind,
+            mac,
+            mtu,
+            vlan_map: Box::new([0; VLAN_SLOTS]),
+        }
+    }
+
+    /// The attachment for a VLAN id (0 = untagged or priority-tagged), if any.
+    #[inline]
+    pub fn attachment(&self, vid: u16) -> Option<AttachmentId> {
+        match self.vlan_map[usize::from(vid) & (VLAN_SLOTS - 1)] {
+            0 => None,
+            n => Some(AttachmentId(n - 1)),
+        }
+    }
+}
+
+/// A port (and VLAN) bound to a VRF, with our address on that subnet.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The port.
+    pub port: PortId,
+    /// The 802.1Q VLAN, or `None` for the untagged port.
+    pub vlan: Option<VlanId>,
+    /// The VRF the attachment belongs to.
+    pub vrf: VrfId,
+    /// Our address and the connected subnet, if any.
+    pub address: Option<Ipv4Prefix>,
+}
+
+/// A next hop on an attachment, with its MAC once known.
+#[derive(Debug, Clone)]
+pub struct Adjacency {
+    /// The attachment frames leave by (it gives the port and VLAN).
+    pub attachment: AttachmentId,
+    /// The egress port (copied from the attachment for the hot path).
+    pub port: PortId,
+    /// The egress VLAN tag, if any (copied from the attachment).
+    pub vlan: Option<VlanId>,
+    /// The next hop's IPv4 address.
+    pub next_hop: Ipv4Addr,
+    /// The next hop's MAC; `None` until it is resolved (frames are counted as no-neighbor).
+    pub mac: Option<MacAddr>,
+    /// Destination then source MAC, ready to copy into the frame.
+    pub(crate) macs: [u8; 12],
+    /// The egress port's MTU (copied for the hot path).
+    pub mtu: u16,
+}
+
+impl Adjacency {
+    /// An adjacency for `next_hop` on an attachment; port, VLAN and MTU are filled in from
+    /// the attachment by [`Snapshot::new`].
+    pub fn new(attachment: AttachmentId, next_hop: Ipv4Addr, mac: Option<MacAddr>) -> Self {
+        Adjacency {
+            attachment,
+            port: PortId(0),
+            vlan: None,
+            next_hop,
+            mac,
+            macs: [0; 12],
+            mtu: 0,
+        }
+    }
+}
+
+/// Largest number of labels one route or swap entry may push.
+pub const MAX_PUSH: usize = 8;
+
+/// A label stack to impose, precomputed in wire order (outermost first).
+///
+/// Each word holds `label << 12` with TC, S and TTL zero; the pipeline ORs in the per-packet
+/// TC and TTL and sets S on the innermost word when the payload below is IP (RFC 3032 §2.1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LabelStack {
+    len: u8,
+    words: [u32; MAX_PUSH],
+}
+
+impl LabelStack {
+    /// The empty stack.
+    pub const EMPTY: LabelStack = LabelStack {
+        len: 0,
+        words: [0; MAX_PUSH],
+    };
+
+    /// A stack from labels, outermost first; `None` if there are more than [`MAX_PUSH`].
+    pub fn new(labels: &[Label]) -> Option<Self> {
+        if labels.len() > MAX_PUSH {
+            return None;
+        }
+        let mut s = LabelStack::EMPTY;
+        for (w, l) in s.words.iter_mut().zip(labels) {
+            *w = l.get() << 12;
+        }
+        s.len = labels.len() as u8;
+        Some(s)
+    }
+    /// Number of labels.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.len).min(MAX_PUSH)
+    }
+    /// Whether no label is pushed.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The precomputed words, outermost first.
+    #[inline]
+    pub fn words(&self) -> &[u32] {
+        &self.words[..self.len()]
+    }
+    /// The labels, outermost first.
+    pub fn labels(&self) -> impl Iterator<Item = Label> + '_ {
+        self.words()
+            .iter()
+            .filter_map(|w| Label::new(w >> 12))
+    }
+}
+
+impl fmt::Debug for LabelStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.labels()).finish()
+    }
+}
+
+impl fmt::Display for LabelStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, l) in self.labels().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            write!(f, "{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What an LPM match means: a forwarding equivalence class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fec {
+    /// One of our own addresses: ARP/ICMP echo are answered, the rest is punted.
+    Local,
+    /// Forward to an adjacency, pushing `push` (may be empty).
+    Forward {
+        /// Where to.
+        adj: AdjacencyId,
+        /// Labels to impose, outermost first.
+        push: LabelStack,
+    },
+    /// A connected subnet whose destination has no known neighbour (a "glean" adjacency):
+    /// counted as no-neighbor until ARP resolves it.
+    Glean {
+        /// The attachment of the subnet.
+        attachment: AttachmentId,
+    },
+}
+
+/// Where a route in a VRF came from (for `show` and `trace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteOrigin {
+    /// The subnet of an attachment or core interface.
+    Connected,
+    /// One of our own addresses.
+    Local,
+    /// A static neighbour's host route on a connected subnet.
+    Neighbor,
+    /// A configured route.
+    Static,
+}
+
+/// One route of a VRF as configured or derived, for display and tracing.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// The prefix.
+    pub prefix: IpPrefix,
+    /// Where it came from.
+    pub origin: RouteOrigin,
+    /// What it resolves to.
+    pub fec: FecId,
+}
+
+/// A VRF: a routing table of its own, reached by attachments and by its VPN (table) label.
+#[derive(Debug, Clone)]
+pub struct Vrf {
+    /// Name as configured (`global` for the global table).
+    pub name: String,
+    /// The label that pops into this VRF, if any.
+    pub table_label: Option<Label>,
+    /// IPv4 LPM: destination -> FEC index.
+    pub v4: Ipv4Lpm,
+    /// IPv6 LPM: destination -> FEC index.
+    pub v6: Ipv6Lpm,
+    /// The routes behind the LPM tables, sorted by prefix (for `show` and `trace`).
+    pub routes: Vec<RouteInfo>,
+}
+
+impl Vrf {
+    /// The route an IPv4 destination matches, by a slow scan of [`Vrf::routes`] (trace only).
+    pub fn matching_route4(&self, dst: Ipv4Addr) -> Option<&RouteInfo> {
+        self.routes
+            .iter()
+            .filter(|r| matches!(r.prefix, IpPrefix::V4(p) if p.contains(dst)))
+            .max_by_key(|r| r.prefix.len())
+    }
+    /// The route an IPv6 destination matches, by a slow scan (trace only).
+    pub fn matching_route6(&self, dst: core::net::Ipv6Addr) -> Option<&RouteInfo> {
+        self.routes
+            .iter()
+            .filter(|r| matches!(r.prefix, IpPrefix::V6(p) if p.contains(dst)))
+            .max_by_key(|r| r.prefix.len())
+    }
+}
+
+/// Everything a snapshot is made of, as the compiler assembles it.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotParts {
+    /// Router name.
+    pub name: String,
+    /// RFC 3443 TTL mode.
+    pub ttl_mode: TtlMode,
+    /// Ports, indexed by [`PortId`].
+    pub ports: Vec<Port>,
+    /// Attachments, indexed by [`AttachmentId`].
+    pub attachments: Vec<Attachment>,
+    /// Adjacencies, indexed by [`AdjacencyId`] (their `macs` are filled in by [`Snapshot::new`]).
+    pub adjacencies: Vec<Adjacency>,
+    /// FECs, indexed by [`FecId`].
+    pub fecs: Vec<Fec>,
+    /// VRFs, indexed by [`VrfId`]; index 0 must be the global table.
+    pub vrfs: Vec<Vrf>,
+    /// Incoming label entries.
+    pub ilm: Vec<IlmEntry>,
+}
+
+/// A reference in the parts that points nowhere, or a table that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// An index is out of range.
+    #[error("{what} refers to {target} {index}, which does not exist")]
+    Dangling {
+        /// The object holding the reference.
+        what: String,
+        /// The kind of object referred to.
+        target: &'static str,
+        /// The index.
+        index: usize,
+    },
+    /// Two attachments claim the same (port, VLAN).
+    #[error("VLAN slot {vid} of port {port} is attached twice")]
+    DuplicateAttachment {
+        /// Port name.
+        port: String,
+        /// VLAN id (0 = untagged).
+        vid: u16,
+    },
+    /// Two ILM entries for one label.
+    #[error("label {0} has two incoming entries")]
+    DuplicateLabel(u32),
+    /// More objects than an index type holds.
+    #[error("too many {0}")]
+    TooMany(&'static str),
+    /// No global VRF at index 0.
+    #[error("the first VRF must be the global table")]
+    NoGlobal,
+}
+
+/// One complete, immutable set of forwarding tables.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    name: String,
+    ttl_mode: TtlMode,
+    ports: Vec<Port>,
+    attachments: Vec<Attachment>,
+    adjacencies: Vec<Adjacency>,
+    fecs: Vec<Fec>,
+    vrfs: Vec<Vrf>,
+    ilm: LabelTable,
+}
+
+fn check(what: impl FnOnce() -> String, target: &'static str, index: usize, len: usize) -> Result<(), TableError> {
+    if index < len {
+        Ok(())
+    } else {
+        Err(TableError::Dangling {
+            what: what(),
+            target,
+            index,
+        })
+    }
+}
+
+impl Snapshot {
+    /// Assembles a snapshot, checking every cross reference so the pipeline can index freely.
+    pub fn new(mut parts: SnapshotParts) -> Result<Self, TableError> {
+        if parts.vrfs.is_empty() {
+            return Err(TableError::NoGlobal);
+        }
+        if parts.ports.len() > usize::from(u16::MAX)
+            || parts.attachments.len() >= usize::from(u16::MAX)
+            || parts.vrfs.len() > usize::from(u16::MAX)
+        {
+            return Err(TableError::TooMany("ports, attachments or VRFs"));
+        }
+        let (np, na, nv) = (parts.ports.len(), parts.attachments.len(), parts.vrfs.len());
+        for (i, a) in parts.attachments.iter().enumerate() {
+            check(|| format!("attachment {i}"), "port", a.port.0.into(), np)?;
+            check(|| format!("attachment {i}"), "VRF", a.vrf.0.into(), nv)?;
+        }
+        for p in &mut parts.ports {
+            p.vlan_map.fill(0);
+        }
+        for (i, a) in parts.attachments.iter().enumerate() {
+            let port = &mut parts.ports[usize::from(a.port.0)];
+            let vid = a.vlan.map_or(0, |v| v.get());
+            let slot = &mut port.vlan_map[usize::from(vid)];
+            if *slot != 0 {
+                return Err(TableError::DuplicateAttachment {
+                    port: port.name.clone(),
+                    vid,
+                });
+            }
+            *slot = i as u16 + 1;
+        }
+        for (i, adj) in parts.adjacencies.iter_mut().enumerate() {
+            check(|| format!("adjacency {i}"), "attachment", adj.attachment.0.into(), na)?;
+            let att = &parts.attachments[usize::from(adj.attachment.0)];
+            let port = &parts.ports[usize::from(att.port.0)];
+            adj.port = att.port;
+            adj.vlan = att.vlan;
+            adj.mtu = port.mtu;
+            adj.macs[..6].copy_from_slice(&adj.mac.unwrap_or(MacAddr([0; 6])).0);
+            adj.macs[6..].copy_from_slice(&port.mac.0);
+        }
+        let nadj = parts.adjacencies.len();
+        for (i, f) in parts.fecs.iter().enumerate() {
+            match f {
+                Fec::Local => {}
+                Fec::Forward { adj, .. } => {
+                    check(|| format!("FEC {i}"), "adjacency", adj.0 as usize, nadj)?
+                }
+                Fec::Glean { attachment } => {
+                    check(|| format!("FEC {i}"), "attachment", attachment.0.into(), na)?
+                }
+            }
+        }
+        let nfec = parts.fecs.len();
+        for v in &parts.vrfs {
+            for r in &v.routes {
+                check(|| format!("route {} of VRF {}", r.prefix, v.name), "FEC", r.fec.0 as usize, nfec)?;
+            }
+        }
+        for e in &parts.ilm {
+            match e.action {
+                IlmAction::Swap { adj, .. } | IlmAction::Pop { adj } => {
+                    check(|| format!("label {}", e.label), "adjacency", adj.0 as usize, nadj)?
+                }
+                IlmAction::PopLookup { vrf } => {
+                    check(|| format!("label {}", e.label), "VRF", vrf.0.into(), nv)?
+                }
+            }
+        }
+        let ilm = LabelTable::new(parts.ilm)?;
+        Ok(Snapshot {
+            name: parts.name,
+            ttl_mode: parts.ttl_mode,
+            ports: parts.ports,
+            attachments: parts.attachments,
+            adjacencies: parts.adjacencies,
+            fecs: parts.fecs,
+            vrfs: parts.vrfs,
+            ilm,
+        })
+    }
+
+    /// Router name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// RFC 3443 TTL mode.
+    pub fn ttl_mode(&self) -> TtlMode {
+        self.ttl_mode
+    }
+    /// All ports.
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+    /// A port by name.
+    pub fn port_by_name(&self, name: &str) -> Option<PortId> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| PortId(i as u16))
+    }
+    /// All attachments.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+    /// All adjacencies.
+    pub fn adjacencies(&self) -> &[Adjacency] {
+        &self.adjacencies
+    }
+    /// All FECs.
+    pub fn fecs(&self) -> &[Fec] {
+        &self.fecs
+    }
+    /// All VRFs; index 0 is the global table.
+    pub fn vrfs(&self) -> &[Vrf] {
+        &self.vrfs
+    }
+    /// The incoming label map.
+    pub fn ilm(&self) -> &LabelTable {
+        &self.ilm
+    }
+    /// The port with this id (ids come from this snapshot).
+    #[inline]
+    pub fn port(&self, id: PortId) -> &Port {
+        &self.ports[usize::from(id.0)]
+    }
+    /// The attachment with this id.
+    #[inline]
+    pub fn attachment(&self, id: AttachmentId) -> &Attachment {
+        &self.attachments[usize::from(id.0)]
+    }
+    /// The adjacency with this id.
+    #[inline]
+    pub fn adjacency(&self, id: AdjacencyId) -> &Adjacency {
+        &self.adjacencies[id.0 as usize]
+    }
+    /// The FEC with this id.
+    #[inline]
+    pub fn fec(&self, id: FecId) -> &Fec {
+        &self.fecs[id.0 as usize]
+    }
+    /// The VRF with this id.
+    #[inline]
+    pub fn vrf(&self, id: VrfId) -> &Vrf {
+        &self.vrfs[usize::from(id.0)]
+    }
+    /// A VRF by name.
+    pub fn vrf_by_name(&self, name: &str) -> Option<VrfId> {
+        self.vrfs
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| VrfId(i as u16))
+    }
+    /// A display name for an attachment: `dx0.101` or `core0`.
+    pub fn attachment_name(&self, id: AttachmentId) -> String {
+        let a = self.attachment(id);
+        let port = &self.port(a.port).name;
+        match a.vlan {
+            Some(v) => format!("{port}.{v}"),
+            None => port.clone(),
+        }
+    }
+}
+
+/// The currently published snapshot, swapped atomically (RCU style) under running readers.
+#[derive(Debug)]
+pub struct Published(ArcSwap<Snapshot>);
+
+impl Published {
+    /// Starts with `first`.
+    pub fn new(first: Snapshot) -> Self {
+        Published(ArcSwap::from_pointee(first))
+    }
+    /// The current snapshot; a worker loads it once per batch.
+    #[inline]
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.0.load()
+    }
+    /// Publishes `next`; the previous snapshot is freed when its last reader lets go.
+    pub fn publish(&self, next: Snapshot) {
+        self.0.store(Arc::new(next));
+    }
+}
