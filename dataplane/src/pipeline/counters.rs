@@ -1,0 +1,220 @@
+//! Why frames are dropped or punted, and the per-core counters of every outcome.
+//!
+//! Counters are plain arrays indexed by enums, owned by one worker and summed when someone
+//! asks: no atomics or locks on the per-packet path.
+
+use core::fmt;
+use core::ops::AddAssign;
+
+macro_rules! reasons {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            /// Every value, in counter order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            /// Number of values.
+            pub const COUNT: usize = $name::ALL.len();
+            /// The counter name, as printed and as written in drop captures.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+            /// The value with this counter name.
+            pub fn from_name(name: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|r| r.name() == name)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.name()) }
+        }
+    };
+}
+
+reasons! {
+    /// Why a frame was dropped.
+    Drop {
+        /// Shorter than the headers it claims to have.
+        Truncated => "truncated",
+        /// Unicast to a MAC that is not the port's.
+        OtherMac => "other-mac",
+        /// 802.1ad or a second 802.1Q tag: only single-tagged attachments exist.
+        StackedVlan => "stacked-vlan",
+        /// A VLAN id with no attachment on the port (also any tag on a core port, and VID 4095).
+        UnknownVlan => "unknown-vlan",
+        /// Untagged on a port without an untagged attachment.
+        NoAttachment => "no-attachment",
+        /// MPLS on an edge port: customers may not inject labels.
+        MplsOnEdge => "mpls-on-edge",
+        /// A label stack with no bottom-of-stack entry, or deeper than we walk.
+        BadLabelStack => "bad-label-stack",
+        /// Implicit null (3) or another reserved label 4..15 on the wire.
+        ReservedLabel => "reserved-label",
+        /// A label with no incoming entry.
+        UnknownLabel => "unknown-label",
+        /// A VPN (table) label that is not the bottom of the stack.
+        VpnLabelNotBottom => "vpn-label-not-bottom",
+        /// An IPv4 header that is malformed or fails its checksum (RFC 1812 §5.2.2).
+        BadIpv4Header => "bad-ipv4-header",
+        /// An IPv6 header that is malformed.
+        BadIpv6Header => "bad-ipv6-header",
+        /// An ARP packet that is not Ethernet/IPv4 or is cut short.
+        BadArp => "bad-arp",
+        /// An ARP request for an address that is not ours.
+        ArpNotForUs => "arp-not-for-us",
+        /// IP TTL/hop limit or label TTL would reach 0.
+        TtlExpired => "ttl-expired",
+        /// No route in the VRF.
+        NoRoute => "no-route",
+        /// The next hop's MAC is not known.
+        NoNeighbor => "no-neighbor",
+        /// Labels + IP exceed the egress MTU.
+        MtuExceeded => "mtu-exceeded",
+        /// Not enough headroom in the buffer to push the new headers.
+        NoHeadroom => "no-headroom",
+        /// The ingress port is not in the current tables.
+        UnknownPort => "unknown-port",
+    }
+}
+
+reasons! {
+    /// Why a frame was handed to the kernel instead of forwarded.
+    Punt {
+        /// An IP packet for one of our addresses other than an echo request.
+        ForUs => "for-us",
+        /// The router-alert label (1).
+        RouterAlert => "router-alert",
+        /// ARP replies and gratuitous ARP (neighbour learning).
+        Arp => "arp",
+        /// A multicast destination (MAC or IP).
+        Multicast => "multicast",
+        /// A broadcast destination that is not ARP.
+        Broadcast => "broadcast",
+        /// An ethertype we do not forward (LLDP, STP, MPLS multicast, ...).
+        OtherProtocol => "other-protocol",
+    }
+}
+
+/// What the pipeline decided for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on this port.
+    Forward(crate::tables::PortId),
+    /// Drop it, counted under this reason.
+    Drop(Drop),
+    /// Hand it to the kernel, counted under this reason.
+    Punt(Punt),
+}
+
+/// Packets and bytes in one direction of a port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+}
+
+/// One worker's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Drops by reason.
+    pub drops: [u64; Drop::COUNT],
+    /// Punts by reason.
+    pub punts: [u64; Punt::COUNT],
+    /// Frames forwarded (including our ARP and echo replies).
+    pub forwarded: u64,
+    /// ARP replies we sent.
+    pub arp_replies: u64,
+    /// ICMP echo replies we sent.
+    pub echo_replies: u64,
+    /// Per-port counters, indexed by port id.
+    pub ports: Vec<PortCounters>,
+}
+
+impl Counters {
+    /// Counters for `ports` ports.
+    pub fn new(ports: usize) -> Self {
+        Counters {
+            ports: vec![PortCounters::default(); ports],
+            ..Default::default()
+        }
+    }
+    /// Grows the per-port counters when a snapshot with more ports is published.
+    pub fn ensure_ports(&mut self, ports: usize) {
+        if self.ports.len() < ports {
+            self.ports.resize(ports, PortCounters::default());
+        }
+    }
+    /// Drops counted under `reason`.
+    pub fn drop_count(&self, reason: Drop) -> u64 {
+        self.drops[reason as usize]
+    }
+    /// Punts counted under `reason`.
+    pub fn punt_count(&self, reason: Punt) -> u64 {
+        self.punts[reason as usize]
+    }
+    /// All drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    /// All punts.
+    pub fn total_punts(&self) -> u64 {
+        self.punts.iter().sum()
+    }
+}
+
+impl AddAssign<&Counters> for Counters {
+    fn add_assign(&mut self, o: &Counters) {
+        for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+            *a += b;
+        }
+        for (a, b) in self.punts.iter_mut().zip(&o.punts) {
+            *a += b;
+        }
+        self.forwarded += o.forwarded;
+        self.arp_replies += o.arp_replies;
+        self.echo_replies += o.echo_replies;
+        self.ensure_ports(o.ports.len());
+        for (a, b) in self.ports.iter_mut().zip(&o.ports) {
+            a.rx_packets += b.rx_packets;
+            a.rx_bytes += b.rx_bytes;
+            a.tx_packets += b.tx_packets;
+            a.tx_bytes += b.tx_bytes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for d in Drop::ALL {
+            assert_eq!(Drop::from_name(d.name()), Some(*d));
+        }
+        for p in Punt::ALL {
+            assert_eq!(Punt::from_name(p.name()), Some(*p));
+        }
+        assert_eq!(Drop::COUNT, 20);
+    }
+
+    #[test]
+    fn sums() {
+        let mut a = Counters::new(1);
+        let mut b = Counters::new(2);
+        b.drops[Drop::NoRoute as usize] = 3;
+        b.ports[1].tx_packets = 5;
+        a += &b;
+        a += &b;
+        assert_eq!(a.drop_count(Drop::NoRoute), 6);
+        assert_eq!(a.ports[1].tx_packets, 10);
+        assert_eq!(a.total_drops(), 6);
+    }
+}

@@ -1,0 +1,730 @@
+//! Classify -> lookup -> rewrite: what happens to one frame, and to a batch of them.
+//!
+//! [`process`] takes a frame that arrived on a port and returns a [`Verdict`]. It never
+//! panics and never allocates: bad bytes are a counted [`Drop`], traffic for the kernel a
+//! counted [`Punt`]. Rewrites happen in place; labels and VLAN tags are pushed by moving the
+//! frame start into the buffer's headroom ([`Frame::resize_head`]).
+//!
+//! The forwarding semantics (RFC 3031/3032 label operations, RFC 3443 TTL modes, RFC 1812 IP
+//! forwarding) are described in `docs/forwarding.md`.
+
+mod counters;
+mod frame;
+mod trace;
+
+pub use counters::{Counters, Drop, PortCounters, Punt, Verdict};
+pub use frame::Frame;
+pub use trace::{NoTrace, Step, Tracer};
+
+use core::net::Ipv4Addr;
+
+use crate::tables::{
+    AdjacencyId, AttachmentId, Fec, FecId, IlmAction, LabelStack, PortId, PortKind, Snapshot,
+    TtlMode, VrfId,
+};
+use crate::wire::ethernet::{EtherType, MacAddr};
+use crate::wire::{arp, icmp, ipv4, ipv6, mpls, Error as WireError};
+
+/// Deepest label stack we walk looking for the bottom; deeper stacks are `bad-label-stack`.
+pub const MAX_LABEL_DEPTH: usize = 16;
+
+/// TTL of packets we originate (echo replies), as Linux uses by default.
+const ORIGINATED_TTL: u8 = 64;
+
+const ETH_LEN: usize = 14;
+const VLAN_LEN: usize = 4;
+const LABEL_LEN: usize = 4;
+const TPID_8021Q: u16 = 0x8100;
+
+/// Per-frame state that flows from one stage to the next.
+struct Ctx {
+    ingress: PortId,
+    attachment: AttachmentId,
+    /// The 3-bit class of service: IP precedence at IP ingress, the label TC at MPLS ingress.
+    /// It becomes the TC of imposed labels and the PCP of egress VLAN tags.
+    qos: u8,
+}
+
+/// How the IP TTL of a packet about to be forwarded is derived.
+#[derive(Clone, Copy)]
+enum Hop {
+    /// Forwarded IP: decrement its TTL.
+    Ip,
+    /// Disposition in uniform mode: the IP TTL becomes the popped label's TTL - 1.
+    Label(u8),
+    /// We built it: send as is.
+    Originated,
+}
+
+type Stage<T> = Result<T, Verdict>;
+
+#[inline]
+fn drop<T>(reason: Drop) -> Stage<T> {
+    Err(Verdict::Drop(reason))
+}
+
+#[inline]
+fn punt<T>(reason: Punt) -> Stage<T> {
+    Err(Verdict::Punt(reason))
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Runs one frame that arrived on `ingress` through the pipeline, rewriting it in place.
+///
+/// On [`Verdict::Forward`] the frame holds the bytes to transmit; on drop or punt its content
+/// is unspecified but the frame is unchanged in length for a punt of an untouched frame.
+#[inline]
+pub fn process<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Verdict {
+    let rx_len = frame.len() as u64;
+    if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
+        p.rx_packets += 1;
+        p.rx_bytes += rx_len;
+    }
+    trace.step(Step::Ingress {
+        port: ingress,
+        len: frame.len(),
+    });
+    let verdict = match classify(snap, ingress, frame, counters, trace) {
+        Ok(port) => Verdict::Forward(port),
+        Err(v) => v,
+    };
+    match verdict {
+        Verdict::Forward(port) => {
+            counters.forwarded += 1;
+            if let Some(p) = counters.ports.get_mut(usize::from(port.0)) {
+                p.tx_packets += 1;
+                p.tx_bytes += frame.len() as u64;
+            }
+        }
+        Verdict::Drop(r) => counters.drops[r as usize] += 1,
+        Verdict::Punt(r) => counters.punts[r as usize] += 1,
+    }
+    verdict
+}
+
+/// Runs a batch of frames that arrived on one port; `verdicts[i]` is the verdict of `frames[i]`.
+///
+/// The snapshot is loaded once by the caller for the whole batch.
+pub fn process_batch(
+    snap: &Snapshot,
+    ingress: PortId,
+    frames: &mut [Frame<'_>],
+    verdicts: &mut [Verdict],
+    counters: &mut Counters,
+) {
+    counters.ensure_ports(snap.ports().len());
+    for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+        *verdict = process(snap, ingress, frame, counters, &mut NoTrace);
+    }
+}
+
+/// Ethernet and 802.1Q: which attachment (and VRF) the frame belongs to, then dispatch.
+#[inline]
+fn classify<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let Some(port) = snap.ports().get(usize::from(ingress.0)) else {
+        return drop(Drop::UnknownPort);
+    };
+    let data = frame.data();
+    if data.len() < ETH_LEN {
+        return drop(Drop::Truncated);
+    }
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&data[..6]);
+    let dst = MacAddr(dst);
+    let mut ethertype = be16(data, 12).unwrap_or(0);
+    trace.step(Step::Ethernet {
+        dst,
+        src: MacAddr(data[6..12].try_into().unwrap_or([0; 6])),
+        ethertype,
+    });
+    let broadcast = dst.is_broadcast();
+    if !broadcast {
+        if dst.is_multicast() {
+            return punt(Punt::Multicast);
+        }
+        if dst != port.mac {
+            return drop(Drop::OtherMac);
+        }
+    }
+    let mut l3 = ETH_LEN;
+    let mut vid = 0u16;
+    let mut pcp = 0u8;
+    match EtherType::from(ethertype) {
+        EtherType::Vlan => {
+            let (Some(tci), Some(inner)) = (be16(data, 14), be16(data, 16)) else {
+                return drop(Drop::Truncated);
+            };
+            if matches!(EtherType::from(inner), EtherType::Vlan | EtherType::QinQ) {
+                return drop(Drop::StackedVlan);
+            }
+            vid = tci & 0x0fff;
+            pcp = (tci >> 13) as u8;
+            trace.step(Step::Vlan { vid, pcp });
+            if vid == 0x0fff {
+                return drop(Drop::UnknownVlan);
+            }
+            ethertype = inner;
+            l3 += VLAN_LEN;
+        }
+        EtherType::QinQ => return drop(Drop::StackedVlan),
+        _ => {}
+    }
+    // VID 0 is a priority tag: the frame belongs to the untagged attachment (802.1Q §9.6).
+    let Some(att_id) = port.attachment(vid) else {
+        return drop(if vid == 0 {
+            Drop::NoAttachment
+        } else {
+            Drop::UnknownVlan
+        });
+    };
+    let att = snap.attachment(att_id);
+    trace.step(Step::Attachment {
+        attachment: att_id,
+        vrf: att.vrf,
+    });
+    let mut ctx = Ctx {
+        ingress,
+        attachment: att_id,
+        qos: pcp,
+    };
+    match EtherType::from(ethertype) {
+        EtherType::Arp => arp_in(snap, frame, l3, &ctx, counters, trace),
+        _ if broadcast => punt(Punt::Broadcast),
+        EtherType::Ipv4 => {
+            let tos = frame.data().get(l3 + 1).copied().unwrap_or(0);
+            ctx.qos = tos >> 5;
+            route_ipv4(snap, frame, l3, att.vrf, Hop::Ip, &mut ctx, counters, trace)
+        }
+        EtherType::Ipv6 => {
+            let tc = be16(frame.data(), l3).unwrap_or(0) >> 4;
+            ctx.qos = (tc >> 5) as u8 & 7;
+            route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, trace)
+        }
+        EtherType::Mpls => {
+            if port.kind == PortKind::Edge {
+                return drop(Drop::MplsOnEdge);
+            }
+            mpls_in(snap, frame, l3, &mut ctx, counters, trace)
+        }
+        _ => punt(Punt::OtherProtocol),
+    }
+}
+
+/// ARP: answer requests for the attachment's address in place; punt replies for learning.
+fn arp_in<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    ctx: &Ctx,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let port_mac = snap.port(ctx.ingress).mac;
+    let ours = snap.attachment(ctx.attachment).address.map(|a| a.addr());
+    let data = frame.data_mut();
+    let Some(body) = data.get_mut(l3..) else {
+        return drop(Drop::Truncated);
+    };
+    let mut pkt = match arp::Packet::new_checked(body) {
+        Ok(p) => p,
+        Err(_) => return drop(Drop::BadArp),
+    };
+    let sender_ip = pkt.sender_protocol_addr();
+    let target_ip = pkt.target_protocol_addr();
+    match pkt.operation() {
+        arp::Operation::Request if Some(target_ip) == ours && sender_ip != target_ip => {
+            let requester = pkt.sender_hardware_addr();
+            pkt.set_operation(arp::Operation::Reply);
+            pkt.set_target_hardware_addr(requester);
+            pkt.set_target_protocol_addr(sender_ip);
+            pkt.set_sender_hardware_addr(port_mac);
+            pkt.set_sender_protocol_addr(target_ip);
+            data[..6].copy_from_slice(&requester.0);
+            data[6..12].copy_from_slice(&port_mac.0);
+            counters.arp_replies += 1;
+            trace.step(Step::ArpReply { to: sender_ip });
+            Ok(ctx.ingress)
+        }
+        // Gratuitous ARP (sender == target) and replies teach us neighbours: the kernel side sees them.
+        arp::Operation::Request if sender_ip == target_ip => punt(Punt::Arp),
+        arp::Operation::Request => drop(Drop::ArpNotForUs),
+        _ => punt(Punt::Arp),
+    }
+}
+
+/// Walks the label stack from `off` to its bottom; returns its depth.
+#[inline]
+fn stack_depth(data: &[u8], off: usize) -> Stage<usize> {
+    let mut at = off;
+    for depth in 1..=MAX_LABEL_DEPTH {
+        let Some(&b) = data.get(at + 2) else {
+            return drop(Drop::Truncated);
+        };
+        if b & 1 == 1 {
+            return Ok(depth);
+        }
+        at += LABEL_LEN;
+    }
+    drop(Drop::BadLabelStack)
+}
+
+/// MPLS: look the top label up and swap, pop, or pop into a VRF.
+fn mpls_in<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    ctx: &mut Ctx,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let depth = stack_depth(frame.data(), l3)?;
+    let uniform = snap.ttl_mode() == TtlMode::Uniform;
+    let mut off = l3;
+    for d in 0..depth {
+        let data = frame.data();
+        let Some(bytes) = data.get(off..off + LABEL_LEN) else {
+            return drop(Drop::Truncated);
+        };
+        let e = mpls::LabelEntry::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let (label, tc, bos, ttl) = (e.label.get(), e.tc.get(), e.bos, e.ttl);
+        trace.step(Step::Label {
+            depth: d,
+            label,
+            tc,
+            bos,
+            ttl,
+        });
+        ctx.qos = tc;
+        let next = off + LABEL_LEN;
+        match label {
+            0 | 2 => {
+                // Explicit null: pop and go on with what is below, in the global table
+                // (RFC 3032 §2.1; RFC 4182 allows it above other labels).
+                trace.step(Step::ExplicitNull { label });
+                if bos {
+                    if ttl <= 1 {
+                        return drop(Drop::TtlExpired);
+                    }
+                    let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
+                    return if label == 0 {
+                        route_ipv4(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
+                    } else {
+                        route_ipv6(snap, frame, next, VrfId::GLOBAL, hop, ctx, trace)
+                    };
+                }
+                // The pop and the lookup below are one hop: carry the TTL down unchanged.
+                if uniform {
+                    set_label_ttl(frame, next, ttl, trace);
+                }
+                off = next;
+            }
+            1 => return punt(Punt::RouterAlert),
+            3..=15 => return drop(Drop::ReservedLabel),
+            _ => {
+                let Some(entry) = snap.ilm().lookup(label) else {
+                    return drop(Drop::UnknownLabel);
+                };
+                trace.step(Step::Ilm(*entry));
+                return match entry.action {
+                    IlmAction::Swap { adj, out } => {
+                        if ttl <= 1 {
+                            return drop(Drop::TtlExpired);
+                        }
+                        trace.step(Step::LabelTtl {
+                            before: ttl,
+                            after: ttl - 1,
+                        });
+                        emit(snap, frame, ctx, adj, &out, next, Payload::Mpls, ttl - 1, bos, trace)
+                    }
+                    IlmAction::Pop { adj } => {
+                        if ttl <= 1 {
+                            return drop(Drop::TtlExpired);
+                        }
+                        php(snap, frame, ctx, adj, next, bos, ttl, uniform, trace)
+                    }
+                    IlmAction::PopLookup { vrf } => {
+                        if !bos {
+                            return drop(Drop::VpnLabelNotBottom);
+                        }
+                        if ttl <= 1 {
+                            return drop(Drop::TtlExpired);
+                        }
+                        let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
+                        match frame.data().get(next).map(|b| b >> 4) {
+                            Some(4) => route_ipv4(snap, frame, next, vrf, hop, ctx, counters, trace),
+                            Some(6) => route_ipv6(snap, frame, next, vrf, hop, ctx, trace),
+                            Some(_) => drop(Drop::BadIpv4Header),
+                            None => drop(Drop::Truncated),
+                        }
+                    }
+                };
+            }
+        }
+    }
+    // Every entry was an explicit null above the bottom: stack_depth saw a bottom, so the loop
+    // returned on it. Reaching here means the stack changed under us, which cannot happen.
+    drop(Drop::BadLabelStack)
+}
+
+/// Writes `ttl` into the label entry at `off` (uniform-mode propagation).
+fn set_label_ttl<T: Tracer>(frame: &mut Frame<'_>, off: usize, ttl: u8, trace: &mut T) {
+    if let Some(b) = frame.data_mut().get_mut(off + 3) {
+        trace.step(Step::LabelTtl {
+            before: *b,
+            after: ttl,
+        });
+        *b = ttl;
+    }
+}
+
+/// Penultimate-hop pop: remove the top label, fix the TTL below in uniform mode, forward.
+#[allow(clippy::too_many_arguments)]
+fn php<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    ctx: &Ctx,
+    adj: AdjacencyId,
+    next: usize,
+    bos: bool,
+    ttl: u8,
+    uniform: bool,
+    trace: &mut T,
+) -> Stage<PortId> {
+    if !bos {
+        if uniform {
+            set_label_ttl(frame, next, ttl - 1, trace);
+        }
+        return emit(snap, frame, ctx, adj, &LabelStack::EMPTY, next, Payload::Mpls, 0, false, trace);
+    }
+    let payload = match frame.data().get(next).map(|b| b >> 4) {
+        Some(4) => {
+            let total = {
+                let Some(body) = frame.data_mut().get_mut(next..) else {
+                    return drop(Drop::Truncated);
+                };
+                let mut ip = ipv4_checked(body)?;
+                if uniform {
+                    trace.step(Step::IpTtl {
+                        before: ip.ttl(),
+                        after: ttl - 1,
+                    });
+                    ip.set_ttl_and_update_checksum(ttl - 1);
+                }
+                usize::from(ip.total_len())
+            };
+            frame.truncate(next + total);
+            Payload::Ipv4
+        }
+        Some(6) => {
+            let total = {
+                let Some(body) = frame.data_mut().get_mut(next..) else {
+                    return drop(Drop::Truncated);
+                };
+                let mut ip = ipv6_checked(body)?;
+                if uniform {
+                    trace.step(Step::IpTtl {
+                        before: ip.hop_limit(),
+                        after: ttl - 1,
+                    });
+                    ip.set_hop_limit(ttl - 1);
+                }
+                ipv6::Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len())
+            };
+            frame.truncate(next + total);
+            Payload::Ipv6
+        }
+        Some(_) => return drop(Drop::BadIpv4Header),
+        None => return drop(Drop::Truncated),
+    };
+    emit(snap, frame, ctx, adj, &LabelStack::EMPTY, next, payload, 0, false, trace)
+}
+
+fn ipv4_checked(body: &mut [u8]) -> Stage<ipv4::Packet<&mut [u8]>> {
+    match ipv4::Packet::new_checked(body) {
+        Ok(ip) if ip.verify_checksum() => Ok(ip),
+        Ok(_) | Err(WireError::Malformed) => drop(Drop::BadIpv4Header),
+        Err(WireError::Truncated) => drop(Drop::Truncated),
+    }
+}
+
+fn ipv6_checked(body: &mut [u8]) -> Stage<ipv6::Packet<&mut [u8]>> {
+    match ipv6::Packet::new_checked(body) {
+        Ok(ip) => Ok(ip),
+        Err(WireError::Malformed) => drop(Drop::BadIpv6Header),
+        Err(WireError::Truncated) => drop(Drop::Truncated),
+    }
+}
+
+/// The new IP TTL for a forwarded packet, or `ttl-expired`.
+#[inline]
+fn forwarded_ttl(current: u8, hop: Hop) -> Stage<u8> {
+    let from = match hop {
+        Hop::Originated => return Ok(current),
+        Hop::Ip => current,
+        Hop::Label(label_ttl) => label_ttl,
+    };
+    if from <= 1 {
+        return drop(Drop::TtlExpired);
+    }
+    Ok(from - 1)
+}
+
+/// IPv4 in a VRF: lookup, local delivery, TTL, then out by the FEC.
+#[allow(clippy::too_many_arguments)]
+fn route_ipv4<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    vrf: VrfId,
+    hop: Hop,
+    ctx: &mut Ctx,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let (dst, total) = {
+        let Some(body) = frame.data_mut().get_mut(l3..) else {
+            return drop(Drop::Truncated);
+        };
+        let ip = ipv4_checked(body)?;
+        (ip.dst_addr(), usize::from(ip.total_len()))
+    };
+    frame.truncate(l3 + total);
+    if dst.is_multicast() {
+        return punt(Punt::Multicast);
+    }
+    if dst.is_broadcast() {
+        return punt(Punt::Broadcast);
+    }
+    let fec_id = snap.vrf(vrf).v4.lookup(u32::from(dst)).map(FecId);
+    trace.step(Step::Lookup4 {
+        vrf,
+        dst,
+        fec: fec_id,
+    });
+    let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
+        return drop(Drop::NoRoute);
+    };
+    match *fec {
+        Fec::Local => {
+            if matches!(hop, Hop::Originated) {
+                // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
+                return punt(Punt::ForUs);
+            }
+            echo_reply(frame, l3, counters, trace)?;
+            ctx.qos = 0;
+            route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)
+        }
+        Fec::Glean { .. } => drop(Drop::NoNeighbor),
+        Fec::Forward { adj, push } => {
+            let ttl = {
+                let data = frame.data_mut();
+                let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
+                let before = ip.ttl();
+                let ttl = forwarded_ttl(before, hop)?;
+                if ttl != before {
+                    trace.step(Step::IpTtl { before, after: ttl });
+                    ip.set_ttl_and_update_checksum(ttl);
+                }
+                ttl
+            };
+            let label_ttl = label_ttl_for(snap, ttl);
+            emit(snap, frame, ctx, adj, &push, l3, Payload::Ipv4, label_ttl, true, trace)
+        }
+    }
+}
+
+/// TTL of imposed labels: the IP TTL in uniform mode, 255 in pipe mode (RFC 3443 §3).
+#[inline]
+fn label_ttl_for(snap: &Snapshot, ip_ttl: u8) -> u8 {
+    match snap.ttl_mode() {
+        TtlMode::Uniform => ip_ttl,
+        TtlMode::Pipe => 255,
+    }
+}
+
+/// Turns an ICMP echo request to us into the reply, in place; anything else is punted.
+fn echo_reply<T: Tracer>(
+    frame: &mut Frame<'_>,
+    l3: usize,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<()> {
+    let data = frame.data_mut();
+    let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
+    let is_fragment = ip.more_frags() || ip.frag_offset() != 0;
+    if ip.next_header() != ipv4::protocol::ICMP || is_fragment {
+        return punt(Punt::ForUs);
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    {
+        let Ok(mut icmp) = icmp::Packet::new_checked(ip.payload_mut()) else {
+            return punt(Punt::ForUs);
+        };
+        if icmp.msg_type() != icmp::ECHO_REQUEST || icmp.code() != 0 || !icmp.verify_checksum() {
+            return punt(Punt::ForUs);
+        }
+        icmp.set_msg_type(icmp::ECHO_REPLY);
+        icmp.fill_checksum();
+    }
+    ip.set_src_addr(dst);
+    ip.set_dst_addr(src);
+    ip.set_ttl(ORIGINATED_TTL);
+    ip.fill_checksum();
+    counters.echo_replies += 1;
+    trace.step(Step::EchoReply { to: src });
+    Ok(())
+}
+
+/// IPv6 in a VRF: lookup, hop limit, then out by the FEC. We own no IPv6 addresses yet.
+fn route_ipv6<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    vrf: VrfId,
+    hop: Hop,
+    ctx: &Ctx,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let (dst, total) = {
+        let Some(body) = frame.data_mut().get_mut(l3..) else {
+            return drop(Drop::Truncated);
+        };
+        let ip = ipv6_checked(body)?;
+        (ip.dst_addr(), ipv6::Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()))
+    };
+    frame.truncate(l3 + total);
+    if dst.is_multicast() {
+        return punt(Punt::Multicast);
+    }
+    if dst.is_unicast_link_local() {
+        return punt(Punt::ForUs);
+    }
+    let fec_id = snap.vrf(vrf).v6.lookup(u128::from(dst)).map(FecId);
+    trace.step(Step::Lookup6 {
+        vrf,
+        dst,
+        fec: fec_id,
+    });
+    let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
+        return drop(Drop::NoRoute);
+    };
+    match *fec {
+        Fec::Local => punt(Punt::ForUs),
+        Fec::Glean { .. } => drop(Drop::NoNeighbor),
+        Fec::Forward { adj, push } => {
+            let hl = {
+                let data = frame.data_mut();
+                let mut ip = ipv6::Packet::new_unchecked(&mut data[l3..]);
+                let before = ip.hop_limit();
+                let hl = forwarded_ttl(before, hop)?;
+                if hl != before {
+                    trace.step(Step::IpTtl { before, after: hl });
+                    ip.set_hop_limit(hl);
+                }
+                hl
+            };
+            let label_ttl = label_ttl_for(snap, hl);
+            emit(snap, frame, ctx, adj, &push, l3, Payload::Ipv6, label_ttl, true, trace)
+        }
+    }
+}
+
+/// What sits below the headers `emit` writes.
+#[derive(Clone, Copy)]
+enum Payload {
+    Ipv4,
+    Ipv6,
+    /// More labels (the rest of the incoming stack).
+    Mpls,
+}
+
+/// Rewrites everything before `payload_off` into the adjacency's L2 header plus `push`.
+///
+/// The pushed labels get `tc` = ctx.qos and `ttl`; the innermost gets S = `bos`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn emit<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    ctx: &Ctx,
+    adj_id: AdjacencyId,
+    push: &LabelStack,
+    payload_off: usize,
+    payload: Payload,
+    ttl: u8,
+    bos: bool,
+    trace: &mut T,
+) -> Stage<PortId> {
+    let adj = snap.adjacency(adj_id);
+    if adj.mac.is_none() {
+        return drop(Drop::NoNeighbor);
+    }
+    let words = push.words();
+    let labels_len = words.len() * LABEL_LEN;
+    let l3_len = frame.len().saturating_sub(payload_off) + labels_len;
+    if l3_len > usize::from(adj.mtu) {
+        return drop(Drop::MtuExceeded);
+    }
+    let l2_len = ETH_LEN + if adj.vlan.is_some() { VLAN_LEN } else { 0 };
+    if !frame.resize_head(payload_off, l2_len + labels_len) {
+        return drop(Drop::NoHeadroom);
+    }
+    let ethertype = match payload {
+        _ if !words.is_empty() => EtherType::Mpls,
+        Payload::Ipv4 => EtherType::Ipv4,
+        Payload::Ipv6 => EtherType::Ipv6,
+        Payload::Mpls => EtherType::Mpls,
+    };
+    let qos = ctx.qos & 7;
+    let head = &mut frame.data_mut()[..l2_len + labels_len];
+    head[..12].copy_from_slice(&adj.macs);
+    let mut at = 12;
+    if let Some(vlan) = adj.vlan {
+        head[12..14].copy_from_slice(&TPID_8021Q.to_be_bytes());
+        let tci = u16::from(qos) << 13 | vlan.get();
+        head[14..16].copy_from_slice(&tci.to_be_bytes());
+        at = 16;
+    }
+    head[at..at + 2].copy_from_slice(&u16::from(ethertype).to_be_bytes());
+    at += 2;
+    let last = words.len().wrapping_sub(1);
+    for (i, w) in words.iter().enumerate() {
+        let s = u32::from(bos && i == last) << 8;
+        let word = w | u32::from(qos) << 9 | s | u32::from(ttl);
+        head[at..at + LABEL_LEN].copy_from_slice(&word.to_be_bytes());
+        at += LABEL_LEN;
+    }
+    if !words.is_empty() {
+        trace.step(Step::Impose {
+            labels: *push,
+            tc: qos,
+            ttl,
+        });
+    }
+    trace.step(Step::Egress {
+        adj: adj_id,
+        port: adj.port,
+    });
+    Ok(adj.port)
+}
+
+/// The IPv4 address an ARP or echo reply would use on an attachment (for tests and tools).
+pub fn attachment_address(snap: &Snapshot, att: AttachmentId) -> Option<Ipv4Addr> {
+    snap.attachment(att).address.map(|a| a.addr())
+}
