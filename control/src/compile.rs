@@ -1,0 +1,714 @@
+//! Validates a [`Config`] and compiles it into a dataplane [`Snapshot`].
+//!
+//! All checks run before anything is built and every problem is reported, each naming the
+//! object at fault (the VRF, the label entry, the VLAN), so one `xpe check` shows the whole
+//! list. Nothing is published unless the whole config is valid: a config is applied whole or
+//! not at all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
+    IlmEntry, IlmOrigin, IpPrefix, Ipv4Lpm, Ipv4Prefix, Ipv6Lpm, LabelStack, Port, PortId,
+    PortKind, RouteInfo, RouteOrigin, Snapshot, SnapshotParts, Vrf as TVrf, VrfId, MAX_PUSH,
+};
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::wire::mpls::Label;
+use xpe_dataplane::wire::vlan::VlanId;
+
+use crate::config::{Config, InterfaceKind, LabelAction, Route};
+
+/// Smallest and largest interface MTU accepted (RFC 791 minimum; common jumbo maximum).
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=9216;
+/// Labels a config may assign: 0..15 are reserved (RFC 3032 §2.1).
+pub const LABEL_RANGE: std::ops::RangeInclusive<i64> = 16..=1_048_575;
+
+/// One thing wrong with a config, naming the object at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The object: `interface "dx0"`, `vrf "vpc-a" route 198.19.20.0/24`, `label entry 2`.
+    pub object: String,
+    /// What is wrong, and where useful what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+/// All the problems of a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where interface MACs come from when the config omits them.
+pub trait MacSource {
+    /// The MAC of a Linux interface, if known.
+    fn mac_of(&self, ifname: &str) -> Option<MacAddr>;
+}
+
+/// Offline: only the config's own `mac` fields count.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offline;
+
+impl MacSource for Offline {
+    fn mac_of(&self, _: &str) -> Option<MacAddr> {
+        None
+    }
+}
+
+/// A compiled config: the snapshot and what `check` reports about it.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The tables.
+    pub snapshot: Snapshot,
+    /// Things that are valid but probably not what was meant.
+    pub warnings: Vec<String>,
+}
+
+/// Validates `config` and compiles its tables.
+pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, ConfigErrors> {
+    let mut c = Compiler::default();
+    c.run(config, macs);
+    if !c.errors.is_empty() {
+        return Err(ConfigErrors(c.errors));
+    }
+    let warnings = std::mem::take(&mut c.warnings);
+    match c.finish(config) {
+        Ok(snapshot) => Ok(Compiled { snapshot, warnings }),
+        Err(e) => Err(ConfigErrors(vec![e])),
+    }
+}
+
+#[derive(Default)]
+struct Compiler {
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+    ports: Vec<Port>,
+    /// Attachments, with the VRF index (0 = global) and interface kind.
+    attachments: Vec<TAttachment>,
+    /// VRF names, index = VrfId (0 = global).
+    vrf_names: Vec<String>,
+    table_labels: Vec<Option<Label>>,
+    /// (attachment, next hop) -> adjacency.
+    adj_index: HashMap<(u16, Ipv4Addr), AdjacencyId>,
+    adjacencies: Vec<Adjacency>,
+    /// Static neighbours by (attachment, ip).
+    neighbors: BTreeMap<(u16, Ipv4Addr), MacAddr>,
+    fec_index: HashMap<Fec, FecId>,
+    fecs: Vec<Fec>,
+    /// Routes per VRF: prefix -> (origin, fec).
+    routes: Vec<BTreeMap<IpPrefix, (RouteOrigin, FecId)>>,
+    ilm: Vec<IlmEntry>,
+    /// In-label -> who uses it, for duplicate reports.
+    label_users: BTreeMap<i64, String>,
+}
+
+fn err(object: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        object: object.into(),
+        message: message.into(),
+    }
+}
+
+/// A Linux interface name: 1..15 bytes, no '/', ':' or white space (IFNAMSIZ is 16 with NUL).
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, String> {
+    match v {
+        None => Ok(None),
+        Some(n) => u16::try_from(n)
+            .ok()
+            .and_then(VlanId::new)
+            .map(Some)
+            .ok_or_else(|| format!("VLAN {n} is outside 1..4094 (0 and 4095 are reserved by 802.1Q)")),
+    }
+}
+
+fn vlan_text(v: Option<VlanId>) -> String {
+    v.map_or("untagged".to_string(), |v| format!("VLAN {v}"))
+}
+
+fn label_of(n: i64, what: &str) -> Result<Label, String> {
+    if !LABEL_RANGE.contains(&n) {
+        return Err(format!(
+            "{what} {n} is outside 16..1048575 (0..15 are reserved labels)"
+        ));
+    }
+    Label::new(n as u32).ok_or_else(|| format!("{what} {n} is not a 20-bit label"))
+}
+
+impl Compiler {
+    fn run(&mut self, config: &Config, macs: &dyn MacSource) {
+        if config.router.name.trim().is_empty() {
+            self.errors.push(err("router", "name must not be empty"));
+        }
+        self.interfaces(config, macs);
+        self.vrfs(config);
+        self.neighbors(config);
+        self.connected();
+        self.table_labels(config);
+        for (i, r) in config.routes.iter().enumerate() {
+            self.route(VrfId::GLOBAL, r, &format!("global route {}", i + 1));
+        }
+        for (j, v) in config.vrfs.iter().enumerate() {
+            for r in &v.routes {
+                self.route(VrfId(j as u16 + 1), r, &format!("vrf \"{}\" route {}", v.name, r.prefix));
+            }
+        }
+        self.label_entries(config);
+    }
+
+    fn interfaces(&mut self, config: &Config, macs: &dyn MacSource) {
+        let mut seen = BTreeMap::new();
+        self.vrf_names.push("global".into());
+        self.table_labels.push(None);
+        self.routes.push(BTreeMap::new());
+        for (i, ifc) in config.interfaces.iter().enumerate() {
+            let obj = format!("interface \"{}\"", ifc.name);
+            if !valid_ifname(&ifc.name) {
+                self.errors.push(err(
+                    &obj,
+                    "not a valid Linux interface name (1 to 15 characters, no '/', ':' or spaces)",
+                ));
+            }
+            if let Some(first) = seen.insert(ifc.name.clone(), i) {
+                self.errors.push(err(
+                    &obj,
+                    format!("defined twice (interface entries {} and {})", first + 1, i + 1),
+                ));
+            }
+            let mac = match &ifc.mac {
+                Some(text) => match text.parse::<MacAddr>() {
+                    Ok(m) if m.is_unicast() && m != MacAddr([0; 6]) => Some(m),
+                    Ok(_) => {
+                        self.errors.push(err(&obj, format!("mac {text} is not a unicast address")));
+                        None
+                    }
+                    Err(_) => {
+                        self.errors.push(err(
+                            &obj,
+                            format!("mac \"{text}\" is not a MAC address like 02:00:00:00:01:01"),
+                        ));
+                        None
+                    }
+                },
+                None => {
+                    let m = macs.mac_of(&ifc.name);
+                    if m.is_none() {
+                        self.errors.push(err(
+                            &obj,
+                            "no mac given, and offline commands cannot read it from the interface: add `mac = \"..\"`",
+                        ));
+                    }
+                    m
+                }
+            };
+            if !MTU_RANGE.contains(&ifc.mtu) {
+                self.errors.push(err(
+                    &obj,
+                    format!("mtu {} is outside {}..{}", ifc.mtu, MTU_RANGE.start(), MTU_RANGE.end()),
+                ));
+            }
+            let address = match (&ifc.address, ifc.kind) {
+                (None, _) => None,
+                (Some(_), InterfaceKind::Edge) => {
+                    self.errors.push(err(
+                        &obj,
+                        "an edge interface takes no address: give it to the VRF attachment instead",
+                    ));
+                    None
+                }
+                (Some(text), InterfaceKind::Core) => self.subnet(&obj, text),
+            };
+            let kind = match ifc.kind {
+                InterfaceKind::Core => PortKind::Core,
+                InterfaceKind::Edge => PortKind::Edge,
+            };
+            let port = PortId(self.ports.len() as u16);
+            self.ports.push(Port::new(
+                ifc.name.clone(),
+                kind,
+                mac.unwrap_or(MacAddr([0; 6])),
+                ifc.mtu.min(u32::from(u16::MAX)) as u16,
+            ));
+            if kind == PortKind::Core {
+                self.attachments.push(TAttachment {
+                    port,
+                    vlan: None,
+                    vrf: VrfId::GLOBAL,
+                    address,
+                });
+            }
+        }
+        if self.ports.len() > 256 {
+            self.errors.push(err("config", "more than 256 interfaces"));
+        }
+    }
+
+    /// Parses an interface address: host bits required (it is ours), not the subnet's
+    /// network or broadcast address.
+    fn subnet(&mut self, obj: &str, text: &str) -> Option<Ipv4Prefix> {
+        let p = match text.parse::<Ipv4Prefix>() {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors.push(err(obj, format!("address {e}")));
+                return None;
+            }
+        };
+        if p.len() == 32 {
+            self.errors.push(err(
+                obj,
+                format!("address {p} has no subnet: neighbours need a prefix of /31 or shorter"),
+            ));
+            return None;
+        }
+        if p.len() < 31 && (p.addr() == p.network() || p.addr() == p.broadcast()) {
+            self.errors.push(err(
+                obj,
+                format!("address {p} is the subnet's network or broadcast address"),
+            ));
+            return None;
+        }
+        Some(p)
+    }
+
+    fn port_named(&self, config: &Config, name: &str) -> Option<(PortId, InterfaceKind)> {
+        config
+            .interfaces
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| (PortId(i as u16), config.interfaces[i].kind))
+    }
+
+    fn vrfs(&mut self, config: &Config) {
+        let mut names = BTreeMap::new();
+        let mut slots: BTreeMap<(u16, u16), String> = BTreeMap::new();
+        for (j, v) in config.vrfs.iter().enumerate() {
+            let vrf = VrfId(j as u16 + 1);
+            let obj = format!("vrf \"{}\"", v.name);
+            if v.name.is_empty() || v.name == "global" {
+                self.errors.push(err(&obj, "name must be non-empty and not \"global\" (the core table)"));
+            }
+            if names.insert(v.name.clone(), j).is_some() {
+                self.errors.push(err(&obj, "defined twice"));
+            }
+            self.vrf_names.push(v.name.clone());
+            self.table_labels.push(None);
+            self.routes.push(BTreeMap::new());
+            let mut subnets: Vec<Ipv4Prefix> = Vec::new();
+            for a in &v.attachments {
+                let vlan = match vlan_of(a.vlan) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        self.errors.push(err(format!("{obj} attachment on {}", a.interface), m));
+                        continue;
+                    }
+                };
+                let aobj = format!("{obj} attachment {} {}", a.interface, vlan_text(vlan));
+                let Some((port, kind)) = self.port_named(config, &a.interface) else {
+                    self.errors.push(err(&aobj, format!("unknown interface \"{}\"", a.interface)));
+                    continue;
+                };
+                if kind == InterfaceKind::Core {
+                    self.errors.push(err(
+                        &aobj,
+                        format!("{} is a core interface (global table); attach VRFs to edge interfaces", a.interface),
+                    ));
+                    continue;
+                }
+                let slot = (port.0, vlan.map_or(0, |v| v.get()));
+                if let Some(other) = slots.insert(slot, v.name.clone()) {
+                    self.errors.push(err(
+                        format!("interface \"{}\"", a.interface),
+                        format!(
+                            "{} attached twice (vrf \"{other}\" and vrf \"{}\")",
+                            vlan_text(vlan),
+                            v.name
+                        ),
+                    ));
+                    continue;
+                }
+                let address = a.address.as_ref().and_then(|t| self.subnet(&aobj, t));
+                if let Some(p) = address {
+                    if let Some(o) = subnets.iter().find(|o| o.overlaps(&p)) {
+                        self.errors.push(err(
+                            &aobj,
+                            format!("subnet {p} overlaps {o} of another attachment of the same VRF"),
+                        ));
+                    }
+                    subnets.push(p);
+                }
+                self.attachments.push(TAttachment {
+                    port,
+                    vlan,
+                    vrf,
+                    address,
+                });
+            }
+        }
+    }
+
+    /// The attachment of (interface, vlan), if configured.
+    fn attachment_at(&self, port: PortId, vlan: Option<VlanId>) -> Option<u16> {
+        self.attachments
+            .iter()
+            .position(|a| a.port == port && a.vlan == vlan)
+            .map(|i| i as u16)
+    }
+
+    fn neighbors(&mut self, config: &Config) {
+        for n in &config.neighbors {
+            let obj = format!("neighbor {} on {}", n.ip, n.interface);
+            let vlan = match vlan_of(n.vlan) {
+                Ok(v) => v,
+                Err(m) => {
+                    self.errors.push(err(&obj, m));
+                    continue;
+                }
+            };
+            let Some((port, kind)) = self.port_named(config, &n.interface) else {
+                self.errors.push(err(&obj, format!("unknown interface \"{}\"", n.interface)));
+                continue;
+            };
+            if kind == InterfaceKind::Core && vlan.is_some() {
+                self.errors.push(err(&obj, "core interfaces are untagged: remove `vlan`"));
+                continue;
+            }
+            let Some(att) = self.attachment_at(port, vlan) else {
+                self.errors.push(err(
+                    &obj,
+                    format!("no VRF is attached to {} on {}", vlan_text(vlan), n.interface),
+                ));
+                continue;
+            };
+            let ip = match n.ip.parse::<Ipv4Addr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    self.errors.push(err(&obj, format!("ip \"{}\" is not an IPv4 address", n.ip)));
+                    continue;
+                }
+            };
+            let mac = match n.mac.parse::<MacAddr>() {
+                Ok(m) if m.is_unicast() => m,
+                _ => {
+                    self.errors.push(err(&obj, format!("mac \"{}\" is not a unicast MAC address", n.mac)));
+                    continue;
+                }
+            };
+            match self.attachments[usize::from(att)].address {
+                Some(p) if p.addr() == ip => {
+                    self.errors.push(err(&obj, format!("{ip} is our own address on this subnet")));
+                    continue;
+                }
+                Some(p) if p.contains(ip) => {}
+                Some(p) => {
+                    self.errors.push(err(&obj, format!("{ip} is not in the connected subnet {}", p.trunc())));
+                    continue;
+                }
+                None => {
+                    self.errors.push(err(&obj, "the attachment has no address, so no connected subnet"));
+                    continue;
+                }
+            }
+            if self.neighbors.insert((att, ip), mac).is_some() {
+                self.errors.push(err(&obj, "defined twice"));
+            }
+        }
+    }
+
+    fn fec(&mut self, fec: Fec) -> FecId {
+        if let Some(id) = self.fec_index.get(&fec) {
+            return *id;
+        }
+        let id = FecId(self.fecs.len() as u32);
+        self.fecs.push(fec);
+        self.fec_index.insert(fec, id);
+        id
+    }
+
+    fn adjacency(&mut self, att: u16, next_hop: Ipv4Addr) -> AdjacencyId {
+        if let Some(id) = self.adj_index.get(&(att, next_hop)) {
+            return *id;
+        }
+        let id = AdjacencyId(self.adjacencies.len() as u32);
+        self.adjacencies.push(Adjacency::new(
+            AttachmentId(att),
+            next_hop,
+            self.neighbors.get(&(att, next_hop)).copied(),
+        ));
+        self.adj_index.insert((att, next_hop), id);
+        id
+    }
+
+    /// Connected subnets, our own addresses and static neighbours' host routes.
+    fn connected(&mut self) {
+        for i in 0..self.attachments.len() {
+            let a = self.attachments[i].clone();
+            let Some(p) = a.address else { continue };
+            let vrf = usize::from(a.vrf.0);
+            let glean = self.fec(Fec::Glean {
+                attachment: AttachmentId(i as u16),
+            });
+            self.routes[vrf].insert(IpPrefix::V4(p.trunc()), (RouteOrigin::Connected, glean));
+            let local = self.fec(Fec::Local);
+            let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
+            self.routes[vrf].insert(IpPrefix::V4(host), (RouteOrigin::Local, local));
+            let hosts: Vec<Ipv4Addr> = self
+                .neighbors
+                .range((i as u16, Ipv4Addr::UNSPECIFIED)..=(i as u16, Ipv4Addr::BROADCAST))
+                .map(|((_, ip), _)| *ip)
+                .collect();
+            for ip in hosts {
+                let adj = self.adjacency(i as u16, ip);
+                let fec = self.fec(Fec::Forward {
+                    adj,
+                    push: LabelStack::EMPTY,
+                });
+                let host = Ipv4Prefix::new(ip, 32).expect("32 is a valid length");
+                self.routes[vrf].insert(IpPrefix::V4(host), (RouteOrigin::Neighbor, fec));
+            }
+        }
+    }
+
+    fn claim_label(&mut self, n: i64, user: String) {
+        if let Some(first) = self.label_users.get(&n) {
+            self.errors.push(err(
+                format!("label {n}"),
+                format!("duplicate in-label {n} used by {first} and {user}"),
+            ));
+        } else {
+            self.label_users.insert(n, user);
+        }
+    }
+
+    fn table_labels(&mut self, config: &Config) {
+        for (j, v) in config.vrfs.iter().enumerate() {
+            let Some(n) = v.table_label else { continue };
+            match label_of(n, "table_label") {
+                Ok(l) => {
+                    self.table_labels[j + 1] = Some(l);
+                    self.claim_label(n, format!("vrf \"{}\"", v.name));
+                    self.ilm.push(IlmEntry {
+                        label: l,
+                        action: IlmAction::PopLookup {
+                            vrf: VrfId(j as u16 + 1),
+                        },
+                        origin: IlmOrigin::TableLabel,
+                    });
+                }
+                Err(m) => self.errors.push(err(format!("vrf \"{}\"", v.name), m)),
+            }
+        }
+    }
+
+    /// Resolves `via` to an adjacency: in the table's own connected subnets for unlabelled
+    /// routes, on core interfaces for labelled ones (the labels carry the VRF across the core).
+    fn resolve(&mut self, obj: &str, vrf: VrfId, via: &str, core: bool) -> Option<AdjacencyId> {
+        let ip = match via.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => ip,
+            Ok(IpAddr::V6(_)) => {
+                self.errors.push(err(obj, format!("via {via}: next hops are IPv4 addresses")));
+                return None;
+            }
+            Err(_) => {
+                self.errors.push(err(obj, format!("via \"{via}\" is not an IPv4 address")));
+                return None;
+            }
+        };
+        let table = if core { VrfId::GLOBAL } else { vrf };
+        let found = self.attachments.iter().position(|a| {
+            a.vrf == table && a.address.is_some_and(|p| p.contains(ip))
+        });
+        let Some(att) = found else {
+            let place = if core {
+                "any core interface's subnet (labelled routes leave by the core)".to_string()
+            } else if vrf == VrfId::GLOBAL {
+                "any core interface's subnet".to_string()
+            } else {
+                format!(
+                    "any connected subnet of vrf \"{}\" (give it labels to reach it across the core)",
+                    self.vrf_names[usize::from(vrf.0)]
+                )
+            };
+            self.errors.push(err(obj, format!("via {ip} is not in {place}")));
+            return None;
+        };
+        if self.attachments[att].address.is_some_and(|p| p.addr() == ip) {
+            self.errors.push(err(obj, format!("via {ip} is our own address")));
+            return None;
+        }
+        if !self.neighbors.contains_key(&(att as u16, ip)) {
+            self.warnings.push(format!(
+                "{obj}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
+            ));
+        }
+        Some(self.adjacency(att as u16, ip))
+    }
+
+    fn labels(&mut self, obj: &str, labels: &[i64], explicit_null_ok: bool) -> Option<LabelStack> {
+        if labels.len() > MAX_PUSH {
+            self.errors.push(err(obj, format!("{} labels: at most {MAX_PUSH} may be pushed", labels.len())));
+            return None;
+        }
+        let mut out = Vec::with_capacity(labels.len());
+        for &n in labels {
+            if explicit_null_ok && (n == 0 || n == 2) {
+                out.push(Label::new(n as u32)?);
+                continue;
+            }
+            match label_of(n, "label") {
+                Ok(l) => out.push(l),
+                Err(m) => {
+                    self.errors.push(err(obj, m));
+                    return None;
+                }
+            }
+        }
+        LabelStack::new(&out)
+    }
+
+    fn route(&mut self, vrf: VrfId, r: &Route, obj: &str) {
+        let prefix = match r.prefix.parse::<IpPrefix>() {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors.push(err(obj, format!("prefix {e}")));
+                return;
+            }
+        };
+        if prefix.has_host_bits() {
+            self.errors.push(err(
+                obj,
+                format!("prefix {prefix} has host bits set; did you mean {}?", prefix.trunc()),
+            ));
+            return;
+        }
+        let Some(push) = self.labels(obj, &r.labels, false) else {
+            return;
+        };
+        let Some(adj) = self.resolve(obj, vrf, &r.via, !push.is_empty()) else {
+            return;
+        };
+        let fec = self.fec(Fec::Forward { adj, push });
+        let table = &mut self.routes[usize::from(vrf.0)];
+        if let Some((origin, _)) = table.get(&prefix) {
+            let what = match origin {
+                RouteOrigin::Static => "another route",
+                RouteOrigin::Connected => "a connected subnet",
+                RouteOrigin::Local => "one of our addresses",
+                RouteOrigin::Neighbor => "a static neighbour",
+            };
+            self.errors.push(err(obj, format!("prefix {prefix} is already {what} in this table")));
+            return;
+        }
+        table.insert(prefix, (RouteOrigin::Static, fec));
+    }
+
+    fn label_entries(&mut self, config: &Config) {
+        for (i, e) in config.labels.iter().enumerate() {
+            let obj = format!("label entry {} (in {})", i + 1, e.in_label);
+            let label = match label_of(e.in_label, "in-label") {
+                Ok(l) => l,
+                Err(m) => {
+                    self.errors.push(err(&obj, m));
+                    continue;
+                }
+            };
+            self.claim_label(e.in_label, format!("label entry {}", i + 1));
+            let action = match (e.action, &e.out) {
+                (LabelAction::Swap, None) => {
+                    self.errors.push(err(&obj, "swap needs `out` (one or more labels)"));
+                    continue;
+                }
+                (LabelAction::Swap, Some(out)) if out.is_empty() => {
+                    self.errors.push(err(&obj, "swap needs at least one `out` label; use action = \"pop\" to pop"));
+                    continue;
+                }
+                (LabelAction::Pop, Some(_)) => {
+                    self.errors.push(err(&obj, "pop takes no `out` labels"));
+                    continue;
+                }
+                (LabelAction::Swap, Some(out)) => {
+                    let Some(stack) = self.labels(&obj, out, true) else { continue };
+                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else { continue };
+                    IlmAction::Swap { adj, out: stack }
+                }
+                (LabelAction::Pop, None) => {
+                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else { continue };
+                    IlmAction::Pop { adj }
+                }
+            };
+            self.ilm.push(IlmEntry {
+                label,
+                action,
+                origin: IlmOrigin::LabelEntry(i + 1),
+            });
+        }
+    }
+
+    fn finish(self, config: &Config) -> Result<Snapshot, ConfigError> {
+        let mut vrfs = Vec::with_capacity(self.vrf_names.len());
+        for (j, name) in self.vrf_names.iter().enumerate() {
+            let table = &self.routes[j];
+            let mut v4 = Vec::new();
+            let mut v6 = Vec::new();
+            for (p, (_, fec)) in table {
+                match p {
+                    IpPrefix::V4(p) => v4.push((p.network(), p.len(), fec.0)),
+                    IpPrefix::V6(p) => v6.push((p.network(), p.len(), fec.0)),
+                }
+            }
+            let obj = format!("vrf \"{name}\"");
+            let v4 = Ipv4Lpm::from_routes(v4).map_err(|e| err(&obj, format!("IPv4 table: {e}")))?;
+            let v6 = Ipv6Lpm::from_routes(v6).map_err(|e| err(&obj, format!("IPv6 table: {e}")))?;
+            vrfs.push(TVrf {
+                name: name.clone(),
+                table_label: self.table_labels[j],
+                v4,
+                v6,
+                routes: table
+                    .iter()
+                    .map(|(p, (origin, fec))| RouteInfo {
+                        prefix: *p,
+                        origin: *origin,
+                        fec: *fec,
+                    })
+                    .collect(),
+            });
+        }
+        Snapshot::new(SnapshotParts {
+            name: config.router.name.clone(),
+            ttl_mode: config.router.ttl_mode.into(),
+            ports: self.ports,
+            attachments: self.attachments,
+            adjacencies: self.adjacencies,
+            fecs: self.fecs,
+            vrfs,
+            ilm: self.ilm,
+        })
+        .map_err(|e| err("tables", e.to_string()))
+    }
+}

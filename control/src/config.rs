@@ -1,0 +1,241 @@
+//! The configuration model: what a network engineer writes in `xpe.toml`.
+//!
+//! Parsing (serde + toml) catches syntax and type errors and reports the TOML line; the
+//! checks in [`crate::validate`] catch what the types cannot (references, ranges, overlaps)
+//! and name the object at fault. Every field is documented in `docs/config.md`.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use xpe_dataplane::tables::TtlMode;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Router-wide settings.
+    pub router: Router,
+    /// Interfaces xpe forwards on.
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<Interface>,
+    /// Static neighbours (ARP entries).
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<Neighbor>,
+    /// Customer VRFs.
+    #[serde(default, rename = "vrf")]
+    pub vrfs: Vec<Vrf>,
+    /// Routes of the global table (IP on core interfaces, after explicit null).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// Incoming label entries for transit traffic (LSR role).
+    #[serde(default, rename = "label")]
+    pub labels: Vec<LabelEntry>,
+}
+
+/// `[router]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    /// Router name (shown by `show`, names the control socket later).
+    pub name: String,
+    /// RFC 3443 TTL mode.
+    #[serde(default)]
+    pub ttl_mode: TtlModeConfig,
+}
+
+/// `ttl_mode = "uniform" | "pipe"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtlModeConfig {
+    /// Copy TTL between IP and labels.
+    #[default]
+    Uniform,
+    /// Labels start at 255; the core counts as one hop.
+    Pipe,
+}
+
+impl From<TtlModeConfig> for TtlMode {
+    fn from(m: TtlModeConfig) -> TtlMode {
+        match m {
+            TtlModeConfig::Uniform => TtlMode::Uniform,
+            TtlModeConfig::Pipe => TtlMode::Pipe,
+        }
+    }
+}
+
+/// `kind = "core" | "edge"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterfaceKind {
+    /// Provider core: MPLS and the global table.
+    Core,
+    /// Customer edge: VRF attachments only.
+    Edge,
+}
+
+impl fmt::Display for InterfaceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InterfaceKind::Core => "core",
+            InterfaceKind::Edge => "edge",
+        })
+    }
+}
+
+/// `[[interface]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Linux netdev name.
+    pub name: String,
+    /// Core or edge.
+    pub kind: InterfaceKind,
+    /// MAC address; required offline, defaults to the netdev's MAC when running live.
+    pub mac: Option<String>,
+    /// Our address and subnet on a core interface (`198.18.0.1/30`).
+    pub address: Option<String>,
+    /// Largest L3 payload (labels + IP) sent; default 1500.
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+}
+
+/// The default interface MTU.
+pub fn default_mtu() -> u32 {
+    1500
+}
+
+/// `[[neighbor]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbor {
+    /// Interface the neighbour is on.
+    pub interface: String,
+    /// VLAN of the attachment (edge interfaces), absent for untagged.
+    pub vlan: Option<i64>,
+    /// Its IPv4 address.
+    pub ip: String,
+    /// Its MAC.
+    pub mac: String,
+}
+
+/// `[[vrf]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrf {
+    /// VRF name.
+    pub name: String,
+    /// The VPN label that pops into this VRF.
+    pub table_label: Option<i64>,
+    /// Where customers attach.
+    #[serde(default, rename = "attachment")]
+    pub attachments: Vec<Attachment>,
+    /// Static routes.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+}
+
+/// `[[vrf.attachment]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// Edge interface.
+    pub interface: String,
+    /// 802.1Q VLAN id; absent for an untagged (port) attachment.
+    pub vlan: Option<i64>,
+    /// Our address and the connected subnet (`169.254.10.1/30`).
+    pub address: Option<String>,
+}
+
+/// `[[route]]` and `[[vrf.route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination prefix, IPv4 or IPv6, host bits clear.
+    pub prefix: String,
+    /// IPv4 next hop.
+    pub via: String,
+    /// Labels to push, outermost first.
+    #[serde(default)]
+    pub labels: Vec<i64>,
+}
+
+/// `action = "swap" | "pop"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelAction {
+    /// Swap the top label (and push more).
+    Swap,
+    /// Penultimate-hop pop.
+    Pop,
+}
+
+/// `[[label]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelEntry {
+    /// Incoming label.
+    #[serde(rename = "in")]
+    pub in_label: i64,
+    /// Swap or pop.
+    pub action: LabelAction,
+    /// Outgoing labels for swap, outermost first.
+    pub out: Option<Vec<i64>>,
+    /// IPv4 next hop on a core interface.
+    pub via: String,
+}
+
+/// A config file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field of the wrong type; the message names the line.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The path.
+        path: String,
+        /// toml's message, with line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, LoadError> {
+        toml::from_str(text).map_err(|e| LoadError::Parse {
+            path: origin.to_string(),
+            message: parse_message(text, &e),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+}
+
+/// `line L, column C: message` from a toml error (its own Display spreads over several lines).
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}, column {col}: {msg}\n    | {src}")
+        }
+        None => msg,
+    }
+}

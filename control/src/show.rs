@@ -1,0 +1,213 @@
+//! Tables as a network engineer reads them: `show mpls forwarding-table`, `show ip route vrf`.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use xpe_dataplane::tables::{
+    Fec, FecId, IlmAction, IlmOrigin, PortKind, RouteOrigin, Snapshot, VrfId,
+};
+
+use crate::compile::Compiled;
+use crate::config::Config;
+
+/// Human-readable byte count.
+pub fn bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// `xpe check`: one paragraph saying what the config builds.
+pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) -> io::Result<()> {
+    let s = &c.snapshot;
+    let routes: usize = config.routes.len() + config.vrfs.iter().map(|v| v.routes.len()).sum::<usize>();
+    writeln!(out, "{}: ok", path.display())?;
+    writeln!(
+        out,
+        "router {} (ttl-mode {}): {} interfaces ({} core, {} edge), {} VRFs + global, {} attachments",
+        s.name(),
+        s.ttl_mode(),
+        s.ports().len(),
+        s.ports().iter().filter(|p| p.kind == PortKind::Core).count(),
+        s.ports().iter().filter(|p| p.kind == PortKind::Edge).count(),
+        s.vrfs().len() - 1,
+        s.attachments().len(),
+    )?;
+    writeln!(
+        out,
+        "{} static routes, {} neighbours, {} incoming labels, {} adjacencies, {} FECs",
+        routes,
+        config.neighbors.len(),
+        s.ilm().entries().len(),
+        s.adjacencies().len(),
+        s.fecs().len(),
+    )?;
+    for w in &c.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+/// Everything: interfaces, neighbours, labels, then every VRF.
+pub fn all(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
+    writeln!(out, "Router {} (ttl-mode {})", s.name(), s.ttl_mode())?;
+    writeln!(out)?;
+    interfaces(out, s)?;
+    writeln!(out)?;
+    neighbors(out, s)?;
+    writeln!(out)?;
+    labels(out, s)?;
+    for i in 0..s.vrfs().len() {
+        writeln!(out)?;
+        vrf(out, s, VrfId(i as u16))?;
+    }
+    Ok(())
+}
+
+/// Interfaces with their attachments.
+pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
+    writeln!(out, "Interfaces")?;
+    writeln!(
+        out,
+        "  {:<10} {:<5} {:<18} {:>5}  Attachments",
+        "Name", "Kind", "MAC", "MTU"
+    )?;
+    for (i, p) in s.ports().iter().enumerate() {
+        let atts: Vec<String> = s
+            .attachments()
+            .iter()
+            .filter(|a| usize::from(a.port.0) == i)
+            .map(|a| {
+                let vlan = a.vlan.map_or("untagged".to_string(), |v| format!("VLAN {v}"));
+                let addr = a.address.map_or(String::new(), |p| format!(" {p}"));
+                format!("{vlan} vrf {}{addr}", s.vrf(a.vrf).name)
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {:<10} {:<5} {:<18} {:>5}  {}",
+            p.name,
+            p.kind.to_string(),
+            p.mac.to_string(),
+            p.mtu,
+            if atts.is_empty() { "-".into() } else { atts.join("; ") }
+        )?;
+    }
+    Ok(())
+}
+
+/// Adjacencies: next hops and their MACs.
+pub fn neighbors(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
+    writeln!(out, "Adjacencies")?;
+    writeln!(out, "  {:<12} {:<16} {:<18} VRF", "Interface", "Next hop", "MAC")?;
+    for a in s.adjacencies() {
+        writeln!(
+            out,
+            "  {:<12} {:<16} {:<18} {}",
+            s.attachment_name(a.attachment),
+            a.next_hop.to_string(),
+            a.mac.map_or("incomplete".to_string(), |m| m.to_string()),
+            s.vrf(s.attachment(a.attachment).vrf).name
+        )?;
+    }
+    Ok(())
+}
+
+/// The MPLS forwarding table, in the layout of `show mpls forwarding-table`.
+pub fn labels(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
+    writeln!(out, "MPLS forwarding table")?;
+    writeln!(
+        out,
+        "{:<8} {:<16} {:<16} {:<12} {}",
+        "Local", "Outgoing", "Prefix", "Outgoing", "Next Hop"
+    )?;
+    writeln!(
+        out,
+        "{:<8} {:<16} {:<16} {:<12}",
+        "Label", "Label", "or Tunnel Id", "Interface"
+    )?;
+    for e in s.ilm().entries() {
+        let origin = match e.origin {
+            IlmOrigin::LabelEntry(n) => format!("label entry {n}"),
+            IlmOrigin::TableLabel => String::new(),
+        };
+        let (outgoing, what, ifname, nh) = match e.action {
+            IlmAction::Swap { adj, out } => {
+                let a = s.adjacency(adj);
+                (out.to_string(), origin, s.attachment_name(a.attachment), a.next_hop.to_string())
+            }
+            IlmAction::Pop { adj } => {
+                let a = s.adjacency(adj);
+                ("Pop Label".into(), origin, s.attachment_name(a.attachment), a.next_hop.to_string())
+            }
+            IlmAction::PopLookup { vrf } => (
+                "Pop Label".into(),
+                format!("vrf {}", s.vrf(vrf).name),
+                "aggregate".into(),
+                String::new(),
+            ),
+        };
+        writeln!(out, "{:<8} {:<16} {:<16} {:<12} {}", e.label.to_string(), outgoing, what, ifname, nh)?;
+    }
+    writeln!(
+        out,
+        "{:<8} {:<16} {:<16} {:<12}",
+        "0, 2", "Pop Label", "explicit null", "global"
+    )?;
+    Ok(())
+}
+
+/// Describes where a FEC sends traffic: `via 198.18.0.2, core0, labels 16001/2001`.
+pub fn describe_fec(s: &Snapshot, fec: FecId) -> String {
+    match s.fecs().get(fec.0 as usize) {
+        None => "(no such FEC)".into(),
+        Some(Fec::Local) => "local (this router)".into(),
+        Some(Fec::Glean { attachment }) => {
+            format!("is directly connected, {}", s.attachment_name(*attachment))
+        }
+        Some(Fec::Forward { adj, push }) => {
+            let a = s.adjacency(*adj);
+            let mut t = format!("via {}, {}", a.next_hop, s.attachment_name(a.attachment));
+            if !push.is_empty() {
+                t.push_str(&format!(", labels {push}"));
+            }
+            if a.mac.is_none() {
+                t.push_str(" (neighbour unresolved)");
+            }
+            t
+        }
+    }
+}
+
+/// One VRF's routing table, like `show ip route vrf NAME`.
+pub fn vrf(out: &mut dyn Write, s: &Snapshot, id: VrfId) -> io::Result<()> {
+    let v = s.vrf(id);
+    let label = v
+        .table_label
+        .map_or(String::new(), |l| format!(", table label {l}"));
+    writeln!(
+        out,
+        "Routing table: vrf {} ({} routes{label}; LPM {} IPv4 + {} IPv6)",
+        v.name,
+        v.routes.len(),
+        bytes(v.v4.memory_bytes()),
+        bytes(v.v6.memory_bytes()),
+    )?;
+    writeln!(out, "Codes: C - connected, L - local, N - static neighbour, S - static")?;
+    for r in &v.routes {
+        let code = match r.origin {
+            RouteOrigin::Connected => "C",
+            RouteOrigin::Local => "L",
+            RouteOrigin::Neighbor => "N",
+            RouteOrigin::Static => "S",
+        };
+        let what = match (r.origin, s.fec(r.fec)) {
+            (RouteOrigin::Local, _) => "is our address".to_string(),
+            _ => describe_fec(s, r.fec),
+        };
+        writeln!(out, "{code}    {:<24} {what}", r.prefix.to_string())?;
+    }
+    Ok(())
+}

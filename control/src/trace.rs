@@ -1,0 +1,160 @@
+//! `xpe trace`: one frame through the pipeline, every stage explained with names.
+
+use std::io::Write;
+
+use xpe_dataplane::pipeline::{self, Counters, Frame, Step, Verdict};
+use xpe_dataplane::tables::{IlmAction, Snapshot};
+
+use crate::cli::Failure;
+use crate::show::describe_fec;
+
+/// Headroom given to traced and replayed frames: room for a VLAN tag and [`MAX_PUSH`] labels.
+///
+/// [`MAX_PUSH`]: xpe_dataplane::tables::MAX_PUSH
+pub const HEADROOM: usize = 256;
+
+/// Parses hex, ignoring white space, ':' and '-' separators and a leading `0x`.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    let digits: Vec<u8> = t
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b':' && *b != b'-')
+        .collect();
+    if let Some(bad) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(Failure::new(format!(
+            "--frame: '{}' is not a hex digit",
+            *bad as char
+        )));
+    }
+    if digits.len() % 2 == 1 {
+        return Err(Failure::new("--frame: odd number of hex digits").hint("a byte is two hex digits"));
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|p| {
+            let hi = (p[0] as char).to_digit(16).unwrap_or(0) as u8;
+            let lo = (p[1] as char).to_digit(16).unwrap_or(0) as u8;
+            hi << 4 | lo
+        })
+        .collect())
+}
+
+/// Hex with a space every byte and a newline every 16.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n        ")
+}
+
+/// Explains one step.
+pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
+    match step {
+        Step::Ingress { port, len } => ("ingress", format!("{len} bytes on {}", s.port(*port).name)),
+        Step::Ethernet { dst, src, ethertype } => {
+            ("ethernet", format!("{src} -> {dst}, ethertype 0x{ethertype:04x}"))
+        }
+        Step::Vlan { vid, pcp } => ("802.1q", format!("VLAN {vid}, PCP {pcp}")),
+        Step::Attachment { attachment, vrf } => (
+            "attachment",
+            format!("{} -> vrf {}", s.attachment_name(*attachment), s.vrf(*vrf).name),
+        ),
+        Step::Label { depth, label, tc, bos, ttl } => (
+            "label",
+            format!("[{depth}] label {label}, TC {tc}, S {}, TTL {ttl}", u8::from(*bos)),
+        ),
+        Step::Ilm(e) => (
+            "ilm",
+            match e.action {
+                IlmAction::Swap { adj, out } => format!(
+                    "{} -> swap to {out}, via {} {}",
+                    e.label,
+                    s.adjacency(adj).next_hop,
+                    s.attachment_name(s.adjacency(adj).attachment)
+                ),
+                IlmAction::Pop { adj } => format!(
+                    "{} -> pop (PHP), via {} {}",
+                    e.label,
+                    s.adjacency(adj).next_hop,
+                    s.attachment_name(s.adjacency(adj).attachment)
+                ),
+                IlmAction::PopLookup { vrf } => {
+                    format!("{} -> pop, look up in vrf {}", e.label, s.vrf(vrf).name)
+                }
+            },
+        ),
+        Step::ExplicitNull { label } => (
+            "ilm",
+            format!("{label} explicit null -> pop, continue in the global table"),
+        ),
+        Step::Lookup4 { vrf, dst, fec } => {
+            let v = s.vrf(*vrf);
+            let text = match (v.matching_route4(*dst), fec) {
+                (Some(r), Some(f)) => format!("{} -> {} {}", dst, r.prefix, describe_fec(s, *f)),
+                (_, _) => format!("{dst} -> no route"),
+            };
+            ("lookup", format!("vrf {}: {text}", v.name))
+        }
+        Step::Lookup6 { vrf, dst, fec } => {
+            let v = s.vrf(*vrf);
+            let text = match (v.matching_route6(*dst), fec) {
+                (Some(r), Some(f)) => format!("{} -> {} {}", dst, r.prefix, describe_fec(s, *f)),
+                (_, _) => format!("{dst} -> no route"),
+            };
+            ("lookup", format!("vrf {}: {text}", v.name))
+        }
+        Step::IpTtl { before, after } => ("ip ttl", format!("{before} -> {after}")),
+        Step::LabelTtl { before, after } => ("label ttl", format!("{before} -> {after}")),
+        Step::Impose { labels, tc, ttl } => {
+            ("impose", format!("labels {labels} (outermost first), TC {tc}, TTL {ttl}"))
+        }
+        Step::EchoReply { to } => ("icmp", format!("echo request for us: reply to {to}")),
+        Step::ArpReply { to } => ("arp", format!("request for our address: reply to {to}")),
+        Step::Egress { adj, .. } => {
+            let a = s.adjacency(*adj);
+            (
+                "egress",
+                format!(
+                    "{} to {} ({})",
+                    s.attachment_name(a.attachment),
+                    a.next_hop,
+                    a.mac.map_or("unresolved".into(), |m| m.to_string())
+                ),
+            )
+        }
+    }
+}
+
+/// Runs `xpe trace`.
+pub fn run(out: &mut dyn Write, s: &Snapshot, interface: &str, frame_hex: &str) -> Result<(), Failure> {
+    let Some(port) = s.port_by_name(interface) else {
+        let names: Vec<&str> = s.ports().iter().map(|p| p.name.as_str()).collect();
+        return Err(Failure::new(format!("no interface named \"{interface}\" in the config"))
+            .hint(format!("the config has: {}", names.join(", "))));
+    };
+    let bytes = parse_hex(frame_hex)?;
+    let mut buf = vec![0u8; HEADROOM + bytes.len()];
+    buf[HEADROOM..].copy_from_slice(&bytes);
+    let Some(mut frame) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
+        return Err(Failure::new("frame does not fit its buffer"));
+    };
+    let mut counters = Counters::new(s.ports().len());
+    let mut steps: Vec<Step> = Vec::new();
+    let verdict = pipeline::process(s, port, &mut frame, &mut counters, &mut steps);
+    let w = |e: std::io::Error| Failure::new(format!("cannot write output: {e}"));
+    for (i, step) in steps.iter().enumerate() {
+        let (stage, text) = describe_step(s, step);
+        writeln!(out, "{:>2} {:<11} {text}", i + 1, stage).map_err(w)?;
+    }
+    match verdict {
+        Verdict::Forward(p) => {
+            writeln!(out, "verdict: forward on {}, {} bytes", s.port(p).name, frame.len()).map_err(w)?;
+            writeln!(out, "output: {}", hex(frame.data())).map_err(w)?;
+        }
+        Verdict::Drop(r) => writeln!(out, "verdict: drop ({r})").map_err(w)?,
+        Verdict::Punt(r) => writeln!(out, "verdict: punt to the kernel ({r})").map_err(w)?,
+    }
+    Ok(())
+}
