@@ -55,6 +55,7 @@ impl Ipv4Prefix {
         self.addr
     }
     /// The prefix length.
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a container size
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -134,6 +135,7 @@ impl Ipv6Prefix {
         self.addr
     }
     /// The prefix length.
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a container size
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -211,6 +213,7 @@ impl IpPrefix {
         }
     }
     /// The prefix length.
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a container size
     pub fn len(&self) -> u8 {
         match self {
             IpPrefix::V4(p) => p.len(),
