@@ -134,7 +134,9 @@ fn valid_ifname(name: &str) -> bool {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, String> {
@@ -144,7 +146,9 @@ fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, String> {
             .ok()
             .and_then(VlanId::new)
             .map(Some)
-            .ok_or_else(|| format!("VLAN {n} is outside 1..4094 (0 and 4095 are reserved by 802.1Q)")),
+            .ok_or_else(|| {
+                format!("VLAN {n} is outside 1..4094 (0 and 4095 are reserved by 802.1Q)")
+            }),
     }
 }
 
@@ -176,7 +180,11 @@ impl Compiler {
         }
         for (j, v) in config.vrfs.iter().enumerate() {
             for r in &v.routes {
-                self.route(VrfId(j as u16 + 1), r, &format!("vrf \"{}\" route {}", v.name, r.prefix));
+                self.route(
+                    VrfId(j as u16 + 1),
+                    r,
+                    &format!("vrf \"{}\" route {}", v.name, r.prefix),
+                );
             }
         }
         self.label_entries(config);
@@ -198,14 +206,19 @@ impl Compiler {
             if let Some(first) = seen.insert(ifc.name.clone(), i) {
                 self.errors.push(err(
                     &obj,
-                    format!("defined twice (interface entries {} and {})", first + 1, i + 1),
+                    format!(
+                        "defined twice (interface entries {} and {})",
+                        first + 1,
+                        i + 1
+                    ),
                 ));
             }
             let mac = match &ifc.mac {
                 Some(text) => match text.parse::<MacAddr>() {
                     Ok(m) if m.is_unicast() && m != MacAddr([0; 6]) => Some(m),
                     Ok(_) => {
-                        self.errors.push(err(&obj, format!("mac {text} is not a unicast address")));
+                        self.errors
+                            .push(err(&obj, format!("mac {text} is not a unicast address")));
                         None
                     }
                     Err(_) => {
@@ -230,7 +243,12 @@ impl Compiler {
             if !MTU_RANGE.contains(&ifc.mtu) {
                 self.errors.push(err(
                     &obj,
-                    format!("mtu {} is outside {}..{}", ifc.mtu, MTU_RANGE.start(), MTU_RANGE.end()),
+                    format!(
+                        "mtu {} is outside {}..{}",
+                        ifc.mtu,
+                        MTU_RANGE.start(),
+                        MTU_RANGE.end()
+                    ),
                 ));
             }
             let address = match (&ifc.address, ifc.kind) {
@@ -311,7 +329,10 @@ impl Compiler {
             let vrf = VrfId(j as u16 + 1);
             let obj = format!("vrf \"{}\"", v.name);
             if v.name.is_empty() || v.name == "global" {
-                self.errors.push(err(&obj, "name must be non-empty and not \"global\" (the core table)"));
+                self.errors.push(err(
+                    &obj,
+                    "name must be non-empty and not \"global\" (the core table)",
+                ));
             }
             if names.insert(v.name.clone(), j).is_some() {
                 self.errors.push(err(&obj, "defined twice"));
@@ -324,19 +345,24 @@ impl Compiler {
                 let vlan = match vlan_of(a.vlan) {
                     Ok(v) => v,
                     Err(m) => {
-                        self.errors.push(err(format!("{obj} attachment on {}", a.interface), m));
+                        self.errors
+                            .push(err(format!("{obj} attachment on {}", a.interface), m));
                         continue;
                     }
                 };
                 let aobj = format!("{obj} attachment {} {}", a.interface, vlan_text(vlan));
                 let Some((port, kind)) = self.port_named(config, &a.interface) else {
-                    self.errors.push(err(&aobj, format!("unknown interface \"{}\"", a.interface)));
+                    self.errors
+                        .push(err(&aobj, format!("unknown interface \"{}\"", a.interface)));
                     continue;
                 };
                 if kind == InterfaceKind::Core {
                     self.errors.push(err(
                         &aobj,
-                        format!("{} is a core interface (global table); attach VRFs to edge interfaces", a.interface),
+                        format!(
+                            "{} is a core interface (global table); attach VRFs to edge interfaces",
+                            a.interface
+                        ),
                     ));
                     continue;
                 }
@@ -357,7 +383,9 @@ impl Compiler {
                     if let Some(o) = subnets.iter().find(|o| o.overlaps(&p)) {
                         self.errors.push(err(
                             &aobj,
-                            format!("subnet {p} overlaps {o} of another attachment of the same VRF"),
+                            format!(
+                                "subnet {p} overlaps {o} of another attachment of the same VRF"
+                            ),
                         ));
                     }
                     subnets.push(p);
@@ -391,46 +419,63 @@ impl Compiler {
                 }
             };
             let Some((port, kind)) = self.port_named(config, &n.interface) else {
-                self.errors.push(err(&obj, format!("unknown interface \"{}\"", n.interface)));
+                self.errors
+                    .push(err(&obj, format!("unknown interface \"{}\"", n.interface)));
                 continue;
             };
             if kind == InterfaceKind::Core && vlan.is_some() {
-                self.errors.push(err(&obj, "core interfaces are untagged: remove `vlan`"));
+                self.errors
+                    .push(err(&obj, "core interfaces are untagged: remove `vlan`"));
                 continue;
             }
             let Some(att) = self.attachment_at(port, vlan) else {
                 self.errors.push(err(
                     &obj,
-                    format!("no VRF is attached to {} on {}", vlan_text(vlan), n.interface),
+                    format!(
+                        "no VRF is attached to {} on {}",
+                        vlan_text(vlan),
+                        n.interface
+                    ),
                 ));
                 continue;
             };
             let ip = match n.ip.parse::<Ipv4Addr>() {
                 Ok(ip) => ip,
                 Err(_) => {
-                    self.errors.push(err(&obj, format!("ip \"{}\" is not an IPv4 address", n.ip)));
+                    self.errors
+                        .push(err(&obj, format!("ip \"{}\" is not an IPv4 address", n.ip)));
                     continue;
                 }
             };
             let mac = match n.mac.parse::<MacAddr>() {
                 Ok(m) if m.is_unicast() => m,
                 _ => {
-                    self.errors.push(err(&obj, format!("mac \"{}\" is not a unicast MAC address", n.mac)));
+                    self.errors.push(err(
+                        &obj,
+                        format!("mac \"{}\" is not a unicast MAC address", n.mac),
+                    ));
                     continue;
                 }
             };
             match self.attachments[usize::from(att)].address {
                 Some(p) if p.addr() == ip => {
-                    self.errors.push(err(&obj, format!("{ip} is our own address on this subnet")));
+                    self.errors
+                        .push(err(&obj, format!("{ip} is our own address on this subnet")));
                     continue;
                 }
                 Some(p) if p.contains(ip) => {}
                 Some(p) => {
-                    self.errors.push(err(&obj, format!("{ip} is not in the connected subnet {}", p.trunc())));
+                    self.errors.push(err(
+                        &obj,
+                        format!("{ip} is not in the connected subnet {}", p.trunc()),
+                    ));
                     continue;
                 }
                 None => {
-                    self.errors.push(err(&obj, "the attachment has no address, so no connected subnet"));
+                    self.errors.push(err(
+                        &obj,
+                        "the attachment has no address, so no connected subnet",
+                    ));
                     continue;
                 }
             }
@@ -531,18 +576,21 @@ impl Compiler {
         let ip = match via.parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) => ip,
             Ok(IpAddr::V6(_)) => {
-                self.errors.push(err(obj, format!("via {via}: next hops are IPv4 addresses")));
+                self.errors
+                    .push(err(obj, format!("via {via}: next hops are IPv4 addresses")));
                 return None;
             }
             Err(_) => {
-                self.errors.push(err(obj, format!("via \"{via}\" is not an IPv4 address")));
+                self.errors
+                    .push(err(obj, format!("via \"{via}\" is not an IPv4 address")));
                 return None;
             }
         };
         let table = if core { VrfId::GLOBAL } else { vrf };
-        let found = self.attachments.iter().position(|a| {
-            a.vrf == table && a.address.is_some_and(|p| p.contains(ip))
-        });
+        let found = self
+            .attachments
+            .iter()
+            .position(|a| a.vrf == table && a.address.is_some_and(|p| p.contains(ip)));
         let Some(att) = found else {
             let place = if core {
                 "any core interface's subnet (labelled routes leave by the core)".to_string()
@@ -554,11 +602,16 @@ impl Compiler {
                     self.vrf_names[usize::from(vrf.0)]
                 )
             };
-            self.errors.push(err(obj, format!("via {ip} is not in {place}")));
+            self.errors
+                .push(err(obj, format!("via {ip} is not in {place}")));
             return None;
         };
-        if self.attachments[att].address.is_some_and(|p| p.addr() == ip) {
-            self.errors.push(err(obj, format!("via {ip} is our own address")));
+        if self.attachments[att]
+            .address
+            .is_some_and(|p| p.addr() == ip)
+        {
+            self.errors
+                .push(err(obj, format!("via {ip} is our own address")));
             return None;
         }
         if !self.neighbors.contains_key(&(att as u16, ip)) {
@@ -571,7 +624,10 @@ impl Compiler {
 
     fn labels(&mut self, obj: &str, labels: &[i64], explicit_null_ok: bool) -> Option<LabelStack> {
         if labels.len() > MAX_PUSH {
-            self.errors.push(err(obj, format!("{} labels: at most {MAX_PUSH} may be pushed", labels.len())));
+            self.errors.push(err(
+                obj,
+                format!("{} labels: at most {MAX_PUSH} may be pushed", labels.len()),
+            ));
             return None;
         }
         let mut out = Vec::with_capacity(labels.len());
@@ -602,7 +658,10 @@ impl Compiler {
         if prefix.has_host_bits() {
             self.errors.push(err(
                 obj,
-                format!("prefix {prefix} has host bits set; did you mean {}?", prefix.trunc()),
+                format!(
+                    "prefix {prefix} has host bits set; did you mean {}?",
+                    prefix.trunc()
+                ),
             ));
             return;
         }
@@ -621,7 +680,10 @@ impl Compiler {
                 RouteOrigin::Local => "one of our addresses",
                 RouteOrigin::Neighbor => "a static neighbour",
             };
-            self.errors.push(err(obj, format!("prefix {prefix} is already {what} in this table")));
+            self.errors.push(err(
+                obj,
+                format!("prefix {prefix} is already {what} in this table"),
+            ));
             return;
         }
         table.insert(prefix, (RouteOrigin::Static, fec));
@@ -640,11 +702,15 @@ impl Compiler {
             self.claim_label(e.in_label, format!("label entry {}", i + 1));
             let action = match (e.action, &e.out) {
                 (LabelAction::Swap, None) => {
-                    self.errors.push(err(&obj, "swap needs `out` (one or more labels)"));
+                    self.errors
+                        .push(err(&obj, "swap needs `out` (one or more labels)"));
                     continue;
                 }
                 (LabelAction::Swap, Some(out)) if out.is_empty() => {
-                    self.errors.push(err(&obj, "swap needs at least one `out` label; use action = \"pop\" to pop"));
+                    self.errors.push(err(
+                        &obj,
+                        "swap needs at least one `out` label; use action = \"pop\" to pop",
+                    ));
                     continue;
                 }
                 (LabelAction::Pop, Some(_)) => {
@@ -652,12 +718,18 @@ impl Compiler {
                     continue;
                 }
                 (LabelAction::Swap, Some(out)) => {
-                    let Some(stack) = self.labels(&obj, out, true) else { continue };
-                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else { continue };
+                    let Some(stack) = self.labels(&obj, out, true) else {
+                        continue;
+                    };
+                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else {
+                        continue;
+                    };
                     IlmAction::Swap { adj, out: stack }
                 }
                 (LabelAction::Pop, None) => {
-                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else { continue };
+                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else {
+                        continue;
+                    };
                     IlmAction::Pop { adj }
                 }
             };
@@ -710,5 +782,216 @@ impl Compiler {
             ilm: self.ilm,
         })
         .map_err(|e| err("tables", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../examples/dx-pe.toml");
+
+    fn errors_of(text: &str) -> Vec<String> {
+        let config = Config::parse(text, "test.toml").expect("parses");
+        match compile(&config, &Offline) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The example with `from` replaced by `to` (exactly once).
+    fn example_with(from: &str, to: &str) -> String {
+        assert_eq!(EXAMPLE.matches(from).count(), 1, "{from:?} must occur once");
+        EXAMPLE.replacen(from, to, 1)
+    }
+
+    fn assert_error(text: &str, expected: &str) {
+        let errors = errors_of(text);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "expected an error containing {expected:?}, got {errors:#?}"
+        );
+    }
+
+    #[test]
+    fn example_compiles_as_written() {
+        let config = Config::parse(EXAMPLE, "dx-pe.toml").unwrap();
+        let c = compile(&config, &Offline).unwrap();
+        let s = &c.snapshot;
+        assert_eq!(s.name(), "pe-dx");
+        assert_eq!(s.vrfs().len(), 3);
+        assert_eq!(s.ilm().entries().len(), 4);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Both VRFs hold 198.18.10.0/24, resolved to different adjacencies.
+        let a = s.vrf(s.vrf_by_name("vpc-a").unwrap());
+        let b = s.vrf(s.vrf_by_name("vpc-b").unwrap());
+        let dst = u32::from(Ipv4Addr::new(198, 18, 10, 9));
+        let (fa, fb) = (a.v4.lookup(dst).unwrap(), b.v4.lookup(dst).unwrap());
+        assert_ne!(fa, fb);
+    }
+
+    #[test]
+    fn duplicate_in_label_names_both_users() {
+        let text = example_with("in = 16004", "in = 1001");
+        assert_error(
+            &text,
+            "duplicate in-label 1001 used by vrf \"vpc-a\" and label entry 2",
+        );
+    }
+
+    #[test]
+    fn vlan_attached_twice() {
+        let text = example_with("vlan = 102\naddress", "vlan = 101\naddress");
+        assert_error(
+            &text,
+            "VLAN 101 attached twice (vrf \"vpc-a\" and vrf \"vpc-b\")",
+        );
+    }
+
+    #[test]
+    fn via_outside_connected_subnets() {
+        let text = example_with(
+            "prefix = \"198.18.10.0/24\"       # the VPC, behind the virtual private gateway\nvia = \"169.254.10.2\"",
+            "prefix = \"198.18.10.0/24\"\nvia = \"169.254.20.2\"",
+        );
+        assert_error(
+            &text,
+            "via 169.254.20.2 is not in any connected subnet of vrf \"vpc-a\"",
+        );
+        let text = example_with(
+            "labels = [16001, 2002]",
+            "labels = [16001, 2002]\nvia = \"198.18.5.5\"",
+        );
+        // A duplicate key is a TOML error, not a semantic one.
+        assert!(Config::parse(&text, "t").is_err());
+        let text = EXAMPLE.replace(
+            "via = \"198.18.0.2\"\nlabels = [16001, 2002]",
+            "via = \"198.18.5.5\"\nlabels = [16001, 2002]",
+        );
+        assert_error(
+            &text,
+            "via 198.18.5.5 is not in any core interface's subnet",
+        );
+    }
+
+    #[test]
+    fn label_ranges() {
+        assert_error(
+            &example_with("in = 16002", "in = 15"),
+            "in-label 15 is outside 16..1048575",
+        );
+        assert_error(
+            &example_with("table_label = 1002", "table_label = 1048576"),
+            "table_label 1048576 is outside 16..1048575",
+        );
+        assert_error(
+            &example_with("labels = [16001, 2002]", "labels = [3, 2002]"),
+            "label 3 is outside 16..1048575",
+        );
+        assert_error(
+            &example_with("out = [16003] ", "out = [1] "),
+            "label 1 is outside 16..1048575",
+        );
+        // Explicit null is a valid outgoing label of a swap.
+        assert!(errors_of(&example_with("out = [16003] ", "out = [0] ")).is_empty());
+    }
+
+    #[test]
+    fn unknown_interface() {
+        let text = example_with(
+            "interface = \"dx0\"\nvlan = 102\naddress",
+            "interface = \"dx9\"\nvlan = 102\naddress",
+        );
+        assert_error(&text, "unknown interface \"dx9\"");
+    }
+
+    #[test]
+    fn swap_and_pop_shapes() {
+        let text = example_with("action = \"swap\"\nout = [16003]                   # one or more labels, outermost first\n", "action = \"swap\"\n");
+        assert_error(&text, "swap needs `out`");
+        let text = example_with(
+            "action = \"pop\"                  # penultimate-hop pop, then forward\n",
+            "action = \"pop\"\nout = [5]\n",
+        );
+        assert_error(&text, "pop takes no `out` labels");
+    }
+
+    #[test]
+    fn prefix_with_host_bits_gets_a_hint() {
+        let text = example_with(
+            "prefix = \"2001:db8:20::/48\"",
+            "prefix = \"198.19.21.1/24\"",
+        );
+        assert_error(
+            &text,
+            "prefix 198.19.21.1/24 has host bits set; did you mean 198.19.21.0/24?",
+        );
+    }
+
+    #[test]
+    fn neighbour_checks() {
+        assert_error(
+            &example_with(
+                "vlan = 101\nip = \"169.254.10.2\"",
+                "vlan = 103\nip = \"169.254.10.2\"",
+            ),
+            "no VRF is attached to VLAN 103 on dx0",
+        );
+        assert_error(
+            &example_with(
+                "vlan = 101\nip = \"169.254.10.2\"",
+                "vlan = 101\nip = \"169.254.10.1\"",
+            ),
+            "169.254.10.1 is our own address",
+        );
+        assert_error(
+            &example_with("ip = \"198.18.0.2\"", "ip = \"198.18.0.9\""),
+            "198.18.0.9 is not in the connected subnet 198.18.0.0/30",
+        );
+    }
+
+    #[test]
+    fn interface_checks() {
+        assert_error(
+            &example_with("mtu = 9001", "mtu = 20000"),
+            "mtu 20000 is outside 68..9216",
+        );
+        assert_error(
+            &example_with("mac = \"02:00:00:00:01:02\"", "mac = \"01:00:5e:00:00:01\""),
+            "is not a unicast address",
+        );
+        assert_error(
+            &example_with("mac = \"02:00:00:00:01:02\"\n", ""),
+            "no mac given",
+        );
+        assert_error(
+            &example_with("address = \"198.18.0.1/30\"", "address = \"198.18.0.0/30\""),
+            "network or broadcast address",
+        );
+        assert_error(
+            &example_with("name = \"dx0\"", "name = \"core0\""),
+            "defined twice",
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let text = example_with("in = 16002", "in = 15").replace("mtu = 9001", "mtu = 1");
+        assert!(errors_of(&text).len() >= 2);
+    }
+
+    #[test]
+    fn unresolved_next_hop_is_a_warning() {
+        let text = EXAMPLE.replace(
+            "[[neighbor]]\ninterface = \"dx0\"\nvlan = 102\nip = \"169.254.10.2\"             # the same address in another VRF is another neighbour\nmac = \"02:00:00:00:bb:01\"\n",
+            "",
+        );
+        assert_ne!(text, EXAMPLE);
+        let c = compile(&Config::parse(&text, "t").unwrap(), &Offline).unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.contains("no static neighbour")),
+            "{:?}",
+            c.warnings
+        );
     }
 }
