@@ -318,9 +318,8 @@ fn mpls_in<T: Tracer>(
                 // (RFC 3032 §2.1; RFC 4182 allows it above other labels).
                 trace.step(Step::ExplicitNull { label });
                 if bos {
-                    if ttl <= 1 {
-                        return drop(Drop::TtlExpired);
-                    }
+                    // No TTL check here: a packet for one of our addresses is delivered
+                    // whatever its TTL; a forwarded one is checked by `forwarded_ttl`.
                     let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
                     return if label == 0 {
                         route_ipv4(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
@@ -350,7 +349,18 @@ fn mpls_in<T: Tracer>(
                             before: ttl,
                             after: ttl - 1,
                         });
-                        emit(snap, frame, ctx, adj, &out, next, Payload::Mpls, ttl - 1, bos, trace)
+                        emit(
+                            snap,
+                            frame,
+                            ctx,
+                            adj,
+                            &out,
+                            next,
+                            Payload::Mpls,
+                            ttl - 1,
+                            bos,
+                            trace,
+                        )
                     }
                     IlmAction::Pop { adj } => {
                         if ttl <= 1 {
@@ -362,12 +372,13 @@ fn mpls_in<T: Tracer>(
                         if !bos {
                             return drop(Drop::VpnLabelNotBottom);
                         }
-                        if ttl <= 1 {
-                            return drop(Drop::TtlExpired);
-                        }
+                        // As for explicit null: the TTL is checked when the packet is forwarded
+                        // (uniform: label TTL - 1; pipe: the LSP ends here and the IP TTL counts).
                         let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
                         match frame.data().get(next).map(|b| b >> 4) {
-                            Some(4) => route_ipv4(snap, frame, next, vrf, hop, ctx, counters, trace),
+                            Some(4) => {
+                                route_ipv4(snap, frame, next, vrf, hop, ctx, counters, trace)
+                            }
                             Some(6) => route_ipv6(snap, frame, next, vrf, hop, ctx, trace),
                             Some(_) => drop(Drop::BadIpv4Header),
                             None => drop(Drop::Truncated),
@@ -410,7 +421,18 @@ fn php<T: Tracer>(
         if uniform {
             set_label_ttl(frame, next, ttl - 1, trace);
         }
-        return emit(snap, frame, ctx, adj, &LabelStack::EMPTY, next, Payload::Mpls, 0, false, trace);
+        return emit(
+            snap,
+            frame,
+            ctx,
+            adj,
+            &LabelStack::EMPTY,
+            next,
+            Payload::Mpls,
+            0,
+            false,
+            trace,
+        );
     }
     let payload = match frame.data().get(next).map(|b| b >> 4) {
         Some(4) => {
@@ -452,7 +474,18 @@ fn php<T: Tracer>(
         Some(_) => return drop(Drop::BadIpv4Header),
         None => return drop(Drop::Truncated),
     };
-    emit(snap, frame, ctx, adj, &LabelStack::EMPTY, next, payload, 0, false, trace)
+    emit(
+        snap,
+        frame,
+        ctx,
+        adj,
+        &LabelStack::EMPTY,
+        next,
+        payload,
+        0,
+        false,
+        trace,
+    )
 }
 
 fn ipv4_checked(body: &mut [u8]) -> Stage<ipv4::Packet<&mut [u8]>> {
@@ -526,9 +559,13 @@ fn route_ipv4<T: Tracer>(
                 // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
                 return punt(Punt::ForUs);
             }
-            echo_reply(frame, l3, counters, trace)?;
+            echo_reply(frame, l3, trace)?;
             ctx.qos = 0;
-            route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)
+            let port = route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)?;
+            // Counted once the reply is on its way: one that cannot be routed is counted
+            // under its drop reason only.
+            counters.echo_replies += 1;
+            Ok(port)
         }
         Fec::Glean { .. } => drop(Drop::NoNeighbor),
         Fec::Forward { adj, push } => {
@@ -544,7 +581,18 @@ fn route_ipv4<T: Tracer>(
                 ttl
             };
             let label_ttl = label_ttl_for(snap, ttl);
-            emit(snap, frame, ctx, adj, &push, l3, Payload::Ipv4, label_ttl, true, trace)
+            emit(
+                snap,
+                frame,
+                ctx,
+                adj,
+                &push,
+                l3,
+                Payload::Ipv4,
+                label_ttl,
+                true,
+                trace,
+            )
         }
     }
 }
@@ -559,12 +607,7 @@ fn label_ttl_for(snap: &Snapshot, ip_ttl: u8) -> u8 {
 }
 
 /// Turns an ICMP echo request to us into the reply, in place; anything else is punted.
-fn echo_reply<T: Tracer>(
-    frame: &mut Frame<'_>,
-    l3: usize,
-    counters: &mut Counters,
-    trace: &mut T,
-) -> Stage<()> {
+fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> Stage<()> {
     let data = frame.data_mut();
     let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
     let is_fragment = ip.more_frags() || ip.frag_offset() != 0;
@@ -586,7 +629,6 @@ fn echo_reply<T: Tracer>(
     ip.set_dst_addr(src);
     ip.set_ttl(ORIGINATED_TTL);
     ip.fill_checksum();
-    counters.echo_replies += 1;
     trace.step(Step::EchoReply { to: src });
     Ok(())
 }
@@ -606,7 +648,10 @@ fn route_ipv6<T: Tracer>(
             return drop(Drop::Truncated);
         };
         let ip = ipv6_checked(body)?;
-        (ip.dst_addr(), ipv6::Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()))
+        (
+            ip.dst_addr(),
+            ipv6::Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()),
+        )
     };
     frame.truncate(l3 + total);
     if dst.is_multicast() {
@@ -640,7 +685,18 @@ fn route_ipv6<T: Tracer>(
                 hl
             };
             let label_ttl = label_ttl_for(snap, hl);
-            emit(snap, frame, ctx, adj, &push, l3, Payload::Ipv6, label_ttl, true, trace)
+            emit(
+                snap,
+                frame,
+                ctx,
+                adj,
+                &push,
+                l3,
+                Payload::Ipv6,
+                label_ttl,
+                true,
+                trace,
+            )
         }
     }
 }
