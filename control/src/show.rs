@@ -22,7 +22,8 @@ pub fn bytes(n: usize) -> String {
 /// `xpe check`: one paragraph saying what the config builds.
 pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) -> io::Result<()> {
     let s = &c.snapshot;
-    let routes: usize = config.routes.len() + config.vrfs.iter().map(|v| v.routes.len()).sum::<usize>();
+    let routes: usize =
+        config.routes.len() + config.vrfs.iter().map(|v| v.routes.len()).sum::<usize>();
     writeln!(out, "{}: ok", path.display())?;
     writeln!(
         out,
@@ -71,8 +72,7 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "Interfaces")?;
     writeln!(
         out,
-        "  {:<10} {:<5} {:<18} {:>5}  Attachments",
-        "Name", "Kind", "MAC", "MTU"
+        "  Name       Kind  MAC                  MTU  Attachments"
     )?;
     for (i, p) in s.ports().iter().enumerate() {
         let atts: Vec<String> = s
@@ -80,7 +80,9 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
             .iter()
             .filter(|a| usize::from(a.port.0) == i)
             .map(|a| {
-                let vlan = a.vlan.map_or("untagged".to_string(), |v| format!("VLAN {v}"));
+                let vlan = a
+                    .vlan
+                    .map_or("untagged".to_string(), |v| format!("VLAN {v}"));
                 let addr = a.address.map_or(String::new(), |p| format!(" {p}"));
                 format!("{vlan} vrf {}{addr}", s.vrf(a.vrf).name)
             })
@@ -92,7 +94,11 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
             p.kind.to_string(),
             p.mac.to_string(),
             p.mtu,
-            if atts.is_empty() { "-".into() } else { atts.join("; ") }
+            if atts.is_empty() {
+                "-".into()
+            } else {
+                atts.join("; ")
+            }
         )?;
     }
     Ok(())
@@ -101,7 +107,11 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
 /// Adjacencies: next hops and their MACs.
 pub fn neighbors(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "Adjacencies")?;
-    writeln!(out, "  {:<12} {:<16} {:<18} VRF", "Interface", "Next hop", "MAC")?;
+    writeln!(
+        out,
+        "  {:<12} {:<16} {:<18} VRF",
+        "Interface", "Next hop", "MAC"
+    )?;
     for a in s.adjacencies() {
         writeln!(
             out,
@@ -115,19 +125,18 @@ pub fn neighbors(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     Ok(())
 }
 
+/// One row of the MPLS forwarding table, trailing blanks trimmed.
+fn label_row(out: &mut dyn Write, cols: [&str; 5]) -> io::Result<()> {
+    let [local, outgoing, prefix, ifname, next_hop] = cols;
+    let line = format!("{local:<8} {outgoing:<16} {prefix:<16} {ifname:<12} {next_hop}");
+    writeln!(out, "{}", line.trim_end())
+}
+
 /// The MPLS forwarding table, in the layout of `show mpls forwarding-table`.
 pub fn labels(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "MPLS forwarding table")?;
-    writeln!(
-        out,
-        "{:<8} {:<16} {:<16} {:<12} {}",
-        "Local", "Outgoing", "Prefix", "Outgoing", "Next Hop"
-    )?;
-    writeln!(
-        out,
-        "{:<8} {:<16} {:<16} {:<12}",
-        "Label", "Label", "or Tunnel Id", "Interface"
-    )?;
+    label_row(out, ["Local", "Outgoing", "Prefix", "Outgoing", "Next Hop"])?;
+    label_row(out, ["Label", "Label", "or Tunnel Id", "Interface", ""])?;
     for e in s.ilm().entries() {
         let origin = match e.origin {
             IlmOrigin::LabelEntry(n) => format!("label entry {n}"),
@@ -136,11 +145,21 @@ pub fn labels(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
         let (outgoing, what, ifname, nh) = match e.action {
             IlmAction::Swap { adj, out } => {
                 let a = s.adjacency(adj);
-                (out.to_string(), origin, s.attachment_name(a.attachment), a.next_hop.to_string())
+                (
+                    out.to_string(),
+                    origin,
+                    s.attachment_name(a.attachment),
+                    a.next_hop.to_string(),
+                )
             }
             IlmAction::Pop { adj } => {
                 let a = s.adjacency(adj);
-                ("Pop Label".into(), origin, s.attachment_name(a.attachment), a.next_hop.to_string())
+                (
+                    "Pop Label".into(),
+                    origin,
+                    s.attachment_name(a.attachment),
+                    a.next_hop.to_string(),
+                )
             }
             IlmAction::PopLookup { vrf } => (
                 "Pop Label".into(),
@@ -149,14 +168,9 @@ pub fn labels(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
                 String::new(),
             ),
         };
-        writeln!(out, "{:<8} {:<16} {:<16} {:<12} {}", e.label.to_string(), outgoing, what, ifname, nh)?;
+        label_row(out, [&e.label.to_string(), &outgoing, &what, &ifname, &nh])?;
     }
-    writeln!(
-        out,
-        "{:<8} {:<16} {:<16} {:<12}",
-        "0, 2", "Pop Label", "explicit null", "global"
-    )?;
-    Ok(())
+    label_row(out, ["0, 2", "Pop Label", "explicit null", "global", ""])
 }
 
 /// Describes where a FEC sends traffic: `via 198.18.0.2, core0, labels 16001/2001`.
@@ -195,7 +209,10 @@ pub fn vrf(out: &mut dyn Write, s: &Snapshot, id: VrfId) -> io::Result<()> {
         bytes(v.v4.memory_bytes()),
         bytes(v.v6.memory_bytes()),
     )?;
-    writeln!(out, "Codes: C - connected, L - local, N - static neighbour, S - static")?;
+    writeln!(
+        out,
+        "Codes: C - connected, L - local, N - static neighbour, S - static"
+    )?;
     for r in &v.routes {
         let code = match r.origin {
             RouteOrigin::Connected => "C",
