@@ -134,9 +134,8 @@ fn io_failure(e: std::io::Error) -> Failure {
 
 /// Loads and compiles a config, turning every problem into one failure listing them all.
 pub fn load(path: &Path) -> Result<(Config, Compiled), Failure> {
-    let config = Config::load(path).map_err(|e| {
-        Failure::new(e.to_string()).hint("see docs/config.md for every field")
-    })?;
+    let config = Config::load(path)
+        .map_err(|e| Failure::new(e.to_string()).hint("see docs/config.md for every field"))?;
     let compiled = compile(&config, &Offline).map_err(|errors| {
         let n = errors.0.len();
         let mut message = format!(

@@ -87,7 +87,8 @@ fn scale(raw: Duration, tsresol: u8) -> Duration {
 pub fn read_capture(path: &Path) -> Result<Vec<Captured>, Failure> {
     let mut file = File::open(path).map_err(|e| read_failure(path, e))?;
     let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).map_err(|e| read_failure(path, e))?;
+    file.read_exact(&mut magic)
+        .map_err(|e| read_failure(path, e))?;
     let file = File::open(path).map_err(|e| read_failure(path, e))?;
     let mut frames = Vec::new();
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
@@ -113,7 +114,10 @@ pub fn read_capture(path: &Path) -> Result<Vec<Captured>, Failure> {
                     let Some((eth, name, tsresol)) = ifaces.get(p.interface_id as usize) else {
                         return Err(read_failure(
                             path,
-                            format!("a packet names interface {} which has no description block", p.interface_id),
+                            format!(
+                                "a packet names interface {} which has no description block",
+                                p.interface_id
+                            ),
                         ));
                     };
                     frames.push(Captured {
@@ -125,7 +129,10 @@ pub fn read_capture(path: &Path) -> Result<Vec<Captured>, Failure> {
                 }
                 Block::SimplePacket(p) => {
                     let Some((eth, name, _)) = ifaces.first() else {
-                        return Err(read_failure(path, "a simple packet comes before any interface block"));
+                        return Err(read_failure(
+                            path,
+                            "a simple packet comes before any interface block",
+                        ));
                     };
                     frames.push(Captured {
                         ifname: name.clone(),
@@ -170,7 +177,8 @@ fn writer_for(path: &Path, s: &Snapshot) -> Result<PcapNgWriter<BufWriter<File>>
                 InterfaceDescriptionOption::IfTsResol(9),
             ],
         };
-        w.write_pcapng_block(idb).map_err(|e| write_failure(path, e))?;
+        w.write_pcapng_block(idb)
+            .map_err(|e| write_failure(path, e))?;
     }
     Ok(w)
 }
@@ -193,17 +201,30 @@ fn write_frame(
             .map(|c| EnhancedPacketOption::Comment(Cow::Borrowed(*c)))
             .collect(),
     };
-    w.write_pcapng_block(block).map_err(|e| write_failure(path, e))?;
+    w.write_pcapng_block(block)
+        .map_err(|e| write_failure(path, e))?;
     Ok(())
 }
 
 /// Resolves the ingress port of every frame before anything is written.
-fn ingress_ports(s: &Snapshot, frames: &[Captured], over: Option<&str>) -> Result<Vec<PortId>, Failure> {
-    let names = || s.ports().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+fn ingress_ports(
+    s: &Snapshot,
+    frames: &[Captured],
+    over: Option<&str>,
+) -> Result<Vec<PortId>, Failure> {
+    let names = || {
+        s.ports()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(name) = over {
         let Some(p) = s.port_by_name(name) else {
-            return Err(Failure::new(format!("--interface {name}: no such interface in the config"))
-                .hint(format!("the config has: {}", names())));
+            return Err(Failure::new(format!(
+                "--interface {name}: no such interface in the config"
+            ))
+            .hint(format!("the config has: {}", names())));
         };
         return Ok(vec![p; frames.len()]);
     }
@@ -217,8 +238,13 @@ fn ingress_ports(s: &Snapshot, frames: &[Captured], over: Option<&str>) -> Resul
             ))
             .hint("give the ingress interface with --interface (classic pcap has no names)")),
             Some(n) => s.port_by_name(n).ok_or_else(|| {
-                Failure::new(format!("the capture's interface \"{n}\" is not in the config"))
-                    .hint(format!("the config has: {}; or override with --interface", names()))
+                Failure::new(format!(
+                    "the capture's interface \"{n}\" is not in the config"
+                ))
+                .hint(format!(
+                    "the config has: {}; or override with --interface",
+                    names()
+                ))
             }),
         })
         .collect()
@@ -267,7 +293,9 @@ pub fn run(s: &Snapshot, o: &Options<'_>) -> Result<Report, Failure> {
             }
         }
     }
-    out.get_mut().flush().map_err(|e| write_failure(o.output, e))?;
+    out.get_mut()
+        .flush()
+        .map_err(|e| write_failure(o.output, e))?;
     if let Some((mut w, p)) = drops {
         w.get_mut().flush().map_err(|e| write_failure(p, e))?;
     }
@@ -291,14 +319,22 @@ pub fn print_report(out: &mut dyn Write, s: &Snapshot, r: &Report) -> io::Result
         }
     )?;
     if c.arp_replies + c.echo_replies > 0 {
-        writeln!(out, "  replies: {} ARP, {} ICMP echo", c.arp_replies, c.echo_replies)?;
+        writeln!(
+            out,
+            "  replies: {} ARP, {} ICMP echo",
+            c.arp_replies, c.echo_replies
+        )?;
     }
     for (i, p) in c.ports.iter().enumerate() {
         if p.tx_packets > 0 || p.rx_packets > 0 {
             writeln!(
                 out,
                 "  {:<10} in {:>6} frames {:>9} bytes   out {:>6} frames {:>9} bytes",
-                s.ports()[i].name, p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes
+                s.ports()[i].name,
+                p.rx_packets,
+                p.rx_bytes,
+                p.tx_packets,
+                p.tx_bytes
             )?;
         }
     }

@@ -28,7 +28,9 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
         )));
     }
     if digits.len() % 2 == 1 {
-        return Err(Failure::new("--frame: odd number of hex digits").hint("a byte is two hex digits"));
+        return Err(
+            Failure::new("--frame: odd number of hex digits").hint("a byte is two hex digits")
+        );
     }
     Ok(digits
         .chunks(2)
@@ -44,7 +46,12 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes
         .chunks(16)
-        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "))
+        .map(|c| {
+            c.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join("\n        ")
 }
@@ -52,18 +59,38 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Explains one step.
 pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
     match step {
-        Step::Ingress { port, len } => ("ingress", format!("{len} bytes on {}", s.port(*port).name)),
-        Step::Ethernet { dst, src, ethertype } => {
-            ("ethernet", format!("{src} -> {dst}, ethertype 0x{ethertype:04x}"))
+        Step::Ingress { port, len } => {
+            ("ingress", format!("{len} bytes on {}", s.port(*port).name))
         }
+        Step::Ethernet {
+            dst,
+            src,
+            ethertype,
+        } => (
+            "ethernet",
+            format!("{src} -> {dst}, ethertype 0x{ethertype:04x}"),
+        ),
         Step::Vlan { vid, pcp } => ("802.1q", format!("VLAN {vid}, PCP {pcp}")),
         Step::Attachment { attachment, vrf } => (
             "attachment",
-            format!("{} -> vrf {}", s.attachment_name(*attachment), s.vrf(*vrf).name),
+            format!(
+                "{} -> vrf {}",
+                s.attachment_name(*attachment),
+                s.vrf(*vrf).name
+            ),
         ),
-        Step::Label { depth, label, tc, bos, ttl } => (
+        Step::Label {
+            depth,
+            label,
+            tc,
+            bos,
+            ttl,
+        } => (
             "label",
-            format!("[{depth}] label {label}, TC {tc}, S {}, TTL {ttl}", u8::from(*bos)),
+            format!(
+                "[{depth}] label {label}, TC {tc}, S {}, TTL {ttl}",
+                u8::from(*bos)
+            ),
         ),
         Step::Ilm(e) => (
             "ilm",
@@ -107,9 +134,10 @@ pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
         }
         Step::IpTtl { before, after } => ("ip ttl", format!("{before} -> {after}")),
         Step::LabelTtl { before, after } => ("label ttl", format!("{before} -> {after}")),
-        Step::Impose { labels, tc, ttl } => {
-            ("impose", format!("labels {labels} (outermost first), TC {tc}, TTL {ttl}"))
-        }
+        Step::Impose { labels, tc, ttl } => (
+            "impose",
+            format!("labels {labels} (outermost first), TC {tc}, TTL {ttl}"),
+        ),
         Step::EchoReply { to } => ("icmp", format!("echo request for us: reply to {to}")),
         Step::ArpReply { to } => ("arp", format!("request for our address: reply to {to}")),
         Step::Egress { adj, .. } => {
@@ -128,11 +156,18 @@ pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
 }
 
 /// Runs `xpe trace`.
-pub fn run(out: &mut dyn Write, s: &Snapshot, interface: &str, frame_hex: &str) -> Result<(), Failure> {
+pub fn run(
+    out: &mut dyn Write,
+    s: &Snapshot,
+    interface: &str,
+    frame_hex: &str,
+) -> Result<(), Failure> {
     let Some(port) = s.port_by_name(interface) else {
         let names: Vec<&str> = s.ports().iter().map(|p| p.name.as_str()).collect();
-        return Err(Failure::new(format!("no interface named \"{interface}\" in the config"))
-            .hint(format!("the config has: {}", names.join(", "))));
+        return Err(
+            Failure::new(format!("no interface named \"{interface}\" in the config"))
+                .hint(format!("the config has: {}", names.join(", "))),
+        );
     };
     let bytes = parse_hex(frame_hex)?;
     let mut buf = vec![0u8; HEADROOM + bytes.len()];
@@ -150,7 +185,13 @@ pub fn run(out: &mut dyn Write, s: &Snapshot, interface: &str, frame_hex: &str) 
     }
     match verdict {
         Verdict::Forward(p) => {
-            writeln!(out, "verdict: forward on {}, {} bytes", s.port(p).name, frame.len()).map_err(w)?;
+            writeln!(
+                out,
+                "verdict: forward on {}, {} bytes",
+                s.port(p).name,
+                frame.len()
+            )
+            .map_err(w)?;
             writeln!(out, "output: {}", hex(frame.data())).map_err(w)?;
         }
         Verdict::Drop(r) => writeln!(out, "verdict: drop ({r})").map_err(w)?,

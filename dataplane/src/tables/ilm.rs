@@ -130,10 +130,18 @@ mod tests {
 
     #[test]
     fn finds_entries_across_blocks() {
-        let t = LabelTable::new(vec![entry(1001, 1), entry(16002, 2), entry(1048575, 3), entry(16, 4)])
-            .unwrap();
+        let t = LabelTable::new(vec![
+            entry(1001, 1),
+            entry(16002, 2),
+            entry(1048575, 3),
+            entry(16, 4),
+        ])
+        .unwrap();
         for (l, v) in [(1001, 1), (16002, 2), (1048575, 3), (16, 4)] {
-            assert_eq!(t.lookup(l).unwrap().action, IlmAction::PopLookup { vrf: VrfId(v) });
+            assert_eq!(
+                t.lookup(l).unwrap().action,
+                IlmAction::PopLookup { vrf: VrfId(v) }
+            );
         }
         for l in [0, 17, 1000, 1002, 16001, 16003, 1048574, 2_000_000] {
             assert!(t.lookup(l).is_none(), "label {l}");

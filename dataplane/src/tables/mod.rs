@@ -221,9 +221,7 @@ impl LabelStack {
     }
     /// The labels, outermost first.
     pub fn labels(&self) -> impl Iterator<Item = Label> + '_ {
-        self.words()
-            .iter()
-            .filter_map(|w| Label::new(w >> 12))
+        self.words().iter().filter_map(|w| Label::new(w >> 12))
     }
 }
 
@@ -387,7 +385,12 @@ pub struct Snapshot {
     ilm: LabelTable,
 }
 
-fn check(what: impl FnOnce() -> String, target: &'static str, index: usize, len: usize) -> Result<(), TableError> {
+fn check(
+    what: impl FnOnce() -> String,
+    target: &'static str,
+    index: usize,
+    len: usize,
+) -> Result<(), TableError> {
     if index < len {
         Ok(())
     } else {
@@ -432,7 +435,12 @@ impl Snapshot {
             *slot = i as u16 + 1;
         }
         for (i, adj) in parts.adjacencies.iter_mut().enumerate() {
-            check(|| format!("adjacency {i}"), "attachment", adj.attachment.0.into(), na)?;
+            check(
+                || format!("adjacency {i}"),
+                "attachment",
+                adj.attachment.0.into(),
+                na,
+            )?;
             let att = &parts.attachments[usize::from(adj.attachment.0)];
             let port = &parts.ports[usize::from(att.port.0)];
             adj.port = att.port;
@@ -456,14 +464,22 @@ impl Snapshot {
         let nfec = parts.fecs.len();
         for v in &parts.vrfs {
             for r in &v.routes {
-                check(|| format!("route {} of VRF {}", r.prefix, v.name), "FEC", r.fec.0 as usize, nfec)?;
+                check(
+                    || format!("route {} of VRF {}", r.prefix, v.name),
+                    "FEC",
+                    r.fec.0 as usize,
+                    nfec,
+                )?;
             }
         }
         for e in &parts.ilm {
             match e.action {
-                IlmAction::Swap { adj, .. } | IlmAction::Pop { adj } => {
-                    check(|| format!("label {}", e.label), "adjacency", adj.0 as usize, nadj)?
-                }
+                IlmAction::Swap { adj, .. } | IlmAction::Pop { adj } => check(
+                    || format!("label {}", e.label),
+                    "adjacency",
+                    adj.0 as usize,
+                    nadj,
+                )?,
                 IlmAction::PopLookup { vrf } => {
                     check(|| format!("label {}", e.label), "VRF", vrf.0.into(), nv)?
                 }
