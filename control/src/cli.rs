@@ -115,6 +115,7 @@ where
     };
     match dispatch(cli.command, out) {
         Ok(()) => 0,
+        Err(f) if f.message == READER_GONE => 0,
         Err(f) => {
             let mut text = format!("xpe: {}\n", f.message);
             if let Some(h) = f.hint {
@@ -128,7 +129,13 @@ where
     }
 }
 
+/// A reader that went away (`xpe show ... | head`) is not an error worth a message.
+const READER_GONE: &str = "";
+
 fn io_failure(e: std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Failure::new(READER_GONE);
+    }
     Failure::new(format!("cannot write output: {e}"))
 }
 
