@@ -75,8 +75,9 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Runs one frame that arrived on `ingress` through the pipeline, rewriting it in place.
 ///
-/// On [`Verdict::Forward`] the frame holds the bytes to transmit; on drop or punt its content
-/// is unspecified but the frame is unchanged in length for a punt of an untouched frame.
+/// On [`Verdict::Forward`] the frame holds the bytes to transmit. On [`Verdict::Punt`] the
+/// frame is exactly as it arrived, so the kernel sees what the wire carried. On
+/// [`Verdict::Drop`] its content is unspecified.
 #[inline]
 pub fn process<T: Tracer>(
     snap: &Snapshot,
@@ -363,13 +364,17 @@ fn mpls_in<T: Tracer>(
     let depth = stack_depth(frame.data(), l3)?;
     let uniform = snap.ttl_mode() == TtlMode::Uniform;
     let mut off = l3;
+    // Uniform mode carries an explicit null's TTL down to the label below (one hop); it is
+    // held here rather than written, so a frame that is then punted stays as it arrived.
+    let mut carried_ttl: Option<u8> = None;
     for d in 0..depth {
         let data = frame.data();
         let Some(bytes) = data.get(off..off + LABEL_LEN) else {
             return drop(Drop::Truncated);
         };
         let e = mpls::LabelEntry::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        let (label, tc, bos, ttl) = (e.label.get(), e.tc.get(), e.bos, e.ttl);
+        let (label, tc, bos) = (e.label.get(), e.tc.get(), e.bos);
+        let ttl = carried_ttl.take().unwrap_or(e.ttl);
         trace.step(Step::Label {
             depth: d,
             label,
@@ -396,7 +401,7 @@ fn mpls_in<T: Tracer>(
                 }
                 // The pop and the lookup below are one hop: carry the TTL down unchanged.
                 if uniform {
-                    set_label_ttl(frame, next, ttl, trace);
+                    carried_ttl = Some(ttl);
                 }
                 off = next;
             }
@@ -604,7 +609,6 @@ fn route_ipv4<T: Tracer>(
         let ip = ipv4_checked(body)?;
         (ip.dst_addr(), usize::from(ip.total_len()))
     };
-    frame.truncate(l3 + total);
     if dst.is_multicast() {
         return punt(Punt::Multicast);
     }
@@ -626,6 +630,10 @@ fn route_ipv4<T: Tracer>(
                 // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
                 return punt(Punt::ForUs);
             }
+            if !answers_echo(snap, frame, l3, vrf) {
+                return punt(Punt::ForUs);
+            }
+            frame.truncate(l3 + total);
             echo_reply(frame, l3, trace)?;
             ctx.qos = 0;
             let port = route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)?;
@@ -636,6 +644,8 @@ fn route_ipv4<T: Tracer>(
         }
         Fec::Glean { .. } => drop(Drop::NoNeighbor),
         Fec::Forward { adj, push } => {
+            // Ethernet padding after the IP packet is not forwarded.
+            frame.truncate(l3 + total);
             let ttl = {
                 let data = frame.data_mut();
                 let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
@@ -673,22 +683,51 @@ fn label_ttl_for(snap: &Snapshot, ip_ttl: u8) -> u8 {
     }
 }
 
-/// Turns an ICMP echo request to us into the reply, in place; anything else is punted.
+/// Whether an IPv4 packet for us is an echo request we answer: unfragmented ICMP echo with a
+/// valid checksum, from a unicast source that is not one of our own addresses (RFC 1122
+/// §3.2.2.6: no replies to broadcast or multicast sources). Checked before the reply is
+/// written, so everything else is punted untouched.
+fn answers_echo(snap: &Snapshot, frame: &Frame<'_>, l3: usize, vrf: VrfId) -> bool {
+    let Some(body) = frame.data().get(l3..) else {
+        return false;
+    };
+    let Ok(ip) = ipv4::Packet::new_checked(body) else {
+        return false;
+    };
+    let src = ip.src_addr();
+    if ip.next_header() != ipv4::protocol::ICMP
+        || ip.more_frags()
+        || ip.frag_offset() != 0
+        || src.is_multicast()
+        || src.is_broadcast()
+        || src.is_unspecified()
+    {
+        return false;
+    }
+    let src_is_ours = snap
+        .vrf(vrf)
+        .v4
+        .lookup(u32::from(src))
+        .and_then(|f| snap.fecs().get(f as usize))
+        == Some(&Fec::Local);
+    if src_is_ours {
+        return false;
+    }
+    let Ok(icmp) = icmp::Packet::new_checked(ip.payload()) else {
+        return false;
+    };
+    icmp.msg_type() == icmp::ECHO_REQUEST && icmp.code() == 0 && icmp.verify_checksum()
+}
+
+/// Turns an ICMP echo request that [`answers_echo`] accepted into the reply, in place.
 fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> Stage<()> {
     let data = frame.data_mut();
     let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
-    let is_fragment = ip.more_frags() || ip.frag_offset() != 0;
-    if ip.next_header() != ipv4::protocol::ICMP || is_fragment {
-        return punt(Punt::ForUs);
-    }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     {
         let Ok(mut icmp) = icmp::Packet::new_checked(ip.payload_mut()) else {
             return punt(Punt::ForUs);
         };
-        if icmp.msg_type() != icmp::ECHO_REQUEST || icmp.code() != 0 || !icmp.verify_checksum() {
-            return punt(Punt::ForUs);
-        }
         icmp.set_msg_type(icmp::ECHO_REPLY);
         icmp.fill_checksum();
     }
@@ -720,7 +759,6 @@ fn route_ipv6<T: Tracer>(
             ipv6::Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()),
         )
     };
-    frame.truncate(l3 + total);
     if dst.is_multicast() {
         return punt(Punt::Multicast);
     }
@@ -740,6 +778,7 @@ fn route_ipv6<T: Tracer>(
         Fec::Local => punt(Punt::ForUs),
         Fec::Glean { .. } => drop(Drop::NoNeighbor),
         Fec::Forward { adj, push } => {
+            frame.truncate(l3 + total);
             let hl = {
                 let data = frame.data_mut();
                 let mut ip = ipv6::Packet::new_unchecked(&mut data[l3..]);
