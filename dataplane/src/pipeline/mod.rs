@@ -34,7 +34,25 @@ const ORIGINATED_TTL: u8 = 64;
 const ETH_LEN: usize = 14;
 const VLAN_LEN: usize = 4;
 const LABEL_LEN: usize = 4;
-const TPID_8021Q: u16 = 0x8100;
+// Ethertypes as plain integers: the hot path compares the wire value, with no conversion.
+const TPID_8021Q: u16 = EtherType::Vlan.to_u16();
+const TPID_8021AD: u16 = EtherType::QinQ.to_u16();
+const ETH_IPV4: u16 = EtherType::Ipv4.to_u16();
+const ETH_IPV6: u16 = EtherType::Ipv6.to_u16();
+const ETH_ARP: u16 = EtherType::Arp.to_u16();
+const ETH_MPLS: u16 = EtherType::Mpls.to_u16();
+
+/// A MAC address as the low 48 bits of an integer, so a destination check is one compare.
+#[inline]
+fn mac_key(b: &[u8]) -> u64 {
+    match b {
+        [a, b, c, d, e, f, ..] => u64::from_be_bytes([0, 0, *a, *b, *c, *d, *e, *f]),
+        _ => 0,
+    }
+}
+const BROADCAST_KEY: u64 = 0xffff_ffff_ffff;
+/// The I/G bit: the lowest bit of the first octet (IEEE 802 §8.2).
+const GROUP_BIT: u64 = 1 << 40;
 
 /// Per-frame state that flows from one stage to the next.
 struct Ctx {
@@ -43,7 +61,23 @@ struct Ctx {
     /// The 3-bit class of service: IP precedence at IP ingress, the label TC at MPLS ingress.
     /// It becomes the TC of imposed labels and the PCP of egress VLAN tags.
     qos: u8,
+    /// The IPv4 lookup done for this frame by the batch's first pass, if any.
+    hint: Option<LookupHint>,
 }
+
+/// An IPv4 LPM result computed ahead of the per-frame pass ([`process_batch`]).
+///
+/// It is used only when the per-frame pass looks up exactly this destination in exactly this
+/// VRF, so a hint can save a lookup but never change a decision.
+#[derive(Clone, Copy)]
+struct LookupHint {
+    vrf: VrfId,
+    dst: u32,
+    fec: Option<u32>,
+}
+
+/// Frames per first pass of [`process_batch`]: the hints live in a stack array this long.
+const HINT_BATCH: usize = 64;
 
 /// How the IP TTL of a packet about to be forwarded is derived.
 #[derive(Clone, Copy)]
@@ -86,6 +120,18 @@ pub fn process<T: Tracer>(
     counters: &mut Counters,
     trace: &mut T,
 ) -> Verdict {
+    process_hinted(snap, ingress, frame, counters, trace, None)
+}
+
+#[inline]
+fn process_hinted<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+    trace: &mut T,
+    hint: Option<LookupHint>,
+) -> Verdict {
     let rx_len = frame.len() as u64;
     if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
         p.rx_packets += 1;
@@ -95,7 +141,7 @@ pub fn process<T: Tracer>(
         port: ingress,
         len: frame.len(),
     });
-    let verdict = match classify(snap, ingress, frame, counters, trace) {
+    let verdict = match classify(snap, ingress, frame, counters, trace, hint) {
         Ok(port) => Verdict::Forward(port),
         Err(v) => v,
     };
@@ -115,7 +161,10 @@ pub fn process<T: Tracer>(
 
 /// Runs a batch of frames that arrived on one port; `verdicts[i]` is the verdict of `frames[i]`.
 ///
-/// The snapshot is loaded once by the caller for the whole batch.
+/// The snapshot is loaded once by the caller for the whole batch. When a VRF is large enough
+/// for its lookups to miss the cache, the IPv4 lookups of up to 64 frames run first, back to
+/// back, so their misses overlap (memory-level parallelism) instead of each stalling the full
+/// per-frame path; the per-frame pass then uses each result once.
 pub fn process_batch(
     snap: &Snapshot,
     ingress: PortId,
@@ -124,76 +173,71 @@ pub fn process_batch(
     counters: &mut Counters,
 ) {
     counters.ensure_ports(snap.ports().len());
-    warm_lookups(snap, ingress, frames);
-    for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-        *verdict = process(snap, ingress, frame, counters, &mut NoTrace);
+    if !snap.has_large_vrf() {
+        for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
+            *verdict = process(snap, ingress, frame, counters, &mut NoTrace);
+        }
+        return;
+    }
+    for (frames, verdicts) in frames
+        .chunks_mut(HINT_BATCH)
+        .zip(verdicts.chunks_mut(HINT_BATCH))
+    {
+        let mut hints = [None; HINT_BATCH];
+        for (hint, frame) in hints.iter_mut().zip(frames.iter()) {
+            *hint = lookup_ahead(snap, ingress, frame.data());
+        }
+        for ((frame, verdict), hint) in frames.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
+            *verdict = process_hinted(snap, ingress, frame, counters, &mut NoTrace, hint);
+        }
     }
 }
 
-/// Runs the LPM lookups of a whole batch back to back before the per-frame pass.
-///
-/// In a large VRF a lookup misses the cache. Inside the full per-frame path the CPU waits for
-/// each miss in turn; issued together from this short loop, the misses of a batch overlap
-/// (memory-level parallelism), and `process` then finds the entries in cache. Only the common
-/// shapes are recognised (IPv4/IPv6 after at most one 802.1Q tag, and IP under one table
-/// label); anything else is left to `process`, which does all the checking. The results are
-/// discarded: this pass only decides what is in the cache, never what happens to a frame.
+/// The first pass of [`process_batch`]: finds the VRF and IPv4 destination of the common
+/// shapes (IPv4 after at most one 802.1Q tag; IPv4 under one table label) and looks it up.
+/// Nothing is validated here: `process` validates first and uses the result only if the
+/// (VRF, destination) it looks up is the same.
 #[inline]
-fn warm_lookups(snap: &Snapshot, ingress: PortId, frames: &[Frame<'_>]) {
-    let Some(port) = snap.ports().get(usize::from(ingress.0)) else {
-        return;
-    };
-    let mut sink = 0u32;
-    for frame in frames {
-        let d = frame.data();
-        let (mut vid, mut off, mut et) = (0u16, ETH_LEN, be16(d, 12).unwrap_or(0));
-        if et == TPID_8021Q {
-            vid = be16(d, 14).unwrap_or(0) & 0x0fff;
-            et = be16(d, 16).unwrap_or(0);
-            off += VLAN_LEN;
-        }
-        let Some(att) = port.attachment(vid) else {
-            continue;
-        };
-        let mut vrf = snap.attachment(att).vrf;
-        if et == u16::from(EtherType::Mpls) {
-            let Some(&[b0, b1, b2, _]) = d.get(off..off + LABEL_LEN) else {
-                continue;
-            };
-            let label = u32::from_be_bytes([0, b0, b1, b2]) >> 4;
-            match snap.ilm().lookup(label).map(|e| e.action) {
-                Some(IlmAction::PopLookup { vrf: v }) if b2 & 1 == 1 => vrf = v,
-                _ => continue,
-            }
-            off += LABEL_LEN;
-            et = match d.get(off).map(|b| b >> 4) {
-                Some(4) => u16::from(EtherType::Ipv4),
-                Some(6) => u16::from(EtherType::Ipv6),
-                _ => continue,
-            };
-        }
-        let table = snap.vrf(vrf);
-        match EtherType::from(et) {
-            EtherType::Ipv4 => {
-                if let Some(&[a, b, c, e]) = d.get(off + 16..off + 20) {
-                    sink ^= table
-                        .v4
-                        .lookup(u32::from_be_bytes([a, b, c, e]))
-                        .unwrap_or(0);
-                }
-            }
-            EtherType::Ipv6 => {
-                if let Some(dst) = d
-                    .get(off + 24..off + 40)
-                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                {
-                    sink ^= table.v6.lookup(u128::from_be_bytes(dst)).unwrap_or(0);
-                }
-            }
-            _ => {}
-        }
+fn lookup_ahead(snap: &Snapshot, ingress: PortId, d: &[u8]) -> Option<LookupHint> {
+    let port = snap.ports().get(usize::from(ingress.0))?;
+    let (mut vid, mut off, mut et) = (0u16, ETH_LEN, be16(d, 12)?);
+    if et == TPID_8021Q {
+        vid = be16(d, 14)? & 0x0fff;
+        et = be16(d, 16)?;
+        off += VLAN_LEN;
     }
-    core::hint::black_box(sink);
+    let mut vrf = snap.attachment(port.attachment(vid)?).vrf;
+    if et == ETH_MPLS {
+        let &[b0, b1, b2, _] = d.get(off..off + LABEL_LEN)? else {
+            return None;
+        };
+        match snap
+            .ilm()
+            .lookup(u32::from_be_bytes([0, b0, b1, b2]) >> 4)?
+            .action
+        {
+            IlmAction::PopLookup { vrf: v } if b2 & 1 == 1 => vrf = v,
+            _ => return None,
+        }
+        off += LABEL_LEN;
+        et = if d.get(off)? >> 4 == 4 {
+            ETH_IPV4
+        } else {
+            return None;
+        };
+    }
+    if et != ETH_IPV4 {
+        return None;
+    }
+    let &[a, b, c, e] = d.get(off + 16..off + 20)? else {
+        return None;
+    };
+    let dst = u32::from_be_bytes([a, b, c, e]);
+    Some(LookupHint {
+        vrf,
+        dst,
+        fec: snap.vrf(vrf).v4.lookup(dst),
+    })
 }
 
 /// Ethernet and 802.1Q: which attachment (and VRF) the frame belongs to, then dispatch.
@@ -204,6 +248,7 @@ fn classify<T: Tracer>(
     frame: &mut Frame<'_>,
     counters: &mut Counters,
     trace: &mut T,
+    hint: Option<LookupHint>,
 ) -> Stage<PortId> {
     let Some(port) = snap.ports().get(usize::from(ingress.0)) else {
         return drop(Drop::UnknownPort);
@@ -212,33 +257,31 @@ fn classify<T: Tracer>(
     if data.len() < ETH_LEN {
         return drop(Drop::Truncated);
     }
-    let mut dst = [0u8; 6];
-    dst.copy_from_slice(&data[..6]);
-    let dst = MacAddr(dst);
+    let dst = mac_key(data);
     let mut ethertype = be16(data, 12).unwrap_or(0);
     trace.step(Step::Ethernet {
-        dst,
+        dst: MacAddr(data[..6].try_into().unwrap_or([0; 6])),
         src: MacAddr(data[6..12].try_into().unwrap_or([0; 6])),
         ethertype,
     });
-    let broadcast = dst.is_broadcast();
-    if !broadcast {
-        if dst.is_multicast() {
-            return punt(Punt::Multicast);
-        }
-        if dst != port.mac {
+    let broadcast = dst == BROADCAST_KEY;
+    if dst != port.mac_key {
+        if dst & GROUP_BIT == 0 {
             return drop(Drop::OtherMac);
+        }
+        if !broadcast {
+            return punt(Punt::Multicast);
         }
     }
     let mut l3 = ETH_LEN;
     let mut vid = 0u16;
     let mut pcp = 0u8;
-    match EtherType::from(ethertype) {
-        EtherType::Vlan => {
+    match ethertype {
+        TPID_8021Q => {
             let (Some(tci), Some(inner)) = (be16(data, 14), be16(data, 16)) else {
                 return drop(Drop::Truncated);
             };
-            if matches!(EtherType::from(inner), EtherType::Vlan | EtherType::QinQ) {
+            if inner == TPID_8021Q || inner == TPID_8021AD {
                 return drop(Drop::StackedVlan);
             }
             vid = tci & 0x0fff;
@@ -250,7 +293,7 @@ fn classify<T: Tracer>(
             ethertype = inner;
             l3 += VLAN_LEN;
         }
-        EtherType::QinQ => return drop(Drop::StackedVlan),
+        TPID_8021AD => return drop(Drop::StackedVlan),
         _ => {}
     }
     // VID 0 is a priority tag: the frame belongs to the untagged attachment (802.1Q §9.6).
@@ -270,21 +313,22 @@ fn classify<T: Tracer>(
         ingress,
         attachment: att_id,
         qos: pcp,
+        hint,
     };
-    match EtherType::from(ethertype) {
-        EtherType::Arp => arp_in(snap, frame, l3, &ctx, counters, trace),
+    match ethertype {
+        ETH_ARP => arp_in(snap, frame, l3, &ctx, counters, trace),
         _ if broadcast => punt(Punt::Broadcast),
-        EtherType::Ipv4 => {
+        ETH_IPV4 => {
             let tos = frame.data().get(l3 + 1).copied().unwrap_or(0);
             ctx.qos = tos >> 5;
             route_ipv4(snap, frame, l3, att.vrf, Hop::Ip, &mut ctx, counters, trace)
         }
-        EtherType::Ipv6 => {
+        ETH_IPV6 => {
             let tc = be16(frame.data(), l3).unwrap_or(0) >> 4;
             ctx.qos = (tc >> 5) as u8 & 7;
             route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, trace)
         }
-        EtherType::Mpls => {
+        ETH_MPLS => {
             if port.kind == PortKind::Edge {
                 return drop(Drop::MplsOnEdge);
             }
@@ -385,29 +429,7 @@ fn mpls_in<T: Tracer>(
         ctx.qos = tc;
         let next = off + LABEL_LEN;
         match label {
-            0 | 2 => {
-                // Explicit null: pop and go on with what is below, in the global table
-                // (RFC 3032 §2.1; RFC 4182 allows it above other labels).
-                trace.step(Step::ExplicitNull { label });
-                if bos {
-                    // No TTL check here: a packet for one of our addresses is delivered
-                    // whatever its TTL; a forwarded one is checked by `forwarded_ttl`.
-                    let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
-                    return if label == 0 {
-                        route_ipv4(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
-                    } else {
-                        route_ipv6(snap, frame, next, VrfId::GLOBAL, hop, ctx, trace)
-                    };
-                }
-                // The pop and the lookup below are one hop: carry the TTL down unchanged.
-                if uniform {
-                    carried_ttl = Some(ttl);
-                }
-                off = next;
-            }
-            1 => return punt(Punt::RouterAlert),
-            3..=15 => return drop(Drop::ReservedLabel),
-            _ => {
+            16.. => {
                 let Some(entry) = snap.ilm().lookup(label) else {
                     return drop(Drop::UnknownLabel);
                 };
@@ -458,6 +480,28 @@ fn mpls_in<T: Tracer>(
                     }
                 };
             }
+            0 | 2 => {
+                // Explicit null: pop and go on with what is below, in the global table
+                // (RFC 3032 §2.1; RFC 4182 allows it above other labels).
+                trace.step(Step::ExplicitNull { label });
+                if bos {
+                    // No TTL check here: a packet for one of our addresses is delivered
+                    // whatever its TTL; a forwarded one is checked by `forwarded_ttl`.
+                    let hop = if uniform { Hop::Label(ttl) } else { Hop::Ip };
+                    return if label == 0 {
+                        route_ipv4(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
+                    } else {
+                        route_ipv6(snap, frame, next, VrfId::GLOBAL, hop, ctx, trace)
+                    };
+                }
+                // The pop and the lookup below are one hop: carry the TTL down unchanged.
+                if uniform {
+                    carried_ttl = Some(ttl);
+                }
+                off = next;
+            }
+            1 => return punt(Punt::RouterAlert),
+            _ => return drop(Drop::ReservedLabel),
         }
     }
     // Every entry was an explicit null above the bottom: stack_depth saw a bottom, so the loop
@@ -615,7 +659,12 @@ fn route_ipv4<T: Tracer>(
     if dst.is_broadcast() {
         return punt(Punt::Broadcast);
     }
-    let fec_id = snap.vrf(vrf).v4.lookup(u32::from(dst)).map(FecId);
+    let key = u32::from(dst);
+    let fec_id = match ctx.hint.take() {
+        Some(h) if h.vrf == vrf && h.dst == key => h.fec,
+        _ => snap.vrf(vrf).v4.lookup(key),
+    }
+    .map(FecId);
     trace.step(Step::Lookup4 {
         vrf,
         dst,
@@ -865,12 +914,13 @@ fn emit<T: Tracer>(
     }
     head[at..at + 2].copy_from_slice(&u16::from(ethertype).to_be_bytes());
     at += 2;
-    let last = words.len().wrapping_sub(1);
-    for (i, w) in words.iter().enumerate() {
-        let s = u32::from(bos && i == last) << 8;
-        let word = w | u32::from(qos) << 9 | s | u32::from(ttl);
-        head[at..at + LABEL_LEN].copy_from_slice(&word.to_be_bytes());
-        at += LABEL_LEN;
+    let tc_ttl = u32::from(qos) << 9 | u32::from(ttl);
+    for (entry, w) in head[at..].chunks_exact_mut(LABEL_LEN).zip(words) {
+        entry.copy_from_slice(&(w | tc_ttl).to_be_bytes());
+    }
+    if bos && !words.is_empty() {
+        // S is bit 8 of the innermost entry: the low bit of its third byte.
+        head[at + labels_len - 2] |= 1;
     }
     if !words.is_empty() {
         trace.step(Step::Impose {

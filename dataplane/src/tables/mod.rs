@@ -100,6 +100,8 @@ pub struct Port {
     pub mtu: u16,
     /// VLAN id -> attachment index + 1 (0: no attachment); slot 0 is the untagged attachment.
     vlan_map: Box<[u16; VLAN_SLOTS]>,
+    /// `mac` as the low 48 bits of an integer: the destination check is one compare.
+    pub(crate) mac_key: u64,
 }
 
 impl Port {
@@ -111,6 +113,7 @@ impl Port {
             mac,
             mtu,
             vlan_map: Box::new([0; VLAN_SLOTS]),
+            mac_key: 0,
         }
     }
 
@@ -386,7 +389,13 @@ pub struct Snapshot {
     fecs: Vec<Fec>,
     vrfs: Vec<Vrf>,
     ilm: LabelTable,
+    has_large_vrf: bool,
 }
+
+/// From this many IPv4 routes a VRF's lookups start to miss the cache, and batches look their
+/// destinations up ahead of the per-frame pass (see `pipeline::process_batch`). Smaller tables
+/// stay cache resident, where the extra pass would only cost instructions.
+pub const LARGE_VRF_ROUTES: usize = 4096;
 
 fn check(
     what: impl FnOnce() -> String,
@@ -424,6 +433,8 @@ impl Snapshot {
         }
         for p in &mut parts.ports {
             p.vlan_map.fill(0);
+            let m = p.mac.0;
+            p.mac_key = u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]);
         }
         for (i, a) in parts.attachments.iter().enumerate() {
             let port = &mut parts.ports[usize::from(a.port.0)];
@@ -489,7 +500,9 @@ impl Snapshot {
             }
         }
         let ilm = LabelTable::new(parts.ilm)?;
+        let has_large_vrf = parts.vrfs.iter().any(|v| v.v4.len() >= LARGE_VRF_ROUTES);
         Ok(Snapshot {
+            has_large_vrf,
             name: parts.name,
             ttl_mode: parts.ttl_mode,
             ports: parts.ports,
@@ -535,6 +548,11 @@ impl Snapshot {
     /// All VRFs; index 0 is the global table.
     pub fn vrfs(&self) -> &[Vrf] {
         &self.vrfs
+    }
+    /// Whether some VRF is large enough for batched lookahead ([`LARGE_VRF_ROUTES`]).
+    #[inline]
+    pub fn has_large_vrf(&self) -> bool {
+        self.has_large_vrf
     }
     /// The incoming label map.
     pub fn ilm(&self) -> &LabelTable {

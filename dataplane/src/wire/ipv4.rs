@@ -54,6 +54,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub const HEADER_LEN: usize = HEADER_LEN;
 
     /// Wraps a buffer without any check; fixed-field accessors panic if it is shorter than `HEADER_LEN`.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
@@ -63,6 +64,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// `Error::Truncated` if the buffer is shorter than 20 bytes, than the header length
     /// (IHL) or than the Total Length; `Error::Malformed` if the version is not 4, IHL is
     /// below 5, or Total Length is smaller than the header. Longer buffers are fine.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let len = buffer.as_ref().len();
         if len < Self::HEADER_LEN {
@@ -100,6 +102,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Header length in bytes (IHL x 4), options included: 20..=60.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
@@ -120,6 +123,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Total Length: header plus payload, in bytes.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         read_u16(&self.buffer.as_ref()[field::LENGTH])
     }
@@ -150,11 +154,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Time to Live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol number of the payload (see [`protocol`]).
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
@@ -165,11 +171,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(read_array::<4>(&self.buffer.as_ref()[field::SRC_ADDR]))
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(read_array::<4>(&self.buffer.as_ref()[field::DST_ADDR]))
     }
@@ -177,6 +185,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     // Where the header ends and the payload starts and ends, clamped to the buffer so
     // that the slice accessors stay in bounds even after a setter changed IHL or Total
     // Length to something the buffer cannot hold.
+    #[inline]
     fn bounds(&self) -> (usize, usize) {
         let len = self.buffer.as_ref().len();
         let header_end = self.header_len().min(len);
@@ -185,11 +194,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Whether the header checksum is correct (the header, options included, sums to ones'-complement zero).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.header())) == 0
     }
 
     /// The header bytes, options included.
+    #[inline]
     pub fn header(&self) -> &[u8] {
         let (header_end, _) = self.bounds();
         &self.buffer.as_ref()[..header_end]
@@ -307,6 +318,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     ///
     /// TTL shares a 16-bit word with Protocol, so that word is the `m`/`m'` of the RFC.
     /// The result equals a full recomputation whenever the old checksum was correct.
+    #[inline]
     pub fn set_ttl_and_update_checksum(&mut self, new_ttl: u8) {
         let data = self.buffer.as_mut();
         let protocol = data[field::PROTOCOL];

@@ -46,6 +46,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     ///
     /// `Error::Truncated` if the buffer is shorter than 40 bytes or than 40 + Payload
     /// Length; `Error::Malformed` if the version is not 6. Longer buffers are fine.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let len = buffer.as_ref().len();
         if len < Self::HEADER_LEN {
@@ -86,6 +87,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Payload Length: bytes after the fixed header, extension headers included.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         read_u16(&self.buffer.as_ref()[field::LENGTH])
     }
@@ -101,6 +103,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Hop Limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
@@ -111,6 +114,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(read_array::<16>(&self.buffer.as_ref()[field::DST_ADDR]))
     }
@@ -163,6 +167,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets Hop Limit (IPv6 has no header checksum to patch).
+    #[inline]
     pub fn set_hop_limit(&mut self, hop_limit: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = hop_limit;
     }

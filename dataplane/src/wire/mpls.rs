@@ -137,6 +137,7 @@ impl LabelEntry {
     }
 
     /// Reads an entry from a host-order word; every 32-bit value is a valid entry.
+    #[inline]
     pub const fn from_u32(word: u32) -> LabelEntry {
         LabelEntry {
             label: Label(word >> LABEL_SHIFT),
@@ -152,6 +153,7 @@ impl LabelEntry {
     }
 
     /// Reads an entry from the 4 bytes on the wire.
+    #[inline]
     pub const fn from_be_bytes(bytes: [u8; 4]) -> LabelEntry {
         LabelEntry::from_u32(u32::from_be_bytes(bytes))
     }
