@@ -13,6 +13,7 @@
 #     source, no pinning).
 #   * rust-src for the nightly toolchain (needed by the eBPF build, -Z build-std).
 #   * bpf-linker 0.13.0, built against Debian's LLVM 22 (/usr/lib/llvm-22).
+#   * cargo-fuzz 0.13.2, for the fuzz smoke run of scripts/test.sh.
 #
 # If LLVM 22 cannot be found in the configured apt sources, the eBPF toolchain
 # part is skipped with a one-line notice and everything else still installs.
@@ -183,6 +184,15 @@ else
         bpf-linker --version | grep -qw "$BPF_LINKER_VERSION" \
             || die "bpf-linker --version does not report $BPF_LINKER_VERSION after install"
     fi
+fi
+
+# cargo-fuzz drives the fuzz smoke run of scripts/test.sh (pinned for a reproducible build).
+CARGO_FUZZ_VERSION=0.13.2
+if cargo fuzz --version 2>/dev/null | grep -qw "$CARGO_FUZZ_VERSION"; then
+    log "cargo-fuzz $CARGO_FUZZ_VERSION: present"
+else
+    log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --jobs "${XPE_SETUP_JOBS:-2}"
 fi
 
 log "done"

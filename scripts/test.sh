@@ -42,14 +42,11 @@ step cargo test --workspace "${LOCKED[@]}"
 step cargo clippy --workspace --all-targets "${LOCKED[@]}" -- -D warnings
 step cargo fmt --all -- --check
 
-# ---------------------------------------------------------------------------
-# LATER STEPS GO HERE (keep each under `step ...` so it gets a heading):
-#   * fuzz smoke run: a short, time-bounded `cargo +nightly fuzz run <target>
-#     -- -max_total_time=N` per fuzz target;
-#   * integration tests that need root (network namespaces, veth, tshark
-#     captures), e.g. `cargo test -p xpe-tests -- --ignored` guarded by
-#     `[[ $(id -u) -eq 0 ]]`;
-#   * eBPF build (nightly + rust-src + bpf-linker, installed by setup.sh).
-# ---------------------------------------------------------------------------
+# A bounded run of every cargo-fuzz target over whole frames (nightly, AddressSanitizer):
+# no input may panic the pipeline. FUZZ_SECONDS per target, 30 by default.
+step scripts/fuzz-smoke.sh
+
+# Later: integration tests that need root, network namespaces and AF_XDP (the live runtime),
+# and the eBPF build (nightly + rust-src + bpf-linker, installed by setup.sh).
 
 printf '\n==> all %d steps passed\n' "$STEP"
