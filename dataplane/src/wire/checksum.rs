@@ -60,6 +60,25 @@ pub const fn update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
     fold((!old_checksum) as u32 + (!old_word) as u32 + new_word as u32)
 }
 
+/// The checksum of `data`, `fold(sum(data))`, computed over 32-bit words.
+///
+/// Big-endian 32-bit words add up to the same ones'-complement value as their 16-bit halves
+/// (2^16 is congruent to 1 modulo 0xffff), so a 20-byte IPv4 header takes five additions
+/// instead of ten. A header whose checksum field is correct gives 0.
+#[inline]
+pub fn compute(data: &[u8]) -> u16 {
+    let mut words = data.chunks_exact(4);
+    // A u64 accumulator cannot overflow for any slice that fits in memory.
+    let mut acc: u64 = 0;
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    acc += u64::from(sum(words.remainder()));
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    fold(acc as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +138,12 @@ mod tests {
     }
 
     proptest! {
+    /// `compute` is `fold(sum(..))` for every input, odd lengths included.
+    #[test]
+    fn compute_agrees_with_fold_of_sum(data in proptest::collection::vec(any::<u8>(), 0..80)) {
+        prop_assert_eq!(compute(&data), fold(sum(&data)));
+    }
+
         #[test]
         fn matches_etherparse(data in prop::collection::vec(any::<u8>(), 0..200)) {
             // etherparse sums native-endian words and swaps once at the end (RFC 1071

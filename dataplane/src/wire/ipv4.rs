@@ -196,7 +196,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Whether the header checksum is correct (the header, options included, sums to ones'-complement zero).
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(self.header())) == 0
+        checksum::compute(self.header()) == 0
     }
 
     /// The header bytes, options included.
@@ -300,7 +300,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recomputes the Header Checksum over the header, options included.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let checksum = checksum::fold(checksum::sum(self.header()));
+        let checksum = checksum::compute(self.header());
         self.set_checksum(checksum);
     }
 
