@@ -922,35 +922,46 @@ fn emit<T: Tracer>(
     if l3_len > usize::from(adj.mtu) {
         return drop(Drop::MtuExceeded);
     }
-    let l2_len = ETH_LEN + if adj.vlan.is_some() { VLAN_LEN } else { 0 };
+    let tagged = adj.vlan.is_some();
+    let l2_len = if tagged { ETH_LEN + VLAN_LEN } else { ETH_LEN };
     if !frame.resize_head(payload_off, l2_len + labels_len) {
         return drop(Drop::NoHeadroom);
     }
     let ethertype = match payload {
-        _ if !words.is_empty() => EtherType::Mpls,
-        Payload::Ipv4 => EtherType::Ipv4,
-        Payload::Ipv6 => EtherType::Ipv6,
-        Payload::Mpls => EtherType::Mpls,
-    };
-    let qos = ctx.qos & 7;
-    let head = &mut frame.data_mut()[..l2_len + labels_len];
-    head[..12].copy_from_slice(&adj.macs);
-    let mut at = 12;
-    if let Some(vlan) = adj.vlan {
-        head[12..14].copy_from_slice(&TPID_8021Q.to_be_bytes());
-        let tci = u16::from(qos) << 13 | vlan.get();
-        head[14..16].copy_from_slice(&tci.to_be_bytes());
-        at = 16;
+        _ if !words.is_empty() => ETH_MPLS,
+        Payload::Ipv4 => ETH_IPV4,
+        Payload::Ipv6 => ETH_IPV6,
+        Payload::Mpls => ETH_MPLS,
     }
-    head[at..at + 2].copy_from_slice(&u16::from(ethertype).to_be_bytes());
-    at += 2;
+    .to_be_bytes();
+    let qos = ctx.qos & 7;
+    // Fixed-size copies of the adjacency's precomputed header: a few moves, no memcpy call.
+    let data = frame.data_mut();
+    let labels = if tagged {
+        let Some((head, rest)) = data.split_first_chunk_mut::<{ ETH_LEN + VLAN_LEN }>() else {
+            return drop(Drop::NoHeadroom);
+        };
+        head[..16].copy_from_slice(&adj.header);
+        head[14] |= qos << 5;
+        head[16..].copy_from_slice(&ethertype);
+        rest
+    } else {
+        let Some((head, rest)) = data.split_first_chunk_mut::<ETH_LEN>() else {
+            return drop(Drop::NoHeadroom);
+        };
+        head[..12].copy_from_slice(&adj.header[..12]);
+        head[12..].copy_from_slice(&ethertype);
+        rest
+    };
     let tc_ttl = u32::from(qos) << 9 | u32::from(ttl);
-    for (entry, w) in head[at..].chunks_exact_mut(LABEL_LEN).zip(words) {
+    for (entry, w) in labels.chunks_exact_mut(LABEL_LEN).zip(words) {
         entry.copy_from_slice(&(w | tc_ttl).to_be_bytes());
     }
     if bos && !words.is_empty() {
         // S is bit 8 of the innermost entry: the low bit of its third byte.
-        head[at + labels_len - 2] |= 1;
+        if let Some(b) = labels.get_mut(labels_len - 2) {
+            *b |= 1;
+        }
     }
     if !words.is_empty() {
         trace.step(Step::Impose {

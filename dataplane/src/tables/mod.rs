@@ -153,8 +153,9 @@ pub struct Adjacency {
     pub next_hop: Ipv4Addr,
     /// The next hop's MAC; `None` until it is resolved (frames are counted as no-neighbor).
     pub mac: Option<MacAddr>,
-    /// Destination then source MAC, ready to copy into the frame.
-    pub(crate) macs: [u8; 12],
+    /// The L2 header to copy into the frame: destination and source MAC, then (tagged
+    /// attachments) the 802.1Q TPID and TCI with PCP 0; the ethertype is written per frame.
+    pub(crate) header: [u8; 16],
     /// The egress port's MTU (copied for the hot path).
     pub mtu: u16,
 }
@@ -169,7 +170,7 @@ impl Adjacency {
             vlan: None,
             next_hop,
             mac,
-            macs: [0; 12],
+            header: [0; 16],
             mtu: 0,
         }
     }
@@ -460,8 +461,10 @@ impl Snapshot {
             adj.port = att.port;
             adj.vlan = att.vlan;
             adj.mtu = port.mtu;
-            adj.macs[..6].copy_from_slice(&adj.mac.unwrap_or(MacAddr([0; 6])).0);
-            adj.macs[6..].copy_from_slice(&port.mac.0);
+            adj.header[..6].copy_from_slice(&adj.mac.unwrap_or(MacAddr([0; 6])).0);
+            adj.header[6..12].copy_from_slice(&port.mac.0);
+            adj.header[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+            adj.header[14..].copy_from_slice(&att.vlan.map_or(0, |v| v.get()).to_be_bytes());
         }
         let nadj = parts.adjacencies.len();
         for (i, f) in parts.fecs.iter().enumerate() {
@@ -677,7 +680,7 @@ mod tests {
         assert_eq!(s.port(PortId(0)).attachment(101), None);
         let adj = s.adjacency(AdjacencyId(0));
         assert_eq!((adj.port, adj.mtu), (PortId(0), 1500));
-        assert_eq!(adj.macs, [2, 0, 0, 0, 2, 1, 2, 0, 0, 0, 0, 1]);
+        assert_eq!(adj.header[..12], [2, 0, 0, 0, 2, 1, 2, 0, 0, 0, 0, 1]);
     }
 
     #[test]
