@@ -16,8 +16,6 @@ pub use counters::{Counters, Drop, PortCounters, Punt, Verdict};
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
 
-use core::net::Ipv4Addr;
-
 use crate::tables::{
     AdjacencyId, AttachmentId, Fec, FecId, IlmAction, LabelStack, Port, PortId, PortKind, Snapshot,
     TtlMode, VrfId,
@@ -975,9 +973,4 @@ fn emit<T: Tracer>(
         port: adj.port,
     });
     Ok(adj.port)
-}
-
-/// The IPv4 address an ARP or echo reply would use on an attachment (for tests and tools).
-pub fn attachment_address(snap: &Snapshot, att: AttachmentId) -> Option<Ipv4Addr> {
-    snap.attachment(att).address.map(|a| a.addr())
 }
