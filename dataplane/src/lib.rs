@@ -6,8 +6,10 @@
 //!   (ports, VLAN attachments, VRFs with their LPM tables, the incoming label map, adjacencies);
 //! - [`pipeline`] knows decisions: classify -> label or IP lookup -> rewrite, with a counted
 //!   reason for every drop and punt, and an optional trace of every stage;
-//! - the AF_XDP ring code (a later `xsk` module) knows rings and reuses the pipeline unchanged.
+//! - [`xsk`] knows the kernel side: the XDP steering program (and, next, AF_XDP rings and
+//!   workers that reuse the pipeline unchanged).
 
 pub mod pipeline;
 pub mod tables;
 pub mod wire;
+pub mod xsk;

@@ -1,6 +1,19 @@
-//! The XDP steering program of xpe and the types it shares with userspace.
-//!
-//! This crate is a placeholder until the live AF_XDP runtime lands: the foundation
-//! (pipeline, tables, config, offline replay) does not touch a NIC. It is kept in the
-//! workspace so the layout of the project is visible from the start.
+//! What the XDP steering program and userspace agree on: program and map names, sizes and
+//! counter indices. The program itself is `src/main.rs`, built for the bpf target by
+//! `dataplane/build.rs` (aya-build) and embedded in the xpe binary.
 #![no_std]
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM: &str = "xpe_steer";
+/// Name of the XSKMAP: RX queue index -> AF_XDP socket.
+pub const XSK_MAP: &str = "XPE_XSKS";
+/// Name of the per-CPU counter array.
+pub const STATS_MAP: &str = "XPE_STATS";
+/// Slots of the XSKMAP: the most RX queues an interface may have for xpe.
+pub const MAX_QUEUES: u32 = 64;
+/// Counter index: frames redirected to an AF_XDP socket.
+pub const STAT_REDIRECTED: u32 = 0;
+/// Counter index: frames passed to the kernel (no socket bound on their queue).
+pub const STAT_PASSED: u32 = 1;
+/// Number of counters.
+pub const STATS_LEN: u32 = 2;

@@ -1,0 +1,175 @@
+//! Loading and attaching the XDP steering program (`ebpf/src/main.rs`) and reading its
+//! counters. The program is embedded in the binary at build time and detached when the
+//! [`Steering`] is dropped. (Replacing a program a crashed run left behind, and binding the
+//! AF_XDP sockets it redirects to, come with the live runtime.)
+
+use std::fmt;
+
+use aya::maps::PerCpuArray;
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use xpe_ebpf as names;
+
+/// The program as built by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
+
+/// How the program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Driver (native) mode; the only one that gives zero-copy or fast copy mode.
+    Native,
+    /// Generic (skb) mode, which every device supports.
+    Skb,
+    /// Native, falling back to skb where the driver refuses.
+    Auto,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+            Mode::Auto => "auto",
+        })
+    }
+}
+
+/// Why the program could not be loaded, attached or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    /// The object file or its maps were refused by the kernel.
+    #[error("cannot load the XDP program into the kernel: {0} (needs root, or CAP_BPF and CAP_NET_ADMIN)")]
+    Load(#[source] aya::EbpfError),
+    /// The program is missing from the object or refused by the verifier.
+    #[error("XDP program {program}: {source}")]
+    Program {
+        /// Program name.
+        program: &'static str,
+        /// Why.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// Attaching to the interface failed.
+    #[error("cannot attach XDP in {mode} mode to {ifname}: {source}")]
+    Attach {
+        /// Interface.
+        ifname: String,
+        /// Mode tried last.
+        mode: Mode,
+        /// Why.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map is missing or unreadable.
+    #[error("XDP map {map}: {detail}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// What the program counted, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SteerCounters {
+    /// Frames redirected to an AF_XDP socket.
+    pub redirected: u64,
+    /// Frames passed to the kernel (no socket bound on their RX queue).
+    pub passed: u64,
+}
+
+/// The steering program attached to one interface; dropping it detaches the program.
+pub struct Steering {
+    ebpf: Ebpf,
+    ifname: String,
+    mode: Mode,
+}
+
+impl fmt::Debug for Steering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Steering")
+            .field("ifname", &self.ifname)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Steering {
+    /// Loads the program and attaches it to `ifname`; with [`Mode::Auto`], native first, then
+    /// skb. The mode that took is [`Steering::mode`].
+    pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
+        let mut ebpf = Ebpf::load(OBJECT).map_err(SteerError::Load)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(names::PROGRAM)
+            .ok_or(SteerError::Map {
+                map: names::PROGRAM,
+                detail: "missing from the embedded object".into(),
+            })?
+            .try_into()
+            .map_err(|source| SteerError::Program {
+                program: names::PROGRAM,
+                source,
+            })?;
+        program.load().map_err(|source| SteerError::Program {
+            program: names::PROGRAM,
+            source,
+        })?;
+        let tries: &[(Mode, XdpMode)] = match mode {
+            Mode::Native => &[(Mode::Native, XdpMode::Driver)],
+            Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
+            Mode::Auto => &[(Mode::Native, XdpMode::Driver), (Mode::Skb, XdpMode::Skb)],
+        };
+        let mut last = None;
+        for &(mode, flags) in tries {
+            match program.attach(ifname, flags) {
+                Ok(_) => {
+                    return Ok(Steering {
+                        ebpf,
+                        ifname: ifname.to_string(),
+                        mode,
+                    })
+                }
+                Err(e) => last = Some((mode, e)),
+            }
+        }
+        let (mode, source) = last.expect("at least one mode is tried");
+        Err(SteerError::Attach {
+            ifname: ifname.to_string(),
+            mode,
+            source,
+        })
+    }
+
+    /// The interface the program is attached to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The mode it is attached in.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Reads the counters, summed over CPUs.
+    pub fn counters(&self) -> Result<SteerCounters, SteerError> {
+        let map_err = |detail: String| SteerError::Map {
+            map: names::STATS_MAP,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map(names::STATS_MAP)
+            .ok_or_else(|| map_err("missing from the embedded object".into()))?;
+        let stats: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|e| map_err(e.to_string()))?;
+        let sum = |i: u32| -> Result<u64, SteerError> {
+            let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
+            Ok(values.iter().sum())
+        };
+        Ok(SteerCounters {
+            redirected: sum(names::STAT_REDIRECTED)?,
+            passed: sum(names::STAT_PASSED)?,
+        })
+    }
+}
