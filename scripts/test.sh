@@ -46,7 +46,7 @@ step cargo fmt --all -- --check
 # no input may panic the pipeline. FUZZ_SECONDS per target, 30 by default.
 step scripts/fuzz-smoke.sh
 
-# Later: integration tests that need root, network namespaces and AF_XDP (the live runtime),
-# and the eBPF build (nightly + rust-src + bpf-linker, installed by setup.sh).
+# The eBPF build (nightly + rust-src + bpf-linker) runs inside step 2 through dataplane/build.rs,
+# and the root-only tests (XDP on a veth in a namespace) inside step 3.
 
 printf '\n==> all %d steps passed\n' "$STEP"
