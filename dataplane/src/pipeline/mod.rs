@@ -634,6 +634,7 @@ fn php<T: Tracer>(
     )
 }
 
+#[inline(always)]
 fn ipv4_checked(body: &mut [u8]) -> Stage<ipv4::Packet<&mut [u8]>> {
     match ipv4::Packet::new_checked(body) {
         Ok(ip) if ip.verify_checksum() => Ok(ip),
@@ -676,13 +677,12 @@ fn route_ipv4<T: Tracer>(
     counters: &mut Counters,
     trace: &mut T,
 ) -> Stage<PortId> {
-    let (dst, total) = {
-        let Some(body) = frame.data_mut().get_mut(l3..) else {
-            return drop(Drop::Truncated);
-        };
-        let ip = ipv4_checked(body)?;
-        (ip.dst_addr(), usize::from(ip.total_len()))
+    // One checked view serves the lookup and, on the forward path, the TTL rewrite.
+    let Some(body) = frame.data_mut().get_mut(l3..) else {
+        return drop(Drop::Truncated);
     };
+    let mut ip = ipv4_checked(body)?;
+    let (dst, total) = (ip.dst_addr(), usize::from(ip.total_len()));
     if dst.is_multicast() {
         return punt(Punt::Multicast);
     }
@@ -723,19 +723,14 @@ fn route_ipv4<T: Tracer>(
         }
         Fec::Glean { .. } => drop(Drop::NoNeighbor),
         Fec::Forward { adj, ref push } => {
+            let before = ip.ttl();
+            let ttl = forwarded_ttl(before, hop)?;
+            if ttl != before {
+                trace.step(Step::IpTtl { before, after: ttl });
+                ip.set_ttl_and_update_checksum(ttl);
+            }
             // Ethernet padding after the IP packet is not forwarded.
             frame.truncate(l3 + total);
-            let ttl = {
-                let data = frame.data_mut();
-                let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
-                let before = ip.ttl();
-                let ttl = forwarded_ttl(before, hop)?;
-                if ttl != before {
-                    trace.step(Step::IpTtl { before, after: ttl });
-                    ip.set_ttl_and_update_checksum(ttl);
-                }
-                ttl
-            };
             let label_ttl = label_ttl_for(snap, ttl);
             emit(
                 snap,

@@ -318,7 +318,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     ///
     /// TTL shares a 16-bit word with Protocol, so that word is the `m`/`m'` of the RFC.
     /// The result equals a full recomputation whenever the old checksum was correct.
-    #[inline]
+    // Forced inline: it is a per-packet step of forwarding, and as a call it costs more than its body.
+    #[inline(always)]
     pub fn set_ttl_and_update_checksum(&mut self, new_ttl: u8) {
         let data = self.buffer.as_mut();
         let protocol = data[field::PROTOCOL];
