@@ -666,7 +666,10 @@ fn forwarded_ttl(current: u8, hop: Hop) -> Stage<u8> {
 }
 
 /// IPv4 in a VRF: lookup, local delivery, TTL, then out by the FEC.
+// Forced inline into its callers (as a call it costs ~30 instructions per frame, callgrind);
+// the recursion of an echo reply goes through `local_ipv4`, which stays a call.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn route_ipv4<T: Tracer>(
     snap: &Snapshot,
     frame: &mut Frame<'_>,
@@ -709,17 +712,7 @@ fn route_ipv4<T: Tracer>(
                 // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
                 return punt(Punt::ForUs);
             }
-            if !answers_echo(snap, frame, l3, vrf) {
-                return punt(Punt::ForUs);
-            }
-            frame.truncate(l3 + total);
-            echo_reply(frame, l3, trace)?;
-            ctx.qos = 0;
-            let port = route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)?;
-            // Counted once the reply is on its way: one that cannot be routed is counted
-            // under its drop reason only.
-            counters.echo_replies += 1;
-            Ok(port)
+            local_ipv4(snap, frame, l3, total, vrf, ctx, counters, trace)
         }
         Fec::Glean { .. } => drop(Drop::NoNeighbor),
         Fec::Forward { adj, ref push } => {
@@ -746,6 +739,33 @@ fn route_ipv4<T: Tracer>(
             )
         }
     }
+}
+
+/// An IPv4 packet for one of our addresses that is not a reply we sent: answer an echo
+/// request (routed back like any packet), punt the rest untouched.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn local_ipv4<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    total: usize,
+    vrf: VrfId,
+    ctx: &mut Ctx,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Stage<PortId> {
+    if !answers_echo(snap, frame, l3, vrf) {
+        return punt(Punt::ForUs);
+    }
+    frame.truncate(l3 + total);
+    echo_reply(frame, l3, trace)?;
+    ctx.qos = 0;
+    let port = route_ipv4(snap, frame, l3, vrf, Hop::Originated, ctx, counters, trace)?;
+    // Counted once the reply is on its way: one that cannot be routed is counted
+    // under its drop reason only.
+    counters.echo_replies += 1;
+    Ok(port)
 }
 
 /// TTL of imposed labels: the IP TTL in uniform mode, 255 in pipe mode (RFC 3443 §3).
