@@ -67,9 +67,20 @@ pub const fn update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
 /// instead of ten. A header whose checksum field is correct gives 0.
 #[inline]
 pub fn compute(data: &[u8]) -> u16 {
-    let mut words = data.chunks_exact(4);
     // A u64 accumulator cannot overflow for any slice that fits in memory.
     let mut acc: u64 = 0;
+    // The first 20 bytes (an IPv4 header without options) as five straight-line additions:
+    // the loop below costs several instructions a word more (callgrind).
+    let rest = match data.split_first_chunk::<20>() {
+        Some((head, rest)) => {
+            for w in head.as_chunks::<4>().0 {
+                acc += u64::from(u32::from_be_bytes(*w));
+            }
+            rest
+        }
+        None => data,
+    };
+    let mut words = rest.chunks_exact(4);
     for w in &mut words {
         acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
