@@ -345,21 +345,21 @@ fn classify<T: Tracer>(
     match ethertype {
         ETH_ARP => arp_in(snap, frame, l3, &ctx, counters, trace),
         _ if broadcast => punt(Punt::Broadcast),
-        ETH_IPV4 => {
-            let tos = frame.data().get(l3 + 1).copied().unwrap_or(0);
-            ctx.qos = tos >> 5;
-            route_ipv4(snap, frame, l3, att.vrf, Hop::Ip, &mut ctx, counters, trace)
-        }
-        ETH_IPV6 => {
-            let tc = be16(frame.data(), l3).unwrap_or(0) >> 4;
-            ctx.qos = (tc >> 5) as u8 & 7;
-            route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, trace)
-        }
         ETH_MPLS => {
             if port.kind == PortKind::Edge {
                 return drop(Drop::MplsOnEdge);
             }
             mpls_in(snap, frame, l3, &mut ctx, counters, trace)
+        }
+        ETH_IPV4 => {
+            let tos = data.get(l3 + 1).copied().unwrap_or(0);
+            ctx.qos = tos >> 5;
+            route_ipv4(snap, frame, l3, att.vrf, Hop::Ip, &mut ctx, counters, trace)
+        }
+        ETH_IPV6 => {
+            let tc = be16(data, l3).unwrap_or(0) >> 4;
+            ctx.qos = (tc >> 5) as u8 & 7;
+            route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, trace)
         }
         _ => punt(Punt::OtherProtocol),
     }
@@ -435,14 +435,15 @@ fn mpls_in<T: Tracer>(
     counters: &mut Counters,
     trace: &mut T,
 ) -> Stage<PortId> {
-    let depth = stack_depth(frame.data(), l3)?;
+    // One view of the frame for the walk: every branch that rewrites the frame returns.
+    let data = frame.data();
+    let depth = stack_depth(data, l3)?;
     let uniform = snap.ttl_mode() == TtlMode::Uniform;
     let mut off = l3;
     // Uniform mode carries an explicit null's TTL down to the label below (one hop); it is
     // held here rather than written, so a frame that is then punted stays as it arrived.
     let mut carried_ttl: Option<u8> = None;
     for d in 0..depth {
-        let data = frame.data();
         let Some(bytes) = data.get(off..off + LABEL_LEN) else {
             return drop(Drop::Truncated);
         };
