@@ -203,8 +203,9 @@ pub fn process_batch(
     };
     if !snap.has_large_vrf() {
         for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
-            *verdict = decide(snap, ingress, port, frame, counters, &mut NoTrace, None);
-            count_verdict(counters, *verdict, frame.len());
+            let v = decide(snap, ingress, port, frame, counters, &mut NoTrace, None);
+            *verdict = v;
+            count_verdict(counters, v, frame.len());
         }
         return;
     }
@@ -217,8 +218,9 @@ pub fn process_batch(
             *hint = lookup_ahead(snap, port, frame.data());
         }
         for ((frame, verdict), hint) in frames.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
-            *verdict = decide(snap, ingress, port, frame, counters, &mut NoTrace, hint);
-            count_verdict(counters, *verdict, frame.len());
+            let v = decide(snap, ingress, port, frame, counters, &mut NoTrace, hint);
+            *verdict = v;
+            count_verdict(counters, v, frame.len());
         }
     }
 }
