@@ -409,22 +409,6 @@ fn arp_in<T: Tracer>(
     }
 }
 
-/// Walks the label stack from `off` to its bottom; returns its depth.
-#[inline]
-fn stack_depth(data: &[u8], off: usize) -> Stage<usize> {
-    let mut at = off;
-    for depth in 1..=MAX_LABEL_DEPTH {
-        let Some(&b) = data.get(at + 2) else {
-            return drop(Drop::Truncated);
-        };
-        if b & 1 == 1 {
-            return Ok(depth);
-        }
-        at += LABEL_LEN;
-    }
-    drop(Drop::BadLabelStack)
-}
-
 /// MPLS: look the top label up and swap, pop, or pop into a VRF.
 // Forced inline, as `emit`: as a call it costs ~25 instructions of prologue, argument
 // moves and epilogue per frame (callgrind).
@@ -439,7 +423,11 @@ fn mpls_in<T: Tracer>(
 ) -> Stage<PortId> {
     // One view of the frame for the walk: every branch that rewrites the frame returns.
     let data = frame.data();
-    let depth = stack_depth(data, l3)?;
+    let depth = match mpls::stack_depth(data.get(l3..).unwrap_or_default(), MAX_LABEL_DEPTH) {
+        Ok(depth) => depth,
+        Err(WireError::Truncated) => return drop(Drop::Truncated),
+        Err(WireError::Malformed) => return drop(Drop::BadLabelStack),
+    };
     let uniform = snap.ttl_mode() == TtlMode::Uniform;
     let mut off = l3;
     // Uniform mode carries an explicit null's TTL down to the label below (one hop); it is
@@ -537,7 +525,7 @@ fn mpls_in<T: Tracer>(
             _ => return drop(Drop::ReservedLabel),
         }
     }
-    // Every entry was an explicit null above the bottom: stack_depth saw a bottom, so the loop
+    // Every entry was an explicit null above the bottom: mpls::stack_depth saw a bottom, so the loop
     // returned on it. Reaching here means the stack changed under us, which cannot happen.
     drop(Drop::BadLabelStack)
 }
