@@ -30,8 +30,8 @@ trap 'rm -rf "$WORK"' EXIT
 heading "xpe check $CONFIG"
 "$XPE" check "$CONFIG"
 
-heading "xpe show $CONFIG"
-"$XPE" show "$CONFIG"
+heading "xpe show --config $CONFIG"
+"$XPE" show --config "$CONFIG"
 
 decode() {
     # One line per frame; several labels show outermost first, joined by ','.

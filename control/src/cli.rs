@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 use crate::compile::{compile, Compiled, Offline};
 use crate::config::Config;
+use crate::ctl::{call, find_socket, Request, What};
+use xpe_dataplane::xsk::steer::Mode;
 
 /// xpe: an MPLS/VRF provider-edge router data plane.
 #[derive(Debug, Parser)]
@@ -29,16 +31,22 @@ pub enum Command {
         /// The config file.
         config: PathBuf,
     },
-    /// Print the compiled tables (interfaces, neighbours, MPLS forwarding table, VRF routes).
+    /// Show tables and counters of the running instance, or with --config a config's tables.
     Show {
-        /// The config file.
-        config: PathBuf,
-        /// Only this VRF's routing table (`global` for the core table).
-        #[arg(long)]
-        vrf: Option<String>,
-        /// Only the MPLS forwarding table.
-        #[arg(long, conflicts_with = "vrf")]
-        labels: bool,
+        /// What to show.
+        #[arg(value_enum, default_value = "all")]
+        what: What,
+        /// The VRF, for `show vrf NAME` (`global` for the core table).
+        name: Option<String>,
+        /// Show this config's compiled tables offline instead of asking a running instance.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The running instance's control socket (default: the only one in /run/xpe).
+        #[arg(long, conflicts_with = "config")]
+        socket: Option<PathBuf>,
+        /// JSON instead of text (running instance only).
+        #[arg(long, conflicts_with = "config")]
+        json: bool,
     },
     /// Run one frame through the pipeline and explain every stage.
     Trace {
@@ -67,6 +75,113 @@ pub enum Command {
         /// Ingress interface for every frame (for captures without interface names).
         #[arg(long, short)]
         interface: Option<String>,
+    },
+    /// Run the data plane on the config's interfaces until SIGINT or SIGTERM.
+    Run {
+        /// The config file.
+        config: PathBuf,
+        /// Worker cores: one worker pinned to each (e.g. `1` or `0,1`); default one unpinned worker.
+        #[arg(long, value_delimiter = ',')]
+        cores: Option<Vec<usize>>,
+        /// How the XDP program attaches: native (driver), skb (generic), or auto (native, else skb).
+        #[arg(long, value_enum, default_value = "auto")]
+        xdp_mode: XdpModeArg,
+        /// Control socket path (default /run/xpe/ROUTER-NAME.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Replace the running instance's config: validated whole, swapped in without a stop.
+    Apply {
+        /// The new config file (its interfaces must be those running).
+        config: PathBuf,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Add or remove one static route in the running instance.
+    Route {
+        /// add or del.
+        #[command(subcommand)]
+        op: RouteOp,
+    },
+    /// Add or remove one incoming label entry in the running instance.
+    Label {
+        /// add or del.
+        #[command(subcommand)]
+        op: LabelOp,
+    },
+}
+
+/// `--xdp-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpModeArg {
+    /// Driver mode.
+    Native,
+    /// Generic mode.
+    Skb,
+    /// Native, falling back to skb.
+    Auto,
+}
+
+/// `xpe route add|del`.
+#[derive(Debug, Subcommand)]
+pub enum RouteOp {
+    /// Add a static route, or replace the one with the same prefix.
+    Add {
+        /// The prefix, e.g. 198.18.7.0/24.
+        prefix: String,
+        /// The next hop.
+        #[arg(long)]
+        via: String,
+        /// Labels to push, outermost first (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<i64>,
+        /// The VRF (default: the global table).
+        #[arg(long)]
+        vrf: Option<String>,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Remove a static route.
+    Del {
+        /// The prefix as configured.
+        prefix: String,
+        /// The VRF (default: the global table).
+        #[arg(long)]
+        vrf: Option<String>,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+/// `xpe label add|del`.
+#[derive(Debug, Subcommand)]
+pub enum LabelOp {
+    /// Add an incoming label entry, or replace the one for the same label.
+    Add {
+        /// The incoming label.
+        in_label: i64,
+        /// swap or pop.
+        action: String,
+        /// The next hop.
+        #[arg(long)]
+        via: String,
+        /// Labels to swap in, outermost first (comma separated; swap only).
+        #[arg(long, value_delimiter = ',')]
+        out: Vec<i64>,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Remove an incoming label entry.
+    Del {
+        /// The incoming label.
+        in_label: i64,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
 }
 
@@ -158,6 +273,58 @@ pub fn load(path: &Path) -> Result<(Config, Compiled), Failure> {
     Ok((config, compiled))
 }
 
+/// Sends a request to the running instance and prints its answer.
+fn remote(out: &mut dyn Write, socket: Option<&Path>, request: &Request) -> Result<(), Failure> {
+    let socket = find_socket(socket)?;
+    let response = call(&socket, request)?;
+    if !response.ok {
+        return Err(Failure::new(response.text));
+    }
+    let mut text = response.text;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes()).map_err(io_failure)
+}
+
+/// `xpe show --config FILE`: the compiled tables of a config, no instance needed.
+fn show_offline(
+    out: &mut dyn Write,
+    config: &Path,
+    what: What,
+    name: Option<&str>,
+) -> Result<(), Failure> {
+    let (_, compiled) = load(config)?;
+    let snap = &compiled.snapshot;
+    match what {
+        What::All => crate::show::all(out, snap).map_err(io_failure),
+        What::Labels => crate::show::labels(out, snap).map_err(io_failure),
+        What::Neighbors => crate::show::neighbors(out, snap).map_err(io_failure),
+        What::Interfaces => crate::show::interfaces(out, snap).map_err(io_failure),
+        What::Vrf => {
+            let names: Vec<&str> = snap.vrfs().iter().map(|v| v.name.as_str()).collect();
+            let Some(name) = name else {
+                return Err(Failure::new("show vrf needs a VRF name")
+                    .hint(format!("the config has: {}", names.join(", "))));
+            };
+            let Some(id) = snap.vrf_by_name(name) else {
+                return Err(Failure::new(format!("no vrf named \"{name}\""))
+                    .hint(format!("the config has: {}", names.join(", "))));
+            };
+            crate::show::vrf(out, snap, id).map_err(io_failure)
+        }
+        What::Counters | What::Runtime => Err(Failure::new(format!(
+            "a config has no {}: they come from a running instance",
+            if what == What::Counters {
+                "counters"
+            } else {
+                "runtime figures"
+            }
+        ))
+        .hint("drop --config to ask the running xpe")),
+    }
+}
+
 fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     match command {
         Command::Check { config } => {
@@ -165,25 +332,94 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             crate::show::summary(out, &config, &cfg, &compiled).map_err(io_failure)
         }
         Command::Show {
+            what,
+            name,
+            config: Some(config),
+            ..
+        } => show_offline(out, &config, what, name.as_deref()),
+        Command::Show {
+            what,
+            name,
+            config: None,
+            socket,
+            json,
+        } => remote(out, socket.as_deref(), &Request::Show { what, name, json }),
+        Command::Run {
             config,
-            vrf,
-            labels,
+            cores,
+            xdp_mode,
+            socket,
         } => {
-            let (_, compiled) = load(&config)?;
-            let snap = &compiled.snapshot;
-            if labels {
-                crate::show::labels(out, snap).map_err(io_failure)
-            } else if let Some(name) = vrf {
-                let Some(id) = snap.vrf_by_name(&name) else {
-                    let names: Vec<&str> = snap.vrfs().iter().map(|v| v.name.as_str()).collect();
-                    return Err(Failure::new(format!("no vrf named \"{name}\""))
-                        .hint(format!("the config has: {}", names.join(", "))));
-                };
-                crate::show::vrf(out, snap, id).map_err(io_failure)
-            } else {
-                crate::show::all(out, snap).map_err(io_failure)
-            }
+            let mode = match xdp_mode {
+                XdpModeArg::Native => Mode::Native,
+                XdpModeArg::Skb => Mode::Skb,
+                XdpModeArg::Auto => Mode::Auto,
+            };
+            let opts = crate::live::RunOptions {
+                config,
+                cores,
+                mode,
+                socket,
+            };
+            crate::live::run(&opts, out)
         }
+        Command::Apply { config, socket } => {
+            let text = std::fs::read_to_string(&config)
+                .map_err(|e| Failure::new(format!("cannot read {}: {e}", config.display())))?;
+            let origin = config.display().to_string();
+            remote(
+                out,
+                socket.as_deref(),
+                &Request::Apply {
+                    config: text,
+                    origin,
+                },
+            )
+        }
+        Command::Route { op } => match op {
+            RouteOp::Add {
+                prefix,
+                via,
+                labels,
+                vrf,
+                socket,
+            } => remote(
+                out,
+                socket.as_deref(),
+                &Request::RouteAdd {
+                    vrf,
+                    prefix,
+                    via,
+                    labels,
+                },
+            ),
+            RouteOp::Del {
+                prefix,
+                vrf,
+                socket,
+            } => remote(out, socket.as_deref(), &Request::RouteDel { vrf, prefix }),
+        },
+        Command::Label { op } => match op {
+            LabelOp::Add {
+                in_label,
+                action,
+                via,
+                out: labels,
+                socket,
+            } => remote(
+                out,
+                socket.as_deref(),
+                &Request::LabelAdd {
+                    in_label,
+                    action,
+                    out: labels,
+                    via,
+                },
+            ),
+            LabelOp::Del { in_label, socket } => {
+                remote(out, socket.as_deref(), &Request::LabelDel { in_label })
+            }
+        },
         Command::Trace {
             config,
             interface,

@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod ctl;
+pub mod live;
 pub mod replay;
 pub mod show;
 pub mod trace;

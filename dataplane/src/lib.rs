@@ -12,4 +12,5 @@
 pub mod pipeline;
 pub mod tables;
 pub mod wire;
+#[allow(unsafe_code)]
 pub mod xsk;

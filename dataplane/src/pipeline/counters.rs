@@ -135,6 +135,51 @@ pub struct Counters {
     pub echo_replies: u64,
     /// Per-port counters, indexed by port id.
     pub ports: Vec<PortCounters>,
+    /// Connected hosts that had no MAC (glean), for the run loop to resolve.
+    pub glean: GleanLog,
+}
+
+/// Connected IPv4 hosts the pipeline found no MAC for, newest kept: a small fixed ring the
+/// run loop drains after each batch (no allocation; entries past its size overwrite the
+/// oldest, and the next frame to the host logs it again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GleanLog {
+    entries: [(u16, u32); GleanLog::SIZE],
+    len: u8,
+    next: u8,
+}
+
+impl GleanLog {
+    /// Entries kept between two drains.
+    pub const SIZE: usize = 8;
+
+    /// Logs a host on an attachment.
+    #[inline]
+    pub fn push(&mut self, attachment: crate::tables::AttachmentId, ip: core::net::Ipv4Addr) {
+        self.entries[usize::from(self.next) % Self::SIZE] = (attachment.0, u32::from(ip));
+        self.next = ((usize::from(self.next) + 1) % Self::SIZE) as u8;
+        self.len = (usize::from(self.len) + 1).min(Self::SIZE) as u8;
+    }
+
+    /// Whether nothing is logged.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes every logged (attachment, host) out.
+    pub fn drain(
+        &mut self,
+    ) -> impl Iterator<Item = (crate::tables::AttachmentId, core::net::Ipv4Addr)> {
+        let taken = core::mem::take(self);
+        (0..usize::from(taken.len)).map(move |i| {
+            let (a, ip) = taken.entries[i];
+            (
+                crate::tables::AttachmentId(a),
+                core::net::Ipv4Addr::from(ip),
+            )
+        })
+    }
 }
 
 impl Counters {
@@ -166,6 +211,17 @@ impl Counters {
     /// All punts.
     pub fn total_punts(&self) -> u64 {
         self.punts.iter().sum()
+    }
+    /// Makes `self` equal to `o`, reusing the per-port storage: a worker publishes its
+    /// counters this way without allocating.
+    pub fn copy_from(&mut self, o: &Counters) {
+        self.drops = o.drops;
+        self.punts = o.punts;
+        self.forwarded = o.forwarded;
+        self.arp_replies = o.arp_replies;
+        self.echo_replies = o.echo_replies;
+        self.ports.clear();
+        self.ports.extend_from_slice(&o.ports);
     }
 }
 

@@ -11,6 +11,16 @@ pub struct Frame<'a> {
     start: usize,
 }
 
+impl Default for Frame<'_> {
+    /// An empty frame in an empty buffer (a placeholder in a batch array).
+    fn default() -> Self {
+        Frame {
+            buf: Default::default(),
+            start: 0,
+        }
+    }
+}
+
 impl<'a> Frame<'a> {
     /// The frame `buf[start..start + len]`; `None` if that does not fit in `buf`.
     pub fn new(buf: &'a mut [u8], start: usize, len: usize) -> Option<Self> {

@@ -10,9 +10,10 @@
 
 mod counters;
 mod frame;
+pub mod learn;
 mod trace;
 
-pub use counters::{Counters, Drop, PortCounters, Punt, Verdict};
+pub use counters::{Counters, Drop, GleanLog, PortCounters, Punt, Verdict};
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
 
@@ -705,7 +706,12 @@ fn route_ipv4<T: Tracer>(
             }
             local_ipv4(snap, frame, l3, total, vrf, ctx, counters, trace)
         }
-        Fec::Glean { .. } => drop(Drop::NoNeighbor),
+        Fec::Glean { attachment } => {
+            // A host on a connected subnet with no MAC yet: the run loop asks the control
+            // side to resolve it (ARP). A drop path, so the extra store costs nothing here.
+            counters.glean.push(attachment, dst);
+            drop(Drop::NoNeighbor)
+        }
         Fec::Forward { adj, ref push } => {
             let before = ip.ttl();
             let ttl = forwarded_ttl(before, hop)?;

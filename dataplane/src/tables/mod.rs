@@ -388,8 +388,10 @@ pub struct Snapshot {
     attachments: Vec<Attachment>,
     adjacencies: Vec<Adjacency>,
     fecs: Vec<Fec>,
-    vrfs: Vec<Vrf>,
-    ilm: LabelTable,
+    // The VRFs and the label table are shared between a snapshot and the copies made from it
+    // by [`Snapshot::with_resolved`], so a learned neighbour never copies a million routes.
+    vrfs: Arc<[Vrf]>,
+    ilm: Arc<LabelTable>,
     has_large_vrf: bool,
 }
 
@@ -512,9 +514,25 @@ impl Snapshot {
             attachments: parts.attachments,
             adjacencies: parts.adjacencies,
             fecs: parts.fecs,
-            vrfs: parts.vrfs,
-            ilm,
+            vrfs: parts.vrfs.into(),
+            ilm: Arc::new(ilm),
         })
+    }
+
+    /// A copy of this snapshot in which every adjacency without a MAC takes the one `resolve`
+    /// gives (learned by ARP); adjacencies that have a MAC (static neighbours) keep it.
+    ///
+    /// The VRFs and the label table are shared with `self`, so this costs the small tables
+    /// only, whatever the number of routes.
+    pub fn with_resolved(&self, mut resolve: impl FnMut(&Adjacency) -> Option<MacAddr>) -> Self {
+        let mut next = self.clone();
+        for adj in next.adjacencies.iter_mut().filter(|a| a.mac.is_none()) {
+            if let Some(mac) = resolve(adj) {
+                adj.mac = Some(mac);
+                adj.header[..6].copy_from_slice(&mac.0);
+            }
+        }
+        next
     }
 
     /// Router name.

@@ -1,5 +1,42 @@
-//! The Linux side of the data plane: the XDP program that steers frames into AF_XDP sockets
-//! and, next, the UMEM, rings and pinned workers. This is the one module of the crate where
-//! `unsafe` is allowed (STYLE.md); so far nothing here needs it.
+//! The Linux side of the data plane: the XDP program that steers frames into AF_XDP
+//! sockets, the UMEM and rings (xdpilone), and the pinned workers that run the pipeline on
+//! frames in place. This is the one module of the crate where `unsafe` is allowed
+//! (STYLE.md): the UMEM mapping, slices over its frames, and a few socket calls.
+//!
+//! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
+pub mod netdev;
+pub mod runtime;
+pub mod socket;
 pub mod steer;
+pub mod umem;
+pub mod worker;
+
+/// Entries in every ring (RX, TX, fill, completion) of every socket.
+pub const RING_SIZE: u32 = 2048;
+
+/// Why the AF_XDP side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum XskError {
+    /// The UMEM could not be mapped or registered.
+    #[error("{0}")]
+    Umem(String),
+    /// A socket could not be opened or bound.
+    #[error("AF_XDP socket on {ifname} queue {queue}: {detail}")]
+    Socket {
+        /// Interface.
+        ifname: String,
+        /// Queue.
+        queue: u32,
+        /// What failed and why.
+        detail: String,
+        /// The errno.
+        errno: i32,
+    },
+    /// The steering program.
+    #[error(transparent)]
+    Steer(#[from] steer::SteerError),
+    /// The plan cannot work (queues, threads).
+    #[error("{0}")]
+    Plan(String),
+}

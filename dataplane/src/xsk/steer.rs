@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use aya::maps::PerCpuArray;
+use std::os::fd::RawFd;
+
+use aya::maps::{PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use xpe_ebpf as names;
@@ -149,6 +151,22 @@ impl Steering {
     /// The mode it is attached in.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Points RX queue `queue` at the AF_XDP socket `fd`: from now on its frames are
+    /// redirected there instead of passed to the kernel.
+    pub fn bind_socket(&mut self, queue: u32, fd: RawFd) -> Result<(), SteerError> {
+        let map_err = |detail: String| SteerError::Map {
+            map: names::XSK_MAP,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::XSK_MAP)
+            .ok_or_else(|| map_err("missing from the embedded object".into()))?;
+        let mut xsks = XskMap::try_from(map).map_err(|e| map_err(e.to_string()))?;
+        xsks.set(queue, fd, 0)
+            .map_err(|e| map_err(format!("queue {queue} of {}: {e}", self.ifname)))
     }
 
     /// Reads the counters, summed over CPUs.

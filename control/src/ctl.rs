@@ -1,0 +1,213 @@
+//! The runtime control protocol between `xpe run` and the `xpe` commands that talk to it:
+//! one JSON request per connection on a Unix socket, one JSON response back.
+//!
+//! The socket is mode 0600 in /run/xpe (root only): whoever can talk to it can rewrite the
+//! forwarding tables.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Failure;
+
+/// Where control sockets live by default: `/run/xpe/ROUTER-NAME.sock`.
+pub const SOCKET_DIR: &str = "/run/xpe";
+
+/// How long a client waits for an answer (a 1M-route apply takes seconds).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What `xpe show` asks a running instance for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum What {
+    /// Interfaces, neighbours, labels and every VRF.
+    All,
+    /// Packet counters: per interface, per drop and punt reason.
+    Counters,
+    /// The MPLS forwarding table.
+    Labels,
+    /// One VRF's routes (name it).
+    Vrf,
+    /// Next hops and their MACs (static, learned, incomplete).
+    Neighbors,
+    /// Interfaces, their XDP mode, sockets and kernel counters.
+    Interfaces,
+    /// Per worker: packets, batches, busy cycles per packet.
+    Runtime,
+}
+
+/// A request to a running instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Show a table or counters.
+    Show {
+        /// Which.
+        what: What,
+        /// The VRF for [`What::Vrf`].
+        name: Option<String>,
+        /// JSON instead of text.
+        json: bool,
+    },
+    /// Replace the whole config.
+    Apply {
+        /// The config text.
+        config: String,
+        /// Where it came from, for error messages.
+        origin: String,
+    },
+    /// Add a static route, or replace the one with the same prefix.
+    RouteAdd {
+        /// VRF name; `None` for the global table.
+        vrf: Option<String>,
+        /// The prefix.
+        prefix: String,
+        /// The next hop.
+        via: String,
+        /// Labels to push, outermost first.
+        labels: Vec<i64>,
+    },
+    /// Remove a static route.
+    RouteDel {
+        /// VRF name; `None` for the global table.
+        vrf: Option<String>,
+        /// The prefix.
+        prefix: String,
+    },
+    /// Add an incoming label entry, or replace the one for the same label.
+    LabelAdd {
+        /// The incoming label.
+        in_label: i64,
+        /// `swap` or `pop`.
+        action: String,
+        /// Labels to swap in, outermost first.
+        out: Vec<i64>,
+        /// The next hop.
+        via: String,
+    },
+    /// Remove an incoming label entry.
+    LabelDel {
+        /// The incoming label.
+        in_label: i64,
+    },
+}
+
+/// The answer: text to print, or an error sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// What to print (stdout when ok, stderr otherwise).
+    pub text: String,
+}
+
+/// The socket path of a router name.
+pub fn default_socket(router: &str) -> PathBuf {
+    Path::new(SOCKET_DIR).join(format!("{router}.sock"))
+}
+
+/// The socket to talk to: the one given, or the only one in [`SOCKET_DIR`].
+pub fn find_socket(given: Option<&Path>) -> Result<PathBuf, Failure> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(SOCKET_DIR)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    match found.len() {
+        0 => Err(Failure::new(format!(
+            "no running xpe: {SOCKET_DIR} has no control socket"
+        ))
+        .hint("start one with `xpe run CONFIG`, or pass --socket PATH")),
+        1 => Ok(found.remove(0)),
+        _ => Err(
+            Failure::new("several xpe instances are running").hint(format!(
+                "pass --socket with one of: {}",
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+    }
+}
+
+/// Sends `request` to the instance at `socket` and returns its answer.
+pub fn call(socket: &Path, request: &Request) -> Result<Response, Failure> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",
+            _ => "is `xpe run` running? pass --socket PATH if it uses another socket",
+        };
+        Failure::new(format!("cannot connect to {}: {e}", socket.display())).hint(hint)
+    })?;
+    let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    let mut body = serde_json::to_vec(request)
+        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
+    body.push(b'\n');
+    stream.write_all(&body).map_err(io)?;
+    stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(io)?;
+    serde_json::from_str(&answer).map_err(|e| {
+        Failure::new(format!(
+            "{} answered something that is not a response: {e}",
+            socket.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_json() {
+        let reqs = [
+            Request::Show {
+                what: What::Vrf,
+                name: Some("vpc-a".into()),
+                json: true,
+            },
+            Request::RouteAdd {
+                vrf: None,
+                prefix: "198.18.7.0/24".into(),
+                via: "198.18.0.2".into(),
+                labels: vec![16001],
+            },
+            Request::LabelDel { in_label: 16002 },
+        ];
+        for r in reqs {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
+        }
+        assert!(serde_json::to_string(&Request::LabelDel { in_label: 1 })
+            .unwrap()
+            .contains("\"op\":\"label-del\""));
+    }
+
+    #[test]
+    fn a_missing_socket_is_one_clear_sentence() {
+        let e = call(
+            Path::new("/nonexistent/xpe.sock"),
+            &Request::LabelDel { in_label: 16 },
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot connect to /nonexistent/xpe.sock"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -1,0 +1,1112 @@
+//! `xpe run`: the live data plane between Linux interfaces, and the control socket through
+//! which `xpe show`, `apply`, `route` and `label` change and read it while it forwards.
+//!
+//! Every change builds a complete new snapshot from the changed config and publishes it with
+//! one pointer swap (`tables::Published`): workers pick it up at their next batch, nothing
+//! stops, and a change that does not validate is refused with the running tables untouched.
+//! Neighbours learned from ARP are kept beside the config and laid over each new snapshot
+//! (static neighbours win); unresolved next hops get an ARP request once a second.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use xpe_dataplane::pipeline::learn::arp_request;
+use xpe_dataplane::pipeline::{Counters, Drop as DropReason, Punt};
+use xpe_dataplane::tables::{Published, Snapshot};
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::xsk::netdev::Netdev;
+use xpe_dataplane::xsk::runtime::{Plan, Runtime};
+use xpe_dataplane::xsk::steer::Mode;
+use xpe_dataplane::xsk::umem::MAX_FRAME;
+use xpe_dataplane::xsk::worker::{cycles, Event, Originated, WorkerStats};
+use xpe_dataplane::xsk::XskError;
+
+use crate::cli::Failure;
+use crate::compile::{compile, Compiled, MacSource};
+use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
+use crate::ctl::{Request, Response, What};
+
+/// Ethernet header plus one 802.1Q tag: what a frame adds to the interface MTU.
+const L2_OVERHEAD: u32 = 18;
+/// ARP requests sent per second at most, over all unresolved next hops.
+const ARP_PER_SECOND: usize = 64;
+
+/// Interface MACs from sysfs, for interfaces whose config omits `mac`.
+struct LiveMacs;
+
+impl MacSource for LiveMacs {
+    fn mac_of(&self, ifname: &str) -> Option<MacAddr> {
+        Netdev::read(ifname).and_then(|d| d.mac)
+    }
+}
+
+/// What `xpe run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Worker cores (`None`: one unpinned worker).
+    pub cores: Option<Vec<usize>>,
+    /// XDP attach mode.
+    pub mode: Mode,
+    /// Control socket path (default `/run/xpe/NAME.sock`).
+    pub socket: Option<PathBuf>,
+}
+
+/// The config and tables a running instance changes under the state lock.
+struct State {
+    config: Config,
+    /// The compiled config, before learned neighbours are laid over it.
+    base: Snapshot,
+    /// Next hops of adjacencies resolved by ARP: (port, VLAN id or 0, address) -> MAC.
+    learned: HashMap<NeighborKey, MacAddr>,
+    /// Hosts on connected subnets resolved by ARP after a glean: compiled in like static
+    /// neighbours (they need host routes), so a change here recompiles.
+    hosts: HashMap<NeighborKey, MacAddr>,
+    /// Hosts asked for after a glean, and when.
+    asked: HashMap<NeighborKey, Instant>,
+}
+
+/// A neighbour's place: port index, VLAN id (0 untagged), address.
+type NeighborKey = (u16, u16, Ipv4Addr);
+
+/// Hosts waiting for an ARP answer at most; more gleans wait until some are answered.
+const MAX_ASKED: usize = 1024;
+
+/// Everything the control threads share.
+struct Live {
+    state: Mutex<State>,
+    published: Arc<Published>,
+    runtime: Mutex<Option<Runtime>>,
+    interfaces: Vec<String>,
+    tsc_hz: f64,
+    started: Instant,
+    stop: AtomicBool,
+}
+
+/// `xpe run`: checks, starts, serves the control socket until SIGINT or SIGTERM, stops.
+pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
+    // SAFETY-free check of the effective user: libc::geteuid has no preconditions, but the
+    // control crate forbids unsafe, so ask the kernel through /proc instead.
+    if !is_root() {
+        return Err(Failure::new(
+            "xpe run needs root (it attaches XDP programs and opens AF_XDP sockets)",
+        )
+        .hint("run it with sudo"));
+    }
+    let (config, compiled) = load_live(&opts.config)?;
+    let name = config.router.name.clone();
+    let mut interfaces = Vec::new();
+    for i in &config.interfaces {
+        let dev = Netdev::read(&i.name).ok_or_else(|| {
+            Failure::new(format!(
+                "interface {} does not exist in this network namespace",
+                i.name
+            ))
+            .hint(
+                "create it, or run xpe in the namespace that has it (ip netns exec NS xpe run ...)",
+            )
+        })?;
+        if !dev.up {
+            return Err(Failure::new(format!("interface {} is down", i.name))
+                .hint(format!("bring it up: ip link set {} up", i.name)));
+        }
+        if dev.mtu + L2_OVERHEAD > MAX_FRAME {
+            return Err(Failure::new(format!(
+                "interface {} has MTU {}, but xpe receives frames of at most {} bytes: jumbo frames need multi-buffer AF_XDP (XDP_USE_SG), which xpe does not support yet",
+                i.name, dev.mtu, MAX_FRAME
+            ))
+            .hint(format!("set the MTU to {} or less: ip link set {} mtu {}", MAX_FRAME - L2_OVERHEAD, i.name, MAX_FRAME - L2_OVERHEAD)));
+        }
+        interfaces.push(dev);
+    }
+    for dev in &interfaces {
+        vlan_offloads_off(&dev.name, out)?;
+    }
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| crate::ctl::default_socket(&name));
+    let listener = bind_socket(&socket)?;
+    let snap = &compiled.snapshot;
+    let plan = Plan {
+        interfaces: interfaces
+            .iter()
+            .map(|d| {
+                let port = snap
+                    .port_by_name(&d.name)
+                    .expect("compiled from the same interfaces");
+                (d.name.clone(), port, d.rx_queues)
+            })
+            .collect(),
+        cores: opts.cores.clone(),
+        mode: opts.mode,
+    };
+    let published = Arc::new(Published::new(compiled.snapshot.clone()));
+    let runtime = match Runtime::start(&plan, published.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            remove_socket(&socket);
+            return Err(start_failure(e));
+        }
+    };
+    let live = Arc::new(Live {
+        state: Mutex::new(State {
+            config,
+            base: compiled.snapshot,
+            learned: HashMap::new(),
+            hosts: HashMap::new(),
+            asked: HashMap::new(),
+        }),
+        published,
+        interfaces: interfaces.iter().map(|d| d.name.clone()).collect(),
+        tsc_hz: measure_tsc_hz(),
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        runtime: Mutex::new(Some(runtime)),
+    });
+    let modes = {
+        let rt = lock(&live.runtime);
+        let rt = rt.as_ref().expect("just started");
+        let steering: Vec<String> = rt
+            .steering()
+            .iter()
+            .map(|s| format!("{} {}", s.ifname(), s.mode()))
+            .collect();
+        let workers = rt
+            .sockets()
+            .iter()
+            .map(|s| s.worker)
+            .max()
+            .map_or(0, |w| w + 1);
+        format!(
+            "{} socket(s) on {} worker(s), XDP: {}",
+            rt.sockets().len(),
+            workers,
+            steering.join(", ")
+        )
+    };
+    // A closed stdout must not stop a router.
+    let _ignored = writeln!(
+        out,
+        "xpe {name} running: {modes}; control socket {}",
+        socket.display()
+    );
+    let _ignored = out.flush();
+    for w in &compiled.warnings {
+        let _ignored = writeln!(out, "warning: {w}");
+    }
+
+    let server = {
+        let live = live.clone();
+        std::thread::Builder::new()
+            .name("xpe-control".into())
+            .spawn(move || serve(&live, &listener))
+            .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
+    };
+    let neighbours = {
+        let live = live.clone();
+        std::thread::Builder::new()
+            .name("xpe-neighbours".into())
+            .spawn(move || neighbour_loop(&live))
+            .map_err(|e| Failure::new(format!("cannot start the neighbour thread: {e}")))?
+    };
+    wait_for_signal()?;
+    live.stop.store(true, Ordering::Relaxed);
+    let final_stats = lock(&live.runtime)
+        .take()
+        .map(Runtime::stop)
+        .unwrap_or_default();
+    remove_socket(&socket);
+    // The control thread blocks in accept(); poke it so it sees the stop flag.
+    let _ignored = UnixStream::connect(&socket);
+    let _ignored = neighbours.join();
+    drop(server);
+    let mut total = Counters::new(0);
+    for w in &final_stats {
+        total += &w.counters;
+    }
+    let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();
+    let _ignored = writeln!(
+        out,
+        "xpe {name} stopped: {rx} frames received, {} forwarded, {} dropped, {} punted; XDP detached",
+        total.forwarded,
+        total.total_drops(),
+        total.total_punts()
+    );
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Whether we run as root (effective uid 0), read from /proc so no unsafe is needed here.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Loads and compiles a config with the interfaces' real MACs.
+fn load_live(path: &Path) -> Result<(Config, Compiled), Failure> {
+    let config = Config::load(path).map_err(|e| Failure::new(e.to_string()))?;
+    let compiled = compile_live(&config)?;
+    Ok((config, compiled))
+}
+
+fn compile_live(config: &Config) -> Result<Compiled, Failure> {
+    compile(config, &LiveMacs).map_err(|errors| {
+        let n = errors.0.len();
+        Failure::new(format!("the config has {n} error(s):\n{errors}"))
+            .hint("fix the objects named above; see docs/config.md")
+    })
+}
+
+/// The XDP program must see 802.1Q tags in the frame data, so the NIC must not strip them
+/// (rxvlan) or expect to insert them (txvlan). Done with ethtool, which setup.sh installs:
+/// it knows every driver's feature names, where the raw ioctl would need them spelled out.
+fn vlan_offloads_off(ifname: &str, out: &mut dyn Write) -> Result<(), Failure> {
+    let status = std::process::Command::new("ethtool")
+        .args(["-K", ifname, "rxvlan", "off", "txvlan", "off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            Failure::new(format!(
+                "cannot run ethtool to turn VLAN offloads off on {ifname}: {e}"
+            ))
+            .hint("install it: scripts/setup.sh")
+        })?;
+    if !status.success() {
+        // Devices without these features (or with them fixed off) refuse the change; the
+        // frames then carry their tags anyway. Say so rather than stop.
+        let _ignored = writeln!(out, "note: ethtool could not change VLAN offloads on {ifname} (the device may not have them)");
+    }
+    Ok(())
+}
+
+/// Binds the control socket (mode 0600), replacing a stale file no one listens on.
+fn bind_socket(path: &Path) -> Result<UnixListener, Failure> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(Failure::new(format!(
+                "another xpe is running with control socket {}",
+                path.display()
+            ))
+            .hint("stop it first, or give this one another --socket"));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            Failure::new(format!(
+                "cannot remove the stale socket {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| {
+        Failure::new(format!(
+            "cannot create the control socket {}: {e}",
+            path.display()
+        ))
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Failure::new(format!("cannot restrict {} to root: {e}", path.display())))?;
+    Ok(listener)
+}
+
+fn remove_socket(path: &Path) {
+    // Already gone is fine; anything else leaves a stale file the next start replaces.
+    let _stale_is_replaced_next_start = std::fs::remove_file(path);
+}
+
+/// One sentence per way the live runtime fails to start.
+fn start_failure(e: XskError) -> Failure {
+    let text = e.to_string();
+    match &e {
+        XskError::Socket { errno, .. } if *errno == libc_eafnosupport() => {
+            Failure::new(format!("this kernel has no AF_XDP sockets ({text})"))
+                .hint("a kernel with CONFIG_XDP_SOCKETS=y is needed")
+        }
+        XskError::Socket { errno, .. } if *errno == 1 || *errno == 13 => {
+            Failure::new(text).hint("run as root (CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
+        }
+        XskError::Steer(_) => Failure::new(text).hint(
+            "try --xdp-mode skb, or check `ip link show` for another XDP program on the interface",
+        ),
+        _ => Failure::new(text),
+    }
+}
+
+const fn libc_eafnosupport() -> i32 {
+    97
+}
+
+/// Waits for SIGINT or SIGTERM.
+fn wait_for_signal() -> Result<(), Failure> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::new(format!("cannot install signal handlers: {e}")))?;
+    let _signal = signals.forever().next();
+    Ok(())
+}
+
+/// TSC ticks per second, measured over 50 ms (for cycles shown as time).
+fn measure_tsc_hz() -> f64 {
+    let (c0, t0) = (cycles(), Instant::now());
+    std::thread::sleep(Duration::from_millis(50));
+    let (c1, t1) = (cycles(), Instant::now());
+    c1.wrapping_sub(c0) as f64 / (t1 - t0).as_secs_f64()
+}
+
+/// Serves control requests until the stop flag is set.
+fn serve(live: &Live, listener: &UnixListener) {
+    for conn in listener.incoming() {
+        if live.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut conn) = conn else { continue };
+        let mut line = String::new();
+        let response = match BufReader::new(&conn).read_line(&mut line) {
+            Ok(_) => match serde_json::from_str::<Request>(&line) {
+                Ok(req) => handle(live, req),
+                Err(e) => Response {
+                    ok: false,
+                    text: format!("not a valid request: {e}"),
+                },
+            },
+            Err(e) => Response {
+                ok: false,
+                text: format!("cannot read the request: {e}"),
+            },
+        };
+        if let Ok(body) = serde_json::to_vec(&response) {
+            // A client that went away misses its answer; the server carries on.
+            let _client_gone = conn.write_all(&body);
+        }
+    }
+}
+
+fn ok(text: String) -> Response {
+    Response { ok: true, text }
+}
+
+fn refused(text: impl Into<String>) -> Response {
+    Response {
+        ok: false,
+        text: text.into(),
+    }
+}
+
+/// Carries out one request.
+fn handle(live: &Live, req: Request) -> Response {
+    match req {
+        Request::Show { what, name, json } => show(live, what, name.as_deref(), json),
+        Request::Apply { config, origin } => match Config::parse(&config, &origin) {
+            Ok(cfg) => change(live, |_| Ok(cfg)),
+            Err(e) => refused(format!(
+                "{e}\nnothing applied: the running tables are unchanged"
+            )),
+        },
+        Request::RouteAdd {
+            vrf,
+            prefix,
+            via,
+            labels,
+        } => change(live, |c| {
+            let routes = routes_of(c, vrf.as_deref())?;
+            routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+            routes.push(Route {
+                prefix: prefix.clone(),
+                via: via.clone(),
+                labels: labels.clone(),
+            });
+            Ok(c.clone())
+        }),
+        Request::RouteDel { vrf, prefix } => change(live, |c| {
+            let routes = routes_of(c, vrf.as_deref())?;
+            let before = routes.len();
+            routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+            if routes.len() == before {
+                return Err(format!(
+                    "{} has no static route {prefix}",
+                    vrf_label(vrf.as_deref())
+                ));
+            }
+            Ok(c.clone())
+        }),
+        Request::LabelAdd {
+            in_label,
+            action,
+            out,
+            via,
+        } => change(live, |c| {
+            let action = match action.as_str() {
+                "swap" => LabelAction::Swap,
+                "pop" => LabelAction::Pop,
+                other => return Err(format!("unknown label action \"{other}\" (swap or pop)")),
+            };
+            c.labels.retain(|l| l.in_label != in_label);
+            c.labels.push(LabelEntry {
+                in_label,
+                action,
+                out: (!out.is_empty()).then(|| out.clone()),
+                via: via.clone(),
+            });
+            Ok(c.clone())
+        }),
+        Request::LabelDel { in_label } => change(live, |c| {
+            let before = c.labels.len();
+            c.labels.retain(|l| l.in_label != in_label);
+            if c.labels.len() == before {
+                return Err(format!("there is no label entry for in-label {in_label}"));
+            }
+            Ok(c.clone())
+        }),
+    }
+}
+
+fn vrf_label(vrf: Option<&str>) -> String {
+    match vrf {
+        None | Some("global") => "the global table".into(),
+        Some(v) => format!("vrf \"{v}\""),
+    }
+}
+
+fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Route>, String> {
+    match vrf {
+        None | Some("global") => Ok(&mut c.routes),
+        Some(name) => {
+            let names: Vec<String> = c.vrfs.iter().map(|v| v.name.clone()).collect();
+            c.vrfs
+                .iter_mut()
+                .find(|v| v.name == name)
+                .map(|v| &mut v.routes)
+                .ok_or_else(|| {
+                    format!(
+                        "no vrf named \"{name}\" (the config has: {})",
+                        names.join(", ")
+                    )
+                })
+        }
+    }
+}
+
+/// Prefixes compare as written after trimming: `198.18.7.0/24` names one route.
+fn same_prefix(a: &str, b: &str) -> bool {
+    a.trim() == b.trim()
+}
+
+/// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on
+/// any error nothing changes.
+fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>) -> Response {
+    let t0 = Instant::now();
+    let mut st = lock(&live.state);
+    let mut draft = st.config.clone();
+    let next = match edit(&mut draft) {
+        Ok(c) => c,
+        Err(e) => {
+            return refused(format!(
+                "{e}\nnothing applied: the running tables are unchanged"
+            ))
+        }
+    };
+    // Learned hosts go along unless the new config makes one of them invalid (its subnet
+    // gone, say): then they are dropped and relearned on demand.
+    let with_hosts = compile(
+        &with_learned_hosts(&next, &st.hosts, &live.interfaces),
+        &LiveMacs,
+    );
+    let keep_hosts = with_hosts.is_ok();
+    let compiled = match with_hosts.or_else(|_| compile(&next, &LiveMacs)) {
+        Ok(c) => c,
+        Err(errors) => {
+            return refused(format!(
+                "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
+                errors.0.len()
+            ))
+        }
+    };
+    let names: Vec<&str> = compiled
+        .snapshot
+        .ports()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    if names
+        != live
+            .interfaces
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    {
+        return refused(format!(
+            "interfaces cannot change while xpe runs (running: {}; new: {})\nnothing applied: restart xpe with the new config",
+            live.interfaces.join(", "),
+            names.join(", ")
+        ));
+    }
+    st.config = next;
+    st.base = compiled.snapshot;
+    if !keep_hosts {
+        st.hosts.clear();
+    }
+    publish(live, &st);
+    let took = t0.elapsed();
+    let mut text = format!(
+        "applied: {} routes, {} incoming labels; published in {:.3} ms",
+        st.base.vrfs().iter().map(|v| v.routes.len()).sum::<usize>(),
+        st.base.ilm().entries().len(),
+        took.as_secs_f64() * 1e3
+    );
+    for w in &compiled.warnings {
+        text.push_str(&format!("\nwarning: {w}"));
+    }
+    ok(text)
+}
+
+/// Publishes the base snapshot with the learned neighbours laid over it.
+fn publish(live: &Live, st: &State) {
+    let next = st.base.with_resolved(|adj| {
+        st.learned
+            .get(&(adj.port.0, adj.vlan.map_or(0, |v| v.get()), adj.next_hop))
+            .copied()
+    });
+    live.published.publish(next);
+}
+
+/// The config plus the hosts learned after a glean, as neighbour entries (static ones win).
+fn with_learned_hosts(
+    config: &Config,
+    hosts: &HashMap<NeighborKey, MacAddr>,
+    interfaces: &[String],
+) -> Config {
+    let mut c = config.clone();
+    for (&(port, vid, ip), mac) in hosts {
+        let Some(interface) = interfaces.get(usize::from(port)) else {
+            continue;
+        };
+        let vlan = (vid != 0).then_some(i64::from(vid));
+        let ip_text = ip.to_string();
+        let is_static = config
+            .neighbors
+            .iter()
+            .any(|n| &n.interface == interface && n.vlan == vlan && n.ip.trim() == ip_text);
+        if !is_static {
+            c.neighbors.push(Neighbor {
+                interface: interface.clone(),
+                vlan,
+                ip: ip_text,
+                mac: mac.to_string(),
+            });
+        }
+    }
+    c
+}
+
+/// Takes neighbour events from the workers; asks for unresolved next hops once a second
+/// and for gleaned hosts when their frames are dropped (each at most once a second).
+fn neighbour_loop(live: &Live) {
+    let (from_workers, to_worker) = match lock(&live.runtime).as_ref() {
+        Some(rt) => (rt.learned().clone(), rt.originate().clone()),
+        None => return,
+    };
+    let mut last_round = Instant::now() - Duration::from_secs(1);
+    let mut sent_this_second = 0usize;
+    while !live.stop.load(Ordering::Relaxed) {
+        if last_round.elapsed() >= Duration::from_secs(1) {
+            last_round = Instant::now();
+            sent_this_second = 0;
+            let snap = live.published.load();
+            for adj in snap.adjacencies().iter().filter(|a| a.mac.is_none()) {
+                let att = snap.attachment(adj.attachment);
+                let Some(ours) = att.address else { continue };
+                if sent_this_second == ARP_PER_SECOND {
+                    break;
+                }
+                let frame = arp_request(
+                    snap.port(adj.port).mac,
+                    adj.vlan.map(|v| v.get()),
+                    ours.addr(),
+                    adj.next_hop,
+                );
+                if to_worker
+                    .try_send(Originated {
+                        port: adj.port,
+                        frame,
+                    })
+                    .is_ok()
+                {
+                    sent_this_second += 1;
+                }
+            }
+            let mut st = lock(&live.state);
+            st.asked
+                .retain(|_, at| at.elapsed() < Duration::from_secs(10));
+        }
+        let Ok(event) = from_workers.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        let mut st = lock(&live.state);
+        match event {
+            Event::Learned { port, neighbor } => {
+                let key = (port.0, neighbor.vid, neighbor.ip);
+                // Keep only neighbours something waits for: a flood of ARP from arbitrary
+                // addresses cannot grow the tables.
+                let next_hop = st.base.adjacencies().iter().any(|a| {
+                    a.mac.is_none() && (a.port.0, a.vlan.map_or(0, |v| v.get()), a.next_hop) == key
+                });
+                if next_hop && st.learned.get(&key) != Some(&neighbor.mac) {
+                    st.learned.insert(key, neighbor.mac);
+                    publish(live, &st);
+                } else if st.asked.remove(&key).is_some()
+                    && st.hosts.get(&key) != Some(&neighbor.mac)
+                {
+                    st.hosts.insert(key, neighbor.mac);
+                    let config = with_learned_hosts(&st.config, &st.hosts, &live.interfaces);
+                    match compile(&config, &LiveMacs) {
+                        Ok(compiled) => {
+                            st.base = compiled.snapshot;
+                            publish(live, &st);
+                        }
+                        // The host does not fit the running config (it changed meanwhile).
+                        Err(_) => {
+                            st.hosts.remove(&key);
+                        }
+                    }
+                }
+            }
+            Event::Glean { attachment, ip } => {
+                let snap = live.published.load();
+                let Some(att) = snap.attachments().get(usize::from(attachment.0)) else {
+                    continue;
+                };
+                let key = (att.port.0, att.vlan.map_or(0, |v| v.get()), ip);
+                let fresh = st
+                    .asked
+                    .get(&key)
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if !fresh
+                    || sent_this_second >= ARP_PER_SECOND
+                    || (st.asked.len() >= MAX_ASKED && !st.asked.contains_key(&key))
+                {
+                    continue;
+                }
+                let Some(ours) = att.address else { continue };
+                let frame = arp_request(
+                    snap.port(att.port).mac,
+                    att.vlan.map(|v| v.get()),
+                    ours.addr(),
+                    ip,
+                );
+                if to_worker
+                    .try_send(Originated {
+                        port: att.port,
+                        frame,
+                    })
+                    .is_ok()
+                {
+                    sent_this_second += 1;
+                    st.asked.insert(key, Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// The workers' counters summed.
+fn totals(stats: &[WorkerStats]) -> Counters {
+    let mut total = Counters::new(0);
+    for w in stats {
+        total += &w.counters;
+    }
+    total
+}
+
+fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response {
+    let snap = live.published.load();
+    let stats = lock(&live.runtime)
+        .as_ref()
+        .map(Runtime::worker_stats)
+        .unwrap_or_default();
+    let mut text = Vec::new();
+    let result = match what {
+        What::All if !as_json => crate::show::all(&mut text, &snap).map(|_| ()),
+        What::Labels if !as_json => crate::show::labels(&mut text, &snap),
+        What::Vrf => {
+            let Some(name) = name else {
+                return refused("show vrf needs a VRF name");
+            };
+            let Some(id) = snap.vrf_by_name(name) else {
+                let names: Vec<&str> = snap.vrfs().iter().map(|v| v.name.as_str()).collect();
+                return refused(format!(
+                    "no vrf named \"{name}\" (running: {})",
+                    names.join(", ")
+                ));
+            };
+            if as_json {
+                let routes: Vec<_> = snap
+                    .vrf(id)
+                    .routes
+                    .iter()
+                    .map(|r| json!({"prefix": r.prefix.to_string(), "origin": format!("{:?}", r.origin).to_lowercase(), "via": crate::show::describe_fec(&snap, r.fec)}))
+                    .collect();
+                return ok(json!({"vrf": name, "routes": routes}).to_string());
+            }
+            crate::show::vrf(&mut text, &snap, id)
+        }
+        What::Counters => return ok(counters_text(&snap, &stats, as_json)),
+        What::Runtime => return ok(runtime_text(live, &stats, as_json)),
+        What::Neighbors => return ok(neighbors_text(live, &snap, as_json)),
+        What::Interfaces => return ok(interfaces_text(live, &snap, &stats, as_json)),
+        What::All | What::Labels => {
+            let labels: Vec<_> = snap
+                .ilm()
+                .entries()
+                .iter()
+                .map(|e| json!({"in": e.label.get(), "action": format!("{:?}", e.action)}))
+                .collect();
+            return ok(json!({"router": snap.name(), "labels": labels}).to_string());
+        }
+    };
+    match result {
+        Ok(()) => ok(String::from_utf8_lossy(&text).into_owned()),
+        Err(e) => refused(format!("cannot format: {e}")),
+    }
+}
+
+fn counters_text(snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> String {
+    let total = totals(stats);
+    let lp = stats.iter().fold(
+        xpe_dataplane::xsk::worker::LoopStats::default(),
+        |mut a, w| {
+            let l = &w.loop_stats;
+            a.tx_ring_full += l.tx_ring_full;
+            a.no_tx_socket += l.no_tx_socket;
+            a.learned += l.learned;
+            a.learn_dropped += l.learn_dropped;
+            a.originated += l.originated;
+            a.originate_dropped += l.originate_dropped;
+            a.bad_descriptors += l.bad_descriptors;
+            a
+        },
+    );
+    if as_json {
+        let ports: Vec<_> = snap
+            .ports()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let c = total.ports.get(i).copied().unwrap_or_default();
+                json!({"interface": p.name, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets, "tx_bytes": c.tx_bytes})
+            })
+            .collect();
+        let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
+            .iter()
+            .map(|d| (d.name().to_string(), json!(total.drop_count(*d))))
+            .collect();
+        let punts: serde_json::Map<String, serde_json::Value> = Punt::ALL
+            .iter()
+            .map(|p| (p.name().to_string(), json!(total.punt_count(*p))))
+            .collect();
+        return json!({
+            "interfaces": ports, "forwarded": total.forwarded, "arp_replies": total.arp_replies,
+            "echo_replies": total.echo_replies, "drops": drops, "punts": punts,
+            "tx_ring_full": lp.tx_ring_full, "no_tx_socket": lp.no_tx_socket,
+            "learned": lp.learned, "learn_dropped": lp.learn_dropped,
+            "arp_requests_sent": lp.originated, "arp_requests_dropped": lp.originate_dropped,
+        })
+        .to_string();
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Counters of {} (summed over {} worker(s))",
+        snap.name(),
+        stats.len()
+    );
+    let _ = writeln!(
+        s,
+        "  {:<12} {:>14} {:>16} {:>14} {:>16}",
+        "Interface", "RX packets", "RX bytes", "TX packets", "TX bytes"
+    );
+    for (i, p) in snap.ports().iter().enumerate() {
+        let c = total.ports.get(i).copied().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>14} {:>16} {:>14} {:>16}",
+            p.name, c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Forwarded {} (ARP replies {}, echo replies {}); dropped {}; punted {}",
+        total.forwarded,
+        total.arp_replies,
+        total.echo_replies,
+        total.total_drops() + lp.tx_ring_full + lp.no_tx_socket,
+        total.total_punts()
+    );
+    let _ = writeln!(s, "Drops by reason (non-zero)");
+    for d in DropReason::ALL {
+        let n = total.drop_count(*d);
+        if n > 0 {
+            let _ = writeln!(s, "  {:<22} {n}", d.name());
+        }
+    }
+    for (name, n) in [
+        ("tx-ring-full", lp.tx_ring_full),
+        ("no-tx-socket", lp.no_tx_socket),
+    ] {
+        if n > 0 {
+            let _ = writeln!(s, "  {name:<22} {n}");
+        }
+    }
+    let _ = writeln!(s, "Punts by reason (non-zero; the live runtime has no path to the kernel: punted frames are dropped)");
+    for p in Punt::ALL {
+        let n = total.punt_count(*p);
+        if n > 0 {
+            let _ = writeln!(s, "  {:<22} {n}", p.name());
+        }
+    }
+    let _ = writeln!(
+        s,
+        "Neighbours: {} ARP frames learned from ({} not passed on), {} ARP requests sent ({} dropped)",
+        lp.learned, lp.learn_dropped, lp.originated, lp.originate_dropped
+    );
+    s
+}
+
+fn runtime_text(live: &Live, stats: &[WorkerStats], as_json: bool) -> String {
+    let ghz = live.tsc_hz / 1e9;
+    let rows: Vec<_> = stats
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let l = &w.loop_stats;
+            let per_packet = if l.packets > 0 {
+                l.busy_cycles as f64 / l.packets as f64
+            } else {
+                0.0
+            };
+            let avg_batch = if l.batches > 0 {
+                l.packets as f64 / l.batches as f64
+            } else {
+                0.0
+            };
+            (i, w, l, per_packet, avg_batch)
+        })
+        .collect();
+    if as_json {
+        let workers: Vec<_> = rows
+            .iter()
+            .map(|(i, w, l, cpp, avg)| {
+                json!({
+                    "worker": i, "core": w.core, "packets": l.packets, "batches": l.batches,
+                    "average_batch": avg, "polls": l.polls, "busy_polls": l.busy_polls,
+                    "busy_cycles": l.busy_cycles, "busy_cycles_per_packet": cpp,
+                    "tx_kicks": l.tx_kicks, "fill_wakeups": l.fill_wakeups, "sleeps": l.sleeps,
+                    "frames": w.frames, "frames_free": w.ledger.free, "frames_in_fill": w.ledger.in_fill,
+                    "frames_in_tx": w.ledger.in_tx, "frames_accounted": w.ledger.total(),
+                })
+            })
+            .collect();
+        return json!({"tsc_hz": live.tsc_hz, "uptime_s": live.started.elapsed().as_secs_f64(), "workers": workers}).to_string();
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Runtime: up {:.1} s, TSC {ghz:.2} GHz",
+        live.started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "  {:<7} {:<5} {:>12} {:>10} {:>7} {:>14} {:>10} {:>12} {:>10}",
+        "Worker",
+        "Core",
+        "Packets",
+        "Batches",
+        "Avg",
+        "Busy cycles",
+        "Cyc/pkt",
+        "Polls",
+        "TX kicks"
+    );
+    for (i, w, l, cpp, avg) in &rows {
+        let _ = writeln!(
+            s,
+            "  {:<7} {:<5} {:>12} {:>10} {:>7.1} {:>14} {:>10.0} {:>12} {:>10}",
+            i,
+            w.core.map_or("-".to_string(), |c| c.to_string()),
+            l.packets,
+            l.batches,
+            avg,
+            l.busy_cycles,
+            cpp,
+            l.polls,
+            l.tx_kicks
+        );
+    }
+    for (i, w, l, _, _) in &rows {
+        let _ = writeln!(
+            s,
+            "  worker {i}: {} frames: {} free, {} on fill rings, {} on TX rings ({} accounted); {} busy polls, {} sleeps",
+            w.frames,
+            w.ledger.free,
+            w.ledger.in_fill,
+            w.ledger.in_tx,
+            w.ledger.total(),
+            l.busy_polls,
+            l.sleeps
+        );
+    }
+    s
+}
+
+fn neighbors_text(live: &Live, snap: &Snapshot, as_json: bool) -> String {
+    let st = lock(&live.state);
+    let rows: Vec<(String, String, String, &str)> = snap
+        .adjacencies()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let key = (a.port.0, a.vlan.map_or(0, |v| v.get()), a.next_hop);
+            let origin = match (st.base.adjacencies().get(i).and_then(|b| b.mac), a.mac) {
+                (Some(_), _) if st.hosts.contains_key(&key) => "learned",
+                (Some(_), _) => "static",
+                (None, Some(_)) => "learned",
+                (None, None) => "incomplete",
+            };
+            (
+                snap.attachment_name(a.attachment),
+                a.next_hop.to_string(),
+                a.mac.map_or("-".to_string(), |m| m.to_string()),
+                origin,
+            )
+        })
+        .collect();
+    if as_json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(att, ip, mac, origin)| json!({"attachment": att, "ip": ip, "mac": mac, "state": origin}))
+            .collect();
+        return json!({"neighbors": list}).to_string();
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "Neighbours");
+    let _ = writeln!(
+        s,
+        "  {:<12} {:<16} {:<18} State",
+        "Interface", "Address", "MAC"
+    );
+    for (att, ip, mac, origin) in rows {
+        let _ = writeln!(s, "  {att:<12} {ip:<16} {mac:<18} {origin}");
+    }
+    s
+}
+
+fn interfaces_text(live: &Live, snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> String {
+    let rt = lock(&live.runtime);
+    let mut rows = Vec::new();
+    if let Some(rt) = rt.as_ref() {
+        for st in rt.steering() {
+            let c = st.counters().unwrap_or_default();
+            let port = snap.port_by_name(st.ifname()).map(|p| snap.port(p));
+            let sockets: Vec<_> = rt
+                .sockets()
+                .iter()
+                .filter(|s| s.ifname == st.ifname())
+                .collect();
+            let kernel = stats
+                .iter()
+                .flat_map(|w| w.sockets.iter())
+                .filter(|(n, _, _)| n == st.ifname())
+                .fold((0u64, 0u64, 0u64), |a, (_, _, k)| {
+                    (
+                        a.0 + k.rx_dropped,
+                        a.1 + k.rx_ring_full,
+                        a.2 + k.rx_fill_ring_empty,
+                    )
+                });
+            rows.push((
+                st.ifname().to_string(),
+                port.map_or("?".into(), |p| format!("{}", p.kind)),
+                port.map_or("?".into(), |p| p.mac.to_string()),
+                st.mode().to_string(),
+                sockets.len(),
+                sockets.iter().any(|s| s.zero_copy),
+                c.redirected,
+                c.passed,
+                kernel,
+            ));
+        }
+    }
+    if as_json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(n, kind, mac, mode, socks, zc, red, pass, k)| {
+                json!({"interface": n, "kind": kind, "mac": mac, "xdp_mode": mode, "sockets": socks,
+                       "zero_copy": zc, "xdp_redirected": red, "xdp_passed": pass,
+                       "rx_dropped": k.0, "rx_ring_full": k.1, "rx_fill_ring_empty": k.2})
+            })
+            .collect();
+        return json!({"interfaces": list}).to_string();
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "Interfaces");
+    let _ = writeln!(
+        s,
+        "  {:<12} {:<5} {:<18} {:<7} {:>7} {:<5} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "Name",
+        "Kind",
+        "MAC",
+        "XDP",
+        "Sockets",
+        "Copy",
+        "Redirected",
+        "Passed",
+        "RX drop",
+        "Ring full",
+        "Fill empty"
+    );
+    for (n, kind, mac, mode, socks, zc, red, pass, k) in rows {
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<5} {:<18} {:<7} {:>7} {:<5} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            n,
+            kind,
+            mac,
+            mode,
+            socks,
+            if zc { "zc" } else { "copy" },
+            red,
+            pass,
+            k.0,
+            k.1,
+            k.2
+        );
+    }
+    s
+}

@@ -1,0 +1,261 @@
+//! Starting and stopping the live data plane: the steering program on every interface, one
+//! worker per core with its UMEM and its sockets on every interface, and the XSKMAP entries
+//! that send each RX queue's frames to its socket.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::socket::XskSocket;
+use super::steer::{Mode, Steering};
+use super::umem::Umem;
+use super::worker::{Event, Originated, Worker, WorkerLinks, WorkerStats};
+use super::{XskError, RING_SIZE};
+use crate::tables::{PortId, Published};
+
+/// Learned neighbours queued between the workers and the control side.
+const LEARN_QUEUE: usize = 4096;
+/// Frames to originate queued for worker 0.
+const ORIGINATE_QUEUE: usize = 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Interface name, its port in the tables, and its RX queue count.
+    pub interfaces: Vec<(String, PortId, u32)>,
+    /// One worker per entry, pinned to that core; `None` runs one unpinned worker.
+    pub cores: Option<Vec<usize>>,
+    /// How the steering program is attached.
+    pub mode: Mode,
+}
+
+/// A socket as the runtime reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Worker index.
+    pub worker: usize,
+    /// Interface.
+    pub ifname: String,
+    /// Queue.
+    pub queue: u32,
+    /// Whether the kernel gave zero-copy mode.
+    pub zero_copy: bool,
+}
+
+/// The running data plane; dropping it stops the workers and detaches the programs.
+pub struct Runtime {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<Mutex<WorkerStats>>>,
+    sockets: Vec<SocketInfo>,
+    learned: Receiver<Event>,
+    originate: Sender<Originated>,
+    // Declared last: detached after the workers have stopped.
+    steering: Vec<Steering>,
+}
+
+impl Runtime {
+    /// Attaches the steering program to every interface of `plan`, starts the workers and
+    /// points every RX queue at its socket. On any error everything started is undone.
+    pub fn start(plan: &Plan, published: Arc<Published>) -> Result<Runtime, XskError> {
+        let workers: Vec<Option<usize>> = match &plan.cores {
+            Some(cores) if !cores.is_empty() => cores.iter().copied().map(Some).collect(),
+            _ => vec![None],
+        };
+        for (ifname, _, queues) in &plan.interfaces {
+            if (*queues as usize) < workers.len() {
+                return Err(XskError::Plan(format!(
+                    "interface {ifname} has {queues} RX queue(s) but {} workers were asked for: every worker needs a queue on every interface it transmits on; use --cores with at most {queues} core(s)",
+                    workers.len()
+                )));
+            }
+            if *queues as usize > xpe_ebpf::MAX_QUEUES as usize {
+                return Err(XskError::Plan(format!(
+                    "interface {ifname} has {queues} RX queues; at most {} are supported",
+                    xpe_ebpf::MAX_QUEUES
+                )));
+            }
+        }
+        let mut steering = Vec::new();
+        for (ifname, _, _) in &plan.interfaces {
+            steering.push(Steering::attach(ifname, plan.mode)?);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (learn_tx, learned) = crossbeam_channel::bounded(LEARN_QUEUE);
+        let (originate, originate_rx) = crossbeam_channel::bounded(ORIGINATE_QUEUE);
+        let mut runtime = Runtime {
+            stop: stop.clone(),
+            threads: Vec::new(),
+            stats: Vec::new(),
+            sockets: Vec::new(),
+            learned,
+            originate,
+            steering: Vec::new(),
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let nworkers = workers.len();
+        for (w, core) in workers.iter().enumerate() {
+            // Queue q of every interface goes to worker q % workers.
+            let queues: Vec<(String, PortId, u32)> = plan
+                .interfaces
+                .iter()
+                .flat_map(|(ifname, port, n)| {
+                    (0..*n)
+                        .filter(move |q| *q as usize % nworkers == w)
+                        .map(move |q| (ifname.clone(), *port, q))
+                })
+                .collect();
+            let stats = Arc::new(Mutex::new(WorkerStats::default()));
+            let links = WorkerLinks {
+                published: published.clone(),
+                stop: stop.clone(),
+                stats: stats.clone(),
+                learn: learn_tx.clone(),
+                // Only worker 0 originates; the others get a queue nobody sends on.
+                originate: if w == 0 {
+                    originate_rx.clone()
+                } else {
+                    crossbeam_channel::never()
+                },
+            };
+            let ready = ready_tx.clone();
+            let core = *core;
+            let thread = std::thread::Builder::new()
+                .name(format!("xpe-worker{w}"))
+                .spawn(move || match build_worker(&queues, core, links) {
+                    Ok(worker) => {
+                        let sockets = worker
+                            .sockets()
+                            .map(|s| (w, s.ifname.clone(), s.queue, s.fd(), s.zero_copy))
+                            .collect::<Vec<_>>();
+                        if ready.send(Ok(sockets)).is_ok() {
+                            worker.run();
+                        }
+                    }
+                    Err(e) => {
+                        // The receiver only goes away when start() has already failed.
+                        let _unreported = ready.send(Err(e));
+                    }
+                })
+                .map_err(|e| XskError::Plan(format!("cannot start a worker thread: {e}")))?;
+            runtime.threads.push(thread);
+            runtime.stats.push(stats);
+        }
+        drop(ready_tx);
+        let mut first_error = None;
+        let mut bound = Vec::new();
+        for _ in 0..workers.len() {
+            match ready_rx.recv() {
+                Ok(Ok(sockets)) => bound.extend(sockets),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(XskError::Plan(
+                        "a worker thread ended during start-up".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            runtime.shutdown();
+            return Err(e);
+        }
+        runtime.steering = steering;
+        for (w, ifname, queue, fd, zero_copy) in bound {
+            let Some(st) = runtime.steering.iter_mut().find(|s| s.ifname() == ifname) else {
+                continue;
+            };
+            if let Err(e) = st.bind_socket(queue, fd) {
+                runtime.shutdown();
+                return Err(e.into());
+            }
+            runtime.sockets.push(SocketInfo {
+                worker: w,
+                ifname,
+                queue,
+                zero_copy,
+            });
+        }
+        Ok(runtime)
+    }
+
+    /// The sockets, by worker.
+    pub fn sockets(&self) -> &[SocketInfo] {
+        &self.sockets
+    }
+
+    /// The steering programs, one per interface.
+    pub fn steering(&self) -> &[Steering] {
+        &self.steering
+    }
+
+    /// Each worker's latest published state.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.stats
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(g) => g.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            })
+            .collect()
+    }
+
+    /// Neighbours the workers saw in ARP frames.
+    pub fn learned(&self) -> &Receiver<Event> {
+        &self.learned
+    }
+
+    /// Where to send frames to originate (ARP requests); worker 0 sends them.
+    pub fn originate(&self) -> &Sender<Originated> {
+        &self.originate
+    }
+
+    /// Stops the workers (they drain their TX rings) and detaches the programs; returns each
+    /// worker's final state.
+    pub fn stop(mut self) -> Vec<WorkerStats> {
+        self.shutdown();
+        self.worker_stats()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            // A worker that panicked has nothing left to clean up: its sockets and UMEM
+            // were dropped while unwinding.
+            let _panicked = t.join();
+        }
+        self.steering.clear();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Opens a worker's UMEM and its sockets (in the worker's own thread: the UMEM stays there).
+fn build_worker(
+    queues: &[(String, PortId, u32)],
+    core: Option<usize>,
+    links: WorkerLinks,
+) -> Result<Worker, XskError> {
+    // Each socket gets a full fill ring and room for a full TX ring.
+    let frames = (queues.len() as u32).max(1) * 2 * RING_SIZE;
+    let umem = Umem::new(frames, RING_SIZE)?;
+    let mut sockets = Vec::new();
+    for (i, (ifname, port, queue)) in queues.iter().enumerate() {
+        sockets.push(XskSocket::open(
+            &umem,
+            i == 0,
+            ifname,
+            *queue,
+            *port,
+            RING_SIZE,
+        )?);
+    }
+    Ok(Worker::new(umem, sockets, core, links))
+}

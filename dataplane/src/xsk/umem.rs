@@ -1,0 +1,182 @@
+//! One worker's UMEM: an anonymous mapping cut into equal frames, registered with the kernel
+//! once and shared by all of the worker's sockets (XDP_SHARED_UMEM), so a frame received on
+//! one interface is transmitted on another without a copy.
+//!
+//! Frames that user space owns sit on a free list of chunk addresses; the others are on a
+//! fill, RX, TX or completion ring. [`FrameLedger`] counts the moves so a test can check that
+//! no frame is ever lost.
+
+use core::ptr::NonNull;
+
+use xdpilone::{Umem as XUmem, UmemConfig};
+
+use super::XskError;
+
+/// Bytes per frame (chunk). The kernel puts received data at 256 bytes (XDP_PACKET_HEADROOM)
+/// into the chunk, which is the headroom labels and VLAN tags are pushed into.
+pub const FRAME_SIZE: u32 = 4096;
+/// The kernel's headroom in front of received data (XDP_PACKET_HEADROOM).
+pub const KERNEL_HEADROOM: u32 = 256;
+/// The longest frame one chunk holds: the rest after the kernel's headroom.
+pub const MAX_FRAME: u32 = FRAME_SIZE - KERNEL_HEADROOM;
+
+/// An anonymous, page-aligned mapping, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> Result<Mapping, XskError> {
+        // SAFETY: an anonymous private mapping at an address the kernel picks; the result is
+        // checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(XskError::Umem(format!(
+                "cannot map {len} bytes: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| XskError::Umem("mmap returned NULL".into()))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, and the mapping is unmapped once.
+        // The kernel pins the pages it registered, so sockets still closing cannot fault.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Where the frames of a UMEM are; the totals always add up to [`Umem::frames`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameLedger {
+    /// On the free list (user space).
+    pub free: u64,
+    /// Put on fill rings and not yet received back.
+    pub in_fill: u64,
+    /// Put on TX rings and not yet completed.
+    pub in_tx: u64,
+}
+
+impl FrameLedger {
+    /// All frames accounted for.
+    pub fn total(&self) -> u64 {
+        self.free + self.in_fill + self.in_tx
+    }
+}
+
+/// A registered UMEM and its free list.
+pub struct Umem {
+    // Field order is drop order: the kernel registration goes before the memory.
+    inner: XUmem,
+    free: Vec<u64>,
+    frames: u32,
+    mapping: Mapping,
+}
+
+impl Umem {
+    /// Maps and registers `frames` frames of [`FRAME_SIZE`] bytes, all on the free list;
+    /// `ring_size` sizes each socket's fill and completion rings.
+    pub fn new(frames: u32, ring_size: u32) -> Result<Umem, XskError> {
+        let mapping = Mapping::new(frames as usize * FRAME_SIZE as usize)?;
+        let config = UmemConfig {
+            fill_size: ring_size,
+            complete_size: ring_size,
+            frame_size: FRAME_SIZE,
+            headroom: 0,
+            flags: 0,
+        };
+        let area = NonNull::slice_from_raw_parts(mapping.ptr, mapping.len);
+        // SAFETY: `area` is the page-aligned mapping made above, valid for its whole length,
+        // and `mapping` lives in the same struct, dropped after `inner` (field order).
+        let inner = unsafe { XUmem::new(config, area) }
+            .map_err(|e| XskError::Umem(format!("cannot register the UMEM: {e}")))?;
+        let free = (0..u64::from(frames))
+            .rev()
+            .map(|i| i * u64::from(FRAME_SIZE))
+            .collect();
+        Ok(Umem {
+            inner,
+            free,
+            frames,
+            mapping,
+        })
+    }
+
+    /// The xdpilone handle, for creating sockets on it.
+    pub(crate) fn inner(&self) -> &XUmem {
+        &self.inner
+    }
+
+    /// Frames in this UMEM.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// The free list: chunk base addresses user space owns.
+    pub(crate) fn free_list(&mut self) -> &mut Vec<u64> {
+        &mut self.free
+    }
+
+    /// Frames on the free list.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    /// The chunk base of any address inside a chunk.
+    #[inline]
+    pub fn chunk_of(addr: u64) -> u64 {
+        addr & !u64::from(FRAME_SIZE - 1)
+    }
+
+    /// The chunk starting at `base` as a byte slice.
+    ///
+    /// # Safety
+    /// `base` must be a chunk base of this UMEM (a multiple of [`FRAME_SIZE`] below the size)
+    /// whose frame user space owns: it was read from an RX or completion ring or taken from
+    /// the free list and is not on any ring, so the kernel does not write it meanwhile; and no
+    /// other live slice may cover the same chunk.
+    #[inline]
+    pub(crate) unsafe fn chunk_mut<'a>(&self, base: u64) -> &'a mut [u8] {
+        debug_assert!(base.is_multiple_of(u64::from(FRAME_SIZE)) && base < self.mapping.len as u64);
+        // SAFETY: in bounds and exclusively owned by the caller's contract above.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                self.mapping.ptr.as_ptr().add(base as usize),
+                FRAME_SIZE as usize,
+            )
+        }
+    }
+
+    /// Whether `addr` lies in this UMEM (a check on what the kernel hands back).
+    #[inline]
+    pub fn contains(&self, addr: u64) -> bool {
+        addr < self.mapping.len as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_of_rounds_down_to_the_frame() {
+        assert_eq!(Umem::chunk_of(0), 0);
+        assert_eq!(Umem::chunk_of(256), 0);
+        assert_eq!(Umem::chunk_of(4096 + 300), 4096);
+        assert_eq!(Umem::chunk_of(3 * 4096 - 1), 2 * 4096);
+    }
+}

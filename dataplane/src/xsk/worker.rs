@@ -1,0 +1,544 @@
+//! The per-core run loop: busy-polls its sockets, runs each received batch through the
+//! pipeline on the UMEM frames in place, and transmits on the egress socket of the same UMEM.
+//!
+//! One iteration: reap TX completions, take a batch from every RX ring (the snapshot is
+//! loaded once per iteration), queue forwarded frames per egress socket, commit each TX ring
+//! once, kick TX whenever frames are pending (copy mode sends at most 32 per kick, so a kick
+//! only after RX strands frames: shared/MEASURING.md), refill the fill rings in bulk, and
+//! sleep in `poll` only after many iterations found every ring idle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use xdpilone::xdp::XdpDesc;
+
+use super::socket::XskSocket;
+use super::umem::{FrameLedger, Umem, FRAME_SIZE, KERNEL_HEADROOM, MAX_FRAME};
+use crate::pipeline::learn::{arp_neighbor, Neighbor};
+use crate::pipeline::{process_batch, Counters, Frame, Punt, Verdict};
+use crate::tables::{AttachmentId, PortId, Published};
+use core::net::Ipv4Addr;
+
+/// Frames taken from one RX ring per iteration.
+pub const BATCH: usize = 64;
+/// Consecutive idle iterations before the loop sleeps in `poll`.
+const IDLE_SPINS: u32 = 2048;
+/// Longest sleep: bounds how late a stop request or a frame to originate is seen when idle.
+const IDLE_SLEEP_MS: i32 = 5;
+/// Iterations between two publications of the counters.
+const PUBLISH_EVERY: u64 = 512;
+/// Frames to originate taken per iteration (ARP requests from the control side).
+const ORIGINATE_PER_ITERATION: usize = 16;
+
+/// What a worker tells the control side about neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A neighbour seen in an ARP frame on a port.
+    Learned {
+        /// The port it was seen on.
+        port: PortId,
+        /// What the ARP frame told.
+        neighbor: Neighbor,
+    },
+    /// A host on a connected subnet that frames were dropped for (no MAC): resolve it.
+    Glean {
+        /// The attachment whose subnet it is on.
+        attachment: AttachmentId,
+        /// The host.
+        ip: Ipv4Addr,
+    },
+}
+
+/// A frame the control side asks a worker to send (an ARP request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originated {
+    /// The egress port.
+    pub port: PortId,
+    /// The whole frame.
+    pub frame: Vec<u8>,
+}
+
+/// What a worker's loop counted (besides the pipeline's counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Loop iterations.
+    pub polls: u64,
+    /// Iterations that found work.
+    pub busy_polls: u64,
+    /// Frames received.
+    pub packets: u64,
+    /// Non-empty RX batches.
+    pub batches: u64,
+    /// TSC cycles spent in iterations that found work.
+    pub busy_cycles: u64,
+    /// TX kicks (`sendto`).
+    pub tx_kicks: u64,
+    /// Fill-ring wakeups (`poll`).
+    pub fill_wakeups: u64,
+    /// Sleeps in `poll` after the rings stayed idle.
+    pub sleeps: u64,
+    /// Forwarded frames dropped because the egress TX ring was full.
+    pub tx_ring_full: u64,
+    /// Forwarded frames whose egress port has no socket in this worker.
+    pub no_tx_socket: u64,
+    /// Descriptors from the kernel that did not fit a frame (never expected).
+    pub bad_descriptors: u64,
+    /// Neighbour events (learned, glean) passed to the control side.
+    pub learned: u64,
+    /// Neighbour events not passed because the control side was behind.
+    pub learn_dropped: u64,
+    /// Frames originated for the control side.
+    pub originated: u64,
+    /// Frames to originate that found no free frame or no socket.
+    pub originate_dropped: u64,
+}
+
+/// A worker's published state, read by the control side.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStats {
+    /// The pipeline's counters.
+    pub counters: Counters,
+    /// The loop's counters.
+    pub loop_stats: LoopStats,
+    /// Where the UMEM's frames are.
+    pub ledger: FrameLedger,
+    /// Frames in the UMEM.
+    pub frames: u64,
+    /// Per socket: (interface, queue, kernel statistics).
+    pub sockets: Vec<(String, u32, super::socket::SocketStats)>,
+    /// The core the worker is pinned to, if any.
+    pub core: Option<usize>,
+    /// Whether the loop has ended (after a stop request).
+    pub stopped: bool,
+}
+
+/// Channels and flags a worker shares with the rest of the process.
+pub struct WorkerLinks {
+    /// The tables.
+    pub published: Arc<Published>,
+    /// Set to stop every worker.
+    pub stop: Arc<AtomicBool>,
+    /// Where the worker publishes its counters.
+    pub stats: Arc<Mutex<WorkerStats>>,
+    /// Neighbours seen in ARP frames.
+    pub learn: Sender<Event>,
+    /// Frames to originate.
+    pub originate: Receiver<Originated>,
+}
+
+/// One worker: a UMEM, the sockets on it, and the loop's state.
+pub struct Worker {
+    // Field order is drop order: sockets close before their UMEM is unregistered and unmapped.
+    sockets: Vec<XskSocket>,
+    umem: Umem,
+    /// Egress socket of each port (by `PortId`), if this worker has one.
+    tx_of_port: Vec<Option<usize>>,
+    /// Descriptors to transmit per socket, filled during an iteration.
+    tx_pending: Vec<Vec<XdpDesc>>,
+    filled: u64,
+    received: u64,
+    transmitted: u64,
+    completed: u64,
+    core: Option<usize>,
+    links: WorkerLinks,
+}
+
+/// The cycle counter the loop measures busy time with (the TSC on x86_64).
+#[inline]
+pub fn cycles() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions; every x86_64 CPU has it.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+impl Worker {
+    /// A worker over `umem` and its bound `sockets`, pinned to `core` when it runs.
+    pub fn new(
+        umem: Umem,
+        sockets: Vec<XskSocket>,
+        core: Option<usize>,
+        links: WorkerLinks,
+    ) -> Worker {
+        let ports = sockets
+            .iter()
+            .map(|s| usize::from(s.port.0) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut tx_of_port = vec![None; ports];
+        for (i, s) in sockets.iter().enumerate() {
+            let slot = &mut tx_of_port[usize::from(s.port.0)];
+            if slot.is_none() {
+                *slot = Some(i);
+            }
+        }
+        let ring = sockets.len();
+        let mut umem = umem;
+        let frames = umem.frames() as usize;
+        umem.free_list().reserve(frames);
+        Worker {
+            tx_pending: (0..ring)
+                .map(|_| Vec::with_capacity(2 * BATCH * ring + ORIGINATE_PER_ITERATION))
+                .collect(),
+            sockets,
+            umem,
+            tx_of_port,
+            filled: 0,
+            received: 0,
+            transmitted: 0,
+            completed: 0,
+            core,
+            links,
+        }
+    }
+
+    /// The sockets (interface, queue, fd), to fill the XSKMAP with.
+    pub fn sockets(&self) -> impl Iterator<Item = &XskSocket> {
+        self.sockets.iter()
+    }
+
+    /// Where the frames are now.
+    pub fn ledger(&self) -> FrameLedger {
+        FrameLedger {
+            free: self.umem.free_frames() as u64,
+            in_fill: self.filled - self.received,
+            in_tx: self.transmitted - self.completed,
+        }
+    }
+
+    /// Runs the loop until the stop flag is set, then waits briefly for frames in flight on
+    /// TX to complete and publishes its final counters.
+    pub fn run(mut self) {
+        if let Some(id) = self.core {
+            // Pinning is best effort: an unpinned worker still forwards correctly, and
+            // `show runtime` reports the core it asked for next to the figures.
+            core_affinity::set_for_current(core_affinity::CoreId { id });
+        }
+        let mut counters = Counters::new(0);
+        let mut stats = LoopStats::default();
+        for s in 0..self.sockets.len() {
+            self.refill(s);
+        }
+        let mut idle = 0u32;
+        while !self.links.stop.load(Ordering::Relaxed) {
+            let t0 = cycles();
+            let mut work = 0usize;
+            for s in 0..self.sockets.len() {
+                work += self.reap(s);
+            }
+            {
+                let snap = self.links.published.load();
+                for s in 0..self.sockets.len() {
+                    work += self.receive(s, &snap, &mut counters, &mut stats);
+                }
+            }
+            work += self.originate(&mut stats);
+            for s in 0..self.sockets.len() {
+                work += self.transmit(s, &mut stats);
+                self.refill(s);
+            }
+            stats.polls += 1;
+            if work > 0 {
+                stats.busy_polls += 1;
+                stats.busy_cycles += cycles().wrapping_sub(t0);
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle >= IDLE_SPINS {
+                    self.sleep(&mut stats);
+                    self.publish(&counters, &stats, false);
+                }
+            }
+            if stats.polls.is_multiple_of(PUBLISH_EVERY) {
+                self.publish(&counters, &stats, false);
+            }
+        }
+        // Let frames already on TX rings go out so the ledger ends with them back home.
+        for _ in 0..20 {
+            let mut pending = 0;
+            for s in 0..self.sockets.len() {
+                self.transmit(s, &mut stats);
+                self.reap(s);
+                pending += self.sockets[s].tx.pending();
+            }
+            if pending == 0 && self.transmitted == self.completed {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.publish(&counters, &stats, true);
+    }
+
+    /// Returns completed TX frames of socket `s` to the free list.
+    fn reap(&mut self, s: usize) -> usize {
+        let sock = &mut self.sockets[s];
+        let free = self.umem.free_list();
+        let mut done = sock.comp.complete(sock_ring_max());
+        let mut n = 0;
+        while let Some(addr) = done.read() {
+            free.push(Umem::chunk_of(addr));
+            n += 1;
+        }
+        done.release();
+        self.completed += n as u64;
+        n
+    }
+
+    /// Takes one batch from socket `s`'s RX ring through the pipeline.
+    fn receive(
+        &mut self,
+        s: usize,
+        snap: &crate::tables::Snapshot,
+        counters: &mut Counters,
+        stats: &mut LoopStats,
+    ) -> usize {
+        let mut descs = [XdpDesc {
+            addr: 0,
+            len: 0,
+            options: 0,
+        }; BATCH];
+        let n = {
+            let mut rx = self.sockets[s].rx.receive(BATCH as u32);
+            let mut n = 0;
+            while let Some(d) = rx.read() {
+                descs[n] = d;
+                n += 1;
+            }
+            rx.release();
+            n
+        };
+        if n == 0 {
+            return 0;
+        }
+        self.received += n as u64;
+        stats.packets += n as u64;
+        stats.batches += 1;
+        let ingress = self.sockets[s].port;
+        let mut frames: [Frame<'_>; BATCH] = core::array::from_fn(|_| Frame::default());
+        let mut bases = [0u64; BATCH];
+        for i in 0..n {
+            let d = descs[i];
+            let base = Umem::chunk_of(d.addr);
+            let offset = (d.addr - base) as usize;
+            bases[i] = base;
+            if !self.umem.contains(d.addr) || offset + d.len as usize > FRAME_SIZE as usize {
+                // The kernel never hands out such a descriptor; if it did, the frame is
+                // dropped (an empty frame counts as truncated) and its chunk reused.
+                stats.bad_descriptors += 1;
+                continue;
+            }
+            // SAFETY: `base` is the chunk of a descriptor just read from our RX ring, inside
+            // this UMEM (checked above); the kernel gave the frame to user space, and each
+            // chunk is on the RX ring once, so no other slice covers it.
+            let chunk = unsafe { self.umem.chunk_mut(base) };
+            frames[i] = Frame::new(chunk, offset, d.len as usize).unwrap_or_default();
+        }
+        let mut verdicts = [Verdict::Drop(crate::pipeline::Drop::Truncated); BATCH];
+        let replies_before = counters.arp_replies;
+        process_batch(
+            snap,
+            ingress,
+            &mut frames[..n],
+            &mut verdicts[..n],
+            counters,
+        );
+        let we_replied = counters.arp_replies != replies_before;
+        if !counters.glean.is_empty() {
+            for (attachment, ip) in counters.glean.drain() {
+                self.tell(Event::Glean { attachment, ip }, stats);
+            }
+        }
+        for i in 0..n {
+            let frame = &frames[i];
+            match verdicts[i] {
+                Verdict::Forward(port) => {
+                    if we_replied {
+                        self.learn(ingress, frame.data(), true, stats);
+                    }
+                    match self.tx_of_port.get(usize::from(port.0)).copied().flatten() {
+                        Some(e) if frame.len() <= MAX_FRAME as usize => {
+                            self.tx_pending[e].push(XdpDesc {
+                                addr: bases[i] + frame.start() as u64,
+                                len: frame.len() as u32,
+                                options: 0,
+                            })
+                        }
+                        _ => {
+                            stats.no_tx_socket += 1;
+                            self.umem.free_list().push(bases[i]);
+                        }
+                    }
+                }
+                verdict => {
+                    if verdict == Verdict::Punt(Punt::Arp) {
+                        self.learn(ingress, frame.data(), false, stats);
+                    }
+                    self.umem.free_list().push(bases[i]);
+                }
+            }
+        }
+        n
+    }
+
+    /// Passes the neighbour an ARP frame tells about to the control side.
+    fn learn(&self, port: PortId, frame: &[u8], built_by_us: bool, stats: &mut LoopStats) {
+        if let Some(neighbor) = arp_neighbor(frame, built_by_us) {
+            self.tell(Event::Learned { port, neighbor }, stats);
+        }
+    }
+
+    /// Sends an event to the control side, counting it if the queue is full.
+    fn tell(&self, event: Event, stats: &mut LoopStats) {
+        match self.links.learn.try_send(event) {
+            Ok(()) => stats.learned += 1,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => stats.learn_dropped += 1,
+        }
+    }
+
+    /// Queues frames the control side asked for (ARP requests) on their egress sockets.
+    fn originate(&mut self, stats: &mut LoopStats) -> usize {
+        let mut n = 0;
+        while n < ORIGINATE_PER_ITERATION {
+            let Ok(o) = self.links.originate.try_recv() else {
+                break;
+            };
+            n += 1;
+            let egress = self
+                .tx_of_port
+                .get(usize::from(o.port.0))
+                .copied()
+                .flatten();
+            let (Some(e), Some(base)) = (egress, self.umem.free_list().pop()) else {
+                stats.originate_dropped += 1;
+                continue;
+            };
+            let start = KERNEL_HEADROOM as usize;
+            if o.frame.len() > MAX_FRAME as usize {
+                stats.originate_dropped += 1;
+                self.umem.free_list().push(base);
+                continue;
+            }
+            // SAFETY: `base` came off the free list, so user space owns the chunk and nothing
+            // else refers to it until it is queued for TX below.
+            let chunk = unsafe { self.umem.chunk_mut(base) };
+            chunk[start..start + o.frame.len()].copy_from_slice(&o.frame);
+            self.tx_pending[e].push(XdpDesc {
+                addr: base + start as u64,
+                len: o.frame.len() as u32,
+                options: 0,
+            });
+            stats.originated += 1;
+        }
+        n
+    }
+
+    /// Commits socket `s`'s pending frames to its TX ring (frames that do not fit are
+    /// dropped and counted) and kicks the kernel while any are unsent; returns a non-zero
+    /// count while TX work remains.
+    fn transmit(&mut self, s: usize, stats: &mut LoopStats) -> usize {
+        let pending = &mut self.tx_pending[s];
+        let sock = &mut self.sockets[s];
+        let queued = pending.len();
+        if queued > 0 {
+            let mut tx = sock.tx.transmit(queued as u32);
+            let room = tx.capacity() as usize;
+            tx.insert(pending[..room].iter().copied());
+            tx.commit();
+            drop(tx);
+            self.transmitted += room as u64;
+            let free = self.umem.free_list();
+            for d in &pending[room..] {
+                free.push(Umem::chunk_of(d.addr));
+            }
+            stats.tx_ring_full += (queued - room) as u64;
+            pending.clear();
+        }
+        let unsent = sock.tx.pending() as usize;
+        if unsent > 0 && sock.tx.needs_wakeup() {
+            sock.tx.wake();
+            stats.tx_kicks += 1;
+        }
+        unsent
+    }
+
+    /// Gives free frames to socket `s`'s fill ring, in one reservation.
+    fn refill(&mut self, s: usize) {
+        let free = self.umem.free_list();
+        if free.is_empty() {
+            return;
+        }
+        let sock = &mut self.sockets[s];
+        let mut fill = sock.fill.fill(free.len() as u32);
+        let room = fill.capacity() as usize;
+        let from = free.len() - room;
+        fill.insert(free[from..].iter().copied());
+        fill.commit();
+        drop(fill);
+        free.truncate(from);
+        self.filled += room as u64;
+    }
+
+    /// Sleeps until a socket has a frame, or briefly, when every ring has been idle.
+    fn sleep(&mut self, stats: &mut LoopStats) {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        for sock in &mut self.sockets {
+            if sock.fill.needs_wakeup() {
+                sock.fill.wake();
+                stats.fill_wakeups += 1;
+            }
+            fds.push(libc::pollfd {
+                fd: sock.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, IDLE_SLEEP_MS) };
+        stats.sleeps += 1;
+    }
+
+    /// Copies the counters to the shared slot, unless the control side holds it right now.
+    fn publish(&self, counters: &Counters, stats: &LoopStats, stopped: bool) {
+        let mut slot = match self.links.stats.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::WouldBlock) if !stopped => return,
+            Err(std::sync::TryLockError::WouldBlock) => match self.links.stats.lock() {
+                Ok(slot) => slot,
+                Err(poisoned) => poisoned.into_inner(),
+            },
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        slot.counters.copy_from(counters);
+        slot.loop_stats = *stats;
+        slot.ledger = self.ledger();
+        slot.frames = u64::from(self.umem.frames());
+        slot.core = self.core;
+        slot.stopped = stopped;
+        if slot.sockets.len() != self.sockets.len()
+            || stopped
+            || stats.polls.is_multiple_of(PUBLISH_EVERY * 64)
+        {
+            slot.sockets.clear();
+            slot.sockets.extend(
+                self.sockets
+                    .iter()
+                    .map(|s| (s.ifname.clone(), s.queue, s.stats())),
+            );
+        }
+    }
+}
+
+/// Most completions read in one go: the ring size bounds it anyway.
+#[inline]
+fn sock_ring_max() -> u32 {
+    super::RING_SIZE
+}
