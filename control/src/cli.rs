@@ -110,6 +110,10 @@ pub enum Command {
         #[command(subcommand)]
         op: LabelOp,
     },
+    /// Lab/test helper: a Linux host tags and untags one 802.1Q VLAN on DEV (tc eBPF).
+    ///
+    /// Run it in the host's namespace: `ip netns exec NS xpe host-vlan veth0 101`.
+    HostVlan(crate::hostvlan::HostVlanArgs),
 }
 
 /// `--xdp-mode`.
@@ -445,5 +449,6 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             let report = crate::replay::run(&compiled.snapshot, &opts)?;
             crate::replay::print_report(out, &compiled.snapshot, &report).map_err(io_failure)
         }
+        Command::HostVlan(args) => crate::hostvlan::run(out, &args),
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod ctl;
+pub mod hostvlan;
 pub mod live;
 pub mod replay;
 pub mod show;

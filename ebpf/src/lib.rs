@@ -1,5 +1,6 @@
-//! What the XDP steering program and userspace agree on: program and map names, sizes and
-//! counter indices. The program itself is `src/main.rs`, built for the bpf target by
+//! What the XDP steering program, the host VLAN tagging programs and userspace agree on:
+//! program, map and global names, sizes and counter indices. The programs themselves are in
+//! `src/main.rs` and `src/hostvlan.rs`, built into one object for the bpf target by
 //! `dataplane/build.rs` (aya-build) and embedded in the xpe binary.
 #![no_std]
 
@@ -17,3 +18,17 @@ pub const STAT_REDIRECTED: u32 = 0;
 pub const STAT_PASSED: u32 = 1;
 /// Number of counters.
 pub const STATS_LEN: u32 = 2;
+
+/// Name of the tc classifier that tags a lab host's egress frames (`src/hostvlan.rs`).
+pub const HOST_VLAN_PUSH_PROGRAM: &str = "xpe_vlan_push";
+/// Name of the tc classifier that removes the tag from a lab host's ingress frames.
+pub const HOST_VLAN_POP_PROGRAM: &str = "xpe_vlan_pop";
+/// Name of the global (u16) holding the tag control information both programs use:
+/// PCP in bits 15-13, VID in bits 11-0; set by the loader before the programs are loaded.
+pub const HOST_VLAN_TCI_GLOBAL: &str = "XPE_HOST_VLAN_TCI";
+/// The 802.1Q TPID (C-tag).
+pub const ETHERTYPE_8021Q: u16 = 0x8100;
+/// The 802.1ad TPID (S-tag).
+pub const ETHERTYPE_8021AD: u16 = 0x88a8;
+/// The VLAN id bits of a tag control information field.
+pub const VID_MASK: u16 = 0x0fff;

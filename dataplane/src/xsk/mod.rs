@@ -5,6 +5,7 @@
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
+pub mod hostvlan;
 pub mod netdev;
 pub mod runtime;
 pub mod socket;
