@@ -1,0 +1,682 @@
+//! The live data plane between Linux network namespaces (needs root, AF_XDP and BPF; it fails,
+//! never skips, without them).
+//!
+//! Topology, every name prefixed with `xl<pid>` and removed on drop, also on panic:
+//!
+//! ```text
+//!  h1a (VLAN 101) ─┐                                                    ┌─ h2a (VLAN 101)
+//!  h1b (VLAN 102) ─┼ sw1 ─ dx0 [pe1] core0 ─ csw ─ c1 [p] c2 ─ core0 [pe2] dx0 ─ sw2 ┼─ h2b (VLAN 102)
+//!  x1 (untagged) ──┘                                                    └─
+//! ```
+//!
+//! Three xpe instances (pe1, p, pe2), two VRFs with the same prefixes (198.18.10.0/24 and
+//! 198.18.20.0/24 in both), hosts tagging with `xpe host-vlan` (tc eBPF; no 802.1Q devices
+//! in this kernel). `csw` is a plain Linux bridge on the pe1-p link where tshark sees the
+//! label stacks (frames an XDP program redirects never reach a capture on that interface).
+//! `x1` sends malformed frames onto pe1's customer segment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xpe_control::ctl::{call, Request, What};
+
+const XPE: &str = env!("CARGO_BIN_EXE_xpe");
+
+/// Runs a command, panicking with its output if it fails.
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command in a namespace.
+fn ns_sh(ns: &str, args: &[&str]) -> String {
+    let mut all = vec!["ip", "netns", "exec", ns];
+    all.extend_from_slice(args);
+    sh(&all)
+}
+
+/// Runs a command in a namespace; returns (success, stdout).
+fn ns_try(ns: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The lab: namespaces, links and xpe processes, all removed on drop.
+struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    routers: BTreeMap<&'static str, Child>,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn add_ns(&mut self, name: &str) -> String {
+        let ns = self.ns(name);
+        sh(&["ip", "netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        ns_sh(&ns, &["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair `a_dev`@`a` <-> `b_dev`@`b`, both up, VLAN offloads off on both ends (the
+    /// tags must be in the frame data wherever XDP or a bridge sees them).
+    fn link(&self, a: &str, a_dev: &str, b: &str, b_dev: &str) {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        sh(&[
+            "ip", "link", "add", a_dev, "netns", &na, "type", "veth", "peer", "name", b_dev,
+            "netns", &nb,
+        ]);
+        for (ns, dev) in [(&na, a_dev), (&nb, b_dev)] {
+            ns_sh(
+                ns,
+                &["ethtool", "-K", dev, "rxvlan", "off", "txvlan", "off"],
+            );
+            ns_sh(ns, &["ip", "link", "set", dev, "up"]);
+        }
+    }
+
+    /// A bridge `br0` in namespace `name` over `ports`.
+    fn bridge(&self, name: &str, ports: &[&str]) {
+        let ns = self.ns(name);
+        ns_sh(&ns, &["ip", "link", "add", "br0", "type", "bridge"]);
+        for p in ports {
+            ns_sh(&ns, &["ip", "link", "set", p, "master", "br0"]);
+        }
+        ns_sh(&ns, &["ip", "link", "set", "br0", "up"]);
+    }
+
+    /// A Linux host: address, default route, VLAN tagging through `xpe host-vlan`.
+    fn host(&self, name: &str, dev: &str, addr: &str, gw: &str, vid: Option<u16>) {
+        let ns = self.ns(name);
+        ns_sh(&ns, &["ip", "addr", "add", addr, "dev", dev]);
+        ns_sh(&ns, &["ip", "route", "add", "default", "via", gw]);
+        if let Some(vid) = vid {
+            ns_sh(&ns, &[XPE, "host-vlan", dev, &vid.to_string()]);
+        }
+    }
+
+    fn socket(&self, router: &str) -> PathBuf {
+        self.dir.join(format!("{router}.sock"))
+    }
+
+    /// Starts xpe for `router` in its namespace and waits until its control socket answers.
+    fn start(&mut self, router: &'static str) {
+        let config =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/live/{router}.toml"));
+        let log = std::fs::File::create(self.dir.join(format!("{router}.log"))).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(router), XPE, "run"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(self.socket(router))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start xpe");
+        self.routers.insert(router, child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let show = Request::Show {
+                what: What::Runtime,
+                name: None,
+                json: true,
+            };
+            if call(&self.socket(router), &show).is_ok_and(|r| r.ok) {
+                return;
+            }
+            if let Some(status) = self
+                .routers
+                .get_mut(router)
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("xpe {router} exited with {status}: {}", self.log(router));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "xpe {router} did not come up: {}",
+                self.log(router)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self, router: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{router}.log"))).unwrap_or_default()
+    }
+
+    /// Stops xpe for `router` with SIGTERM and waits for it; returns its log.
+    fn stop(&mut self, router: &str) -> String {
+        let mut child = self.routers.remove(router).expect("router running");
+        sh(&["kill", "-TERM", &child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "xpe {router} exited with {status}: {}",
+                    self.log(router)
+                );
+                return self.log(router);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "xpe {router} did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asks a running instance; panics on refusal.
+    fn ask(&self, router: &str, request: &Request) -> String {
+        let r = call(&self.socket(router), request)
+            .unwrap_or_else(|f| panic!("{router}: {}", f.message));
+        assert!(r.ok, "{router} refused {request:?}: {}", r.text);
+        r.text
+    }
+
+    fn counters(&self, router: &str) -> serde_json::Value {
+        let text = self.ask(
+            router,
+            &Request::Show {
+                what: What::Counters,
+                name: None,
+                json: true,
+            },
+        );
+        serde_json::from_str(&text).expect("counters JSON")
+    }
+
+    /// A bounded ping from a host namespace; returns the number of replies.
+    fn ping(&self, host: &str, dst: &str, count: u32, interval: &str) -> u32 {
+        let (_, out) = ns_try(
+            &self.ns(host),
+            &[
+                "ping",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-i",
+                interval,
+                "-W",
+                "1",
+                dst,
+            ],
+        );
+        out.lines()
+            .find_map(|l| {
+                l.split(", ")
+                    .nth(1)?
+                    .strip_suffix(" received")
+                    .map(str::to_string)
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// ICMP echo requests a host's kernel has received (`/proc/net/snmp` of its namespace).
+    fn echo_requests_in(&self, host: &str) -> u64 {
+        let snmp = ns_sh(&self.ns(host), &["cat", "/proc/net/snmp"]);
+        let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+        let (names, values) = (
+            icmp.next().expect("Icmp header"),
+            icmp.next().expect("Icmp values"),
+        );
+        let at = names
+            .split_whitespace()
+            .position(|n| n == "InEchos")
+            .expect("InEchos");
+        values
+            .split_whitespace()
+            .nth(at)
+            .and_then(|v| v.parse().ok())
+            .expect("InEchos value")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.routers) {
+            // Best effort on the way out (also while panicking): TERM, then KILL.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in self.namespaces.drain(..).rev() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Builds the topology and starts the three routers.
+fn lab() -> Lab {
+    assert!(
+        sh(&["id", "-u"]).trim() == "0",
+        "this test needs root (network namespaces, XDP, AF_XDP): run the test suite as root"
+    );
+    let prefix = format!("xl{}", std::process::id());
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut lab = Lab {
+        prefix,
+        namespaces: Vec::new(),
+        routers: BTreeMap::new(),
+        dir,
+    };
+    for ns in [
+        "h1a", "h1b", "x1", "sw1", "pe1", "csw", "p", "pe2", "sw2", "h2a", "h2b",
+    ] {
+        lab.add_ns(ns);
+    }
+    lab.link("h1a", "eth0", "sw1", "s1a");
+    lab.link("h1b", "eth0", "sw1", "s1b");
+    lab.link("x1", "eth0", "sw1", "s1x");
+    lab.link("sw1", "s1pe", "pe1", "dx0");
+    lab.link("pe1", "core0", "csw", "cpe");
+    lab.link("csw", "cp", "p", "c1");
+    lab.link("p", "c2", "pe2", "core0");
+    lab.link("pe2", "dx0", "sw2", "s2pe");
+    lab.link("sw2", "s2a", "h2a", "eth0");
+    lab.link("sw2", "s2b", "h2b", "eth0");
+    lab.bridge("sw1", &["s1a", "s1b", "s1x", "s1pe"]);
+    lab.bridge("csw", &["cpe", "cp"]);
+    lab.bridge("sw2", &["s2a", "s2b", "s2pe"]);
+    // The same addresses in both VPCs: only the VLAN (and so the VRF) tells them apart.
+    lab.host("h1a", "eth0", "198.18.10.2/24", "198.18.10.1", Some(101));
+    lab.host("h1b", "eth0", "198.18.10.2/24", "198.18.10.1", Some(102));
+    lab.host("h2a", "eth0", "198.18.20.2/24", "198.18.20.1", Some(101));
+    lab.host("h2b", "eth0", "198.18.20.2/24", "198.18.20.1", Some(102));
+    // A kernel-only subnet on the pe1-p link: once xpe stops, pe1's kernel answers on it.
+    ns_sh(
+        &lab.ns("pe1"),
+        &["ip", "addr", "add", "198.18.3.1/30", "dev", "core0"],
+    );
+    ns_sh(
+        &lab.ns("csw"),
+        &["ip", "addr", "add", "198.18.3.2/30", "dev", "br0"],
+    );
+    for r in ["p", "pe2", "pe1"] {
+        lab.start(r);
+    }
+    lab
+}
+
+/// Pings until the first reply (ARP and glean resolution take a second or two), bounded.
+fn converge(lab: &Lab, host: &str, dst: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lab.ping(host, dst, 1, "0.2") == 0 {
+        assert!(Instant::now() < deadline, "{host} never reached {dst}");
+    }
+}
+
+#[test]
+fn three_routers_between_namespaces() {
+    let mut lab = lab();
+
+    // Both VPCs reach their own remote site, with the same addresses.
+    converge(&lab, "h1a", "198.18.20.2");
+    converge(&lab, "h1b", "198.18.20.2");
+    let (a0, b0) = (lab.echo_requests_in("h2a"), lab.echo_requests_in("h2b"));
+    assert_eq!(lab.ping("h1a", "198.18.20.2", 20, "0.02"), 20, "vpc-a ping");
+    let (a1, b1) = (lab.echo_requests_in("h2a"), lab.echo_requests_in("h2b"));
+    assert_eq!(
+        (a1 - a0, b1 - b0),
+        (20, 0),
+        "vpc-a's pings reached h2a only"
+    );
+    assert_eq!(lab.ping("h1b", "198.18.20.2", 20, "0.02"), 20, "vpc-b ping");
+    let (a2, b2) = (lab.echo_requests_in("h2a"), lab.echo_requests_in("h2b"));
+    assert_eq!(
+        (a2 - a1, b2 - b1),
+        (0, 20),
+        "vpc-b's pings reached h2b only"
+    );
+
+    check_label_stacks(&lab);
+    hitless_update(&lab);
+    malformed_burst(&lab);
+    stop_and_restart(&mut lab);
+}
+
+/// tshark on the pe1-p bridge: echo requests carry [16002, VPN label] with S on the VPN
+/// label, replies coming back carry only the VPN label of pe1 (P popped 16001: PHP).
+fn check_label_stacks(lab: &Lab) {
+    let pcap = lab.dir.join("core.pcap");
+    let cap = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("csw"),
+            "tshark",
+            "-q",
+            "-i",
+            "br0",
+            "-a",
+            "duration:6",
+            "-c",
+            "40",
+            "-w",
+        ])
+        .arg(&pcap)
+        .args(["-f", "mpls"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tshark");
+    let mut cap = scopeguard(cap);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.ping("h1a", "198.18.20.2", 5, "0.05");
+    lab.ping("h1b", "198.18.20.2", 5, "0.05");
+    let status = cap
+        .0
+        .as_mut()
+        .expect("capture")
+        .wait()
+        .expect("tshark wait");
+    cap.0 = None;
+    assert!(status.success(), "tshark capture failed");
+    let decoded = sh(&[
+        "tshark",
+        "-r",
+        pcap.to_str().expect("utf-8 path"),
+        "-T",
+        "fields",
+        "-E",
+        "separator=;",
+        "-e",
+        "mpls.label",
+        "-e",
+        "mpls.bottom",
+        "-e",
+        "icmp.type",
+    ]);
+    let rows: Vec<&str> = decoded.lines().collect();
+    let count = |want: &str| rows.iter().filter(|r| **r == want).count();
+    assert_eq!(
+        count("16002,2001;0,1;8"),
+        5,
+        "vpc-a requests toward pe2:\n{decoded}"
+    );
+    assert_eq!(
+        count("16002,2002;0,1;8"),
+        5,
+        "vpc-b requests toward pe2:\n{decoded}"
+    );
+    assert_eq!(count("1001;1;0"), 5, "vpc-a replies after PHP:\n{decoded}");
+    assert_eq!(count("1002;1;0"), 5, "vpc-b replies after PHP:\n{decoded}");
+}
+
+/// A child process killed on drop (a capture that a failed assertion leaves running).
+struct Guard(Option<Child>);
+fn scopeguard(c: Child) -> Guard {
+    Guard(Some(c))
+}
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// 1000 changes on pe1 while pings flow through it: none lost.
+fn hitless_update(lab: &Lab) {
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1a"),
+            "ping",
+            "-q",
+            "-c",
+            "400",
+            "-i",
+            "0.005",
+            "-W",
+            "1",
+            "198.18.20.2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let mut pinger = scopeguard(pinger);
+    let t0 = Instant::now();
+    for i in 0..1000u32 {
+        let request = match i % 4 {
+            // Routes come and go in the other VRF...
+            0 => Request::RouteAdd {
+                vrf: Some("vpc-b".into()),
+                prefix: format!("198.19.{}.0/24", i / 4),
+                via: "198.18.0.2".into(),
+                labels: vec![16002, 2002],
+            },
+            1 => Request::RouteDel {
+                vrf: Some("vpc-b".into()),
+                prefix: format!("198.19.{}.0/24", i / 4),
+            },
+            // ...and the live route is replaced by an equal one.
+            _ => Request::RouteAdd {
+                vrf: Some("vpc-a".into()),
+                prefix: "198.18.20.0/24".into(),
+                via: "198.18.0.2".into(),
+                labels: vec![16002, 2001],
+            },
+        };
+        lab.ask("pe1", &request);
+    }
+    let took = t0.elapsed();
+    let out = pinger
+        .0
+        .take()
+        .expect("ping")
+        .wait_with_output()
+        .expect("ping output");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("400 packets transmitted, 400 received"),
+        "lost pings during 1000 updates ({took:?}):\n{summary}"
+    );
+    // An invalid change is refused and the tables stay.
+    let r = call(
+        &lab.socket("pe1"),
+        &Request::RouteAdd {
+            vrf: Some("vpc-a".into()),
+            prefix: "198.18.20.0/24".into(),
+            via: "203.0.113.9".into(),
+            labels: vec![],
+        },
+    )
+    .expect("control socket");
+    assert!(!r.ok && r.text.contains("nothing applied"), "{}", r.text);
+    assert_eq!(
+        lab.ping("h1a", "198.18.20.2", 5, "0.05"),
+        5,
+        "forwarding after a refused change"
+    );
+}
+
+/// Malformed frames from x1 onto pe1's customer segment and from the core side: each is
+/// counted under its reason, and pings keep flowing.
+fn malformed_burst(lab: &Lab) {
+    let before = lab.counters("pe1");
+    let script = r#"
+import sys
+from scapy.all import Ether, Dot1Q, IP, UDP, Raw, sendp
+from scapy.contrib.mpls import MPLS
+dev, dst = sys.argv[1], sys.argv[2]
+# An explicit source: with no route in this namespace scapy would send from 00:00:00:00:00:00,
+# which a bridge drops.
+src = open("/sys/class/net/%s/address" % dev).read().strip()
+n = 500
+good = IP(src="198.18.10.9", dst="198.18.20.2") / UDP(sport=1, dport=9)
+frames = []
+frames += [Ether(src=src, dst=dst) / Dot1Q(vlan=999) / good] * n                     # unknown VLAN
+frames += [bytes(Ether(src=src, dst=dst) / Dot1Q(vlan=101) / good)[:24]] * n          # truncated IPv4
+bad = IP(bytes(IP(src="198.18.10.9", dst="198.18.20.2", len=2000) / UDP()))
+frames += [Ether(src=src, dst=dst) / Dot1Q(vlan=101, type=0x0800) / Raw(bytes(bad))] * n           # total length past the end
+frames += [Ether(src=src, dst=dst) / Dot1Q(vlan=101) / IP(src="198.18.10.9", dst="198.18.20.2", chksum=0x1234) / UDP()] * n  # bad checksum
+frames += [Ether(src=src, dst=dst) / Dot1Q(vlan=101, type=0x8847) / MPLS(label=1001, s=0) / Raw(b"x" * 40)] * n  # labels on an edge
+sendp(frames, iface=dev, verbose=False)
+"#;
+    let pe1_mac = ns_sh(&lab.ns("pe1"), &["cat", "/sys/class/net/dx0/address"]);
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1b"),
+            "ping",
+            "-q",
+            "-c",
+            "100",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "198.18.20.2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let mut pinger = scopeguard(pinger);
+    ns_sh(
+        &lab.ns("x1"),
+        &["/usr/bin/python3", "-c", script, "eth0", pe1_mac.trim()],
+    );
+    // Core side: a label stack with no bottom-of-stack entry, from P's side of the link.
+    let core_script = r#"
+import sys
+from scapy.all import Ether, Raw, sendp
+from scapy.contrib.mpls import MPLS
+# 20 entries and none with the bottom-of-stack bit: deeper than the pipeline walks.
+src = open("/sys/class/net/%s/address" % sys.argv[1]).read().strip()
+sendp([Ether(src=src, dst=sys.argv[2]) / MPLS(label=1001, s=0, ttl=9) / Raw(b"\x00\x01\x40\x09" * 19)] * 500, iface=sys.argv[1], verbose=False)
+"#;
+    let core_mac = ns_sh(&lab.ns("pe1"), &["cat", "/sys/class/net/core0/address"]);
+    ns_sh(
+        &lab.ns("csw"),
+        &[
+            "/usr/bin/python3",
+            "-c",
+            core_script,
+            "br0",
+            core_mac.trim(),
+        ],
+    );
+    let out = pinger
+        .0
+        .take()
+        .expect("ping")
+        .wait_with_output()
+        .expect("ping output");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("100 received"),
+        "good traffic lost during the malformed burst:\n{summary}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let after = lab.counters("pe1");
+    let delta = |reason: &str| {
+        after["drops"][reason].as_u64().unwrap_or(0) - before["drops"][reason].as_u64().unwrap_or(0)
+    };
+    assert_eq!(delta("unknown-vlan"), 500, "{after}");
+    assert_eq!(delta("truncated"), 1000, "{after}");
+    assert_eq!(delta("bad-ipv4-header"), 500, "{after}");
+    assert_eq!(delta("mpls-on-edge"), 500, "{after}");
+    assert_eq!(delta("bad-label-stack"), 500, "{after}");
+}
+
+/// SIGTERM under traffic: exit 0, no XDP program left, the kernel answers on the interface
+/// again; a restart forwards again, and the frame ledger of the stopped run added up.
+fn stop_and_restart(lab: &mut Lab) {
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1a"),
+            "ping",
+            "-q",
+            "-c",
+            "100",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "198.18.20.2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let mut pinger = scopeguard(pinger);
+    std::thread::sleep(Duration::from_millis(300));
+    let runtime: serde_json::Value = serde_json::from_str(&lab.ask(
+        "pe1",
+        &Request::Show {
+            what: What::Runtime,
+            name: None,
+            json: true,
+        },
+    ))
+    .expect("runtime JSON");
+    let w = &runtime["workers"][0];
+    assert_eq!(
+        w["frames_accounted"], w["frames"],
+        "UMEM frames leaked: {runtime}"
+    );
+    let log = lab.stop("pe1");
+    assert!(log.contains("XDP detached"), "{log}");
+    let _ = pinger.0.take().map(|mut c| c.wait());
+    let links = ns_sh(&lab.ns("pe1"), &["ip", "-d", "link", "show"]);
+    assert!(
+        !links.contains("prog/xdp"),
+        "an XDP program is left attached:\n{links}"
+    );
+    assert!(
+        !lab.socket("pe1").exists(),
+        "the control socket is left behind"
+    );
+    // The kernel owns core0 again: it answers a ping to its own address there.
+    let (ok, out) = ns_try(
+        &lab.ns("csw"),
+        &["ping", "-c", "2", "-W", "1", "198.18.3.1"],
+    );
+    assert!(ok, "the kernel does not answer after xpe stopped:\n{out}");
+    lab.start("pe1");
+    converge(lab, "h1a", "198.18.20.2");
+    assert_eq!(
+        lab.ping("h1a", "198.18.20.2", 10, "0.02"),
+        10,
+        "forwarding after a restart"
+    );
+}
