@@ -205,7 +205,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.message.contains("cannot connect to /nonexistent/xpe.sock"),
+            e.message
+                .contains("cannot connect to /nonexistent/xpe.sock"),
             "{}",
             e.message
         );
