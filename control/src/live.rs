@@ -26,7 +26,7 @@ use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
 use xpe_dataplane::xsk::steer::Mode;
-use xpe_dataplane::xsk::umem::MAX_FRAME;
+use xpe_dataplane::xsk::umem::{MAX_FRAME, MAX_JUMBO_FRAME};
 use xpe_dataplane::xsk::worker::{cycles, Event, Originated, WorkerStats};
 use xpe_dataplane::xsk::XskError;
 
@@ -120,18 +120,26 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             return Err(Failure::new(format!("interface {} is down", i.name))
                 .hint(format!("bring it up: ip link set {} up", i.name)));
         }
-        if dev.mtu + L2_OVERHEAD > MAX_FRAME {
+        if dev.mtu + L2_OVERHEAD > MAX_JUMBO_FRAME {
             return Err(Failure::new(format!(
-                "interface {} has MTU {}, but xpe receives frames of at most {} bytes: jumbo frames need multi-buffer AF_XDP (XDP_USE_SG), which xpe does not support yet",
-                i.name, dev.mtu, MAX_FRAME
+                "interface {} has MTU {}, but xpe forwards frames of at most {} bytes",
+                i.name, dev.mtu, MAX_JUMBO_FRAME
             ))
-            .hint(format!("set the MTU to {} or less: ip link set {} mtu {}", MAX_FRAME - L2_OVERHEAD, i.name, MAX_FRAME - L2_OVERHEAD)));
+            .hint(format!(
+                "set the MTU to {} or less: ip link set {} mtu {}",
+                MAX_JUMBO_FRAME - L2_OVERHEAD,
+                i.name,
+                MAX_JUMBO_FRAME - L2_OVERHEAD
+            )));
         }
         interfaces.push(dev);
     }
     for dev in &interfaces {
         vlan_offloads_off(&dev.name, out)?;
     }
+    // Frames longer than a chunk arrive in pieces (multi-buffer AF_XDP): only asked for when
+    // an MTU needs it, as the kernel must support it (6.6 and later in copy mode).
+    let jumbo = interfaces.iter().any(|d| d.mtu + L2_OVERHEAD > MAX_FRAME);
     let socket = opts
         .socket
         .clone()
@@ -150,13 +158,14 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             .collect(),
         cores: opts.cores.clone(),
         mode: opts.mode,
+        jumbo,
     };
     let published = Arc::new(Published::new(compiled.snapshot.clone()));
     let runtime = match Runtime::start(&plan, published.clone()) {
         Ok(r) => r,
         Err(e) => {
             remove_socket(&socket);
-            return Err(start_failure(e));
+            return Err(start_failure(e, jumbo));
         }
     };
     let live = Arc::new(Live {
@@ -341,7 +350,7 @@ fn remove_socket(path: &Path) {
 }
 
 /// One sentence per way the live runtime fails to start.
-fn start_failure(e: XskError) -> Failure {
+fn start_failure(e: XskError, jumbo: bool) -> Failure {
     let text = e.to_string();
     match &e {
         XskError::Socket { errno, .. } if *errno == libc_eafnosupport() => {
@@ -351,6 +360,10 @@ fn start_failure(e: XskError) -> Failure {
         XskError::Socket { errno, .. } if *errno == 1 || *errno == 13 => {
             Failure::new(text).hint("run as root (CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
         }
+        XskError::Socket { errno, .. } if jumbo && (*errno == 22 || *errno == 95) => Failure::new(format!(
+            "the kernel refused multi-buffer AF_XDP sockets (XDP_USE_SG), which frames longer than {MAX_FRAME} bytes need ({text})"
+        ))
+        .hint(format!("use a kernel of 6.6 or later, or an MTU of {} or less", MAX_FRAME - L2_OVERHEAD)),
         XskError::Steer(_) => Failure::new(text).hint(
             "try --xdp-mode skb, or check `ip link show` for another XDP program on the interface",
         ),

@@ -31,8 +31,10 @@ mod program {
     static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
     /// Redirects to the queue's socket; the low bits of the flags make the helper return
-    /// XDP_PASS when the slot is empty (bpf_redirect_map's default action).
-    #[xdp]
+    /// XDP_PASS when the slot is empty (bpf_redirect_map's default action). Declared
+    /// multi-buffer capable (`xdp.frags`): it never reads packet data, and without the flag
+    /// veth refuses native XDP above about 3.5 KB of MTU.
+    #[xdp(frags)]
     pub fn xpe_steer(ctx: XdpContext) -> u32 {
         match XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
             Ok(action) => {

@@ -18,11 +18,6 @@ use xpe_ebpf as names;
 
 use crate::wire::vlan::{tci, Pcp, VlanId};
 
-/// The eBPF object as built by `build.rs`, the one `steer` embeds too. Embedded here again so
-/// that this lab helper does not reach into the steering module; the copy costs the object's
-/// size (under 100 KiB) in the binary.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
-
 /// Linux's errno for "File exists", what netlink answers when the clsact qdisc is there.
 const EEXIST: i32 = 17;
 
@@ -119,7 +114,7 @@ pub fn attach(ifname: &str, vid: u16, pcp: Pcp) -> Result<(), HostVlanError> {
     let mut ebpf = EbpfLoader::new()
         .btf(Btf::from_sys_fs().ok().as_ref())
         .override_global(names::HOST_VLAN_TCI_GLOBAL, &tci, true)
-        .load(OBJECT)
+        .load(super::EBPF_OBJECT)
         .map_err(|source| HostVlanError::Load {
             ifname: ifname.to_string(),
             source: Box::new(source),

@@ -13,6 +13,11 @@ pub mod steer;
 pub mod umem;
 pub mod worker;
 
+/// The eBPF object built by `build.rs` (the XDP steering program and the host VLAN tagging
+/// programs), embedded once.
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
+
 /// Entries in every ring (RX, TX, fill, completion) of every socket.
 pub const RING_SIZE: u32 = 2048;
 

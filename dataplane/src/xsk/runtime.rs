@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::socket::XskSocket;
 use super::steer::{Mode, Steering};
 use super::umem::Umem;
-use super::worker::{Event, Originated, Worker, WorkerLinks, WorkerStats};
+use super::worker::{Event, Originated, Pipeline, Stage, Worker, WorkerLinks, WorkerStats};
 use super::{XskError, RING_SIZE};
 use crate::tables::{PortId, Published};
 
@@ -29,7 +29,13 @@ pub struct Plan {
     pub cores: Option<Vec<usize>>,
     /// How the steering program is attached.
     pub mode: Mode,
+    /// Receive and send frames longer than one chunk ([`MAX_FRAME`](super::umem::MAX_FRAME)):
+    /// multi-buffer sockets (XDP_USE_SG) and jumbo regions in every UMEM.
+    pub jumbo: bool,
 }
+
+/// Jumbo regions per worker when [`Plan::jumbo`] is set: frames being forwarded at once.
+const JUMBO_REGIONS: u32 = 512;
 
 /// A socket as the runtime reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,15 @@ impl Runtime {
     /// Attaches the steering program to every interface of `plan`, starts the workers and
     /// points every RX queue at its socket. On any error everything started is undone.
     pub fn start(plan: &Plan, published: Arc<Published>) -> Result<Runtime, XskError> {
+        Runtime::start_with(plan, |_| Pipeline(published.clone()))
+    }
+
+    /// As [`Runtime::start`], with worker `w` running `stage(w)` instead of the pipeline (the
+    /// benches' trivial forwarder uses this to measure the I/O loop alone).
+    pub fn start_with<S: Stage>(
+        plan: &Plan,
+        mut stage: impl FnMut(usize) -> S,
+    ) -> Result<Runtime, XskError> {
         let workers: Vec<Option<usize>> = match &plan.cores {
             Some(cores) if !cores.is_empty() => cores.iter().copied().map(Some).collect(),
             _ => vec![None],
@@ -108,8 +123,8 @@ impl Runtime {
                 })
                 .collect();
             let stats = Arc::new(Mutex::new(WorkerStats::default()));
+            let stage = stage(w);
             let links = WorkerLinks {
-                published: published.clone(),
                 stop: stop.clone(),
                 stats: stats.clone(),
                 learn: learn_tx.clone(),
@@ -121,24 +136,27 @@ impl Runtime {
                 },
             };
             let ready = ready_tx.clone();
+            let jumbo = plan.jumbo;
             let core = *core;
             let thread = std::thread::Builder::new()
                 .name(format!("xpe-worker{w}"))
-                .spawn(move || match build_worker(&queues, core, links) {
-                    Ok(worker) => {
-                        let sockets = worker
-                            .sockets()
-                            .map(|s| (w, s.ifname.clone(), s.queue, s.fd(), s.zero_copy))
-                            .collect::<Vec<_>>();
-                        if ready.send(Ok(sockets)).is_ok() {
-                            worker.run();
+                .spawn(
+                    move || match build_worker(stage, &queues, core, jumbo, links) {
+                        Ok(worker) => {
+                            let sockets = worker
+                                .sockets()
+                                .map(|s| (w, s.ifname.clone(), s.queue, s.fd(), s.zero_copy))
+                                .collect::<Vec<_>>();
+                            if ready.send(Ok(sockets)).is_ok() {
+                                worker.run();
+                            }
                         }
-                    }
-                    Err(e) => {
-                        // The receiver only goes away when start() has already failed.
-                        let _unreported = ready.send(Err(e));
-                    }
-                })
+                        Err(e) => {
+                            // The receiver only goes away when start() has already failed.
+                            let _unreported = ready.send(Err(e));
+                        }
+                    },
+                )
                 .map_err(|e| XskError::Plan(format!("cannot start a worker thread: {e}")))?;
             runtime.threads.push(thread);
             runtime.stats.push(stats);
@@ -238,24 +256,28 @@ impl Drop for Runtime {
 }
 
 /// Opens a worker's UMEM and its sockets (in the worker's own thread: the UMEM stays there).
-fn build_worker(
+fn build_worker<S: Stage>(
+    stage: S,
     queues: &[(String, PortId, u32)],
     core: Option<usize>,
+    jumbo: bool,
     links: WorkerLinks,
-) -> Result<Worker, XskError> {
+) -> Result<Worker<S>, XskError> {
     // Each socket gets a full fill ring and room for a full TX ring.
     let frames = (queues.len() as u32).max(1) * 2 * RING_SIZE;
-    let umem = Umem::new(frames, RING_SIZE)?;
+    let regions = if jumbo { JUMBO_REGIONS } else { 0 };
+    let umem = Umem::new(frames, regions, RING_SIZE)?;
     let mut sockets = Vec::new();
     for (i, (ifname, port, queue)) in queues.iter().enumerate() {
         sockets.push(XskSocket::open(
             &umem,
             i == 0,
+            jumbo,
             ifname,
             *queue,
             *port,
             RING_SIZE,
         )?);
     }
-    Ok(Worker::new(umem, sockets, core, links))
+    Ok(Worker::new(stage, umem, sockets, core, links))
 }

@@ -18,6 +18,8 @@ const BIND_RETRIES: u32 = 50;
 const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 const SOL_XDP: libc::c_int = 283;
+/// Bind flag: frames may span several descriptors (linux/if_xdp.h, kernel >= 6.6).
+pub const XDP_USE_SG: u16 = 1 << 4;
 
 /// What the kernel counted on one socket (`XDP_STATISTICS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,10 +55,13 @@ pub struct XskSocket {
 
 impl XskSocket {
     /// Opens a socket on `ifname` queue `queue` sharing `umem`; `owner` is true for the first
-    /// socket of the UMEM, which carries the bind flags every later socket inherits.
+    /// socket of the UMEM, which carries the bind flags every later socket inherits, among
+    /// them multi-buffer frames (`sg`, XDP_USE_SG).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         umem: &Umem,
         owner: bool,
+        sg: bool,
         ifname: &str,
         queue: u32,
         port: PortId,
@@ -94,10 +99,10 @@ impl XskSocket {
             tx_size: ring,
             // A socket sharing another's UMEM must bind with no flags of its own (the kernel
             // refuses them with XDP_SHARED_UMEM): it inherits the owner's.
-            bind_flags: if owner {
-                SocketConfig::XDP_BIND_NEED_WAKEUP
-            } else {
-                0
+            bind_flags: match (owner, sg) {
+                (true, false) => SocketConfig::XDP_BIND_NEED_WAKEUP,
+                (true, true) => SocketConfig::XDP_BIND_NEED_WAKEUP | XDP_USE_SG,
+                (false, _) => 0,
             },
         };
         let user = umem

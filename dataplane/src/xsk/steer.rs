@@ -12,9 +12,6 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use xpe_ebpf as names;
 
-/// The program as built by `build.rs`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
-
 /// How the program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -101,7 +98,7 @@ impl Steering {
     /// Loads the program and attaches it to `ifname`; with [`Mode::Auto`], native first, then
     /// skb. The mode that took is [`Steering::mode`].
     pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
-        let mut ebpf = Ebpf::load(OBJECT).map_err(SteerError::Load)?;
+        let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
         let program: &mut Xdp = ebpf
             .program_mut(names::PROGRAM)
             .ok_or(SteerError::Map {

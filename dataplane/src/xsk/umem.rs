@@ -19,6 +19,13 @@ pub const FRAME_SIZE: u32 = 4096;
 pub const KERNEL_HEADROOM: u32 = 256;
 /// The longest frame one chunk holds: the rest after the kernel's headroom.
 pub const MAX_FRAME: u32 = FRAME_SIZE - KERNEL_HEADROOM;
+/// Chunks in one jumbo region: consecutive chunks a multi-buffer frame is gathered into, so
+/// the pipeline sees every frame as one slice.
+pub const REGION_CHUNKS: u32 = 4;
+/// Bytes of a jumbo region.
+pub const REGION_SIZE: u32 = REGION_CHUNKS * FRAME_SIZE;
+/// The longest frame a jumbo region holds after the same headroom as a chunk.
+pub const MAX_JUMBO_FRAME: u32 = REGION_SIZE - KERNEL_HEADROOM;
 
 /// An anonymous, page-aligned mapping, unmapped on drop.
 struct Mapping {
@@ -60,21 +67,24 @@ impl Drop for Mapping {
     }
 }
 
-/// Where the frames of a UMEM are; the totals always add up to [`Umem::frames`].
+/// Where the chunks of a UMEM are; between two loop iterations the totals add up to
+/// [`Umem::frames`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameLedger {
-    /// On the free list (user space).
+    /// Owned by user space and idle (free list and idle jumbo regions).
     pub free: u64,
     /// Put on fill rings and not yet received back.
     pub in_fill: u64,
     /// Put on TX rings and not yet completed.
     pub in_tx: u64,
+    /// Received pieces of a multi-buffer frame whose last piece has not arrived yet.
+    pub held: u64,
 }
 
 impl FrameLedger {
-    /// All frames accounted for.
+    /// All chunks accounted for.
     pub fn total(&self) -> u64 {
-        self.free + self.in_fill + self.in_tx
+        self.free + self.in_fill + self.in_tx + self.held
     }
 }
 
@@ -84,14 +94,17 @@ pub struct Umem {
     inner: XUmem,
     free: Vec<u64>,
     frames: u32,
+    regions: u32,
     mapping: Mapping,
 }
 
 impl Umem {
-    /// Maps and registers `frames` frames of [`FRAME_SIZE`] bytes, all on the free list;
+    /// Maps and registers `frames` frames of [`FRAME_SIZE`] bytes, all on the free list, and
+    /// after them `regions` jumbo regions of [`REGION_SIZE`] bytes (never on a fill ring);
     /// `ring_size` sizes each socket's fill and completion rings.
-    pub fn new(frames: u32, ring_size: u32) -> Result<Umem, XskError> {
-        let mapping = Mapping::new(frames as usize * FRAME_SIZE as usize)?;
+    pub fn new(frames: u32, regions: u32, ring_size: u32) -> Result<Umem, XskError> {
+        let total = frames as usize * FRAME_SIZE as usize + regions as usize * REGION_SIZE as usize;
+        let mapping = Mapping::new(total)?;
         let config = UmemConfig {
             fill_size: ring_size,
             complete_size: ring_size,
@@ -112,6 +125,7 @@ impl Umem {
             inner,
             free,
             frames,
+            regions,
             mapping,
         })
     }
@@ -121,9 +135,43 @@ impl Umem {
         &self.inner
     }
 
-    /// Frames in this UMEM.
+    /// Chunks in this UMEM, those of the jumbo regions included.
     pub fn frames(&self) -> u32 {
-        self.frames
+        self.frames + self.regions * REGION_CHUNKS
+    }
+
+    /// Jumbo regions.
+    pub fn regions(&self) -> u32 {
+        self.regions
+    }
+
+    /// The address of jumbo region 0; chunks from here on belong to regions.
+    pub fn regions_base(&self) -> u64 {
+        u64::from(self.frames) * u64::from(FRAME_SIZE)
+    }
+
+    /// The jumbo region an address is in, if any.
+    #[inline]
+    pub fn region_of(&self, addr: u64) -> Option<usize> {
+        let off = addr.checked_sub(self.regions_base())?;
+        let r = (off / u64::from(REGION_SIZE)) as usize;
+        (r < self.regions as usize).then_some(r)
+    }
+
+    /// Jumbo region `r` as a byte slice.
+    ///
+    /// # Safety
+    /// `r` must be below [`Umem::regions`], user space must own the region (it is not on a
+    /// TX ring), and no other live slice may cover it.
+    #[inline]
+    pub(crate) unsafe fn region_mut<'a>(&self, r: usize) -> &'a mut [u8] {
+        debug_assert!(r < self.regions as usize);
+        let at = self.regions_base() as usize + r * REGION_SIZE as usize;
+        // SAFETY: in bounds (the mapping holds `regions` regions after the frames) and
+        // exclusively owned by the caller's contract above.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.mapping.ptr.as_ptr().add(at), REGION_SIZE as usize)
+        }
     }
 
     /// The free list: chunk base addresses user space owns.
@@ -151,7 +199,7 @@ impl Umem {
     /// other live slice may cover the same chunk.
     #[inline]
     pub(crate) unsafe fn chunk_mut<'a>(&self, base: u64) -> &'a mut [u8] {
-        debug_assert!(base.is_multiple_of(u64::from(FRAME_SIZE)) && base < self.mapping.len as u64);
+        debug_assert!(base.is_multiple_of(u64::from(FRAME_SIZE)) && base < self.regions_base());
         // SAFETY: in bounds and exclusively owned by the caller's contract above.
         unsafe {
             core::slice::from_raw_parts_mut(

@@ -15,7 +15,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use xdpilone::xdp::XdpDesc;
 
 use super::socket::XskSocket;
-use super::umem::{FrameLedger, Umem, FRAME_SIZE, KERNEL_HEADROOM, MAX_FRAME};
+use super::umem::{
+    FrameLedger, Umem, FRAME_SIZE, KERNEL_HEADROOM, MAX_FRAME, MAX_JUMBO_FRAME, REGION_CHUNKS,
+    REGION_SIZE,
+};
 use crate::pipeline::learn::{arp_neighbor, Neighbor};
 use crate::pipeline::{process_batch, Counters, Frame, Punt, Verdict};
 use crate::tables::{AttachmentId, PortId, Published};
@@ -85,6 +88,8 @@ pub struct LoopStats {
     pub no_tx_socket: u64,
     /// Descriptors from the kernel that did not fit a frame (never expected).
     pub bad_descriptors: u64,
+    /// Multi-buffer frames dropped: too many pieces, too long, or no idle jumbo region.
+    pub jumbo_dropped: u64,
     /// Neighbour events (learned, glean) passed to the control side.
     pub learned: u64,
     /// Neighbour events not passed because the control side was behind.
@@ -114,10 +119,40 @@ pub struct WorkerStats {
     pub stopped: bool,
 }
 
+/// What a worker does with each received batch: the router's pipeline, or (in the benches)
+/// a trivial forwarder measured on exactly the same I/O loop.
+pub trait Stage: Send + 'static {
+    /// Decides every frame of a batch that arrived on `ingress`, rewriting frames in place;
+    /// `verdicts[i]` is the verdict of `frames[i]`.
+    fn batch(
+        &mut self,
+        ingress: PortId,
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+        counters: &mut Counters,
+    );
+}
+
+/// The router's stage: the pipeline over the published tables, loaded once per batch (an
+/// arc-swap load: no lock, no reference count touched).
+pub struct Pipeline(pub Arc<Published>);
+
+impl Stage for Pipeline {
+    #[inline]
+    fn batch(
+        &mut self,
+        ingress: PortId,
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+        counters: &mut Counters,
+    ) {
+        let snap = self.0.load();
+        process_batch(&snap, ingress, frames, verdicts, counters);
+    }
+}
+
 /// Channels and flags a worker shares with the rest of the process.
 pub struct WorkerLinks {
-    /// The tables.
-    pub published: Arc<Published>,
     /// Set to stop every worker.
     pub stop: Arc<AtomicBool>,
     /// Where the worker publishes its counters.
@@ -128,8 +163,9 @@ pub struct WorkerLinks {
     pub originate: Receiver<Originated>,
 }
 
-/// One worker: a UMEM, the sockets on it, and the loop's state.
-pub struct Worker {
+/// One worker: a UMEM, the sockets on it, its stage, and the loop's state.
+pub struct Worker<S: Stage> {
+    stage: S,
     // Field order is drop order: sockets close before their UMEM is unregistered and unmapped.
     sockets: Vec<XskSocket>,
     umem: Umem,
@@ -137,12 +173,43 @@ pub struct Worker {
     tx_of_port: Vec<Option<usize>>,
     /// Descriptors to transmit per socket, filled during an iteration.
     tx_pending: Vec<Vec<XdpDesc>>,
+    /// Multi-buffer (jumbo) state.
+    jumbo: Jumbo,
     filled: u64,
     received: u64,
     transmitted: u64,
     completed: u64,
     core: Option<usize>,
     links: WorkerLinks,
+}
+
+/// The descriptor option saying "more pieces of this frame follow" (linux/if_xdp.h).
+const XDP_PKT_CONTD: u32 = 1;
+/// Most pieces one received frame may have (a 9216-byte frame takes three).
+const MAX_PIECES: usize = 6;
+
+/// Multi-buffer frames: with XDP_USE_SG a frame longer than a chunk arrives as several
+/// descriptors. The pieces are copied into one jumbo region (consecutive chunks, never on a
+/// fill ring) so the pipeline sees one slice, as for every other frame; the region is sent
+/// as one descriptor per chunk it spans. This copy is the one place frames are copied: the
+/// pipeline reads and rewrites headers in one slice, and copy mode has already copied the
+/// frame once in the kernel anyway.
+struct Jumbo {
+    /// Idle regions.
+    free: Vec<usize>,
+    /// Descriptors of each region on a TX ring.
+    outstanding: Vec<u32>,
+    /// Pieces received so far of the frame being received, per socket.
+    partial: Vec<Vec<XdpDesc>>,
+}
+
+/// Where a frame of a batch lives.
+#[derive(Clone, Copy)]
+enum Home {
+    /// A chunk (its base address).
+    Chunk(u64),
+    /// A jumbo region.
+    Region(usize),
 }
 
 /// The cycle counter the loop measures busy time with (the TSC on x86_64).
@@ -161,14 +228,15 @@ pub fn cycles() -> u64 {
     }
 }
 
-impl Worker {
+impl<S: Stage> Worker<S> {
     /// A worker over `umem` and its bound `sockets`, pinned to `core` when it runs.
     pub fn new(
+        stage: S,
         umem: Umem,
         sockets: Vec<XskSocket>,
         core: Option<usize>,
         links: WorkerLinks,
-    ) -> Worker {
+    ) -> Worker<S> {
         let ports = sockets
             .iter()
             .map(|s| usize::from(s.port.0) + 1)
@@ -185,7 +253,15 @@ impl Worker {
         let mut umem = umem;
         let frames = umem.frames() as usize;
         umem.free_list().reserve(frames);
+        let regions = umem.regions() as usize;
+        let jumbo = Jumbo {
+            free: (0..regions).rev().collect(),
+            outstanding: vec![0; regions],
+            partial: (0..ring).map(|_| Vec::with_capacity(MAX_PIECES)).collect(),
+        };
         Worker {
+            stage,
+            jumbo,
             tx_pending: (0..ring)
                 .map(|_| Vec::with_capacity(2 * BATCH * ring + ORIGINATE_PER_ITERATION))
                 .collect(),
@@ -208,10 +284,13 @@ impl Worker {
 
     /// Where the frames are now.
     pub fn ledger(&self) -> FrameLedger {
+        let region_chunks = u64::from(self.umem.regions()) * u64::from(REGION_CHUNKS);
+        let region_in_tx: u64 = self.jumbo.outstanding.iter().map(|&n| u64::from(n)).sum();
         FrameLedger {
-            free: self.umem.free_frames() as u64,
+            free: self.umem.free_frames() as u64 + region_chunks - region_in_tx,
             in_fill: self.filled - self.received,
             in_tx: self.transmitted - self.completed,
+            held: self.jumbo.partial.iter().map(|p| p.len() as u64).sum(),
         }
     }
 
@@ -235,11 +314,8 @@ impl Worker {
             for s in 0..self.sockets.len() {
                 work += self.reap(s);
             }
-            {
-                let snap = self.links.published.load();
-                for s in 0..self.sockets.len() {
-                    work += self.receive(s, &snap, &mut counters, &mut stats);
-                }
+            for s in 0..self.sockets.len() {
+                work += self.receive(s, &mut counters, &mut stats);
             }
             work += self.originate(&mut stats);
             for s in 0..self.sockets.len() {
@@ -281,11 +357,13 @@ impl Worker {
     /// Returns completed TX frames of socket `s` to the free list.
     fn reap(&mut self, s: usize) -> usize {
         let sock = &mut self.sockets[s];
-        let free = self.umem.free_list();
         let mut done = sock.comp.complete(sock_ring_max());
         let mut n = 0;
         while let Some(addr) = done.read() {
-            free.push(Umem::chunk_of(addr));
+            match self.umem.region_of(addr) {
+                None => self.umem.free_list().push(Umem::chunk_of(addr)),
+                Some(r) => release_region(&mut self.jumbo, r),
+            }
             n += 1;
         }
         done.release();
@@ -294,13 +372,7 @@ impl Worker {
     }
 
     /// Takes one batch from socket `s`'s RX ring through the pipeline.
-    fn receive(
-        &mut self,
-        s: usize,
-        snap: &crate::tables::Snapshot,
-        counters: &mut Counters,
-        stats: &mut LoopStats,
-    ) -> usize {
+    fn receive(&mut self, s: usize, counters: &mut Counters, stats: &mut LoopStats) -> usize {
         let mut descs = [XdpDesc {
             addr: 0,
             len: 0,
@@ -320,73 +392,153 @@ impl Worker {
             return 0;
         }
         self.received += n as u64;
-        stats.packets += n as u64;
-        stats.batches += 1;
         let ingress = self.sockets[s].port;
         let mut frames: [Frame<'_>; BATCH] = core::array::from_fn(|_| Frame::default());
-        let mut bases = [0u64; BATCH];
-        for i in 0..n {
-            let d = descs[i];
+        let mut homes = [Home::Chunk(0); BATCH];
+        let mut m = 0;
+        for &d in &descs[..n] {
             let base = Umem::chunk_of(d.addr);
             let offset = (d.addr - base) as usize;
-            bases[i] = base;
-            if !self.umem.contains(d.addr) || offset + d.len as usize > FRAME_SIZE as usize {
-                // The kernel never hands out such a descriptor; if it did, the frame is
-                // dropped (an empty frame counts as truncated) and its chunk reused.
+            if base >= self.umem.regions_base() || offset + d.len as usize > FRAME_SIZE as usize {
+                // The kernel never hands out such a descriptor; if it did, the chunk is
+                // dropped from circulation only if it is not ours, and counted.
                 stats.bad_descriptors += 1;
+                if base < self.umem.regions_base() {
+                    self.umem.free_list().push(base);
+                }
+                continue;
+            }
+            if d.options & XDP_PKT_CONTD != 0 || !self.jumbo.partial[s].is_empty() {
+                // A piece of a multi-buffer frame: gathered until its last piece.
+                self.jumbo.partial[s].push(d);
+                if d.options & XDP_PKT_CONTD != 0 && self.jumbo.partial[s].len() < MAX_PIECES {
+                    continue;
+                }
+                match self.gather(s, d.options & XDP_PKT_CONTD != 0) {
+                    Some((r, len)) => {
+                        // SAFETY: `gather` just took region `r` off the idle list, so user
+                        // space owns it and nothing else refers to it.
+                        let region = unsafe { self.umem.region_mut(r) };
+                        frames[m] =
+                            Frame::new(region, KERNEL_HEADROOM as usize, len).unwrap_or_default();
+                        homes[m] = Home::Region(r);
+                        m += 1;
+                    }
+                    None => stats.jumbo_dropped += 1,
+                }
                 continue;
             }
             // SAFETY: `base` is the chunk of a descriptor just read from our RX ring, inside
-            // this UMEM (checked above); the kernel gave the frame to user space, and each
-            // chunk is on the RX ring once, so no other slice covers it.
+            // this UMEM and below the regions (checked above); the kernel gave the frame to
+            // user space, and each chunk is on the RX ring once, so no other slice covers it.
             let chunk = unsafe { self.umem.chunk_mut(base) };
-            frames[i] = Frame::new(chunk, offset, d.len as usize).unwrap_or_default();
+            frames[m] = Frame::new(chunk, offset, d.len as usize).unwrap_or_default();
+            homes[m] = Home::Chunk(base);
+            m += 1;
         }
+        if m == 0 {
+            return n;
+        }
+        stats.packets += m as u64;
+        stats.batches += 1;
         let mut verdicts = [Verdict::Drop(crate::pipeline::Drop::Truncated); BATCH];
         let replies_before = counters.arp_replies;
-        process_batch(
-            snap,
-            ingress,
-            &mut frames[..n],
-            &mut verdicts[..n],
-            counters,
-        );
+        self.stage
+            .batch(ingress, &mut frames[..m], &mut verdicts[..m], counters);
         let we_replied = counters.arp_replies != replies_before;
         if !counters.glean.is_empty() {
             for (attachment, ip) in counters.glean.drain() {
                 self.tell(Event::Glean { attachment, ip }, stats);
             }
         }
-        for i in 0..n {
+        for i in 0..m {
             let frame = &frames[i];
-            match verdicts[i] {
+            let verdict = verdicts[i];
+            if verdict == Verdict::Punt(Punt::Arp) {
+                self.learn(ingress, frame.data(), false, stats);
+            }
+            let egress = match verdict {
                 Verdict::Forward(port) => {
                     if we_replied {
                         self.learn(ingress, frame.data(), true, stats);
                     }
-                    match self.tx_of_port.get(usize::from(port.0)).copied().flatten() {
-                        Some(e) if frame.len() <= MAX_FRAME as usize => {
-                            self.tx_pending[e].push(XdpDesc {
-                                addr: bases[i] + frame.start() as u64,
-                                len: frame.len() as u32,
-                                options: 0,
-                            })
-                        }
-                        _ => {
-                            stats.no_tx_socket += 1;
-                            self.umem.free_list().push(bases[i]);
-                        }
+                    let egress = self.tx_of_port.get(usize::from(port.0)).copied().flatten();
+                    if egress.is_none() {
+                        stats.no_tx_socket += 1;
+                    }
+                    egress
+                }
+                _ => None,
+            };
+            match (homes[i], egress) {
+                (Home::Chunk(base), Some(e)) => self.tx_pending[e].push(XdpDesc {
+                    addr: base + frame.start() as u64,
+                    len: frame.len() as u32,
+                    options: 0,
+                }),
+                (Home::Chunk(base), None) => self.umem.free_list().push(base),
+                (Home::Region(r), Some(e)) => {
+                    // One descriptor per chunk the frame spans (a descriptor may not cross
+                    // a chunk boundary), all but the last marked "more follows".
+                    let base = self.umem.regions_base() + r as u64 * u64::from(REGION_SIZE);
+                    let (mut at, end) = (
+                        base + frame.start() as u64,
+                        base + (frame.start() + frame.len()) as u64,
+                    );
+                    while at < end {
+                        let piece_end = (Umem::chunk_of(at) + u64::from(FRAME_SIZE)).min(end);
+                        self.tx_pending[e].push(XdpDesc {
+                            addr: at,
+                            len: (piece_end - at) as u32,
+                            options: if piece_end < end { XDP_PKT_CONTD } else { 0 },
+                        });
+                        self.jumbo.outstanding[r] += 1;
+                        at = piece_end;
+                    }
+                    if self.jumbo.outstanding[r] == 0 {
+                        self.jumbo.free.push(r);
                     }
                 }
-                verdict => {
-                    if verdict == Verdict::Punt(Punt::Arp) {
-                        self.learn(ingress, frame.data(), false, stats);
-                    }
-                    self.umem.free_list().push(bases[i]);
-                }
+                (Home::Region(r), None) => self.jumbo.free.push(r),
             }
         }
         n
+    }
+
+    /// Copies the pieces gathered on socket `s` into an idle jumbo region and returns the
+    /// chunks to the free list; `None` (the frame dropped) when the frame is cut short
+    /// (`unfinished`: too many pieces), too long for a region, or no region is idle.
+    fn gather(&mut self, s: usize, unfinished: bool) -> Option<(usize, usize)> {
+        let pieces = core::mem::take(&mut self.jumbo.partial[s]);
+        let len: usize = pieces.iter().map(|d| d.len as usize).sum();
+        let region = if unfinished || len > MAX_JUMBO_FRAME as usize {
+            None
+        } else {
+            self.jumbo.free.pop()
+        };
+        if let Some(r) = region {
+            // SAFETY: `r` was just taken off the idle list: user space owns it and no other
+            // slice covers it while this one lives.
+            let dst = unsafe { self.umem.region_mut(r) };
+            let mut at = KERNEL_HEADROOM as usize;
+            for d in &pieces {
+                let base = Umem::chunk_of(d.addr);
+                let offset = (d.addr - base) as usize;
+                // SAFETY: each piece is a chunk below the regions that the RX ring handed to
+                // user space (checked when it was read) and that nothing else refers to.
+                let src = unsafe { self.umem.chunk_mut(base) };
+                dst[at..at + d.len as usize].copy_from_slice(&src[offset..offset + d.len as usize]);
+                at += d.len as usize;
+            }
+        }
+        for d in &pieces {
+            self.umem.free_list().push(Umem::chunk_of(d.addr));
+        }
+        // Give the (now empty) vector back so its capacity is reused.
+        let mut pieces = pieces;
+        pieces.clear();
+        self.jumbo.partial[s] = pieces;
+        region.map(|r| (r, len))
     }
 
     /// Passes the neighbour an ARP frame tells about to the control side.
@@ -451,15 +603,28 @@ impl Worker {
         if queued > 0 {
             let mut tx = sock.tx.transmit(queued as u32);
             let room = tx.capacity() as usize;
-            tx.insert(pending[..room].iter().copied());
+            // Whole frames only: never the first pieces of a multi-buffer frame without its last.
+            let fit = if room == queued {
+                room
+            } else {
+                pending[..room]
+                    .iter()
+                    .rposition(|d| d.options & XDP_PKT_CONTD == 0)
+                    .map_or(0, |i| i + 1)
+            };
+            tx.insert(pending[..fit].iter().copied());
             tx.commit();
             drop(tx);
-            self.transmitted += room as u64;
-            let free = self.umem.free_list();
-            for d in &pending[room..] {
-                free.push(Umem::chunk_of(d.addr));
+            self.transmitted += fit as u64;
+            for d in &pending[fit..] {
+                match self.umem.region_of(d.addr) {
+                    None => self.umem.free_list().push(Umem::chunk_of(d.addr)),
+                    Some(r) => release_region(&mut self.jumbo, r),
+                }
+                if d.options & XDP_PKT_CONTD == 0 {
+                    stats.tx_ring_full += 1;
+                }
             }
-            stats.tx_ring_full += (queued - room) as u64;
             pending.clear();
         }
         let unsent = sock.tx.pending() as usize;
@@ -534,6 +699,17 @@ impl Worker {
                     .map(|s| (s.ifname.clone(), s.queue, s.stats())),
             );
         }
+    }
+}
+
+/// One descriptor of region `r` is done (completed, or dropped before the TX ring): the
+/// region goes idle with its last one.
+#[inline]
+fn release_region(jumbo: &mut Jumbo, r: usize) {
+    let n = &mut jumbo.outstanding[r];
+    *n = n.saturating_sub(1);
+    if *n == 0 {
+        jumbo.free.push(r);
     }
 }
 
