@@ -152,7 +152,8 @@ start_dut() {
     fi
 }
 
-# stop_dut KIND: prints "cycles_per_packet average_batch".
+# stop_dut KIND: writes "cycles_per_packet average_batch" to $WORK/dut.figures (run in this
+# shell, not a subshell: it must wait for its own child).
 stop_dut() {
     local kind=$1 line
     if [[ $kind == xpe ]]; then
@@ -168,7 +169,7 @@ stop_dut() {
 import json, sys
 d = json.loads(sys.argv[1])
 w = d["workers"][0] if "workers" in d else d
-print(f"{w[\"busy_cycles_per_packet\"]:.0f} {w[\"average_batch\"]:.1f}")' "$line"
+print("%.0f %.1f" % (w["busy_cycles_per_packet"], w["average_batch"]))' "$line" >"$WORK/dut.figures"
 }
 
 RESULTS="$WORK/results.txt"
@@ -179,11 +180,20 @@ for scenario in swap impose; do
             start_dut "$dut" "$scenario"
             tx0=$(stat gen gen0 tx_packets); rx0=$(stat sink sink0 rx_packets)
             t0=$(date +%s.%N)
-            taskset -c 0 ip netns exec "$P-gen" trafgen -o gen0 -c "$WORK/$scenario.cfg" -n "$PACKETS" -P 1 -q -C >/dev/null 2>&1
+            # --no-sock-mem: leave the system's socket memory settings alone. trafgen exits non-zero when
+            # its final TX ring flush meets a full ring (EAGAIN); the frames counted on gen0
+            # decide whether the run counts.
+            taskset -c 0 ip netns exec "$P-gen" trafgen -o gen0 -c "$WORK/$scenario.cfg" -n "$PACKETS" -P 1 -q -C --no-sock-mem \
+                >"$WORK/trafgen.log" 2>&1 || true
             t1=$(date +%s.%N)
             sleep 0.2
             tx1=$(stat gen gen0 tx_packets); rx1=$(stat sink sink0 rx_packets)
-            read -r cpp batch < <(stop_dut "$dut")
+            if (( (tx1 - tx0) * 100 < PACKETS * 99 )); then
+                echo "trafgen sent $((tx1 - tx0)) of $PACKETS frames ($scenario, $dut, run $run):" >&2
+                cat "$WORK/trafgen.log" >&2; exit 1
+            fi
+            stop_dut "$dut"
+            read -r cpp batch <"$WORK/dut.figures"
             echo "$scenario $dut $run $t0 $t1 $((tx1 - tx0)) $((rx1 - rx0)) $cpp $batch" | tee -a "$RESULTS" >&2
         done
     done

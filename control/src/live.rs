@@ -25,7 +25,7 @@ use xpe_dataplane::tables::{Published, Snapshot};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
-use xpe_dataplane::xsk::steer::Mode;
+use xpe_dataplane::xsk::steer::{Mode, SteerError};
 use xpe_dataplane::xsk::umem::{MAX_FRAME, MAX_JUMBO_FRAME};
 use xpe_dataplane::xsk::worker::{cycles, Event, Originated, WorkerStats};
 use xpe_dataplane::xsk::XskError;
@@ -364,11 +364,42 @@ fn start_failure(e: XskError, jumbo: bool) -> Failure {
             "the kernel refused multi-buffer AF_XDP sockets (XDP_USE_SG), which frames longer than {MAX_FRAME} bytes need ({text})"
         ))
         .hint(format!("use a kernel of 6.6 or later, or an MTU of {} or less", MAX_FRAME - L2_OVERHEAD)),
+        XskError::Steer(SteerError::Attach { ifname, .. }) if attached_program(ifname).is_some() => {
+            let (id, name) = attached_program(ifname).unwrap_or_default();
+            Failure::new(format!(
+                "interface {ifname} already has an XDP program ({name}, id {id}) that xpe did not attach"
+            ))
+            .hint(format!(
+                "xpe never replaces another tool's program (its own go with the process that attached them): remove it with `ip link set dev {ifname} xdp off` if it is not needed"
+            ))
+        }
         XskError::Steer(_) => Failure::new(text).hint(
             "try --xdp-mode skb, or check `ip link show` for another XDP program on the interface",
         ),
         _ => Failure::new(text),
     }
+}
+
+/// The XDP program attached to an interface, as `ip -d link` shows it: (id, name).
+fn attached_program(ifname: &str) -> Option<(String, String)> {
+    let out = std::process::Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace().skip_while(|w| *w != "prog/xdp");
+    let (mut id, mut name) = (None, None);
+    while let Some(w) = words.next() {
+        match w {
+            "id" => id = words.next().map(str::to_string),
+            "name" => name = words.next().map(str::to_string),
+            _ => {}
+        }
+        if id.is_some() && name.is_some() {
+            break;
+        }
+    }
+    Some((id?, name.unwrap_or_else(|| "unnamed".into())))
 }
 
 const fn libc_eafnosupport() -> i32 {

@@ -188,6 +188,13 @@ impl Lab {
         }
     }
 
+    /// Kills xpe for `router` with SIGKILL, as a crash would, and reaps it.
+    fn crash(&mut self, router: &str) {
+        let mut child = self.routers.remove(router).expect("router running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+
     /// Asks a running instance; panics on refusal.
     fn ask(&self, router: &str, request: &Request) -> String {
         let r = call(&self.socket(router), request)

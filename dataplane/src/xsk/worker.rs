@@ -601,22 +601,27 @@ impl<S: Stage> Worker<S> {
         let sock = &mut self.sockets[s];
         let queued = pending.len();
         if queued > 0 {
-            let mut tx = sock.tx.transmit(queued as u32);
-            let room = tx.capacity() as usize;
-            // Whole frames only: never the first pieces of a multi-buffer frame without its last.
-            let fit = if room == queued {
-                room
-            } else {
-                pending[..room]
+            // A reservation may return fewer slots than the ring has (xdpilone checks its
+            // cached view of the consumer first), so reserve again until the ring is full.
+            let mut sent = 0;
+            while sent < queued {
+                let mut tx = sock.tx.transmit((queued - sent) as u32);
+                let room = tx.capacity() as usize;
+                // Whole frames only: never the first pieces of a multi-buffer frame without
+                // its last.
+                let fit = pending[sent..sent + room]
                     .iter()
                     .rposition(|d| d.options & XDP_PKT_CONTD == 0)
-                    .map_or(0, |i| i + 1)
-            };
-            tx.insert(pending[..fit].iter().copied());
-            tx.commit();
-            drop(tx);
-            self.transmitted += fit as u64;
-            for d in &pending[fit..] {
+                    .map_or(0, |i| i + 1);
+                if fit == 0 {
+                    break;
+                }
+                tx.insert(pending[sent..sent + fit].iter().copied());
+                tx.commit();
+                sent += fit;
+            }
+            self.transmitted += sent as u64;
+            for d in &pending[sent..] {
                 match self.umem.region_of(d.addr) {
                     None => self.umem.free_list().push(Umem::chunk_of(d.addr)),
                     Some(r) => release_region(&mut self.jumbo, r),
@@ -642,14 +647,23 @@ impl<S: Stage> Worker<S> {
             return;
         }
         let sock = &mut self.sockets[s];
-        let mut fill = sock.fill.fill(free.len() as u32);
-        let room = fill.capacity() as usize;
-        let from = free.len() - room;
-        fill.insert(free[from..].iter().copied());
-        fill.commit();
-        drop(fill);
-        free.truncate(from);
-        self.filled += room as u64;
+        // Twice: the first reservation may stop at xdpilone's cached view of the ring.
+        for _ in 0..2 {
+            let mut fill = sock.fill.fill(free.len() as u32);
+            let room = fill.capacity() as usize;
+            if room == 0 {
+                break;
+            }
+            let from = free.len() - room;
+            fill.insert(free[from..].iter().copied());
+            fill.commit();
+            drop(fill);
+            free.truncate(from);
+            self.filled += room as u64;
+            if free.is_empty() {
+                break;
+            }
+        }
     }
 
     /// Sleeps until a socket has a frame, or briefly, when every ring has been idle.
