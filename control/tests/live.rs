@@ -693,6 +693,21 @@ fn stop_and_restart(lab: &mut Lab) {
         10,
         "forwarding after a restart"
     );
+    // A crash (SIGKILL) leaves neither the program (xpe attaches through a BPF link, which
+    // the kernel removes with the process) nor anything that stops the next start.
+    lab.crash("pe1");
+    let links = ns_sh(&lab.ns("pe1"), &["ip", "-d", "link", "show"]);
+    assert!(
+        !links.contains("prog/xdp"),
+        "a killed xpe left an XDP program:\n{links}"
+    );
+    lab.start("pe1");
+    converge(lab, "h1a", "198.18.20.2");
+    assert_eq!(
+        lab.ping("h1a", "198.18.20.2", 10, "0.02"),
+        10,
+        "forwarding after a crash and a start"
+    );
 }
 
 /// Jumbo frames (MTU 9000) through one PE: they arrive in several AF_XDP descriptors
