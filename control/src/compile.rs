@@ -563,6 +563,7 @@ impl Compiler {
                             vrf: VrfId(j as u16 + 1),
                         },
                         origin: IlmOrigin::TableLabel,
+                        counter: 0,
                     });
                 }
                 Err(m) => self.errors.push(err(format!("vrf \"{}\"", v.name), m)),
@@ -737,6 +738,7 @@ impl Compiler {
                 label,
                 action,
                 origin: IlmOrigin::LabelEntry(i + 1),
+                counter: 0,
             });
         }
     }

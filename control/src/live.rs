@@ -74,6 +74,47 @@ struct State {
     hosts: HashMap<NeighborKey, MacAddr>,
     /// Hosts asked for after a glean, and when.
     asked: HashMap<NeighborKey, Instant>,
+    /// Counter slots of labels and VRFs.
+    slots: Slots,
+}
+
+/// Counter slots by label value and by VRF name, kept for the life of the process: a label's
+/// or a VRF's packet counts survive every table change that keeps (or brings back) it.
+#[derive(Default)]
+struct Slots {
+    labels: HashMap<u32, u32>,
+    label_of: Vec<u32>,
+    vrfs: HashMap<String, u32>,
+    vrf_of: Vec<String>,
+}
+
+impl Slots {
+    /// `snap` counting into these slots (new labels and VRFs get new ones).
+    fn assign(&mut self, snap: &Snapshot) -> Snapshot {
+        let Slots {
+            labels,
+            label_of,
+            vrfs,
+            vrf_of,
+        } = self;
+        snap.with_counter_slots(
+            |l| {
+                *labels.entry(l.get()).or_insert_with(|| {
+                    label_of.push(l.get());
+                    (label_of.len() - 1) as u32
+                })
+            },
+            |name| match vrfs.get(name) {
+                Some(&s) => s,
+                None => {
+                    vrf_of.push(name.to_string());
+                    let s = (vrf_of.len() - 1) as u32;
+                    vrfs.insert(name.to_string(), s);
+                    s
+                }
+            },
+        )
+    }
 }
 
 /// A neighbour's place: port index, VLAN id (0 untagged), address.
@@ -160,7 +201,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         mode: opts.mode,
         jumbo,
     };
-    let published = Arc::new(Published::new(compiled.snapshot.clone()));
+    let mut slots = Slots::default();
+    let base = slots.assign(&compiled.snapshot);
+    let published = Arc::new(Published::new(base.clone()));
     let runtime = match Runtime::start(&plan, published.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -171,7 +214,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let live = Arc::new(Live {
         state: Mutex::new(State {
             config,
-            base: compiled.snapshot,
+            base,
+            slots,
             learned: HashMap::new(),
             hosts: HashMap::new(),
             asked: HashMap::new(),
@@ -613,7 +657,7 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
         ));
     }
     st.config = next;
-    st.base = compiled.snapshot;
+    st.base = st.slots.assign(&compiled.snapshot);
     if !keep_hosts {
         st.hosts.clear();
     }
@@ -732,7 +776,7 @@ fn neighbour_loop(live: &Live) {
                     let config = with_learned_hosts(&st.config, &st.hosts, &live.interfaces);
                     match compile(&config, &LiveMacs) {
                         Ok(compiled) => {
-                            st.base = compiled.snapshot;
+                            st.base = st.slots.assign(&compiled.snapshot);
                             publish(live, &st);
                         }
                         // The host does not fit the running config (it changed meanwhile).
@@ -821,7 +865,7 @@ fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response 
             }
             crate::show::vrf(&mut text, &snap, id)
         }
-        What::Counters => return ok(counters_text(&snap, &stats, as_json)),
+        What::Counters => return ok(counters_text(live, &snap, &stats, as_json)),
         What::Runtime => return ok(runtime_text(live, &stats, as_json)),
         What::Neighbors => return ok(neighbors_text(live, &snap, as_json)),
         What::Interfaces => return ok(interfaces_text(live, &snap, &stats, as_json)),
@@ -841,8 +885,26 @@ fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response 
     }
 }
 
-fn counters_text(snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> String {
+fn counters_text(live: &Live, snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> String {
     let total = totals(stats);
+    let (label_rows, vrf_rows) = {
+        let st = lock(&live.state);
+        let labels: Vec<(u32, u64)> = st
+            .slots
+            .label_of
+            .iter()
+            .enumerate()
+            .map(|(slot, &label)| (label, total.labels.get(slot).copied().unwrap_or(0)))
+            .collect();
+        let vrfs: Vec<(String, u64)> = st
+            .slots
+            .vrf_of
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| (name.clone(), total.vrfs.get(slot).copied().unwrap_or(0)))
+            .collect();
+        (labels, vrfs)
+    };
     let lp = stats.iter().fold(
         xpe_dataplane::xsk::worker::LoopStats::default(),
         |mut a, w| {
@@ -864,7 +926,7 @@ fn counters_text(snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> Strin
             .enumerate()
             .map(|(i, p)| {
                 let c = total.ports.get(i).copied().unwrap_or_default();
-                json!({"interface": p.name, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets, "tx_bytes": c.tx_bytes})
+                json!({"interface": p.name, "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "rx_drops": c.rx_drops, "tx_packets": c.tx_packets, "tx_bytes": c.tx_bytes})
             })
             .collect();
         let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
@@ -878,6 +940,8 @@ fn counters_text(snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> Strin
         return json!({
             "interfaces": ports, "forwarded": total.forwarded, "arp_replies": total.arp_replies,
             "echo_replies": total.echo_replies, "drops": drops, "punts": punts,
+            "labels": label_rows.iter().map(|(l, n)| json!({"label": l, "packets": n})).collect::<Vec<_>>(),
+            "vrfs": vrf_rows.iter().map(|(v, n)| json!({"vrf": v, "lookups": n})).collect::<Vec<_>>(),
             "tx_ring_full": lp.tx_ring_full, "no_tx_socket": lp.no_tx_socket,
             "learned": lp.learned, "learn_dropped": lp.learn_dropped,
             "arp_requests_sent": lp.originated, "arp_requests_dropped": lp.originate_dropped,
@@ -893,16 +957,34 @@ fn counters_text(snap: &Snapshot, stats: &[WorkerStats], as_json: bool) -> Strin
     );
     let _ = writeln!(
         s,
-        "  {:<12} {:>14} {:>16} {:>14} {:>16}",
-        "Interface", "RX packets", "RX bytes", "TX packets", "TX bytes"
+        "  {:<12} {:>14} {:>16} {:>12} {:>14} {:>16}",
+        "Interface", "RX packets", "RX bytes", "RX drops", "TX packets", "TX bytes"
     );
     for (i, p) in snap.ports().iter().enumerate() {
         let c = total.ports.get(i).copied().unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<12} {:>14} {:>16} {:>14} {:>16}",
-            p.name, c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes
+            "  {:<12} {:>14} {:>16} {:>12} {:>14} {:>16}",
+            p.name, c.rx_packets, c.rx_bytes, c.rx_drops, c.tx_packets, c.tx_bytes
         );
+    }
+    let current: std::collections::HashSet<u32> =
+        snap.ilm().entries().iter().map(|e| e.label.get()).collect();
+    let _ = writeln!(
+        s,
+        "Incoming labels (packets; entries since removed are marked)"
+    );
+    for (label, n) in &label_rows {
+        let gone = if current.contains(label) {
+            ""
+        } else {
+            "  (removed)"
+        };
+        let _ = writeln!(s, "  {label:<10} {n:>14}{gone}");
+    }
+    let _ = writeln!(s, "VRFs (IP lookups)");
+    for (name, n) in &vrf_rows {
+        let _ = writeln!(s, "  {name:<16} {n:>14}");
     }
     let _ = writeln!(
         s,

@@ -374,6 +374,36 @@ fn three_routers_between_namespaces() {
         "vpc-b's pings reached h2b only"
     );
 
+    // Per-label counters on P and pe2, per-VRF lookups on pe1 (40 pings each way so far,
+    // plus the ones that converged).
+    let label = |c: &serde_json::Value, l: u64| {
+        c["labels"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["label"] == l))
+            .and_then(|e| e["packets"].as_u64())
+            .unwrap_or(0)
+    };
+    let vrf = |c: &serde_json::Value, v: &str| {
+        c["vrfs"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["vrf"] == v))
+            .and_then(|e| e["lookups"].as_u64())
+            .unwrap_or(0)
+    };
+    let (p, pe1, pe2) = (lab.counters("p"), lab.counters("pe1"), lab.counters("pe2"));
+    assert!(
+        label(&p, 16002) >= 40 && label(&p, 16001) >= 40,
+        "P's label counters: {p}"
+    );
+    assert!(
+        label(&pe2, 2001) >= 20 && label(&pe2, 2002) >= 20,
+        "pe2's label counters: {pe2}"
+    );
+    assert!(
+        vrf(&pe1, "vpc-a") >= 40 && vrf(&pe1, "vpc-b") >= 40,
+        "pe1's VRF counters: {pe1}"
+    );
+
     check_label_stacks(&lab);
     hitless_update(&lab);
     malformed_burst(&lab);
@@ -628,6 +658,11 @@ sendp([Ether(src=src, dst=sys.argv[2]) / MPLS(label=1001, s=0, ttl=9) / Raw(b"\x
     assert_eq!(delta("bad-ipv4-header"), 500, "{after}");
     assert_eq!(delta("mpls-on-edge"), 500, "{after}");
     assert_eq!(delta("bad-label-stack"), 500, "{after}");
+    // The same drops by interface: dx0 (index 1) took the customer-side burst.
+    let drops =
+        |c: &serde_json::Value, i: usize| c["interfaces"][i]["rx_drops"].as_u64().unwrap_or(0);
+    assert!(drops(&after, 1) - drops(&before, 1) >= 2500, "{after}");
+    assert!(drops(&after, 0) - drops(&before, 0) >= 500, "{after}");
 }
 
 /// SIGTERM under traffic: exit 0, no XDP program left, the kernel answers on the interface

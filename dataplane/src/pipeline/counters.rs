@@ -118,6 +118,8 @@ pub struct PortCounters {
     pub tx_packets: u64,
     /// Bytes transmitted.
     pub tx_bytes: u64,
+    /// Frames received here and dropped (any reason).
+    pub rx_drops: u64,
 }
 
 /// One worker's counters.
@@ -137,6 +139,14 @@ pub struct Counters {
     pub ports: Vec<PortCounters>,
     /// Connected hosts that had no MAC (glean), for the run loop to resolve.
     pub glean: GleanLog,
+    /// Packets per incoming label entry, by counter slot ([`Snapshot::label_slot`]).
+    ///
+    /// [`Snapshot::label_slot`]: crate::tables::Snapshot::label_slot
+    pub labels: Vec<u64>,
+    /// IP lookups per VRF, by counter slot ([`Snapshot::vrf_slot`]).
+    ///
+    /// [`Snapshot::vrf_slot`]: crate::tables::Snapshot::vrf_slot
+    pub vrfs: Vec<u64>,
 }
 
 /// Connected IPv4 hosts the pipeline found no MAC for, newest kept: a small fixed ring the
@@ -196,6 +206,19 @@ impl Counters {
             self.ports.resize(ports, PortCounters::default());
         }
     }
+    /// Grows every per-object array to what `snap` counts into (a no-op but for the first
+    /// batch after a table change that added objects).
+    #[inline]
+    pub fn ensure_for(&mut self, snap: &crate::tables::Snapshot) {
+        self.ensure_ports(snap.ports().len());
+        let (labels, vrfs) = snap.slot_counts();
+        if self.labels.len() < labels {
+            self.labels.resize(labels, 0);
+        }
+        if self.vrfs.len() < vrfs {
+            self.vrfs.resize(vrfs, 0);
+        }
+    }
     /// Drops counted under `reason`.
     pub fn drop_count(&self, reason: Drop) -> u64 {
         self.drops[reason as usize]
@@ -222,6 +245,10 @@ impl Counters {
         self.echo_replies = o.echo_replies;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
+        self.labels.clear();
+        self.labels.extend_from_slice(&o.labels);
+        self.vrfs.clear();
+        self.vrfs.extend_from_slice(&o.vrfs);
     }
 }
 
@@ -242,6 +269,15 @@ impl AddAssign<&Counters> for Counters {
             a.rx_bytes += b.rx_bytes;
             a.tx_packets += b.tx_packets;
             a.tx_bytes += b.tx_bytes;
+            a.rx_drops += b.rx_drops;
+        }
+        for (mine, theirs) in [(&mut self.labels, &o.labels), (&mut self.vrfs, &o.vrfs)] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
         }
     }
 }

@@ -119,6 +119,7 @@ pub fn process<T: Tracer>(
     counters: &mut Counters,
     trace: &mut T,
 ) -> Verdict {
+    counters.ensure_for(snap);
     count_rx(counters, ingress, frame.len());
     trace.step(Step::Ingress {
         port: ingress,
@@ -128,7 +129,7 @@ pub fn process<T: Tracer>(
         Some(port) => decide(snap, ingress, port, frame, counters, trace, None),
         None => Verdict::Drop(Drop::UnknownPort),
     };
-    count_verdict(counters, verdict, frame.len());
+    count_verdict(counters, ingress, verdict, frame.len());
     verdict
 }
 
@@ -141,7 +142,7 @@ fn count_rx(counters: &mut Counters, ingress: PortId, len: usize) {
 }
 
 #[inline]
-fn count_verdict(counters: &mut Counters, verdict: Verdict, len: usize) {
+fn count_verdict(counters: &mut Counters, ingress: PortId, verdict: Verdict, len: usize) {
     match verdict {
         Verdict::Forward(port) => {
             counters.forwarded += 1;
@@ -150,7 +151,12 @@ fn count_verdict(counters: &mut Counters, verdict: Verdict, len: usize) {
                 p.tx_bytes += len as u64;
             }
         }
-        Verdict::Drop(r) => counters.drops[r as usize] += 1,
+        Verdict::Drop(r) => {
+            counters.drops[r as usize] += 1;
+            if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
+                p.rx_drops += 1;
+            }
+        }
         Verdict::Punt(r) => counters.punts[r as usize] += 1,
     }
 }
@@ -188,7 +194,7 @@ pub fn process_batch(
     verdicts: &mut [Verdict],
     counters: &mut Counters,
 ) {
-    counters.ensure_ports(snap.ports().len());
+    counters.ensure_for(snap);
     let n = frames.len().min(verdicts.len());
     let (frames, verdicts) = (&mut frames[..n], &mut verdicts[..n]);
     if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
@@ -200,13 +206,16 @@ pub fn process_batch(
             *verdict = Verdict::Drop(Drop::UnknownPort);
         }
         counters.drops[Drop::UnknownPort as usize] += n as u64;
+        if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
+            p.rx_drops += n as u64;
+        }
         return;
     };
     if !snap.has_large_vrf() {
         for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
             let v = decide(snap, ingress, port, frame, counters, &mut NoTrace, None);
             *verdict = v;
-            count_verdict(counters, v, frame.len());
+            count_verdict(counters, ingress, v, frame.len());
         }
         return;
     }
@@ -221,7 +230,7 @@ pub fn process_batch(
         for ((frame, verdict), hint) in frames.iter_mut().zip(verdicts.iter_mut()).zip(hints) {
             let v = decide(snap, ingress, port, frame, counters, &mut NoTrace, hint);
             *verdict = v;
-            count_verdict(counters, v, frame.len());
+            count_verdict(counters, ingress, v, frame.len());
         }
     }
 }
@@ -362,7 +371,7 @@ fn classify<T: Tracer>(
         ETH_IPV6 => {
             let tc = be16(data, l3).unwrap_or(0) >> 4;
             ctx.qos = (tc >> 5) as u8 & 7;
-            route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, trace)
+            route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, counters, trace)
         }
         _ => punt(Punt::OtherProtocol),
     }
@@ -455,6 +464,9 @@ fn mpls_in<T: Tracer>(
                 let Some(entry) = snap.ilm().lookup(label) else {
                     return drop(Drop::UnknownLabel);
                 };
+                if let Some(c) = counters.labels.get_mut(entry.counter as usize) {
+                    *c += 1;
+                }
                 trace.step(Step::Ilm(*entry));
                 return match entry.action {
                     IlmAction::Swap { adj, ref out } => {
@@ -495,7 +507,9 @@ fn mpls_in<T: Tracer>(
                             Some(4) => {
                                 route_ipv4(snap, frame, next, vrf, hop, ctx, counters, trace)
                             }
-                            Some(6) => route_ipv6(snap, frame, next, vrf, hop, ctx, trace),
+                            Some(6) => {
+                                route_ipv6(snap, frame, next, vrf, hop, ctx, counters, trace)
+                            }
                             Some(_) => drop(Drop::BadIpv4Header),
                             None => drop(Drop::Truncated),
                         }
@@ -513,7 +527,7 @@ fn mpls_in<T: Tracer>(
                     return if label == 0 {
                         route_ipv4(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
                     } else {
-                        route_ipv6(snap, frame, next, VrfId::GLOBAL, hop, ctx, trace)
+                        route_ipv6(snap, frame, next, VrfId::GLOBAL, hop, ctx, counters, trace)
                     };
                 }
                 // The pop and the lookup below are one hop: carry the TTL down unchanged.
@@ -690,6 +704,9 @@ fn route_ipv4<T: Tracer>(
         _ => snap.vrf(vrf).v4.lookup(key),
     }
     .map(FecId);
+    if let Some(c) = counters.vrfs.get_mut(snap.vrf_slot(vrf)) {
+        *c += 1;
+    }
     trace.step(Step::Lookup4 {
         vrf,
         dst,
@@ -831,6 +848,8 @@ fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> Sta
 }
 
 /// IPv6 in a VRF: lookup, hop limit, then out by the FEC. We own no IPv6 addresses yet.
+// The stage's state travels as arguments, as in `route_ipv4`, so it stays in registers.
+#[allow(clippy::too_many_arguments)]
 fn route_ipv6<T: Tracer>(
     snap: &Snapshot,
     frame: &mut Frame<'_>,
@@ -838,6 +857,7 @@ fn route_ipv6<T: Tracer>(
     vrf: VrfId,
     hop: Hop,
     ctx: &Ctx,
+    counters: &mut Counters,
     trace: &mut T,
 ) -> Stage<PortId> {
     let (dst, total) = {
@@ -857,6 +877,9 @@ fn route_ipv6<T: Tracer>(
         return punt(Punt::ForUs);
     }
     let fec_id = snap.vrf(vrf).v6.lookup(u128::from(dst)).map(FecId);
+    if let Some(c) = counters.vrfs.get_mut(snap.vrf_slot(vrf)) {
+        *c += 1;
+    }
     trace.step(Step::Lookup6 {
         vrf,
         dst,

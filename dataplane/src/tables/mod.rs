@@ -393,6 +393,12 @@ pub struct Snapshot {
     vrfs: Arc<[Vrf]>,
     ilm: Arc<LabelTable>,
     has_large_vrf: bool,
+    /// Counter slot of each VRF (by id): where the pipeline counts its lookups. The index
+    /// itself unless the control side assigns slots that stay with a VRF name across table
+    /// changes ([`Snapshot::with_counter_slots`]); label entries carry theirs.
+    vrf_slots: Arc<[u32]>,
+    /// One past the largest slot of each kind: the length of the counter arrays.
+    slot_counts: (usize, usize),
 }
 
 /// From this many IPv4 routes a VRF's lookups start to miss the cache, and batches look their
@@ -506,7 +512,10 @@ impl Snapshot {
         }
         let ilm = LabelTable::new(parts.ilm)?;
         let has_large_vrf = parts.vrfs.iter().any(|v| v.v4.len() >= LARGE_VRF_ROUTES);
+        let (nl, nv) = (ilm.entries().len(), parts.vrfs.len());
         Ok(Snapshot {
+            vrf_slots: (0..nv as u32).collect(),
+            slot_counts: (nl, nv),
             has_large_vrf,
             name: parts.name,
             ttl_mode: parts.ttl_mode,
@@ -533,6 +542,49 @@ impl Snapshot {
             }
         }
         next
+    }
+
+    /// A copy of this snapshot whose label entries and VRFs count into the slots `label`
+    /// and `vrf` give (by label value and VRF name), so their counters survive table changes
+    /// that move them to other indices. Tables are shared, not copied.
+    pub fn with_counter_slots(
+        &self,
+        mut label: impl FnMut(Label) -> u32,
+        mut vrf: impl FnMut(&str) -> u32,
+    ) -> Self {
+        let mut next = self.clone();
+        let mut entries = self.ilm.entries().to_vec();
+        for e in &mut entries {
+            e.counter = label(e.label);
+        }
+        // Same labels in the same order, other counter slots: the small label table is
+        // copied, the VRFs stay shared.
+        let mut ilm = (*self.ilm).clone();
+        ilm.set_entries(entries);
+        next.ilm = Arc::new(ilm);
+        next.vrf_slots = self.vrfs.iter().map(|v| vrf(&v.name)).collect();
+        let top =
+            |slots: &mut dyn Iterator<Item = u32>| slots.map(|s| s as usize + 1).max().unwrap_or(0);
+        next.slot_counts = (
+            top(&mut next.ilm.entries().iter().map(|e| e.counter)),
+            top(&mut next.vrf_slots.iter().copied()),
+        );
+        next
+    }
+
+    /// The counter slot of a VRF.
+    #[inline]
+    pub fn vrf_slot(&self, id: VrfId) -> usize {
+        self.vrf_slots
+            .get(usize::from(id.0))
+            .map_or(usize::MAX, |&s| s as usize)
+    }
+
+    /// (label slots, VRF slots): how long the pipeline's per-label and per-VRF counter
+    /// arrays must be.
+    #[inline]
+    pub fn slot_counts(&self) -> (usize, usize) {
+        self.slot_counts
     }
 
     /// Router name.
