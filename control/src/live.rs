@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use xpe_dataplane::pipeline::learn::arp_request;
 use xpe_dataplane::pipeline::{Counters, Drop as DropReason, Punt};
-use xpe_dataplane::tables::{Published, Snapshot};
+use xpe_dataplane::tables::{AttachmentId, Published, Snapshot};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
@@ -729,24 +729,10 @@ fn neighbour_loop(live: &Live) {
             sent_this_second = 0;
             let snap = live.published.load();
             for adj in snap.adjacencies().iter().filter(|a| a.mac.is_none()) {
-                let att = snap.attachment(adj.attachment);
-                let Some(ours) = att.address else { continue };
                 if sent_this_second == ARP_PER_SECOND {
                     break;
                 }
-                let frame = arp_request(
-                    snap.port(adj.port).mac,
-                    adj.vlan.map(|v| v.get()),
-                    ours.addr(),
-                    adj.next_hop,
-                );
-                if to_worker
-                    .try_send(Originated {
-                        port: adj.port,
-                        frame,
-                    })
-                    .is_ok()
-                {
+                if request_arp(&snap, &to_worker, adj.attachment, adj.next_hop) {
                     sent_this_second += 1;
                 }
             }
@@ -802,26 +788,39 @@ fn neighbour_loop(live: &Live) {
                 {
                     continue;
                 }
-                let Some(ours) = att.address else { continue };
-                let frame = arp_request(
-                    snap.port(att.port).mac,
-                    att.vlan.map(|v| v.get()),
-                    ours.addr(),
-                    ip,
-                );
-                if to_worker
-                    .try_send(Originated {
-                        port: att.port,
-                        frame,
-                    })
-                    .is_ok()
-                {
+                if request_arp(&snap, &to_worker, attachment, ip) {
                     sent_this_second += 1;
                     st.asked.insert(key, Instant::now());
                 }
             }
         }
     }
+}
+
+/// Queues an ARP request for `target` out of an attachment, from the attachment's address;
+/// false when it has no address or worker 0's queue is full.
+fn request_arp(
+    snap: &Snapshot,
+    to_worker: &crossbeam_channel::Sender<Originated>,
+    attachment: AttachmentId,
+    target: Ipv4Addr,
+) -> bool {
+    let att = snap.attachment(attachment);
+    let Some(ours) = att.address else {
+        return false;
+    };
+    let frame = arp_request(
+        snap.port(att.port).mac,
+        att.vlan.map(|v| v.get()),
+        ours.addr(),
+        target,
+    );
+    to_worker
+        .try_send(Originated {
+            port: att.port,
+            frame,
+        })
+        .is_ok()
 }
 
 /// The workers' counters summed.
@@ -1235,4 +1234,80 @@ fn interfaces_text(live: &Live, snap: &Snapshot, stats: &[WorkerStats], as_json:
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Offline;
+
+    const EXAMPLE: &str = include_str!("../../examples/dx-pe.toml");
+
+    fn mac(last: u8) -> MacAddr {
+        MacAddr([0x02, 0, 0, 0, 0xee, last])
+    }
+
+    #[test]
+    fn learned_hosts_never_override_static_neighbours() {
+        let config = Config::parse(EXAMPLE, "example").unwrap();
+        let interfaces = vec!["core0".to_string(), "dx0".to_string()];
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let hosts = HashMap::from([
+            // dx0 VLAN 101 has a static neighbour at .2: the learned MAC must not replace it.
+            ((1, 101, ip("169.254.10.2")), mac(1)),
+            ((1, 101, ip("169.254.10.3")), mac(2)),
+        ]);
+        let merged = with_learned_hosts(&config, &hosts, &interfaces);
+        let on_101: Vec<_> = merged
+            .neighbors
+            .iter()
+            .filter(|n| n.interface == "dx0" && n.vlan == Some(101))
+            .collect();
+        assert_eq!(on_101.len(), 2, "{on_101:?}");
+        assert_eq!(
+            on_101[0].mac, "02:00:00:00:aa:01",
+            "the static entry stays first and unchanged"
+        );
+        assert_eq!(
+            (on_101[1].ip.as_str(), on_101[1].mac.as_str()),
+            ("169.254.10.3", "02:00:00:00:ee:02")
+        );
+        assert_eq!(merged.neighbors.len(), config.neighbors.len() + 1);
+    }
+
+    #[test]
+    fn counter_slots_stay_with_labels_and_vrfs_across_changes() {
+        let mut config = Config::parse(EXAMPLE, "example").unwrap();
+        let mut slots = Slots::default();
+        let first = slots.assign(&compile(&config, &Offline).unwrap().snapshot);
+        let slot_of = |s: &Snapshot, label: u32| {
+            s.ilm()
+                .entries()
+                .iter()
+                .find(|e| e.label.get() == label)
+                .map(|e| e.counter)
+        };
+        let (s16002, s1001) = (
+            slot_of(&first, 16002).unwrap(),
+            slot_of(&first, 1001).unwrap(),
+        );
+        // Remove the swap entry and add another one: the others keep their slots, the new
+        // one gets a fresh slot, and the removed label keeps its (unused) slot.
+        config.labels.retain(|l| l.in_label != 16002);
+        let mut extra = config.labels[0].clone();
+        extra.in_label = 15999;
+        config.labels.push(extra);
+        let second = slots.assign(&compile(&config, &Offline).unwrap().snapshot);
+        assert_eq!(slot_of(&second, 1001), Some(s1001));
+        assert_eq!(slot_of(&second, 16002), None);
+        let fresh = slot_of(&second, 15999).unwrap();
+        assert!(
+            fresh as usize >= first.slot_counts().0,
+            "a new label gets a new slot"
+        );
+        assert_eq!(slots.label_of[s16002 as usize], 16002);
+        assert_eq!(second.slot_counts().0, slots.label_of.len());
+        let vrf = second.vrf_by_name("vpc-b").unwrap();
+        assert_eq!(slots.vrf_of[second.vrf_slot(vrf)], "vpc-b");
+    }
 }

@@ -242,6 +242,27 @@ impl Lab {
             .unwrap_or(0)
     }
 
+    /// A bounded ping from a host namespace that runs while the test does something else;
+    /// its summary comes back through `wait_with_output` on the guarded child.
+    fn ping_in_background(&self, host: &str, dst: &str, count: u32, interval: &str) -> Guard {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(host),
+                "ping",
+                "-q",
+                "-c",
+                &count.to_string(),
+            ])
+            .args(["-i", interval, "-W", "1", dst])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ping");
+        scopeguard(child)
+    }
+
     /// ICMP echo requests a host's kernel has received (`/proc/net/snmp` of its namespace).
     fn echo_requests_in(&self, host: &str) -> u64 {
         let snmp = ns_sh(&self.ns(host), &["cat", "/proc/net/snmp"]);
@@ -374,6 +395,13 @@ fn three_routers_between_namespaces() {
         "vpc-b's pings reached h2b only"
     );
 
+    // xpe answers pings to its own attachment address (the pipeline's echo reply).
+    assert_eq!(
+        lab.ping("h1a", "198.18.10.1", 3, "0.05"),
+        3,
+        "echo reply from pe1"
+    );
+
     // Per-label counters on P and pe2, per-VRF lookups on pe1 (40 pings each way so far,
     // plus the ones that converged).
     let label = |c: &serde_json::Value, l: u64| {
@@ -494,26 +522,7 @@ impl Drop for Guard {
 
 /// 1000 changes on pe1 while pings flow through it: none lost.
 fn hitless_update(lab: &Lab) {
-    let pinger = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h1a"),
-            "ping",
-            "-q",
-            "-c",
-            "400",
-            "-i",
-            "0.005",
-            "-W",
-            "1",
-            "198.18.20.2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ping");
-    let mut pinger = scopeguard(pinger);
+    let mut pinger = lab.ping_in_background("h1a", "198.18.20.2", 400, "0.005");
     let t0 = Instant::now();
     for i in 0..1000u32 {
         let request = match i % 4 {
@@ -593,26 +602,7 @@ frames += [Ether(src=src, dst=dst) / Dot1Q(vlan=101, type=0x8847) / MPLS(label=1
 sendp(frames, iface=dev, verbose=False)
 "#;
     let pe1_mac = ns_sh(&lab.ns("pe1"), &["cat", "/sys/class/net/dx0/address"]);
-    let pinger = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h1b"),
-            "ping",
-            "-q",
-            "-c",
-            "100",
-            "-i",
-            "0.01",
-            "-W",
-            "1",
-            "198.18.20.2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ping");
-    let mut pinger = scopeguard(pinger);
+    let mut pinger = lab.ping_in_background("h1b", "198.18.20.2", 100, "0.01");
     ns_sh(
         &lab.ns("x1"),
         &["/usr/bin/python3", "-c", script, "eth0", pe1_mac.trim()],
@@ -668,26 +658,7 @@ sendp([Ether(src=src, dst=sys.argv[2]) / MPLS(label=1001, s=0, ttl=9) / Raw(b"\x
 /// SIGTERM under traffic: exit 0, no XDP program left, the kernel answers on the interface
 /// again; a restart forwards again, and the frame ledger of the stopped run added up.
 fn stop_and_restart(lab: &mut Lab) {
-    let pinger = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h1a"),
-            "ping",
-            "-q",
-            "-c",
-            "100",
-            "-i",
-            "0.01",
-            "-W",
-            "1",
-            "198.18.20.2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ping");
-    let mut pinger = scopeguard(pinger);
+    let mut pinger = lab.ping_in_background("h1a", "198.18.20.2", 100, "0.01");
     std::thread::sleep(Duration::from_millis(300));
     let runtime: serde_json::Value = serde_json::from_str(&lab.ask(
         "pe1",
