@@ -263,6 +263,24 @@ impl Lab {
         scopeguard(child)
     }
 
+    /// Every UMEM chunk of every worker of `router` is accounted for (free, on a fill or TX
+    /// ring, or held as a piece of a multi-buffer frame).
+    fn assert_ledger(&self, router: &str) {
+        let show = Request::Show {
+            what: What::Runtime,
+            name: None,
+            json: true,
+        };
+        let runtime: serde_json::Value =
+            serde_json::from_str(&self.ask(router, &show)).expect("runtime JSON");
+        for w in runtime["workers"].as_array().expect("workers") {
+            assert_eq!(
+                w["frames_accounted"], w["frames"],
+                "{router}: UMEM chunks leaked: {runtime}"
+            );
+        }
+    }
+
     /// ICMP echo requests a host's kernel has received (`/proc/net/snmp` of its namespace).
     fn echo_requests_in(&self, host: &str) -> u64 {
         let snmp = ns_sh(&self.ns(host), &["cat", "/proc/net/snmp"]);
@@ -660,20 +678,7 @@ sendp([Ether(src=src, dst=sys.argv[2]) / MPLS(label=1001, s=0, ttl=9) / Raw(b"\x
 fn stop_and_restart(lab: &mut Lab) {
     let mut pinger = lab.ping_in_background("h1a", "198.18.20.2", 100, "0.01");
     std::thread::sleep(Duration::from_millis(300));
-    let runtime: serde_json::Value = serde_json::from_str(&lab.ask(
-        "pe1",
-        &Request::Show {
-            what: What::Runtime,
-            name: None,
-            json: true,
-        },
-    ))
-    .expect("runtime JSON");
-    let w = &runtime["workers"][0];
-    assert_eq!(
-        w["frames_accounted"], w["frames"],
-        "UMEM frames leaked: {runtime}"
-    );
+    lab.assert_ledger("pe1");
     let log = lab.stop("pe1");
     assert!(log.contains("XDP detached"), "{log}");
     let _ = pinger.0.take().map(|mut c| c.wait());
@@ -763,20 +768,7 @@ fn jumbo_frames_through_one_pe() {
     assert!(rx(&after, 0) - rx(&before, 0) >= 5 * 9014, "{after}");
     assert!(rx(&after, 1) - rx(&before, 1) >= 5 * 9014, "{after}");
     std::thread::sleep(Duration::from_millis(200));
-    let runtime: serde_json::Value = serde_json::from_str(&lab.ask(
-        "jumbo",
-        &Request::Show {
-            what: What::Runtime,
-            name: None,
-            json: true,
-        },
-    ))
-    .expect("runtime JSON");
-    let w = &runtime["workers"][0];
-    assert_eq!(
-        w["frames_accounted"], w["frames"],
-        "UMEM chunks leaked: {runtime}"
-    );
+    lab.assert_ledger("jumbo");
     let log = lab.stop("jumbo");
     assert!(log.contains("XDP detached"), "{log}");
 }
