@@ -22,20 +22,8 @@ use xpe_dataplane::xsk::hostvlan::{self, HostVlanError};
 /// Tells [`namespace_helper`] what to do: `attach IF VID PCP` or `remove IF`.
 const HELPER_ENV: &str = "XPE_HOSTVLAN_TEST_HELPER";
 
-/// Runs a command and returns its stdout; panics with its stderr if it fails.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::run;
 
 /// Two network namespaces, each a "host" with one end of a veth pair: `a` (198.18.98.1) and
 /// `b` (198.18.98.2). Each namespace and its interface share a name.

@@ -10,20 +10,8 @@ use std::process::Command;
 
 use xpe_dataplane::xsk::steer::{Mode, SteerError, Steering};
 
-/// Runs a command and returns its stdout; panics with its stderr if it fails.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::run;
 
 /// A network namespace and a veth pair: `host` in our namespace, `peer` in the namespace.
 struct VethLab {
