@@ -83,10 +83,35 @@ impl Lab {
     /// A veth pair `a_dev`@`a` <-> `b_dev`@`b`, both up, VLAN offloads off on both ends (the
     /// tags must be in the frame data wherever XDP or a bridge sees them).
     fn link(&self, a: &str, a_dev: &str, b: &str, b_dev: &str) {
+        self.link_queues(a, a_dev, b, b_dev, 1);
+    }
+
+    /// As [`Lab::link`], with `queues` RX and TX queues on both ends.
+    fn link_queues(&self, a: &str, a_dev: &str, b: &str, b_dev: &str, queues: u32) {
         let (na, nb) = (self.ns(a), self.ns(b));
+        let q = queues.to_string();
         sh(&[
-            "ip", "link", "add", a_dev, "netns", &na, "type", "veth", "peer", "name", b_dev,
-            "netns", &nb,
+            "ip",
+            "link",
+            "add",
+            a_dev,
+            "netns",
+            &na,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_dev,
+            "netns",
+            &nb,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ]);
         for (ns, dev) in [(&na, a_dev), (&nb, b_dev)] {
             ns_sh(
@@ -123,6 +148,11 @@ impl Lab {
 
     /// Starts xpe for `router` in its namespace and waits until its control socket answers.
     fn start(&mut self, router: &'static str) {
+        self.start_with(router, &[]);
+    }
+
+    /// As [`Lab::start`], with more `xpe run` arguments.
+    fn start_with(&mut self, router: &'static str, args: &[&str]) {
         let config =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/live/{router}.toml"));
         let log = std::fs::File::create(self.dir.join(format!("{router}.log"))).expect("log file");
@@ -131,6 +161,7 @@ impl Lab {
             .arg(&config)
             .arg("--socket")
             .arg(self.socket(router))
+            .args(args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -721,16 +752,17 @@ fn stop_and_restart(lab: &mut Lab) {
     );
 }
 
-/// Jumbo frames (MTU 9000) through one PE: they arrive in several AF_XDP descriptors
-/// (XDP_USE_SG), are forwarded whole, and every UMEM chunk comes back.
+/// Jumbo frames (MTU 9000) through one PE with two workers on two-queue veths: frames
+/// arrive in several AF_XDP descriptors (XDP_USE_SG), are forwarded whole, both workers
+/// forward, and every UMEM chunk of both comes back.
 #[test]
-fn jumbo_frames_through_one_pe() {
+fn jumbo_frames_through_one_pe_with_two_workers() {
     let mut lab = Lab::new("j");
     for ns in ["a", "jumbo", "b"] {
         lab.add_ns(ns);
     }
-    lab.link("a", "eth0", "jumbo", "dx0");
-    lab.link("jumbo", "dx1", "b", "eth0");
+    lab.link_queues("a", "eth0", "jumbo", "dx0", 2);
+    lab.link_queues("jumbo", "dx1", "b", "eth0", 2);
     for (ns, dev) in [
         ("a", "eth0"),
         ("jumbo", "dx0"),
@@ -741,7 +773,7 @@ fn jumbo_frames_through_one_pe() {
     }
     lab.host("a", "eth0", "198.18.1.2/24", "198.18.1.1", None);
     lab.host("b", "eth0", "198.18.2.2/24", "198.18.2.1", None);
-    lab.start("jumbo");
+    lab.start_with("jumbo", &["--cores", "0,1"]);
     converge(&lab, "a", "198.18.2.2");
     let before = lab.counters("jumbo");
     // 8972 bytes of ICMP payload fill a 9000-byte IP packet; DF set, so nothing fragments.
@@ -768,6 +800,33 @@ fn jumbo_frames_through_one_pe() {
     assert!(rx(&after, 0) - rx(&before, 0) >= 5 * 9014, "{after}");
     assert!(rx(&after, 1) - rx(&before, 1) >= 5 * 9014, "{after}");
     std::thread::sleep(Duration::from_millis(200));
+    // UDP to 64 ports: the flows hash onto both TX queues of a's veth, so both RX queues of
+    // dx0, and so both workers, see traffic.
+    let flows = r#"
+import socket
+for port in range(2000, 2064):
+    for _ in range(4):
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x" * 64, ("198.18.2.2", port))
+"#;
+    ns_sh(&lab.ns("a"), &["/usr/bin/python3", "-c", flows]);
+    std::thread::sleep(Duration::from_millis(300));
+    let runtime: serde_json::Value = serde_json::from_str(&lab.ask(
+        "jumbo",
+        &Request::Show {
+            what: What::Runtime,
+            name: None,
+            json: true,
+        },
+    ))
+    .expect("runtime JSON");
+    let workers = runtime["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2, "{runtime}");
+    for w in workers {
+        assert!(
+            w["packets"].as_u64().unwrap_or(0) >= 10,
+            "a worker saw no traffic: {runtime}"
+        );
+    }
     lab.assert_ledger("jumbo");
     let log = lab.stop("jumbo");
     assert!(log.contains("XDP detached"), "{log}");
