@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use xpe_dataplane::pipeline::learn::arp_request;
 use xpe_dataplane::pipeline::{Counters, Drop as DropReason, Punt};
-use xpe_dataplane::tables::{AttachmentId, Published, Snapshot};
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, Published, RouteInfo, RouteOrigin,
+    Snapshot, VrfId,
+};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
@@ -523,28 +526,36 @@ fn handle(live: &Live, req: Request) -> Response {
             prefix,
             via,
             labels,
-        } => change(live, |c| {
-            let routes = routes_of(c, vrf.as_deref())?;
-            routes.retain(|r| !same_prefix(&r.prefix, &prefix));
-            routes.push(Route {
-                prefix: prefix.clone(),
-                via: via.clone(),
-                labels: labels.clone(),
-            });
-            Ok(c.clone())
-        }),
-        Request::RouteDel { vrf, prefix } => change(live, |c| {
-            let routes = routes_of(c, vrf.as_deref())?;
-            let before = routes.len();
-            routes.retain(|r| !same_prefix(&r.prefix, &prefix));
-            if routes.len() == before {
-                return Err(format!(
-                    "{} has no static route {prefix}",
-                    vrf_label(vrf.as_deref())
-                ));
+        } => match route_in_place(live, vrf.as_deref(), &prefix, Some((&via, &labels))) {
+            Some(done) => done,
+            None => change(live, |c| {
+                let routes = routes_of(c, vrf.as_deref())?;
+                routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+                routes.push(Route {
+                    prefix: prefix.clone(),
+                    via: via.clone(),
+                    labels: labels.clone(),
+                });
+                Ok(c.clone())
+            }),
+        },
+        Request::RouteDel { vrf, prefix } => {
+            match route_in_place(live, vrf.as_deref(), &prefix, None) {
+                Some(done) => done,
+                None => change(live, |c| {
+                    let routes = routes_of(c, vrf.as_deref())?;
+                    let before = routes.len();
+                    routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+                    if routes.len() == before {
+                        return Err(format!(
+                            "{} has no static route {prefix}",
+                            vrf_label(vrf.as_deref())
+                        ));
+                    }
+                    Ok(c.clone())
+                }),
             }
-            Ok(c.clone())
-        }),
+        }
         Request::LabelAdd {
             in_label,
             action,
@@ -600,6 +611,153 @@ fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Rou
                 })
         }
     }
+}
+
+/// One static route added (`add`: via and labels), replaced or removed without a recompile:
+/// the route is validated by compiling the config with no other route (every check that
+/// concerns one route runs: prefix, host bits, labels, next-hop resolution, clashes with
+/// connected subnets, our addresses and neighbours), its adjacency and FEC are found in the
+/// running tables or appended, and only its VRF's LPM tables are rebuilt. `None` sends the
+/// change down the full recompile instead (unknown VRF or prefix text, which the full path
+/// reports; anything that does not line up).
+fn route_in_place(
+    live: &Live,
+    vrf: Option<&str>,
+    prefix: &str,
+    add: Option<(&str, &[i64])>,
+) -> Option<Response> {
+    let t0 = Instant::now();
+    let mut st = lock(&live.state);
+    let name = vrf.filter(|v| *v != "global");
+    let vid = match name {
+        None => VrfId::GLOBAL,
+        Some(n) => st.base.vrf_by_name(n)?,
+    };
+    let parsed: IpPrefix = prefix.trim().parse().ok()?;
+    let mut routes: Vec<RouteInfo> = st.base.vrf(vid).routes.clone();
+    let existing = routes.iter().position(|r| r.prefix == parsed);
+    let (mut adjacencies, mut fecs) = (Vec::new(), Vec::new());
+    match add {
+        None => {
+            // Removing: the route must be a configured one.
+            let configured = routes_of(&mut st.config, vrf)
+                .ok()?
+                .iter()
+                .any(|r| same_prefix(&r.prefix, prefix));
+            if !configured {
+                return Some(refused(format!(
+                    "{} has no static route {prefix}\nnothing applied: the running tables are unchanged",
+                    vrf_label(vrf)
+                )));
+            }
+            let i = existing.filter(|&i| routes[i].origin == RouteOrigin::Static)?;
+            routes.remove(i);
+        }
+        Some((via, labels)) => {
+            let mut probe = Config {
+                router: st.config.router.clone(),
+                interfaces: st.config.interfaces.clone(),
+                neighbors: st.config.neighbors.clone(),
+                vrfs: st
+                    .config
+                    .vrfs
+                    .iter()
+                    .map(|v| crate::config::Vrf {
+                        name: v.name.clone(),
+                        table_label: v.table_label,
+                        attachments: v.attachments.clone(),
+                        routes: Vec::new(),
+                    })
+                    .collect(),
+                routes: Vec::new(),
+                labels: Vec::new(),
+            };
+            routes_of(&mut probe, vrf).ok()?.push(Route {
+                prefix: prefix.to_string(),
+                via: via.to_string(),
+                labels: labels.to_vec(),
+            });
+            let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &LiveMacs) {
+                Ok(c) => c.snapshot,
+                Err(errors) => {
+                    return Some(refused(format!(
+                        "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
+                        errors.0.len()
+                    )))
+                }
+            };
+            // The probe must describe the same attachments and VRFs as the running tables.
+            let same_layout = probe.attachments().len() == st.base.attachments().len()
+                && probe
+                    .attachments()
+                    .iter()
+                    .zip(st.base.attachments())
+                    .all(|(a, b)| (a.port, a.vlan, a.vrf) == (b.port, b.vlan, b.vrf))
+                && probe.vrfs().len() == st.base.vrfs().len();
+            if !same_layout {
+                return None;
+            }
+            let info = probe.vrf(vid).routes.iter().find(|r| r.prefix == parsed)?;
+            let Fec::Forward { adj, push } = *probe.fec(info.fec) else {
+                return None;
+            };
+            let want = probe.adjacency(adj);
+            let base = &st.base;
+            let adj_id = match base
+                .adjacencies()
+                .iter()
+                .position(|a| a.attachment == want.attachment && a.next_hop == want.next_hop)
+            {
+                Some(i) => AdjacencyId(i as u32),
+                None => {
+                    adjacencies.push(Adjacency::new(want.attachment, want.next_hop, want.mac));
+                    AdjacencyId(base.adjacencies().len() as u32)
+                }
+            };
+            let fec = Fec::Forward { adj: adj_id, push };
+            let fec_id = match base.fecs().iter().position(|f| *f == fec) {
+                Some(i) => FecId(i as u32),
+                None => {
+                    fecs.push(fec);
+                    FecId(base.fecs().len() as u32)
+                }
+            };
+            if let Some(i) = existing {
+                // The probe accepted the prefix, so what it replaces is a static route.
+                if routes[i].origin != RouteOrigin::Static {
+                    return None;
+                }
+                routes.remove(i);
+            }
+            routes.push(RouteInfo {
+                prefix: parsed,
+                origin: RouteOrigin::Static,
+                fec: fec_id,
+            });
+        }
+    }
+    let next = st
+        .base
+        .with_vrf_routes(vid, routes, adjacencies, fecs)
+        .ok()?;
+    let config_routes = routes_of(&mut st.config, vrf).ok()?;
+    config_routes.retain(|r| !same_prefix(&r.prefix, prefix));
+    if let Some((via, labels)) = add {
+        config_routes.push(Route {
+            prefix: prefix.to_string(),
+            via: via.to_string(),
+            labels: labels.to_vec(),
+        });
+    }
+    st.base = next;
+    publish(live, &st);
+    Some(ok(format!(
+        "applied: route {prefix} {} in {}; {} routes there; published in {:.3} ms",
+        if add.is_some() { "added" } else { "removed" },
+        vrf_label(vrf),
+        st.base.vrf(vid).routes.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    )))
 }
 
 /// Prefixes compare as written after trimming: `198.18.7.0/24` names one route.

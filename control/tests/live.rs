@@ -497,23 +497,40 @@ fn check_label_stacks(lab: &Lab) {
             "exec",
             &lab.ns("csw"),
             "tshark",
-            "-q",
             "-i",
             "br0",
             "-a",
-            "duration:6",
-            "-c",
-            "40",
-            "-w",
+            "duration:12",
         ])
+        .args(["-c", "20", "-w"])
         .arg(&pcap)
         .args(["-f", "mpls"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("tshark");
     let mut cap = scopeguard(cap);
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait until tshark says it captures (it takes seconds to start on a busy machine).
+    let stderr = cap
+        .0
+        .as_mut()
+        .and_then(|c| c.stderr.take())
+        .expect("tshark stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("Capturing on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("tshark did not start capturing");
+    std::thread::sleep(Duration::from_millis(300));
     lab.ping("h1a", "198.18.20.2", 5, "0.05");
     lab.ping("h1b", "198.18.20.2", 5, "0.05");
     let status = cap
@@ -624,6 +641,36 @@ fn hitless_update(lab: &Lab) {
         lab.ping("h1a", "198.18.20.2", 5, "0.05"),
         5,
         "forwarding after a refused change"
+    );
+    // A route removed stops the traffic (counted as no-route); put back, it flows again.
+    let no_route = |c: &serde_json::Value| c["drops"]["no-route"].as_u64().unwrap_or(0);
+    let before = no_route(&lab.counters("pe1"));
+    lab.ask(
+        "pe1",
+        &Request::RouteDel {
+            vrf: Some("vpc-a".into()),
+            prefix: "198.18.20.0/24".into(),
+        },
+    );
+    assert_eq!(
+        lab.ping("h1a", "198.18.20.2", 2, "0.05"),
+        0,
+        "the route is gone"
+    );
+    assert!(no_route(&lab.counters("pe1")) >= before + 2);
+    lab.ask(
+        "pe1",
+        &Request::RouteAdd {
+            vrf: Some("vpc-a".into()),
+            prefix: "198.18.20.0/24".into(),
+            via: "198.18.0.2".into(),
+            labels: vec![16002, 2001],
+        },
+    );
+    assert_eq!(
+        lab.ping("h1a", "198.18.20.2", 3, "0.05"),
+        3,
+        "the route is back"
     );
 }
 

@@ -377,6 +377,12 @@ pub enum TableError {
     /// No global VRF at index 0.
     #[error("the first VRF must be the global table")]
     NoGlobal,
+    /// Two routes for one prefix in one VRF.
+    #[error("prefix {0} has two routes")]
+    DuplicateRoute(String),
+    /// An LPM table could not be built.
+    #[error("{0}")]
+    Lpm(String),
 }
 
 /// One complete, immutable set of forwarding tables.
@@ -390,7 +396,7 @@ pub struct Snapshot {
     fecs: Vec<Fec>,
     // The VRFs and the label table are shared between a snapshot and the copies made from it
     // by [`Snapshot::with_resolved`], so a learned neighbour never copies a million routes.
-    vrfs: Arc<[Vrf]>,
+    vrfs: Vec<Arc<Vrf>>,
     ilm: Arc<LabelTable>,
     has_large_vrf: bool,
     /// Counter slot of each VRF (by id): where the pipeline counts its lookups. The index
@@ -421,6 +427,20 @@ fn check(
             index,
         })
     }
+}
+
+/// Copies an adjacency's port, VLAN and MTU from its attachment and precomputes its L2
+/// header. The attachment index must be valid (checked by the caller).
+fn fill_adjacency(adj: &mut Adjacency, attachments: &[Attachment], ports: &[Port]) {
+    let att = &attachments[usize::from(adj.attachment.0)];
+    let port = &ports[usize::from(att.port.0)];
+    adj.port = att.port;
+    adj.vlan = att.vlan;
+    adj.mtu = port.mtu;
+    adj.header[..6].copy_from_slice(&adj.mac.unwrap_or(MacAddr([0; 6])).0);
+    adj.header[6..12].copy_from_slice(&port.mac.0);
+    adj.header[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+    adj.header[14..].copy_from_slice(&att.vlan.map_or(0, |v| v.get()).to_be_bytes());
 }
 
 impl Snapshot {
@@ -464,15 +484,7 @@ impl Snapshot {
                 adj.attachment.0.into(),
                 na,
             )?;
-            let att = &parts.attachments[usize::from(adj.attachment.0)];
-            let port = &parts.ports[usize::from(att.port.0)];
-            adj.port = att.port;
-            adj.vlan = att.vlan;
-            adj.mtu = port.mtu;
-            adj.header[..6].copy_from_slice(&adj.mac.unwrap_or(MacAddr([0; 6])).0);
-            adj.header[6..12].copy_from_slice(&port.mac.0);
-            adj.header[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-            adj.header[14..].copy_from_slice(&att.vlan.map_or(0, |v| v.get()).to_be_bytes());
+            fill_adjacency(adj, &parts.attachments, &parts.ports);
         }
         let nadj = parts.adjacencies.len();
         for (i, f) in parts.fecs.iter().enumerate() {
@@ -523,7 +535,7 @@ impl Snapshot {
             attachments: parts.attachments,
             adjacencies: parts.adjacencies,
             fecs: parts.fecs,
-            vrfs: parts.vrfs.into(),
+            vrfs: parts.vrfs.into_iter().map(Arc::new).collect(),
             ilm: Arc::new(ilm),
         })
     }
@@ -542,6 +554,81 @@ impl Snapshot {
             }
         }
         next
+    }
+
+    /// A copy of this snapshot in which VRF `id` holds exactly `routes`, after appending
+    /// `adjacencies` and `fecs` to the tables (their indices continue the existing ones).
+    ///
+    /// This is a single route change without a recompile: only that VRF's LPM tables are
+    /// rebuilt (microseconds for a small VRF, about 150 ms for a million routes); every
+    /// other VRF and the label table are shared with `self`. Every new reference is checked
+    /// as in [`Snapshot::new`].
+    pub fn with_vrf_routes(
+        &self,
+        id: VrfId,
+        mut routes: Vec<RouteInfo>,
+        adjacencies: Vec<Adjacency>,
+        fecs: Vec<Fec>,
+    ) -> Result<Self, TableError> {
+        let slot = usize::from(id.0);
+        check(|| "route change".into(), "VRF", slot, self.vrfs.len())?;
+        let mut next = self.clone();
+        let na = next.attachments.len();
+        for (i, mut adj) in adjacencies.into_iter().enumerate() {
+            let at = self.adjacencies.len() + i;
+            check(
+                || format!("adjacency {at}"),
+                "attachment",
+                adj.attachment.0.into(),
+                na,
+            )?;
+            fill_adjacency(&mut adj, &next.attachments, &next.ports);
+            next.adjacencies.push(adj);
+        }
+        let nadj = next.adjacencies.len();
+        for f in &fecs {
+            match f {
+                Fec::Local => {}
+                Fec::Forward { adj, .. } => {
+                    check(|| "new FEC".into(), "adjacency", adj.0 as usize, nadj)?
+                }
+                Fec::Glean { attachment } => {
+                    check(|| "new FEC".into(), "attachment", attachment.0.into(), na)?
+                }
+            }
+        }
+        next.fecs.extend(fecs);
+        let nfec = next.fecs.len();
+        for r in &routes {
+            check(
+                || format!("route {}", r.prefix),
+                "FEC",
+                r.fec.0 as usize,
+                nfec,
+            )?;
+        }
+        routes.sort_by_key(|r| r.prefix);
+        if let Some(w) = routes.windows(2).find(|w| w[0].prefix == w[1].prefix) {
+            return Err(TableError::DuplicateRoute(w[0].prefix.to_string()));
+        }
+        let old = &self.vrfs[slot];
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for r in &routes {
+            match r.prefix {
+                IpPrefix::V4(p) => v4.push((p.network(), p.len(), r.fec.0)),
+                IpPrefix::V6(p) => v6.push((p.network(), p.len(), r.fec.0)),
+            }
+        }
+        let vrf = Vrf {
+            name: old.name.clone(),
+            table_label: old.table_label,
+            v4: Ipv4Lpm::from_routes(v4).map_err(|e| TableError::Lpm(e.to_string()))?,
+            v6: Ipv6Lpm::from_routes(v6).map_err(|e| TableError::Lpm(e.to_string()))?,
+            routes,
+        };
+        next.vrfs[slot] = Arc::new(vrf);
+        next.has_large_vrf = next.vrfs.iter().any(|v| v.v4.len() >= LARGE_VRF_ROUTES);
+        Ok(next)
     }
 
     /// A copy of this snapshot whose label entries and VRFs count into the slots `label`
@@ -619,7 +706,7 @@ impl Snapshot {
         &self.fecs
     }
     /// All VRFs; index 0 is the global table.
-    pub fn vrfs(&self) -> &[Vrf] {
+    pub fn vrfs(&self) -> &[Arc<Vrf>] {
         &self.vrfs
     }
     /// Whether some VRF is large enough for batched lookahead ([`LARGE_VRF_ROUTES`]).
