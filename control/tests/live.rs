@@ -577,6 +577,19 @@ struct Guard(Option<Child>);
 fn scopeguard(c: Child) -> Guard {
     Guard(Some(c))
 }
+impl Guard {
+    /// Waits for the process and returns what it printed.
+    fn finish(&mut self) -> String {
+        let out = self
+            .0
+            .take()
+            .expect("process")
+            .wait_with_output()
+            .expect("process output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
@@ -614,13 +627,7 @@ fn hitless_update(lab: &Lab) {
         lab.ask("pe1", &request);
     }
     let took = t0.elapsed();
-    let out = pinger
-        .0
-        .take()
-        .expect("ping")
-        .wait_with_output()
-        .expect("ping output");
-    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = pinger.finish();
     assert!(
         summary.contains("400 packets transmitted, 400 received"),
         "lost pings during 1000 updates ({took:?}):\n{summary}"
@@ -723,13 +730,7 @@ sendp([Ether(src=src, dst=sys.argv[2]) / MPLS(label=1001, s=0, ttl=9) / Raw(b"\x
             core_mac.trim(),
         ],
     );
-    let out = pinger
-        .0
-        .take()
-        .expect("ping")
-        .wait_with_output()
-        .expect("ping output");
-    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = pinger.finish();
     assert!(
         summary.contains("100 received"),
         "good traffic lost during the malformed burst:\n{summary}"
@@ -759,7 +760,7 @@ fn stop_and_restart(lab: &mut Lab) {
     lab.assert_ledger("pe1");
     let log = lab.stop("pe1");
     assert!(log.contains("XDP detached"), "{log}");
-    let _ = pinger.0.take().map(|mut c| c.wait());
+    pinger.finish();
     let links = ns_sh(&lab.ns("pe1"), &["ip", "-d", "link", "show"]);
     assert!(
         !links.contains("prog/xdp"),
