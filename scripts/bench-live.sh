@@ -174,24 +174,30 @@ print("%.0f %.1f" % (w["busy_cycles_per_packet"], w["average_batch"]))' "$line" 
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
+# The DUTs alternate run by run, so the machine's drift falls on both alike.
 for scenario in swap impose; do
-    for dut in forwarder xpe; do
-        for run in $(seq "$RUNS"); do
+    for run in $(seq "$RUNS"); do
+        for dut in forwarder xpe; do
             start_dut "$dut" "$scenario"
-            tx0=$(stat gen gen0 tx_packets); rx0=$(stat sink sink0 rx_packets)
-            t0=$(date +%s.%N)
-            # --no-sock-mem: leave the system's socket memory settings alone. trafgen exits non-zero when
-            # its final TX ring flush meets a full ring (EAGAIN); the frames counted on gen0
-            # decide whether the run counts.
-            taskset -c 0 ip netns exec "$P-gen" trafgen -o gen0 -c "$WORK/$scenario.cfg" -n "$PACKETS" -P 1 -q -C --no-sock-mem \
-                >"$WORK/trafgen.log" 2>&1 || true
-            t1=$(date +%s.%N)
-            sleep 0.2
-            tx1=$(stat gen gen0 tx_packets); rx1=$(stat sink sink0 rx_packets)
-            if (( (tx1 - tx0) * 100 < PACKETS * 99 )); then
-                echo "trafgen sent $((tx1 - tx0)) of $PACKETS frames ($scenario, $dut, run $run):" >&2
-                cat "$WORK/trafgen.log" >&2; exit 1
-            fi
+            # trafgen sometimes gives up early when its TX ring flush meets a full ring
+            # (EAGAIN): such an attempt is repeated, up to three times.
+            for attempt in 1 2 3; do
+                tx0=$(stat gen gen0 tx_packets); rx0=$(stat sink sink0 rx_packets)
+                t0=$(date +%s.%N)
+                # --no-sock-mem: leave the system's socket memory settings alone.
+                taskset -c 0 ip netns exec "$P-gen" trafgen -o gen0 -c "$WORK/$scenario.cfg" -n "$PACKETS" -P 1 -q -C --no-sock-mem \
+                    >"$WORK/trafgen.log" 2>&1 || true
+                t1=$(date +%s.%N)
+                sleep 0.2
+                tx1=$(stat gen gen0 tx_packets); rx1=$(stat sink sink0 rx_packets)
+                if (( (tx1 - tx0) * 100 >= PACKETS * 99 )); then
+                    break
+                fi
+                echo "trafgen sent $((tx1 - tx0)) of $PACKETS frames ($scenario, $dut, run $run, attempt $attempt)" >&2
+                if (( attempt == 3 )); then
+                    cat "$WORK/trafgen.log" >&2; exit 1
+                fi
+            done
             stop_dut "$dut"
             read -r cpp batch <"$WORK/dut.figures"
             echo "$scenario $dut $run $t0 $t1 $((tx1 - tx0)) $((rx1 - rx0)) $cpp $batch" | tee -a "$RESULTS" >&2
