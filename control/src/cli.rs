@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::compile::{compile, Compiled, Offline};
+use crate::compile::{compile, Compiled, SysfsMacs};
 use crate::config::Config;
 use crate::ctl::{call, find_socket, Request, What};
 use xpe_dataplane::xsk::steer::Mode;
@@ -262,7 +262,7 @@ fn io_failure(e: std::io::Error) -> Failure {
 pub fn load(path: &Path) -> Result<(Config, Compiled), Failure> {
     let config = Config::load(path)
         .map_err(|e| Failure::new(e.to_string()).hint("see docs/config.md for every field"))?;
-    let compiled = compile(&config, &Offline).map_err(|errors| {
+    let compiled = compile(&config, &SysfsMacs).map_err(|errors| {
         let n = errors.0.len();
         let mut message = format!(
             "{} has {n} error{}; nothing was applied:",

@@ -74,6 +74,18 @@ impl MacSource for Offline {
     }
 }
 
+/// Interface MACs from sysfs, for interfaces of the current network namespace; `None` for
+/// the others. What `xpe run` uses, and what `check`, `show`, `trace` and `replay` use for a
+/// config that omits a `mac`, so they predict what `run` will do here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SysfsMacs;
+
+impl MacSource for SysfsMacs {
+    fn mac_of(&self, ifname: &str) -> Option<MacAddr> {
+        xpe_dataplane::xsk::netdev::Netdev::read(ifname).and_then(|d| d.mac)
+    }
+}
+
 /// A compiled config: the snapshot and what `check` reports about it.
 #[derive(Debug)]
 pub struct Compiled {
@@ -234,7 +246,7 @@ impl Compiler {
                     if m.is_none() {
                         self.errors.push(err(
                             &obj,
-                            "no mac given, and offline commands cannot read it from the interface: add `mac = \"..\"`",
+                            "no mac given, and there is no interface of that name here to read it from: add `mac = \"..\"` (xpe run reads it from the interface)",
                         ));
                     }
                     m

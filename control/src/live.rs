@@ -34,7 +34,7 @@ use xpe_dataplane::xsk::worker::{cycles, Event, Originated, WorkerStats};
 use xpe_dataplane::xsk::XskError;
 
 use crate::cli::Failure;
-use crate::compile::{compile, Compiled, MacSource};
+use crate::compile::{compile, Compiled, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response, What};
 
@@ -42,15 +42,6 @@ use crate::ctl::{Request, Response, What};
 const L2_OVERHEAD: u32 = 18;
 /// ARP requests sent per second at most, over all unresolved next hops.
 const ARP_PER_SECOND: usize = 64;
-
-/// Interface MACs from sysfs, for interfaces whose config omits `mac`.
-struct LiveMacs;
-
-impl MacSource for LiveMacs {
-    fn mac_of(&self, ifname: &str) -> Option<MacAddr> {
-        Netdev::read(ifname).and_then(|d| d.mac)
-    }
-}
 
 /// What `xpe run` was asked to do.
 #[derive(Debug, Clone)]
@@ -329,7 +320,7 @@ fn load_live(path: &Path) -> Result<(Config, Compiled), Failure> {
 }
 
 fn compile_live(config: &Config) -> Result<Compiled, Failure> {
-    compile(config, &LiveMacs).map_err(|errors| {
+    compile(config, &SysfsMacs).map_err(|errors| {
         let n = errors.0.len();
         Failure::new(format!("the config has {n} error(s):\n{errors}"))
             .hint("fix the objects named above; see docs/config.md")
@@ -677,7 +668,7 @@ fn route_in_place(
                 via: via.to_string(),
                 labels: labels.to_vec(),
             });
-            let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &LiveMacs) {
+            let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &SysfsMacs) {
                 Ok(c) => c.snapshot,
                 Err(errors) => {
                     return Some(refused(format!(
@@ -783,10 +774,10 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
     // gone, say): then they are dropped and relearned on demand.
     let with_hosts = compile(
         &with_learned_hosts(&next, &st.hosts, &live.interfaces),
-        &LiveMacs,
+        &SysfsMacs,
     );
     let keep_hosts = with_hosts.is_ok();
-    let compiled = match with_hosts.or_else(|_| compile(&next, &LiveMacs)) {
+    let compiled = match with_hosts.or_else(|_| compile(&next, &SysfsMacs)) {
         Ok(c) => c,
         Err(errors) => {
             return refused(format!(
@@ -918,7 +909,7 @@ fn neighbour_loop(live: &Live) {
                 {
                     st.hosts.insert(key, neighbor.mac);
                     let config = with_learned_hosts(&st.config, &st.hosts, &live.interfaces);
-                    match compile(&config, &LiveMacs) {
+                    match compile(&config, &SysfsMacs) {
                         Ok(compiled) => {
                             st.base = st.slots.assign(&compiled.snapshot);
                             publish(live, &st);
