@@ -62,14 +62,8 @@ mac() { ip netns exec "$P-$1" cat "/sys/class/net/$2/address"; }
 IN_MAC=$(mac dut in0)
 SINK_MAC=$(mac sink sink0)
 
-# The DUT configs: one per scenario, the next hop being the sink (static neighbour).
-cat >"$WORK/swap.toml" <<EOF
-[router]
-name = "$P-swap"
-[[interface]]
-name = "in0"
-kind = "core"
-address = "198.18.30.1/30"
+# The DUT configs: one per scenario; both leave on out0 toward the sink (static neighbour).
+SINK_SIDE=$(cat <<EOF
 [[interface]]
 name = "out0"
 kind = "core"
@@ -78,6 +72,16 @@ address = "198.18.31.1/30"
 interface = "out0"
 ip = "198.18.31.2"
 mac = "$SINK_MAC"
+EOF
+)
+cat >"$WORK/swap.toml" <<EOF
+[router]
+name = "$P-swap"
+[[interface]]
+name = "in0"
+kind = "core"
+address = "198.18.30.1/30"
+$SINK_SIDE
 [[label]]
 in = 16002
 action = "swap"
@@ -90,14 +94,7 @@ name = "$P-impose"
 [[interface]]
 name = "in0"
 kind = "edge"
-[[interface]]
-name = "out0"
-kind = "core"
-address = "198.18.31.1/30"
-[[neighbor]]
-interface = "out0"
-ip = "198.18.31.2"
-mac = "$SINK_MAC"
+$SINK_SIDE
 [[vrf]]
 name = "vpc-a"
 table_label = 1001

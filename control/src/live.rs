@@ -30,7 +30,7 @@ use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
 use xpe_dataplane::xsk::steer::{Mode, SteerError};
 use xpe_dataplane::xsk::umem::{MAX_FRAME, MAX_JUMBO_FRAME};
-use xpe_dataplane::xsk::worker::{cycles, Event, Originated, WorkerStats};
+use xpe_dataplane::xsk::worker::{cycles, Event, LoopStats, Originated, WorkerStats};
 use xpe_dataplane::xsk::XskError;
 
 use crate::cli::Failure;
@@ -278,10 +278,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let _ignored = UnixStream::connect(&socket);
     let _ignored = neighbours.join();
     drop(server);
-    let mut total = Counters::new(0);
-    for w in &final_stats {
-        total += &w.counters;
-    }
+    let total = totals(&final_stats);
     let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();
     let _ignored = writeln!(
         out,
@@ -387,33 +384,35 @@ fn remove_socket(path: &Path) {
     let _stale_is_replaced_next_start = std::fs::remove_file(path);
 }
 
+/// What to try when the steering program cannot be loaded or attached.
+const STEER_HINT: &str =
+    "try --xdp-mode skb, or check `ip link show` for another XDP program on the interface";
+
 /// One sentence per way the live runtime fails to start.
 fn start_failure(e: XskError, jumbo: bool) -> Failure {
     let text = e.to_string();
     match &e {
-        XskError::Socket { errno, .. } if *errno == libc_eafnosupport() => {
+        _ if e.no_af_xdp() => {
             Failure::new(format!("this kernel has no AF_XDP sockets ({text})"))
                 .hint("a kernel with CONFIG_XDP_SOCKETS=y is needed")
         }
-        XskError::Socket { errno, .. } if *errno == 1 || *errno == 13 => {
+        _ if e.not_permitted() => {
             Failure::new(text).hint("run as root (CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
         }
-        XskError::Socket { errno, .. } if jumbo && (*errno == 22 || *errno == 95) => Failure::new(format!(
+        _ if jumbo && e.flags_refused() => Failure::new(format!(
             "the kernel refused multi-buffer AF_XDP sockets (XDP_USE_SG), which frames longer than {MAX_FRAME} bytes need ({text})"
         ))
         .hint(format!("use a kernel of 6.6 or later, or an MTU of {} or less", MAX_FRAME - L2_OVERHEAD)),
-        XskError::Steer(SteerError::Attach { ifname, .. }) if attached_program(ifname).is_some() => {
-            let (id, name) = attached_program(ifname).unwrap_or_default();
-            Failure::new(format!(
+        XskError::Steer(SteerError::Attach { ifname, .. }) => match attached_program(ifname) {
+            Some((id, name)) => Failure::new(format!(
                 "interface {ifname} already has an XDP program ({name}, id {id}) that xpe did not attach"
             ))
             .hint(format!(
                 "xpe never replaces another tool's program (its own go with the process that attached them): remove it with `ip link set dev {ifname} xdp off` if it is not needed"
-            ))
-        }
-        XskError::Steer(_) => Failure::new(text).hint(
-            "try --xdp-mode skb, or check `ip link show` for another XDP program on the interface",
-        ),
+            )),
+            None => Failure::new(text).hint(STEER_HINT),
+        },
+        XskError::Steer(_) => Failure::new(text).hint(STEER_HINT),
         _ => Failure::new(text),
     }
 }
@@ -438,10 +437,6 @@ fn attached_program(ifname: &str) -> Option<(String, String)> {
         }
     }
     Some((id?, name.unwrap_or_else(|| "unnamed".into())))
-}
-
-const fn libc_eafnosupport() -> i32 {
-    97
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -1053,20 +1048,10 @@ fn counters_text(live: &Live, snap: &Snapshot, stats: &[WorkerStats], as_json: b
             .collect();
         (labels, vrfs)
     };
-    let lp = stats.iter().fold(
-        xpe_dataplane::xsk::worker::LoopStats::default(),
-        |mut a, w| {
-            let l = &w.loop_stats;
-            a.tx_ring_full += l.tx_ring_full;
-            a.no_tx_socket += l.no_tx_socket;
-            a.learned += l.learned;
-            a.learn_dropped += l.learn_dropped;
-            a.originated += l.originated;
-            a.originate_dropped += l.originate_dropped;
-            a.bad_descriptors += l.bad_descriptors;
-            a
-        },
-    );
+    let mut lp = LoopStats::default();
+    for w in stats {
+        lp += &w.loop_stats;
+    }
     if as_json {
         let ports: Vec<_> = snap
             .ports()
@@ -1180,17 +1165,7 @@ fn runtime_text(live: &Live, stats: &[WorkerStats], as_json: bool) -> String {
         .enumerate()
         .map(|(i, w)| {
             let l = &w.loop_stats;
-            let per_packet = if l.packets > 0 {
-                l.busy_cycles as f64 / l.packets as f64
-            } else {
-                0.0
-            };
-            let avg_batch = if l.batches > 0 {
-                l.packets as f64 / l.batches as f64
-            } else {
-                0.0
-            };
-            (i, w, l, per_packet, avg_batch)
+            (i, w, l, l.busy_cycles_per_packet(), l.average_batch())
         })
         .collect();
     if as_json {

@@ -453,20 +453,17 @@ fn three_routers_between_namespaces() {
 
     // Per-label counters on P and pe2, per-VRF lookups on pe1 (40 pings each way so far,
     // plus the ones that converged).
-    let label = |c: &serde_json::Value, l: u64| {
-        c["labels"]
-            .as_array()
-            .and_then(|a| a.iter().find(|e| e["label"] == l))
-            .and_then(|e| e["packets"].as_u64())
-            .unwrap_or(0)
-    };
-    let vrf = |c: &serde_json::Value, v: &str| {
-        c["vrfs"]
-            .as_array()
-            .and_then(|a| a.iter().find(|e| e["vrf"] == v))
-            .and_then(|e| e["lookups"].as_u64())
-            .unwrap_or(0)
-    };
+    // `show counters --json` lists {"label": L, "packets": N} and {"vrf": V, "lookups": N}.
+    let count =
+        |c: &serde_json::Value, list: &str, key: &str, want: serde_json::Value, field: &str| {
+            c[list]
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e[key] == want))
+                .and_then(|e| e[field].as_u64())
+                .unwrap_or(0)
+        };
+    let label = |c: &serde_json::Value, l: u64| count(c, "labels", "label", l.into(), "packets");
+    let vrf = |c: &serde_json::Value, v: &str| count(c, "vrfs", "vrf", v.into(), "lookups");
     let (p, pe1, pe2) = (lab.counters("p"), lab.counters("pe1"), lab.counters("pe2"));
     assert!(
         label(&p, 16002) >= 40 && label(&p, 16001) >= 40,

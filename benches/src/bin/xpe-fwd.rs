@@ -195,16 +195,7 @@ fn main() -> ExitCode {
 fn report(stats: &[WorkerStats], took: Duration, json: bool) {
     for (i, w) in stats.iter().enumerate() {
         let l = &w.loop_stats;
-        let cpp = if l.packets > 0 {
-            l.busy_cycles as f64 / l.packets as f64
-        } else {
-            0.0
-        };
-        let avg = if l.batches > 0 {
-            l.packets as f64 / l.batches as f64
-        } else {
-            0.0
-        };
+        let (cpp, avg) = (l.busy_cycles_per_packet(), l.average_batch());
         if json {
             println!(
                 "{{\"worker\":{i},\"core\":{},\"packets\":{},\"forwarded\":{},\"batches\":{},\"average_batch\":{avg:.2},\"busy_cycles\":{},\"busy_cycles_per_packet\":{cpp:.1},\"tx_ring_full\":{},\"frames\":{},\"frames_accounted\":{},\"seconds\":{:.3}}}",

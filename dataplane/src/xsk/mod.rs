@@ -46,3 +46,20 @@ pub enum XskError {
     #[error("{0}")]
     Plan(String),
 }
+
+impl XskError {
+    /// The kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS off).
+    pub fn no_af_xdp(&self) -> bool {
+        matches!(self, XskError::Socket { errno, .. } if *errno == libc::EAFNOSUPPORT)
+    }
+
+    /// The kernel refused for want of privileges.
+    pub fn not_permitted(&self) -> bool {
+        matches!(self, XskError::Socket { errno, .. } if *errno == libc::EPERM || *errno == libc::EACCES)
+    }
+
+    /// The kernel refused the bind flags or options (what an old kernel says to XDP_USE_SG).
+    pub fn flags_refused(&self) -> bool {
+        matches!(self, XskError::Socket { errno, .. } if *errno == libc::EINVAL || *errno == libc::EOPNOTSUPP)
+    }
+}

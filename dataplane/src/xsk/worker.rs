@@ -100,6 +100,65 @@ pub struct LoopStats {
     pub originate_dropped: u64,
 }
 
+impl LoopStats {
+    /// Busy TSC cycles per received packet (0 before any packet).
+    pub fn busy_cycles_per_packet(&self) -> f64 {
+        ratio(self.busy_cycles, self.packets)
+    }
+
+    /// Packets per non-empty RX batch (0 before any batch).
+    pub fn average_batch(&self) -> f64 {
+        ratio(self.packets, self.batches)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl core::ops::AddAssign<&LoopStats> for LoopStats {
+    fn add_assign(&mut self, o: &LoopStats) {
+        let LoopStats {
+            polls,
+            busy_polls,
+            packets,
+            batches,
+            busy_cycles,
+            tx_kicks,
+            fill_wakeups,
+            sleeps,
+            tx_ring_full,
+            no_tx_socket,
+            bad_descriptors,
+            jumbo_dropped,
+            learned,
+            learn_dropped,
+            originated,
+            originate_dropped,
+        } = o;
+        self.polls += polls;
+        self.busy_polls += busy_polls;
+        self.packets += packets;
+        self.batches += batches;
+        self.busy_cycles += busy_cycles;
+        self.tx_kicks += tx_kicks;
+        self.fill_wakeups += fill_wakeups;
+        self.sleeps += sleeps;
+        self.tx_ring_full += tx_ring_full;
+        self.no_tx_socket += no_tx_socket;
+        self.bad_descriptors += bad_descriptors;
+        self.jumbo_dropped += jumbo_dropped;
+        self.learned += learned;
+        self.learn_dropped += learn_dropped;
+        self.originated += originated;
+        self.originate_dropped += originate_dropped;
+    }
+}
+
 /// A worker's published state, read by the control side.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerStats {
@@ -175,6 +234,8 @@ pub struct Worker<S: Stage> {
     tx_pending: Vec<Vec<XdpDesc>>,
     /// Multi-buffer (jumbo) state.
     jumbo: Jumbo,
+    /// One entry per socket, for `poll` when every ring is idle.
+    pollfds: Vec<libc::pollfd>,
     filled: u64,
     received: u64,
     transmitted: u64,
@@ -259,11 +320,26 @@ impl<S: Stage> Worker<S> {
             outstanding: vec![0; regions],
             partial: (0..ring).map(|_| Vec::with_capacity(MAX_PIECES)).collect(),
         };
+        let pollfds = sockets
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         Worker {
             stage,
             jumbo,
+            pollfds,
             tx_pending: (0..ring)
-                .map(|_| Vec::with_capacity(2 * BATCH * ring + ORIGINATE_PER_ITERATION))
+                // Room for the worst iteration, so pushing never reallocates: every socket's
+                // batch to one egress, each frame a jumbo frame of REGION_CHUNKS pieces.
+                .map(|_| {
+                    Vec::with_capacity(
+                        ring * BATCH * REGION_CHUNKS as usize + ORIGINATE_PER_ITERATION,
+                    )
+                })
                 .collect(),
             sockets,
             umem,
@@ -357,7 +433,7 @@ impl<S: Stage> Worker<S> {
     /// Returns completed TX frames of socket `s` to the free list.
     fn reap(&mut self, s: usize) -> usize {
         let sock = &mut self.sockets[s];
-        let mut done = sock.comp.complete(sock_ring_max());
+        let mut done = sock.comp.complete(super::RING_SIZE);
         let mut n = 0;
         while let Some(addr) = done.read() {
             match self.umem.region_of(addr) {
@@ -668,18 +744,13 @@ impl<S: Stage> Worker<S> {
 
     /// Sleeps until a socket has a frame, or briefly, when every ring has been idle.
     fn sleep(&mut self, stats: &mut LoopStats) {
-        let mut fds: Vec<libc::pollfd> = Vec::new();
         for sock in &mut self.sockets {
             if sock.fill.needs_wakeup() {
                 sock.fill.wake();
                 stats.fill_wakeups += 1;
             }
-            fds.push(libc::pollfd {
-                fd: sock.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
         }
+        let fds = &mut self.pollfds;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, IDLE_SLEEP_MS) };
         stats.sleeps += 1;
@@ -725,10 +796,4 @@ fn release_region(jumbo: &mut Jumbo, r: usize) {
     if *n == 0 {
         jumbo.free.push(r);
     }
-}
-
-/// Most completions read in one go: the ring size bounds it anyway.
-#[inline]
-fn sock_ring_max() -> u32 {
-    super::RING_SIZE
 }
