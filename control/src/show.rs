@@ -211,7 +211,7 @@ pub fn vrf(out: &mut dyn Write, s: &Snapshot, id: VrfId) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "Codes: C - connected, L - local, N - static neighbour, S - static"
+        "Codes: C - connected, L - local, N - neighbour host (static or ARP-learned), S - static"
     )?;
     for r in &v.routes {
         let code = match r.origin {
