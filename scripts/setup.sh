@@ -6,7 +6,7 @@
 #
 # Installs:
 #   * Debian packages (apt-get --no-install-recommends, only the missing ones):
-#     tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox pkg-config
+#     tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox procps bsdextrautils pkg-config
 #     m4 make gcc libelf-dev zlib1g-dev, and for the eBPF build
 #     clang-22 llvm-22 llvm-22-dev libclang-22-dev. The LLVM 22 packages come
 #     from bookworm-security (suite already in the stock sources: no extra apt
@@ -41,7 +41,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 BASE_PKGS=(
-    tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox
+    tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox procps bsdextrautils
     pkg-config m4 make gcc libelf-dev zlib1g-dev
 )
 LLVM_PKGS=(clang-22 llvm-22 llvm-22-dev libclang-22-dev)

@@ -1,0 +1,312 @@
+# shellcheck shell=bash disable=SC2034,SC2016,SC2317
+# (SC2317: check runs its functions indirectly; SC2034: variables are read inside eval)
+# scripts/lab-demo.sh — the demo of the Direct Connect lab. Sourced by `scripts/lab.sh demo`
+# once the lab is up (it uses lab.sh's ns, in_ns, sock, XPE, STATE, VIF_MTU and PYTHON).
+#
+# Every step prints the commands it runs (`$ ...`) and their output, then its checks. The
+# last line is the verdict: `lab: all N checks passed` (exit 0) or the failed checks (exit 1).
+
+CHECKS=0
+FAILED=()
+STEP=0
+CAPTURES=()
+
+# A one-line heading per step; bold on a terminal, plain in CI logs and tests.
+BOLD='' PLAIN=''
+if [[ -t 1 ]]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; fi
+step() {
+    STEP=$((STEP + 1))
+    printf '\n%s== %d. %s%s\n' "$BOLD" "$STEP" "$*" "$PLAIN"
+}
+say() { printf '%s\n' "$*"; }
+
+xpe_at() {
+    local r=$1
+    shift
+    "$XPE" "$@" --socket "$(sock "$r")"
+}
+show_xpe() {
+    local r=$1
+    shift
+    printf '$ xpe %s --socket %s\n' "$*" "$(sock "$r")"
+    xpe_at "$r" "$@" 2>&1 | sed 's/^/    /'
+}
+
+# check DESCRIPTION COMMAND...: runs COMMAND; its exit status is the verdict.
+check() {
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if "$@"; then
+        printf '  [pass] %s\n' "$what"
+    else
+        printf '  [FAIL] %s\n' "$what"
+        FAILED+=("step $STEP: $what")
+    fi
+}
+equals() { [[ $1 == "$2" ]]; }
+
+# counter ROUTER KEY: one number from `xpe show counters --json`. KEY is drop.REASON,
+# punt.REASON, label.N, vrf.NAME or forwarded.
+counter() {
+    xpe_at "$1" show counters --json | "$PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+kind, _, name = sys.argv[1].partition(".")
+if kind == "drop":
+    print(d["drops"][name])
+elif kind == "punt":
+    print(d["punts"][name])
+elif kind == "label":
+    print(sum(e["packets"] for e in d["labels"] if str(e["label"]) == name))
+elif kind == "vrf":
+    print(sum(e["lookups"] for e in d["vrfs"] if e["vrf"] == name))
+else:
+    print(d[kind])
+' "$2"
+}
+
+# Echo requests the kernel of a host has received (its /proc/net/snmp).
+echos_in() {
+    in_ns "$1" awk '/^Icmp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["InEchos"] }' /proc/net/snmp
+}
+
+# ping FROM TO [ping options]: prints the replies received; the command and what ping said
+# go to the terminal (fd 3), so `got=$(replies ...)` still shows them.
+exec 3>&1
+replies() {
+    local from=$1 to=$2
+    shift 2
+    local out
+    printf '$ ip netns exec %s ping %s %s\n' "$(ns "$from")" "$*" "$to" >&3
+    out=$(in_ns "$from" ping "$@" "$to" 2>&1 || true)
+    grep -E 'bytes from|transmitted' <<<"$out" | sed 's/^/    /' >&3
+    local n
+    n=$(sed -n 's/.* \([0-9]\+\) received.*/\1/p' <<<"$out" | head -n 1)
+    echo "${n:-0}"
+}
+
+# One line per frame of a capture: VLAN, label stack (outermost first), label TTLs, IP and
+# ICMP fields; empty fields print as '-'.
+FIELDS=(-e vlan.id -e mpls.label -e mpls.ttl -e ip.src -e ip.dst -e ip.ttl -e icmp.type)
+decode() {
+    # A missing or broken capture decodes as nothing (the checks then fail, not the script).
+    { tshark -r "$1" -T fields -E header=y -E separator=/t -E occurrence=a -E aggregator=, \
+        "${FIELDS[@]}" 2>/dev/null || true; } |
+        sed -e '1{s/vlan.id/vlan/;s/mpls.label/labels/;s/mpls.ttl/label-ttls/;s/ip.ttl/ip-ttl/;s/icmp.type/icmp/}' |
+        awk -F'\t' '{ for (i = 1; i <= NF; i++) printf "%s%s", ($i == "" ? "-" : $i), (i < NF ? "\t" : "\n") }' |
+        column -t -s $'\t'
+}
+# The decoded frames of a capture, header dropped, fields separated by single spaces.
+rows() { decode "$1" | tail -n +2 | tr -s ' '; }
+
+# capture BRIDGE FILTER COUNT: starts tshark on a bridge of the wires namespace (bounded by
+# COUNT frames and 30 s) and returns when it captures.
+capture() {
+    local br=$1 filter=$2 count=$3
+    local pcap=$STATE/$br.pcapng
+    rm -f "$pcap" "$STATE/$br.tshark"
+    in_ns wires tshark -i "$br" -f "$filter" -c "$count" -a duration:30 -w "$pcap" \
+        >/dev/null 2>"$STATE/$br.tshark" &
+    CAPTURES+=("$!")
+    for _ in $(seq 1 300); do
+        grep -q 'Capturing on' "$STATE/$br.tshark" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    say "tshark did not start on $br: $(cat "$STATE/$br.tshark")"
+    return 1
+}
+stop_captures() {
+    local pid
+    for pid in "${CAPTURES[@]}"; do
+        # Our own tshark children: they end by themselves after COUNT frames or 30 s.
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -INT "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    CAPTURES=()
+}
+trap stop_captures EXIT
+
+say "The Direct Connect lab: two VPCs with the same CIDR (198.18.10.0/24) on two VIFs"
+say "(VLANs 101 and 102 of one trunk), two customer sites with the same CIDR (198.19.20.0/24),"
+say "and an MPLS core of three xpe routers between them. VIF MTU $VIF_MTU."
+say
+say "  vpc-a 198.18.10.10 --VLAN 101--+                                      +-- site0 -- site-a 198.19.20.10"
+say "                                 +-- dx0  pe-dx -- p1 -- pe-site core0 --+"
+say "  vpc-b 198.18.10.10 --VLAN 102--+                                      +-- site1 -- site-b 198.19.20.10"
+say
+say "VRF vpc-a: VIF VLAN 101 on pe-dx, port site0 on pe-site. VRF vpc-b: VLAN 102, port site1."
+say "Labels: pe-dx -> pe-site 16003 (p1 swaps it for explicit null 0), pe-site -> pe-dx 16001"
+say "(p1 pops it: penultimate hop). VPN labels: 1001/1002 on pe-dx, 2001/2002 on pe-site."
+say "Below, \`xpe\` is $XPE."
+
+# ---------------------------------------------------------------------------------------
+step "Each router's tables: MPLS forwarding (show labels) and the VRFs (show vrf)"
+show_xpe p1 show labels
+for r in pe-dx pe-site; do
+    show_xpe "$r" show labels
+    show_xpe "$r" show vrf vpc-a
+    show_xpe "$r" show vrf vpc-b
+done
+check "p1 swaps 16003 for explicit null toward pe-site" \
+    grep -qE '^16003 +0 +.* east +198\.18\.0\.6' <(xpe_at p1 show labels)
+check "p1 pops 16001 toward pe-dx (penultimate hop)" \
+    grep -qE '^16001 +Pop Label +.* west +198\.18\.0\.1' <(xpe_at p1 show labels)
+check "pe-dx: both VRFs hold 198.19.20.0/24, with different VPN labels" \
+    eval 'xpe_at pe-dx show vrf vpc-a | grep -q "198.19.20.0/24 .*labels 16003/2001" &&
+          xpe_at pe-dx show vrf vpc-b | grep -q "198.19.20.0/24 .*labels 16003/2002"'
+check "pe-site: both VRFs hold 198.18.10.0/24, with different VPN labels" \
+    eval 'xpe_at pe-site show vrf vpc-a | grep -q "198.18.10.0/24 .*labels 16001/1001" &&
+          xpe_at pe-site show vrf vpc-b | grep -q "198.18.10.0/24 .*labels 16001/1002"'
+
+# ---------------------------------------------------------------------------------------
+step "The same address in two VPCs: site-a reaches vpc-a's 198.18.10.10, site-b reaches vpc-b's"
+a0=$(echos_in vpc-a) b0=$(echos_in vpc-b)
+got_a=$(replies site-a 198.18.10.10 -c 3 -i 0.2 -W 1)
+a1=$(echos_in vpc-a) b1=$(echos_in vpc-b)
+got_b=$(replies site-b 198.18.10.10 -c 3 -i 0.2 -W 1)
+a2=$(echos_in vpc-a) b2=$(echos_in vpc-b)
+say "echo requests received: vpc-a +$((a1 - a0)) then +$((a2 - a1)); vpc-b +$((b1 - b0)) then +$((b2 - b1))"
+check "site-a -> 198.18.10.10: 3 of 3 replies" equals "$got_a" 3
+check "site-a's pings arrived at vpc-a only (vpc-a +3, vpc-b +0)" equals "$((a1 - a0)),$((b1 - b0))" 3,0
+check "site-b -> 198.18.10.10: 3 of 3 replies" equals "$got_b" 3
+check "site-b's pings arrived at vpc-b only (vpc-b +3, vpc-a +0)" equals "$((b2 - b1)),$((a2 - a1))" 3,0
+big=$((VIF_MTU - 28))
+got_big=$(replies site-a 198.18.10.10 -c 1 -W 2 -M "do" -s "$big")
+check "a full-size $VIF_MTU-byte packet (don't fragment) crosses the core" equals "$got_big" 1
+
+# ---------------------------------------------------------------------------------------
+step "site-a can never reach vpc-b: two attempts, and the counters that explain the drops"
+say "(a) 198.18.10.20 exists only in vpc-b. From site-a it is looked up in VRF vpc-a, carried to"
+say "    pe-dx under vpc-a's VPN label 1001 and asked for on VLAN 101, where nobody has it."
+b0=$(echos_in vpc-b)
+nn0=$(counter pe-dx drop.no-neighbor)
+l0=$(counter pe-dx label.1001)
+got=$(replies site-a 198.18.10.20 -c 3 -i 0.2 -W 1)
+b1=$(echos_in vpc-b)
+nn1=$(counter pe-dx drop.no-neighbor)
+l1=$(counter pe-dx label.1001)
+say "pe-dx: label 1001 (vrf vpc-a) +$((l1 - l0)), drops no-neighbor +$((nn1 - nn0)); vpc-b echo requests +$((b1 - b0))"
+check "no reply from 198.18.10.20" equals "${got:-0}" 0
+check "vpc-b's host never saw them" equals "$((b1 - b0))" 0
+check "pe-dx took them in VRF vpc-a (label 1001 +3) and dropped them as no-neighbor (+3)" \
+    equals "$((l1 - l0)),$((nn1 - nn0))" 3,3
+say
+say "(b) site-a forges vpc-b's label stack (16001, 1002) to pe-site. Customer ports are edge"
+say "    ports: a labelled frame is dropped as mpls-on-edge, whatever its labels say."
+e0=$(counter pe-site drop.mpls-on-edge)
+b0=$(echos_in vpc-b)
+l0=$(counter pe-dx label.1002)
+printf '$ ip netns exec %s python3 -c "sendp(Ether(dst=pe-site site0)/MPLS(16001)/MPLS(1002)/IP(dst=198.18.10.10)/ICMP() x3)"\n' "$(ns site-a)"
+in_ns site-a "$PYTHON" -c '
+import logging
+logging.getLogger("scapy").setLevel(logging.ERROR)
+from scapy.all import Ether, IP, ICMP, sendp
+from scapy.contrib.mpls import MPLS
+f = (Ether(src="02:00:00:00:aa:02", dst="02:00:00:00:03:02", type=0x8847)
+     / MPLS(label=16001, s=0, ttl=64) / MPLS(label=1002, s=1, ttl=64)
+     / IP(src="198.19.20.10", dst="198.18.10.10") / ICMP())
+sendp(f, iface="eth0", count=3, verbose=False)
+'
+sleep 0.5
+e1=$(counter pe-site drop.mpls-on-edge)
+b1=$(echos_in vpc-b)
+l1=$(counter pe-dx label.1002)
+say "pe-site: drops mpls-on-edge +$((e1 - e0)); pe-dx label 1002 +$((l1 - l0)); vpc-b echo requests +$((b1 - b0))"
+check "pe-site dropped the 3 forged frames as mpls-on-edge" equals "$((e1 - e0))" 3
+check "nothing reached pe-dx's vpc-b label or vpc-b's host" equals "$((l1 - l0)),$((b1 - b0))" 0,0
+
+# ---------------------------------------------------------------------------------------
+step "One ping from each site, decoded on the VIF trunk and on both core links (tshark)"
+say "The links run through bridges in namespace $(ns wires) (the lab's patch panel), where tshark"
+say "captures: -i vif -f 'vlan and icmp', -i core1 -f mpls, -i core2 -f mpls, 4 frames each."
+captured=no
+if capture vif "vlan and icmp" 4 && capture core1 mpls 4 && capture core2 mpls 4; then
+    captured=yes
+    # tshark says "Capturing on" a moment before its filter is attached.
+    sleep 1
+fi
+replies site-a 198.18.10.10 -c 1 -W 1 >/dev/null
+replies site-b 198.18.10.10 -c 1 -W 1 >/dev/null
+stop_captures
+check "tshark captured on the trunk and both core links" equals "$captured" yes
+for br in core2 core1 vif; do
+    case $br in
+        core2) say "core2, pe-site <-> p1: requests under transport 16001, replies under explicit null 0" ;;
+        core1) say "core1, p1 <-> pe-dx: requests after p1's pop (VPN label only), replies under 16003" ;;
+        vif) say "vif, the Direct Connect trunk: the same addresses, told apart only by the VLAN id" ;;
+    esac
+    printf '$ tshark -r %s -T fields %s\n' "$STATE/$br.pcapng" "${FIELDS[*]}"
+    decode "$STATE/$br.pcapng" | sed 's/^/    /'
+done
+# Uniform TTL mode: each router takes one off, and the labels carry the IP TTL.
+core2=$(rows "$STATE/core2.pcapng")
+core1=$(rows "$STATE/core1.pcapng")
+vif=$(rows "$STATE/vif.pcapng")
+has() { grep -qxF -- "$2" <<<"$1"; }
+check "core2: requests carry 16001 over VPN labels 1001 / 1002, TTLs 63 (pe-site is a hop)" \
+    eval 'has "$core2" "- 16001,1001 63,63 198.19.20.10 198.18.10.10 63 8" &&
+          has "$core2" "- 16001,1002 63,63 198.19.20.10 198.18.10.10 63 8"'
+check "core2: replies carry explicit null over 2001 / 2002 after p1's swap (label TTL 62)" \
+    eval 'has "$core2" "- 0,2001 62,63 198.18.10.10 198.19.20.10 63 0" &&
+          has "$core2" "- 0,2002 62,63 198.18.10.10 198.19.20.10 63 0"'
+check "core1: requests carry only the VPN label after p1's pop (TTL 62)" \
+    eval 'has "$core1" "- 1001 62 198.19.20.10 198.18.10.10 63 8" &&
+          has "$core1" "- 1002 62 198.19.20.10 198.18.10.10 63 8"'
+check "core1: replies carry 16003 over 2001 / 2002 (TTLs 63)" \
+    eval 'has "$core1" "- 16003,2001 63,63 198.18.10.10 198.19.20.10 63 0" &&
+          has "$core1" "- 16003,2002 63,63 198.18.10.10 198.19.20.10 63 0"'
+check "vif: site-a's request leaves on VLAN 101, site-b's on VLAN 102 (IP TTL 61: three hops)" \
+    eval 'has "$vif" "101 - - 198.19.20.10 198.18.10.10 61 8" &&
+          has "$vif" "102 - - 198.19.20.10 198.18.10.10 61 8"'
+
+# ---------------------------------------------------------------------------------------
+step "Hop by hop: site-a -> 198.18.10.10 with IP TTL 1, 2, 3, 4 and where each one ended"
+say "(xpe does not send ICMP time-exceeded yet, so each router's ttl-expired counter says where"
+say " a packet died; unlike the Linux MPLS stack, expired labelled packets are counted.)"
+declare -A WHERE=([1]=pe-site [2]=p1 [3]=pe-dx)
+for ttl in 1 2 3 4; do
+    before=()
+    for r in "${ROUTERS[@]}"; do before+=("$(counter "$r" drop.ttl-expired)"); done
+    got=$( (in_ns site-a ping -c 1 -W 1 -t "$ttl" 198.18.10.10 2>&1 || true) | sed -n 's/.* \([0-9]\+\) received.*/\1/p')
+    died=()
+    i=0
+    for r in "${ROUTERS[@]}"; do
+        (($(counter "$r" drop.ttl-expired) > before[i])) && died+=("$r")
+        i=$((i + 1))
+    done
+    if ((${got:-0} > 0)); then
+        printf '  ttl %d  reply from 198.18.10.10 (vpc-a)\n' "$ttl"
+        seen=reply
+    else
+        printf '  ttl %d  expired at %s (ttl-expired +1)\n' "$ttl" "${died[*]:-nowhere?}"
+        seen=${died[*]:-}
+    fi
+    check "ttl $ttl ends at ${WHERE[$ttl]:-the vpc-a host}" equals "$seen" "${WHERE[$ttl]:-reply}"
+done
+
+# ---------------------------------------------------------------------------------------
+step "Every router's counters"
+for r in "${ROUTERS[@]}"; do show_xpe "$r" show counters; done
+for r in "${ROUTERS[@]}"; do
+    check "$r: no unknown-label, bad-label-stack, mtu-exceeded or tx-ring-full" \
+        eval "[[ \$(counter $r drop.unknown-label) == 0 && \$(counter $r drop.bad-label-stack) == 0 &&
+                 \$(counter $r drop.mtu-exceeded) == 0 && \$(counter $r tx_ring_full) == 0 ]]"
+done
+
+# ---------------------------------------------------------------------------------------
+say
+if ((${#FAILED[@]} == 0)); then
+    say "lab: all $CHECKS checks passed"
+    say "The lab stays up: try \`ip netns exec $(ns site-a) ping 198.18.10.10\` or"
+    say "\`$XPE show all --socket $(sock pe-dx)\`; \`scripts/lab.sh down\` removes it."
+    exit 0
+fi
+say "lab: ${#FAILED[@]} of $CHECKS checks failed:"
+for f in "${FAILED[@]}"; do say "  - $f"; done
+say "Router logs are in $STATE; \`scripts/lab.sh down\` removes the lab."
+exit 1
