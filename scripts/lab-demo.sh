@@ -201,7 +201,7 @@ say "    ports: a labelled frame is dropped as mpls-on-edge, whatever its labels
 e0=$(counter pe-site drop.mpls-on-edge)
 b0=$(echos_in vpc-b)
 l0=$(counter pe-dx label.1002)
-printf '$ ip netns exec %s python3 -c "sendp(Ether(dst=pe-site site0)/MPLS(16001)/MPLS(1002)/IP(dst=198.18.10.10)/ICMP() x3)"\n' "$(ns site-a)"
+printf '$ ip netns exec %s python3   # scapy: 3 x sendp(Ether(dst=<pe-site site0>)/MPLS(16001)/MPLS(1002)/IP(dst=198.18.10.10)/ICMP())\n' "$(ns site-a)"
 in_ns site-a "$PYTHON" -c '
 import logging
 logging.getLogger("scapy").setLevel(logging.ERROR)
