@@ -18,9 +18,21 @@
 # If LLVM 22 cannot be found in the configured apt sources, the eBPF toolchain
 # part is skipped with a one-line notice and everything else still installs.
 #
+# Options:
+#   --bench          also what scripts/bench-pps.sh compares xpe with: openvswitch-switch
+#                    (its daemons are never started by the package: the harness runs its own)
+#
 # Environment knobs:
 #   XPE_SETUP_JOBS   cargo build jobs for `cargo install bpf-linker` (default 2)
 set -euo pipefail
+
+BENCH=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench) BENCH=1 ;;
+        *) printf 'setup: ERROR: unknown option %s (usage: setup.sh [--bench])\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 log()  { printf 'setup: %s\n' "$*"; }
 warn() { printf 'setup: WARNING: %s\n' "$*" >&2; }
@@ -45,6 +57,10 @@ BASE_PKGS=(
     pkg-config m4 make gcc libelf-dev zlib1g-dev
 )
 LLVM_PKGS=(clang-22 llvm-22 llvm-22-dev libclang-22-dev)
+BENCH_PKGS=(openvswitch-switch)
+if ((BENCH)); then
+    BASE_PKGS+=("${BENCH_PKGS[@]}")
+fi
 LLVM_PREFIX_DIR=/usr/lib/llvm-22
 BPF_LINKER_VERSION=0.13.0
 
@@ -94,8 +110,19 @@ apt_safe_install() {
         log "note: these installed packages get Debian 12 stable/security updates as dependencies:"
         printf '  %s\n' "$upgrades"
     fi
+    # Packages with daemons (openvswitch-switch) must not start them: the bench harness starts
+    # its own, in a namespace, and stops them by PID. policy-rc.d says so for this install only.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    local rc=0
     apt-get install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" || rc=$?
+    ((made_policy)) && rm -f "$policy"
+    return "$rc"
 }
 
 # ------------------------------------------------------- Debian packages ---
