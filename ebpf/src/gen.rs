@@ -43,10 +43,19 @@ static XPE_GEN_FLOWS: Global<u32> = Global::new(1);
 #[no_mangle]
 static XPE_GEN_HEAD_LEN: Global<u32> = Global::new(0);
 
+/// The loopback device's index in every network namespace: a test run without a context
+/// runs the program on loopback's RX queue 0. The loader also attaches the program to the
+/// generator's device in skb mode (only to keep it in the kernel's XDP dispatcher, which makes
+/// test runs cheap, see `xsk::gen`): frames that device really receives pass untouched.
+const LOOPBACK_IFINDEX: usize = 1;
+
 /// Writes the next flow's head over the frame and redirects it; a frame whose head cannot be
 /// written is dropped and counted, never sent with whatever a receiver left in it.
 #[xdp]
 pub fn xpe_gen(ctx: XdpContext) -> u32 {
+    if ctx.ingress_ifindex() != LOOPBACK_IFINDEX {
+        return xdp_action::XDP_PASS;
+    }
     let Some(seq) = STATS.get_ptr_mut(GEN_STAT_FRAMES) else {
         return xdp_action::XDP_ABORTED;
     };

@@ -99,44 +99,11 @@ impl Steering {
     /// skb. The mode that took is [`Steering::mode`].
     pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
         let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(names::PROGRAM)
-            .ok_or(SteerError::Map {
-                map: names::PROGRAM,
-                detail: "missing from the embedded object".into(),
-            })?
-            .try_into()
-            .map_err(|source| SteerError::Program {
-                program: names::PROGRAM,
-                source,
-            })?;
-        program.load().map_err(|source| SteerError::Program {
-            program: names::PROGRAM,
-            source,
-        })?;
-        let tries: &[(Mode, XdpMode)] = match mode {
-            Mode::Native => &[(Mode::Native, XdpMode::Driver)],
-            Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
-            Mode::Auto => &[(Mode::Native, XdpMode::Driver), (Mode::Skb, XdpMode::Skb)],
-        };
-        let mut last = None;
-        for &(mode, flags) in tries {
-            match program.attach(ifname, flags) {
-                Ok(_) => {
-                    return Ok(Steering {
-                        ebpf,
-                        ifname: ifname.to_string(),
-                        mode,
-                    })
-                }
-                Err(e) => last = Some((mode, e)),
-            }
-        }
-        let (mode, source) = last.expect("at least one mode is tried");
-        Err(SteerError::Attach {
+        let mode = attach_xdp(&mut ebpf, names::PROGRAM, ifname, mode)?;
+        Ok(Steering {
+            ebpf,
             ifname: ifname.to_string(),
             mode,
-            source,
         })
     }
 
@@ -168,23 +135,70 @@ impl Steering {
 
     /// Reads the counters, summed over CPUs.
     pub fn counters(&self) -> Result<SteerCounters, SteerError> {
-        let map_err = |detail: String| SteerError::Map {
-            map: names::STATS_MAP,
-            detail,
-        };
-        let map = self
-            .ebpf
-            .map(names::STATS_MAP)
-            .ok_or_else(|| map_err("missing from the embedded object".into()))?;
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|e| map_err(e.to_string()))?;
-        let sum = |i: u32| -> Result<u64, SteerError> {
-            let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
-            Ok(values.iter().sum())
-        };
-        Ok(SteerCounters {
-            redirected: sum(names::STAT_REDIRECTED)?,
-            passed: sum(names::STAT_PASSED)?,
-        })
+        let [redirected, passed] = per_cpu_sums(
+            &self.ebpf,
+            names::STATS_MAP,
+            [names::STAT_REDIRECTED, names::STAT_PASSED],
+        )?;
+        Ok(SteerCounters { redirected, passed })
     }
+}
+
+/// Loads XDP program `program` of `ebpf` and attaches it to `ifname`; with [`Mode::Auto`],
+/// native first, then skb. Returns the mode that took. The attachment lasts as long as `ebpf`
+/// (aya detaches on drop; the kernel when the process ends).
+pub(crate) fn attach_xdp(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    ifname: &str,
+    mode: Mode,
+) -> Result<Mode, SteerError> {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(program)
+        .ok_or(SteerError::Map {
+            map: program,
+            detail: "missing from the embedded object".into(),
+        })?
+        .try_into()
+        .map_err(|source| SteerError::Program { program, source })?;
+    xdp.load()
+        .map_err(|source| SteerError::Program { program, source })?;
+    let tries: &[(Mode, XdpMode)] = match mode {
+        Mode::Native => &[(Mode::Native, XdpMode::Driver)],
+        Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
+        Mode::Auto => &[(Mode::Native, XdpMode::Driver), (Mode::Skb, XdpMode::Skb)],
+    };
+    let mut last = None;
+    for &(mode, flags) in tries {
+        match xdp.attach(ifname, flags) {
+            Ok(_) => return Ok(mode),
+            Err(e) => last = Some((mode, e)),
+        }
+    }
+    let (mode, source) = last.expect("at least one mode is tried");
+    Err(SteerError::Attach {
+        ifname: ifname.to_string(),
+        mode,
+        source,
+    })
+}
+
+/// Counters `indices` of the per-CPU array `map`, each summed over CPUs.
+pub(crate) fn per_cpu_sums<const N: usize>(
+    ebpf: &Ebpf,
+    map: &'static str,
+    indices: [u32; N],
+) -> Result<[u64; N], SteerError> {
+    let map_err = |detail: String| SteerError::Map { map, detail };
+    let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        ebpf.map(map)
+            .ok_or_else(|| map_err("missing from the embedded object".into()))?,
+    )
+    .map_err(|e| map_err(e.to_string()))?;
+    let mut sums = [0u64; N];
+    for (sum, i) in sums.iter_mut().zip(indices) {
+        let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
+        *sum = values.iter().sum();
+    }
+    Ok(sums)
 }
