@@ -7,7 +7,7 @@
 //! edits frames in place (a router decrementing TTLs, pushing labels) would change what is sent
 //! next. Every run therefore writes the head of the frame (all headers, up to
 //! [`GEN_HEAD_MAX`] bytes) from the per-flow heads userspace precomputed, checksums included;
-//! the flow is this CPU's frame sequence number modulo the flow count. The payload after the
+//! the flow is the frame's sequence number modulo the flow count, so flows take turns. The payload after the
 //! head is the template's and is never rewritten.
 
 // The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
@@ -19,7 +19,7 @@ use core::ffi::c_void;
 use aya_ebpf::bindings::xdp_action;
 use aya_ebpf::helpers::generated::{bpf_redirect, bpf_xdp_store_bytes};
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::{Array, PerCpuArray};
+use aya_ebpf::maps::Array;
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
 use xpe_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN};
@@ -28,8 +28,13 @@ use xpe_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN}
 #[map(name = "XPE_GEN_HEADS")]
 static HEADS: Array<[u8; GEN_HEAD_MAX]> = Array::with_max_entries(1, 0);
 
+/// The frame sequence and the counters: one plain array, not per CPU, so that the flows take
+/// turns exactly however the kernel spreads successive test runs over CPUs. Safe without
+/// atomics because one generator runs one test run at a time (its own copy of the program and
+/// maps), and a test run runs on one CPU (migration is off for its duration); frames the
+/// device really receives return before touching it.
 #[map(name = "XPE_GEN_STATS")]
-static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(GEN_STATS_LEN, 0);
+static STATS: Array<u64> = Array::with_max_entries(GEN_STATS_LEN, 0);
 
 /// The interface frames are redirected to; set by the loader.
 #[no_mangle]
@@ -59,9 +64,9 @@ pub fn xpe_gen(ctx: XdpContext) -> u32 {
     let Some(seq) = STATS.get_ptr_mut(GEN_STAT_FRAMES) else {
         return xdp_action::XDP_ABORTED;
     };
-    // SAFETY: the pointer comes from a successful lookup in a per-CPU array, so it is valid
-    // and this CPU's own; an XDP program runs to completion on its CPU, so nothing races this
-    // read-modify-write.
+    // SAFETY: the pointer comes from a successful lookup in an array map, so it is valid for
+    // the program's run; the only writer is this program in one test run at a time (see
+    // STATS), so nothing races this read-modify-write.
     let n = unsafe {
         let n = *seq;
         *seq = n + 1;
@@ -97,7 +102,7 @@ pub fn xpe_gen(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn count(index: u32) {
     if let Some(slot) = STATS.get_ptr_mut(index) {
-        // SAFETY: as in `xpe_gen`: a valid per-CPU slot, no concurrent writer.
+        // SAFETY: as in `xpe_gen`: a valid slot, no concurrent writer.
         unsafe { *slot += 1 };
     }
 }

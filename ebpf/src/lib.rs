@@ -40,7 +40,7 @@ pub const GEN_PROGRAM: &str = "xpe_gen";
 /// Name of the array of per-flow frame heads (flow index -> [`GEN_HEAD_MAX`] bytes); the loader
 /// sizes it to the flow count.
 pub const GEN_HEADS_MAP: &str = "XPE_GEN_HEADS";
-/// Name of the generator's per-CPU counter array.
+/// Name of the generator's counter array (one copy, not per CPU: see `src/gen.rs`).
 pub const GEN_STATS_MAP: &str = "XPE_GEN_STATS";
 /// Name of the global (u32) holding the interface index frames are redirected to.
 pub const GEN_IFINDEX_GLOBAL: &str = "XPE_GEN_IFINDEX";
@@ -51,7 +51,7 @@ pub const GEN_FLOWS_GLOBAL: &str = "XPE_GEN_FLOWS";
 pub const GEN_HEAD_LEN_GLOBAL: &str = "XPE_GEN_HEAD_LEN";
 /// Bytes of a flow's head: room for Ethernet, two VLAN tags, 16 labels, IPv6 and UDP (134).
 pub const GEN_HEAD_MAX: usize = 136;
-/// Counter index: frames the program ran on (the next frame's sequence number on this CPU).
+/// Counter index: frames the program ran on (the next frame's sequence number).
 pub const GEN_STAT_FRAMES: u32 = 0;
 /// Counter index: frames dropped because their head could not be written (never expected).
 pub const GEN_STAT_UNWRITTEN: u32 = 1;

@@ -34,7 +34,6 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use xpe_ebpf as names;
 
 use super::netdev::Netdev;
-use super::steer::{per_cpu_sums, SteerError};
 use crate::gen::{Template, HEAD_MAX};
 
 /// The largest batch live-frames mode takes (the kernel's TEST_XDP_MAX_BATCH).
@@ -92,13 +91,7 @@ impl GenError {
     }
 }
 
-impl From<SteerError> for GenError {
-    fn from(e: SteerError) -> Self {
-        GenError::Map(e.to_string())
-    }
-}
-
-/// What the generator's program counted, summed over CPUs.
+/// What the generator's program counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GenCounters {
     /// Frames it ran on (and redirected, less `unwritten`).
@@ -210,14 +203,23 @@ impl Generator {
         }
     }
 
-    /// Reads the program's counters, summed over CPUs.
+    /// Reads the program's counters.
     pub fn counters(&self) -> Result<GenCounters, GenError> {
-        let [frames, unwritten] = per_cpu_sums(
-            &self.ebpf,
-            names::GEN_STATS_MAP,
-            [names::GEN_STAT_FRAMES, names::GEN_STAT_UNWRITTEN],
-        )?;
-        Ok(GenCounters { frames, unwritten })
+        let map = self
+            .ebpf
+            .map(names::GEN_STATS_MAP)
+            .ok_or_else(|| GenError::Map(format!("{} is missing", names::GEN_STATS_MAP)))?;
+        let stats: Array<_, u64> =
+            Array::try_from(map).map_err(|e| GenError::Map(e.to_string()))?;
+        let read = |i: u32| {
+            stats
+                .get(&i, 0)
+                .map_err(|e| GenError::Map(format!("{}: {e}", names::GEN_STATS_MAP)))
+        };
+        Ok(GenCounters {
+            frames: read(names::GEN_STAT_FRAMES)?,
+            unwritten: read(names::GEN_STAT_UNWRITTEN)?,
+        })
     }
 }
 
