@@ -365,7 +365,14 @@ impl Totals {
 
     /// Frames the program redirected that neither device counter saw.
     fn lost(&self) -> u64 {
-        (self.generator.frames - self.generator.unwritten).saturating_sub(self.offered())
+        self.redirected().saturating_sub(self.offered())
+    }
+
+    /// Frames the program wrote and redirected.
+    fn redirected(&self) -> u64 {
+        self.generator
+            .frames
+            .saturating_sub(self.generator.unwritten)
     }
 
     fn per_second(&self, n: u64) -> f64 {
@@ -601,8 +608,8 @@ fn send(
     Ok(Totals {
         seconds,
         generator: GenCounters {
-            frames: gen_after.frames - gen_before.frames,
-            unwritten: gen_after.unwritten - gen_before.unwritten,
+            frames: gen_after.frames.saturating_sub(gen_before.frames),
+            unwritten: gen_after.unwritten.saturating_sub(gen_before.unwritten),
         },
         device: XmitCounters {
             xmit: after.xmit.saturating_sub(before.xmit),
@@ -641,8 +648,10 @@ fn check_delivery(
 ) -> Result<(), Failure> {
     let now = device_counters(dev)?;
     let g = generator.counters().map_err(gen_failure)?;
-    let redirected =
-        (g.frames - g.unwritten).saturating_sub(gen_before.frames - gen_before.unwritten);
+    let redirected = g
+        .frames
+        .saturating_sub(g.unwritten)
+        .saturating_sub(gen_before.frames.saturating_sub(gen_before.unwritten));
     let offered = (now.xmit + now.errors).saturating_sub(before.xmit + before.errors);
     if redirected > 0 && offered == 0 {
         let peer = Netdev::read(dev)
@@ -848,7 +857,7 @@ fn summary(
     writeln!(
         out,
         "  run       {:>14}  (frames the generator's XDP program wrote and redirected)",
-        t.generator.frames - t.generator.unwritten
+        t.redirected()
     )?;
     if t.lost() > 0 || t.generator.unwritten > 0 {
         writeln!(

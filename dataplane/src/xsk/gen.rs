@@ -38,8 +38,6 @@ use crate::gen::{Template, HEAD_MAX};
 
 /// The largest batch live-frames mode takes (the kernel's TEST_XDP_MAX_BATCH).
 pub const MAX_BATCH: u32 = 256;
-/// The kernel's default batch (NAPI_POLL_WEIGHT).
-pub const DEFAULT_BATCH: u32 = 64;
 /// The longest frame live-frames mode takes here: one 4 KiB page less 256 bytes of XDP
 /// headroom, the kernel's per-page bookkeeping (two `struct xdp_buff`, 112 bytes on x86-64)
 /// and the tailroom for `skb_shared_info` (320 bytes). The kernel refuses longer frames in
