@@ -422,19 +422,46 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &GenArgs) -> Result<(
         );
     }
 
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    let mut ids = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let id = signal_hook::flag::register(sig, Arc::clone(&stop_flag))
-            .map_err(|e| Failure::new(format!("cannot install signal handlers: {e}")))?;
-        ids.push(id);
-    }
-    let result = send(&plan, &generator, name, before, &stop_flag, err);
-    for id in ids {
-        signal_hook::low_level::unregister(id);
-    }
-    let totals = result?;
+    let stop = StopOnSignals::install()?;
+    let totals = send(&plan, &generator, name, before, stop.flag(), err)?;
+    drop(stop);
     summary(out, &plan, &template, &totals).map_err(write_failure)
+}
+
+/// SIGINT and SIGTERM set a flag instead of ending the process (and interrupt a test run in
+/// the kernel, which returns EINTR) until this is dropped.
+pub(crate) struct StopOnSignals {
+    flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopOnSignals {
+    /// Installs the handlers.
+    pub(crate) fn install() -> Result<StopOnSignals, Failure> {
+        let mut stop = StopOnSignals {
+            flag: Arc::new(AtomicBool::new(false)),
+            ids: Vec::new(),
+        };
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let id = signal_hook::flag::register(sig, Arc::clone(&stop.flag))
+                .map_err(|e| Failure::new(format!("cannot install signal handlers: {e}")))?;
+            stop.ids.push(id);
+        }
+        Ok(stop)
+    }
+
+    /// Set once a signal has arrived.
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.flag
+    }
+}
+
+impl Drop for StopOnSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 /// The template, with the MACs filled in from the interface and its peer.

@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -19,7 +18,7 @@ use xpe_dataplane::xsk::sink::{Sink, SinkCounters};
 use xpe_dataplane::xsk::steer::SteerError;
 
 use crate::cli::{Failure, XdpModeArg};
-use crate::gen::{rate, Ticker};
+use crate::gen::{rate, StopOnSignals, Ticker};
 
 /// Arguments of `xpe sink`.
 #[derive(Debug, Clone, Args)]
@@ -68,18 +67,9 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<
     let mode = crate::cli::mode(args.xdp_mode);
     let sink = Sink::attach(&args.dev, mode).map_err(attach_failure)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut ids = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let id = signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Failure::new(format!("cannot install signal handlers: {e}")))?;
-        ids.push(id);
-    }
-    let result = count(&sink, duration, &stop, err);
-    for id in ids {
-        signal_hook::low_level::unregister(id);
-    }
-    let (seconds, total) = result?;
+    let stop = StopOnSignals::install()?;
+    let (seconds, total) = count(&sink, duration, stop.flag(), err)?;
+    drop(stop);
     let mode = sink.mode();
     drop(sink);
     let pps = if seconds > 0.0 {

@@ -22,20 +22,8 @@ use std::time::Duration;
 
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
-/// Runs a command, panicking with its output if it fails.
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::sh;
 
 /// One lab at a time: a full-rate run in one test would starve another test's capture.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -212,6 +200,20 @@ fn gen(lab: &Lab, args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// IPv4 flows from 198.18.0.1 to 198.19.0.1 sent to `mac`, then `more` arguments.
+fn v4_to<'a>(mac: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--src",
+        "198.18.0.1",
+        "--dst",
+        "198.19.0.1",
+        "--dst-mac",
+        mac,
+    ];
+    args.extend_from_slice(more);
+    args
 }
 
 /// Asserts a run's counts add up: every frame run was offered and sent, none refused or lost.
@@ -579,38 +581,18 @@ fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
     }
     let fast = gen(
         &lab,
-        &[
-            "--src",
-            "198.18.0.1",
-            "--dst",
-            "198.19.0.1",
-            "--dst-mac",
+        &v4_to(
             &rcv_mac,
-            "--count",
-            "200000",
-            "--size",
-            "64",
-            "--flows",
-            "16",
-        ],
+            &["--count", "200000", "--size", "64", "--flows", "16"],
+        ),
     );
     assert_all_sent(&fast, 200_000);
     let paced = gen(
         &lab,
-        &[
-            "--src",
-            "198.18.0.1",
-            "--dst",
-            "198.19.0.1",
-            "--dst-mac",
+        &v4_to(
             &rcv_mac,
-            "--duration",
-            "1",
-            "--rate",
-            "50000",
-            "--size",
-            "64",
-        ],
+            &["--duration", "1", "--rate", "50000", "--size", "64"],
+        ),
     );
     let sent = paced["sent"].as_u64().expect("sent");
     assert!(
@@ -714,18 +696,28 @@ fn setup_errors_are_explained() {
     );
     // With GRO on, the same run goes through.
     lab.exec("rcv", &["ethtool", "-K", "rcv0", "gro", "on"]);
-    let ok = gen(
-        &lab,
-        &[
-            "--src",
-            "198.18.0.1",
-            "--dst",
-            "198.19.0.1",
-            "--dst-mac",
-            &rcv_mac,
-            "--count",
-            "1000",
-        ],
-    );
+    let ok = gen(&lab, &v4_to(&rcv_mac, &["--count", "1000"]));
     assert_all_sent(&ok, 1000);
+
+    // Without --count or --duration it runs until SIGINT, which interrupts the test run in
+    // the kernel; the summary still comes out, and a line a second went to stderr meanwhile.
+    let mut args = vec!["gen", "--dev", "gen0", "--json", "--rate", "100000"];
+    args.extend(v4_to(&rcv_mac, &[]));
+    let mut run = lab.spawn_xpe("gen", &args);
+    std::thread::sleep(Duration::from_millis(1500));
+    // `ip netns exec` execs xpe in place: the pid is xpe's.
+    let pid = run.0.as_ref().expect("running").id().to_string();
+    sh(&["kill", "-INT", &pid]);
+    let (ok, out, err) = run.finish();
+    assert!(ok, "xpe gen after SIGINT: {err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("summary JSON");
+    assert_eq!(summary["stopped_by"], "signal", "{summary}");
+    let sent = summary["sent"].as_u64().expect("sent");
+    assert!(sent > 100_000, "{summary}");
+    assert_all_sent(&summary, sent);
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" s ") && l.ends_with("frames sent")),
+        "no per-second line: {err}"
+    );
 }

@@ -78,43 +78,92 @@ pub struct SteerCounters {
     pub passed: u64,
 }
 
-/// The steering program attached to one interface; dropping it detaches the program.
-pub struct Steering {
+/// An XDP program of the embedded object attached to one interface, with its own copy of the
+/// object's maps; dropping it detaches the program. What [`Steering`] and the sink
+/// (`xsk::sink`) are made of.
+pub(crate) struct Attached {
     ebpf: Ebpf,
     ifname: String,
     mode: Mode,
 }
 
-impl fmt::Debug for Steering {
+impl fmt::Debug for Attached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Steering")
+        f.debug_struct("Attached")
             .field("ifname", &self.ifname)
             .field("mode", &self.mode)
             .finish()
     }
 }
 
-impl Steering {
-    /// Loads the program and attaches it to `ifname`; with [`Mode::Auto`], native first, then
-    /// skb. The mode that took is [`Steering::mode`].
-    pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
+impl Attached {
+    /// Loads the object and attaches its XDP program `program` to `ifname`; with
+    /// [`Mode::Auto`], native first, then skb.
+    pub(crate) fn load(
+        program: &'static str,
+        ifname: &str,
+        mode: Mode,
+    ) -> Result<Attached, SteerError> {
         let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
-        let mode = attach_xdp(&mut ebpf, names::PROGRAM, ifname, mode)?;
-        Ok(Steering {
+        let mode = attach_xdp(&mut ebpf, program, ifname, mode)?;
+        Ok(Attached {
             ebpf,
             ifname: ifname.to_string(),
             mode,
         })
     }
 
+    /// The interface.
+    pub(crate) fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The mode that took.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Counters `indices` of the per-CPU array `map`, each summed over CPUs.
+    pub(crate) fn per_cpu_sums<const N: usize>(
+        &self,
+        map: &'static str,
+        indices: [u32; N],
+    ) -> Result<[u64; N], SteerError> {
+        let map_err = |detail: String| SteerError::Map { map, detail };
+        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(map)
+                .ok_or_else(|| map_err("missing from the embedded object".into()))?,
+        )
+        .map_err(|e| map_err(e.to_string()))?;
+        let mut sums = [0u64; N];
+        for (sum, i) in sums.iter_mut().zip(indices) {
+            let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
+            *sum = values.iter().sum();
+        }
+        Ok(sums)
+    }
+}
+
+/// The steering program attached to one interface; dropping it detaches the program.
+#[derive(Debug)]
+pub struct Steering(Attached);
+
+impl Steering {
+    /// Loads the program and attaches it to `ifname`; with [`Mode::Auto`], native first, then
+    /// skb. The mode that took is [`Steering::mode`].
+    pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
+        Attached::load(names::PROGRAM, ifname, mode).map(Steering)
+    }
+
     /// The interface the program is attached to.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        self.0.ifname()
     }
 
     /// The mode it is attached in.
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.0.mode()
     }
 
     /// Points RX queue `queue` at the AF_XDP socket `fd`: from now on its frames are
@@ -125,18 +174,18 @@ impl Steering {
             detail,
         };
         let map = self
+            .0
             .ebpf
             .map_mut(names::XSK_MAP)
             .ok_or_else(|| map_err("missing from the embedded object".into()))?;
         let mut xsks = XskMap::try_from(map).map_err(|e| map_err(e.to_string()))?;
         xsks.set(queue, fd, 0)
-            .map_err(|e| map_err(format!("queue {queue} of {}: {e}", self.ifname)))
+            .map_err(|e| map_err(format!("queue {queue} of {}: {e}", self.0.ifname)))
     }
 
     /// Reads the counters, summed over CPUs.
     pub fn counters(&self) -> Result<SteerCounters, SteerError> {
-        let [redirected, passed] = per_cpu_sums(
-            &self.ebpf,
+        let [redirected, passed] = self.0.per_cpu_sums(
             names::STATS_MAP,
             [names::STAT_REDIRECTED, names::STAT_PASSED],
         )?;
@@ -147,7 +196,7 @@ impl Steering {
 /// Loads XDP program `program` of `ebpf` and attaches it to `ifname`; with [`Mode::Auto`],
 /// native first, then skb. Returns the mode that took. The attachment lasts as long as `ebpf`
 /// (aya detaches on drop; the kernel when the process ends).
-pub(crate) fn attach_xdp(
+fn attach_xdp(
     ebpf: &mut Ebpf,
     program: &'static str,
     ifname: &str,
@@ -181,24 +230,4 @@ pub(crate) fn attach_xdp(
         mode,
         source,
     })
-}
-
-/// Counters `indices` of the per-CPU array `map`, each summed over CPUs.
-pub(crate) fn per_cpu_sums<const N: usize>(
-    ebpf: &Ebpf,
-    map: &'static str,
-    indices: [u32; N],
-) -> Result<[u64; N], SteerError> {
-    let map_err = |detail: String| SteerError::Map { map, detail };
-    let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
-        ebpf.map(map)
-            .ok_or_else(|| map_err("missing from the embedded object".into()))?,
-    )
-    .map_err(|e| map_err(e.to_string()))?;
-    let mut sums = [0u64; N];
-    for (sum, i) in sums.iter_mut().zip(indices) {
-        let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
-        *sum = values.iter().sum();
-    }
-    Ok(sums)
 }
