@@ -114,6 +114,13 @@ pub enum Command {
     ///
     /// Run it in the host's namespace: `ip netns exec NS xpe host-vlan veth0 101`.
     HostVlan(crate::hostvlan::HostVlanArgs),
+    /// Send UDP frames (optionally VLAN-tagged, MPLS-labelled) out of a veth at up to millions
+    /// per second (XDP live frames), and count what the device took and refused.
+    ///
+    /// See docs/gen.md: `xpe gen --dev veth0 --src 198.18.0.1 --dst 198.19.0.1 --duration 5`.
+    Gen(Box<crate::gen::GenArgs>),
+    /// Count and drop every frame arriving on an interface (XDP), printing the rate each second.
+    Sink(crate::sink::SinkArgs),
 }
 
 /// `--xdp-mode`.
@@ -232,7 +239,7 @@ where
             return code;
         }
     };
-    match dispatch(cli.command, out) {
+    match dispatch(cli.command, out, err) {
         Ok(()) => 0,
         Err(f) if f.message == READER_GONE => 0,
         Err(f) => {
@@ -329,7 +336,16 @@ fn show_offline(
     }
 }
 
-fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
+/// The attach mode an `--xdp-mode` asks for.
+pub(crate) fn mode(arg: XdpModeArg) -> Mode {
+    match arg {
+        XdpModeArg::Native => Mode::Native,
+        XdpModeArg::Skb => Mode::Skb,
+        XdpModeArg::Auto => Mode::Auto,
+    }
+}
+
+fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
     match command {
         Command::Check { config } => {
             let (cfg, compiled) = load(&config)?;
@@ -354,15 +370,10 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             xdp_mode,
             socket,
         } => {
-            let mode = match xdp_mode {
-                XdpModeArg::Native => Mode::Native,
-                XdpModeArg::Skb => Mode::Skb,
-                XdpModeArg::Auto => Mode::Auto,
-            };
             let opts = crate::live::RunOptions {
                 config,
                 cores,
-                mode,
+                mode: mode(xdp_mode),
                 socket,
             };
             crate::live::run(&opts, out)
@@ -450,5 +461,7 @@ fn dispatch(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
             crate::replay::print_report(out, &compiled.snapshot, &report).map_err(io_failure)
         }
         Command::HostVlan(args) => crate::hostvlan::run(out, &args),
+        Command::Gen(args) => crate::gen::run(out, err, &args),
+        Command::Sink(args) => crate::sink::run(out, err, &args),
     }
 }

@@ -24,20 +24,8 @@ use xpe_control::ctl::{call, Request, What};
 
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
-/// Runs a command, panicking with its output if it fails.
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::sh;
 
 /// Runs a command in a namespace.
 fn ns_sh(ns: &str, args: &[&str]) -> String {

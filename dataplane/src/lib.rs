@@ -8,7 +8,11 @@
 //!   reason for every drop and punt, and an optional trace of every stage;
 //! - [`xsk`] knows the kernel side: the XDP steering program (and, next, AF_XDP rings and
 //!   workers that reuse the pipeline unchanged).
+//!
+//! Beside them, [`gen`] builds the packet generator's frame templates (bytes only; the
+//! generator's kernel side is `xsk::gen`).
 
+pub mod gen;
 pub mod pipeline;
 pub mod tables;
 pub mod wire;

@@ -1,6 +1,7 @@
-//! What the XDP steering program, the host VLAN tagging programs and userspace agree on:
-//! program, map and global names, sizes and counter indices. The programs themselves are in
-//! `src/main.rs` and `src/hostvlan.rs`, built into one object for the bpf target by
+//! What the XDP steering program, the host VLAN tagging programs, the packet generator's and
+//! the sink's XDP programs and userspace agree on: program, map and global names, sizes and
+//! counter indices. The programs themselves are in `src/main.rs`, `src/hostvlan.rs`,
+//! `src/gen.rs` and `src/sink.rs`, built into one object for the bpf target by
 //! `dataplane/build.rs` (aya-build) and embedded in the xpe binary.
 #![no_std]
 
@@ -32,3 +33,38 @@ pub const ETHERTYPE_8021Q: u16 = 0x8100;
 pub const ETHERTYPE_8021AD: u16 = 0x88a8;
 /// The VLAN id bits of a tag control information field.
 pub const VID_MASK: u16 = 0x0fff;
+
+/// Name of the generator's XDP program (`src/gen.rs`), run by BPF_PROG_TEST_RUN in live-frames
+/// mode: it writes a flow's header over the frame and redirects it to the generator interface.
+pub const GEN_PROGRAM: &str = "xpe_gen";
+/// Name of the array of per-flow frame heads (flow index -> [`GEN_HEAD_MAX`] bytes); the loader
+/// sizes it to the flow count.
+pub const GEN_HEADS_MAP: &str = "XPE_GEN_HEADS";
+/// Name of the generator's counter array (one copy, not per CPU: see `src/gen.rs`).
+pub const GEN_STATS_MAP: &str = "XPE_GEN_STATS";
+/// Name of the global (u32) holding the interface index frames are redirected to.
+pub const GEN_IFINDEX_GLOBAL: &str = "XPE_GEN_IFINDEX";
+/// Name of the global (u32) holding the flow count (at least 1).
+pub const GEN_FLOWS_GLOBAL: &str = "XPE_GEN_FLOWS";
+/// Name of the global (u32) holding how many bytes of a head are written over each frame
+/// (1..=[`GEN_HEAD_MAX`]).
+pub const GEN_HEAD_LEN_GLOBAL: &str = "XPE_GEN_HEAD_LEN";
+/// Bytes of a flow's head: room for Ethernet, two VLAN tags, 16 labels, IPv6 and UDP (134).
+pub const GEN_HEAD_MAX: usize = 136;
+/// Counter index: frames the program ran on (the next frame's sequence number).
+pub const GEN_STAT_FRAMES: u32 = 0;
+/// Counter index: frames dropped because their head could not be written (never expected).
+pub const GEN_STAT_UNWRITTEN: u32 = 1;
+/// Number of generator counters.
+pub const GEN_STATS_LEN: u32 = 2;
+
+/// Name of the sink's XDP program (`src/sink.rs`): counts and drops every frame.
+pub const SINK_PROGRAM: &str = "xpe_drop";
+/// Name of the sink's per-CPU counter array.
+pub const SINK_STATS_MAP: &str = "XPE_DROP_STATS";
+/// Counter index: frames dropped.
+pub const SINK_STAT_FRAMES: u32 = 0;
+/// Counter index: bytes of the frames dropped (whole frames, all fragments).
+pub const SINK_STAT_BYTES: u32 = 1;
+/// Number of sink counters.
+pub const SINK_STATS_LEN: u32 = 2;

@@ -2,7 +2,8 @@
 //! the XSKMAP, or to the kernel (XDP_PASS) when no socket is bound on that queue, so the
 //! kernel keeps working before xpe starts and after it stops. Per-CPU counters record both.
 //!
-//! The same object carries the lab hosts' 802.1Q tagging classifiers (`hostvlan.rs`).
+//! The same object carries the lab hosts' 802.1Q tagging classifiers (`hostvlan.rs`), the
+//! packet generator's program (`gen.rs`) and the counting sink (`sink.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // The program is only meaningful for the bpf target; the host build (cargo build --workspace)
@@ -10,7 +11,11 @@
 #![cfg_attr(not(target_arch = "bpf"), allow(unused))]
 
 #[cfg(target_arch = "bpf")]
+mod gen;
+#[cfg(target_arch = "bpf")]
 mod hostvlan;
+#[cfg(target_arch = "bpf")]
+mod sink;
 
 #[cfg(target_arch = "bpf")]
 mod program {

@@ -1,4 +1,4 @@
-//! What the runtime needs to know about a Linux interface, read from sysfs.
+//! What the runtime and the generator need to know about a Linux interface, read from sysfs.
 
 use std::fs;
 use std::path::PathBuf;
@@ -21,6 +21,13 @@ pub struct Netdev {
     pub up: bool,
     /// Its RX queues (AF_XDP binds one socket per queue).
     pub rx_queues: u32,
+    /// Its interface index.
+    pub ifindex: u32,
+    /// The index of the interface it is linked to (a veth's peer, possibly in another
+    /// namespace); its own index for devices that are not linked.
+    pub iflink: u32,
+    /// Whether it has carrier (a veth has carrier while both ends are up).
+    pub carrier: bool,
 }
 
 fn sys(name: &str) -> PathBuf {
@@ -60,13 +67,32 @@ impl Netdev {
             })
             .unwrap_or(1)
             .max(1);
+        let number = |file: &str| read(name, file).and_then(|v| v.parse().ok()).unwrap_or(0);
         Some(Netdev {
             name: name.to_string(),
             mac: read(name, "address").as_deref().and_then(parse_mac),
-            mtu: read(name, "mtu").and_then(|m| m.parse().ok()).unwrap_or(0),
+            mtu: number("mtu"),
             up: flags & IFF_UP != 0,
             rx_queues,
+            ifindex: number("ifindex"),
+            iflink: number("iflink"),
+            // Reading `carrier` of a device that is down fails (EINVAL): no carrier.
+            carrier: read(name, "carrier").as_deref() == Some("1"),
         })
+    }
+
+    /// The other end of this veth if it is in this network namespace: the interface whose
+    /// index is our link and whose link is our index (checking both ways keeps an unrelated
+    /// interface that happens to have the peer's index in another namespace from matching).
+    pub fn veth_peer(&self) -> Option<Netdev> {
+        if self.iflink == 0 || self.iflink == self.ifindex {
+            return None;
+        }
+        fs::read_dir("/sys/class/net")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| Netdev::read(&e.file_name().to_string_lossy()))
+            .find(|d| d.ifindex == self.iflink && d.iflink == self.ifindex)
     }
 }
 
@@ -80,6 +106,12 @@ mod tests {
         assert_eq!(lo.mac, Some(MacAddr([0; 6])));
         assert!(lo.mtu >= 1500);
         assert!(lo.rx_queues >= 1);
+        assert_eq!(
+            lo.ifindex, 1,
+            "lo is the first interface of every namespace"
+        );
+        assert_eq!(lo.iflink, 1);
+        assert_eq!(lo.veth_peer(), None);
         assert_eq!(Netdev::read("xpe-no-such-if0"), None);
         assert_eq!(Netdev::read("../lo"), None);
         assert_eq!(Netdev::read(""), None);

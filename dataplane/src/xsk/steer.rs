@@ -78,76 +78,92 @@ pub struct SteerCounters {
     pub passed: u64,
 }
 
-/// The steering program attached to one interface; dropping it detaches the program.
-pub struct Steering {
+/// An XDP program of the embedded object attached to one interface, with its own copy of the
+/// object's maps; dropping it detaches the program. What [`Steering`] and the sink
+/// (`xsk::sink`) are made of.
+pub(crate) struct Attached {
     ebpf: Ebpf,
     ifname: String,
     mode: Mode,
 }
 
-impl fmt::Debug for Steering {
+impl fmt::Debug for Attached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Steering")
+        f.debug_struct("Attached")
             .field("ifname", &self.ifname)
             .field("mode", &self.mode)
             .finish()
     }
 }
 
+impl Attached {
+    /// Loads the object and attaches its XDP program `program` to `ifname`; with
+    /// [`Mode::Auto`], native first, then skb.
+    pub(crate) fn load(
+        program: &'static str,
+        ifname: &str,
+        mode: Mode,
+    ) -> Result<Attached, SteerError> {
+        let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
+        let mode = attach_xdp(&mut ebpf, program, ifname, mode)?;
+        Ok(Attached {
+            ebpf,
+            ifname: ifname.to_string(),
+            mode,
+        })
+    }
+
+    /// The interface.
+    pub(crate) fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The mode that took.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Counters `indices` of the per-CPU array `map`, each summed over CPUs.
+    pub(crate) fn per_cpu_sums<const N: usize>(
+        &self,
+        map: &'static str,
+        indices: [u32; N],
+    ) -> Result<[u64; N], SteerError> {
+        let map_err = |detail: String| SteerError::Map { map, detail };
+        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(map)
+                .ok_or_else(|| map_err("missing from the embedded object".into()))?,
+        )
+        .map_err(|e| map_err(e.to_string()))?;
+        let mut sums = [0u64; N];
+        for (sum, i) in sums.iter_mut().zip(indices) {
+            let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
+            *sum = values.iter().sum();
+        }
+        Ok(sums)
+    }
+}
+
+/// The steering program attached to one interface; dropping it detaches the program.
+#[derive(Debug)]
+pub struct Steering(Attached);
+
 impl Steering {
     /// Loads the program and attaches it to `ifname`; with [`Mode::Auto`], native first, then
     /// skb. The mode that took is [`Steering::mode`].
     pub fn attach(ifname: &str, mode: Mode) -> Result<Steering, SteerError> {
-        let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(names::PROGRAM)
-            .ok_or(SteerError::Map {
-                map: names::PROGRAM,
-                detail: "missing from the embedded object".into(),
-            })?
-            .try_into()
-            .map_err(|source| SteerError::Program {
-                program: names::PROGRAM,
-                source,
-            })?;
-        program.load().map_err(|source| SteerError::Program {
-            program: names::PROGRAM,
-            source,
-        })?;
-        let tries: &[(Mode, XdpMode)] = match mode {
-            Mode::Native => &[(Mode::Native, XdpMode::Driver)],
-            Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
-            Mode::Auto => &[(Mode::Native, XdpMode::Driver), (Mode::Skb, XdpMode::Skb)],
-        };
-        let mut last = None;
-        for &(mode, flags) in tries {
-            match program.attach(ifname, flags) {
-                Ok(_) => {
-                    return Ok(Steering {
-                        ebpf,
-                        ifname: ifname.to_string(),
-                        mode,
-                    })
-                }
-                Err(e) => last = Some((mode, e)),
-            }
-        }
-        let (mode, source) = last.expect("at least one mode is tried");
-        Err(SteerError::Attach {
-            ifname: ifname.to_string(),
-            mode,
-            source,
-        })
+        Attached::load(names::PROGRAM, ifname, mode).map(Steering)
     }
 
     /// The interface the program is attached to.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        self.0.ifname()
     }
 
     /// The mode it is attached in.
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.0.mode()
     }
 
     /// Points RX queue `queue` at the AF_XDP socket `fd`: from now on its frames are
@@ -158,33 +174,60 @@ impl Steering {
             detail,
         };
         let map = self
+            .0
             .ebpf
             .map_mut(names::XSK_MAP)
             .ok_or_else(|| map_err("missing from the embedded object".into()))?;
         let mut xsks = XskMap::try_from(map).map_err(|e| map_err(e.to_string()))?;
         xsks.set(queue, fd, 0)
-            .map_err(|e| map_err(format!("queue {queue} of {}: {e}", self.ifname)))
+            .map_err(|e| map_err(format!("queue {queue} of {}: {e}", self.0.ifname)))
     }
 
     /// Reads the counters, summed over CPUs.
     pub fn counters(&self) -> Result<SteerCounters, SteerError> {
-        let map_err = |detail: String| SteerError::Map {
-            map: names::STATS_MAP,
-            detail,
-        };
-        let map = self
-            .ebpf
-            .map(names::STATS_MAP)
-            .ok_or_else(|| map_err("missing from the embedded object".into()))?;
-        let stats: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|e| map_err(e.to_string()))?;
-        let sum = |i: u32| -> Result<u64, SteerError> {
-            let values = stats.get(&i, 0).map_err(|e| map_err(e.to_string()))?;
-            Ok(values.iter().sum())
-        };
-        Ok(SteerCounters {
-            redirected: sum(names::STAT_REDIRECTED)?,
-            passed: sum(names::STAT_PASSED)?,
-        })
+        let [redirected, passed] = self.0.per_cpu_sums(
+            names::STATS_MAP,
+            [names::STAT_REDIRECTED, names::STAT_PASSED],
+        )?;
+        Ok(SteerCounters { redirected, passed })
     }
+}
+
+/// Loads XDP program `program` of `ebpf` and attaches it to `ifname`; with [`Mode::Auto`],
+/// native first, then skb. Returns the mode that took. The attachment lasts as long as `ebpf`
+/// (aya detaches on drop; the kernel when the process ends).
+fn attach_xdp(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    ifname: &str,
+    mode: Mode,
+) -> Result<Mode, SteerError> {
+    let xdp: &mut Xdp = ebpf
+        .program_mut(program)
+        .ok_or(SteerError::Map {
+            map: program,
+            detail: "missing from the embedded object".into(),
+        })?
+        .try_into()
+        .map_err(|source| SteerError::Program { program, source })?;
+    xdp.load()
+        .map_err(|source| SteerError::Program { program, source })?;
+    let tries: &[(Mode, XdpMode)] = match mode {
+        Mode::Native => &[(Mode::Native, XdpMode::Driver)],
+        Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
+        Mode::Auto => &[(Mode::Native, XdpMode::Driver), (Mode::Skb, XdpMode::Skb)],
+    };
+    let mut last = None;
+    for &(mode, flags) in tries {
+        match xdp.attach(ifname, flags) {
+            Ok(_) => return Ok(mode),
+            Err(e) => last = Some((mode, e)),
+        }
+    }
+    let (mode, source) = last.expect("at least one mode is tried");
+    Err(SteerError::Attach {
+        ifname: ifname.to_string(),
+        mode,
+        source,
+    })
 }
