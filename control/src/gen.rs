@@ -254,7 +254,8 @@ fn parse_ip(name: &str, s: &str) -> Result<IpAddr, Failure> {
     })
 }
 
-fn parse_duration(s: &str) -> Result<Duration, Failure> {
+/// `--duration SECS`: above 0, at most a year, fractions allowed.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, Failure> {
     match s.trim().parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= MAX_DURATION => Ok(Duration::from_secs_f64(secs)),
         _ => Err(Failure::new(format!(
@@ -766,6 +767,32 @@ impl<'w> Ticker<'w> {
         if self.tty && self.printed {
             let _progress_is_best_effort = self.err.write_all(b"\n");
         }
+    }
+}
+
+/// How long [`wait_until_stopped`] sleeps at a time: how late a signal or the end of a
+/// duration is noticed.
+const NAP: Duration = Duration::from_millis(100);
+
+/// Sleeps in naps of at most [`NAP`] until `duration` has passed since `start` or `stop` is
+/// set, calling `tick` after every nap; returns whether the duration ended the wait (else a
+/// signal did).
+pub(crate) fn wait_until_stopped(
+    start: Instant,
+    duration: Option<Duration>,
+    stop: &AtomicBool,
+    mut tick: impl FnMut() -> Result<(), Failure>,
+) -> Result<bool, Failure> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let elapsed = start.elapsed();
+        if duration.is_some_and(|d| elapsed >= d) {
+            return Ok(true);
+        }
+        std::thread::sleep(duration.map_or(NAP, |d| d.saturating_sub(elapsed).min(NAP)));
+        tick()?;
     }
 }
 
