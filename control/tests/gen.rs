@@ -603,6 +603,67 @@ fn frames_arrive_exactly_as_asked_and_counts_add_up() {
     assert_eq!(groups, expected);
 }
 
+/// `--vary dst --flows 65536` spreads the flows over a whole /16, one frame to each address,
+/// as tshark reads them: the source and the ports stay, every checksum is good.
+#[test]
+fn vary_dst_spreads_the_flows_over_a_slash_16() {
+    let lab = Lab::new("v", true);
+    lab.exec("gen", &["ethtool", "-K", "rcv0", "gro", "on"]);
+    let pcap = lab.dir.join("vary.pcapng");
+    let cap = capture(&lab, "gen", &pcap, 65536);
+    let summary = gen(
+        &lab,
+        &[
+            "--src",
+            "198.19.0.1",
+            "--dst",
+            "198.18.0.0",
+            "--vary",
+            "dst",
+            "--flows",
+            "65536",
+            "--count",
+            "65536",
+            "--rate",
+            "100000",
+        ],
+    );
+    assert_all_sent(&summary, 65536);
+    assert_eq!(summary["vary"], "dst", "{summary}");
+    let said = end_capture(cap);
+    let rows = decode(&pcap);
+    assert_eq!(rows.len(), 65536, "captured frames; tshark said: {said}");
+    let col = |name: &str| {
+        FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .expect("a known field")
+    };
+    let (src, dst, sport, dport, ip_ck) = (
+        col("ip.src"),
+        col("ip.dst"),
+        col("udp.srcport"),
+        col("udp.dstport"),
+        col("ip.checksum.status"),
+    );
+    // `decode` puts udp.checksum.status after the FIELDS.
+    let udp_ck = FIELDS.len();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        let same = [&r[src], &r[sport], &r[dport], &r[ip_ck], &r[udp_ck]];
+        assert_eq!(same, ["198.19.0.1", "1024", "9", "1", "1"], "{r:?}");
+        seen.insert(
+            r[dst]
+                .parse::<std::net::Ipv4Addr>()
+                .expect("an IPv4 address"),
+        );
+    }
+    let all: std::collections::BTreeSet<_> = (0..65536u32)
+        .map(|f| std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + f))
+        .collect();
+    assert!(seen == all, "{} distinct destinations", seen.len());
+}
+
 /// The sink counts what the generator sent, frames and bytes; a paced run holds its rate.
 #[test]
 fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
