@@ -143,6 +143,16 @@ impl Lab {
             .expect("cannot run xpe")
     }
 
+    /// Runs xpe in namespace `name` as user nobody (setpriv drops root before exec).
+    fn xpe_as_nobody(&self, name: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(name), "setpriv"])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", XPE])
+            .args(args)
+            .output()
+            .expect("cannot run setpriv")
+    }
+
     /// Starts xpe in namespace `name` in the background.
     fn spawn_xpe(&self, name: &str, args: &[&str]) -> Guard {
         let child = Command::new("ip")
@@ -246,6 +256,15 @@ fn gen(lab: &Lab, args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Waits for a background xpe; returns its JSON summary and its stderr.
+fn summary_of(what: &str, mut run: Guard) -> (serde_json::Value, String) {
+    let (ok, out, err) = run.finish();
+    assert!(ok, "{what} failed: {err}");
+    let summary = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{what}: not one JSON object ({e}): {out}"));
+    (summary, err)
 }
 
 /// IPv4 flows from 198.18.0.1 to 198.19.0.1 sent to `mac`, then `more` arguments.
@@ -669,7 +688,7 @@ fn vary_dst_spreads_the_flows_over_a_slash_16() {
 fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
     let lab = Lab::new("s", false);
     let rcv_mac = lab.mac("rcv", "rcv0");
-    let mut sink = lab.spawn_xpe(
+    let sink = lab.spawn_xpe(
         "rcv",
         &["sink", "--dev", "rcv0", "--duration", "4", "--json"],
     );
@@ -697,9 +716,7 @@ fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
         "50000 frames/s for a second, got {sent}: {paced}"
     );
     assert_eq!(paced["stopped_by"], "duration");
-    let (ok, out, err) = sink.finish();
-    assert!(ok, "xpe sink failed: {err}");
-    let summary: serde_json::Value = serde_json::from_str(&out).expect("sink JSON");
+    let (summary, _) = summary_of("xpe sink", sink);
     let total = 200_000 + sent;
     assert_eq!(summary["frames"].as_u64(), Some(total), "{summary}");
     assert_eq!(summary["bytes"].as_u64(), Some(total * 64), "{summary}");
@@ -771,21 +788,7 @@ fn setup_errors_are_explained() {
             .contains("interface nosuch0 does not exist in this network namespace"),
         "{out:?}"
     );
-    // Not root: setpriv drops to nobody before exec.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("gen"),
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            XPE,
-        ])
-        .args(base)
-        .output()
-        .expect("setpriv");
+    let out = lab.xpe_as_nobody("gen", &base);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("xpe: xpe gen needs root"),
@@ -800,12 +803,10 @@ fn setup_errors_are_explained() {
     // the kernel; the summary still comes out, and a line a second went to stderr meanwhile.
     let mut args = vec!["gen", "--dev", "gen0", "--json", "--rate", "100000"];
     args.extend(v4_to(&rcv_mac, &[]));
-    let mut run = lab.spawn_xpe("gen", &args);
+    let run = lab.spawn_xpe("gen", &args);
     std::thread::sleep(Duration::from_millis(1500));
     run.signal("-INT");
-    let (ok, out, err) = run.finish();
-    assert!(ok, "xpe gen after SIGINT: {err}");
-    let summary: serde_json::Value = serde_json::from_str(&out).expect("summary JSON");
+    let (summary, err) = summary_of("xpe gen after SIGINT", run);
     assert_eq!(summary["stopped_by"], "signal", "{summary}");
     let sent = summary["sent"].as_u64().expect("sent");
     assert!(sent > 100_000, "{summary}");
@@ -825,15 +826,6 @@ fn xdp_fwd(lab: &Lab, dst_mac: &str, more: &[&str]) -> Guard {
     let fwd = lab.spawn_xpe("dut", &args);
     lab.wait_for_xdp("dut", "in0");
     fwd
-}
-
-/// Waits for a background xpe; returns its JSON summary and its stderr.
-fn summary_of(what: &str, mut run: Guard) -> (serde_json::Value, String) {
-    let (ok, out, err) = run.finish();
-    assert!(ok, "{what} failed: {err}");
-    let summary = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("{what}: not one JSON object ({e}): {out}"));
-    (summary, err)
 }
 
 /// The harness's "kernel's own ceiling": gen -> in0, `xpe xdp-fwd in0 out0` in the DUT's
@@ -967,24 +959,7 @@ fn xdp_fwd_setup_errors_and_an_out_whose_peer_takes_no_xdp_frames() {
         e,
         "xpe: --dst-mac must be a MAC address like 02:00:00:00:01:01, not '02:00:00:00:01'\n"
     );
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("dut"),
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            XPE,
-            "xdp-fwd",
-            "in0",
-            "out0",
-            "--dst-mac",
-            &rcv_mac,
-        ])
-        .output()
-        .expect("setpriv");
+    let out = lab.xpe_as_nobody("dut", &["xdp-fwd", "in0", "out0", "--dst-mac", &rcv_mac]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("xpe: xpe xdp-fwd needs root"),
