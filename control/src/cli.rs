@@ -121,6 +121,11 @@ pub enum Command {
     Gen(Box<crate::gen::GenArgs>),
     /// Count and drop every frame arriving on an interface (XDP), printing the rate each second.
     Sink(crate::sink::SinkArgs),
+    /// Bench DUT: forward every frame from IN to OUT inside the kernel (XDP redirect), new MACs.
+    ///
+    /// The pps harness's "kernel's own ceiling"; see docs/gen.md.
+    #[command(hide = true)]
+    XdpFwd(crate::xdp_fwd::XdpFwdArgs),
 }
 
 /// `--xdp-mode`.
@@ -463,5 +468,6 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         Command::HostVlan(args) => crate::hostvlan::run(out, &args),
         Command::Gen(args) => crate::gen::run(out, err, &args),
         Command::Sink(args) => crate::sink::run(out, err, &args),
+        Command::XdpFwd(args) => crate::xdp_fwd::run(out, err, &args),
     }
 }

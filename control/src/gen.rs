@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use xpe_dataplane::gen::{
-    LabelSpec, Spec, Tag, Template, TemplateError, MAX_FLOWS, MAX_FRAME, MAX_LABELS, MAX_TAGS,
-    MIN_FRAME,
+    LabelSpec, Spec, Tag, Template, TemplateError, Vary, MAX_FLOWS, MAX_FRAME, MAX_LABELS,
+    MAX_TAGS, MIN_FRAME,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::{Label, Tc};
@@ -56,10 +56,10 @@ pub struct GenArgs {
     /// The interface to send on (a veth in this network namespace).
     #[arg(long, value_name = "IFACE")]
     pub dev: String,
-    /// Source address of flow 0 (IPv4 or IPv6; flow f adds f).
+    /// Source address of flow 0 (IPv4 or IPv6; flow f adds f if --vary has src).
     #[arg(long, value_name = "IP")]
     pub src: String,
-    /// Destination address (same IP version as --src).
+    /// Destination address of flow 0 (same IP version as --src; flow f adds f if --vary has dst).
     #[arg(long, value_name = "IP")]
     pub dst: String,
     /// Ethernet source [default: the interface's MAC].
@@ -77,10 +77,10 @@ pub struct GenArgs {
     /// IPv4 TTL or IPv6 hop limit (0-255).
     #[arg(long, value_name = "N", default_value = "64")]
     pub ttl: String,
-    /// UDP source port of flow 0 (flow f adds f).
+    /// UDP source port of flow 0 (flow f adds f if --vary has ports).
     #[arg(long, value_name = "PORT", default_value = "1024")]
     pub sport: String,
-    /// UDP destination port of flow 0 (flow f adds f).
+    /// UDP destination port of flow 0 (flow f adds f if --vary has ports).
     #[arg(long, value_name = "PORT", default_value = "9")]
     pub dport: String,
     /// Frame length in bytes without the FCS (60-9000; live frames take at most 3408).
@@ -89,6 +89,9 @@ pub struct GenArgs {
     /// Number of flows (1-65536).
     #[arg(long, value_name = "N", default_value = "1")]
     pub flows: String,
+    /// Which fields flow f adds f to: a comma list of src, dst and ports.
+    #[arg(long, value_name = "FIELD,..", default_value = "src,ports")]
+    pub vary: String,
     /// Stop after this many frames.
     #[arg(long, value_name = "N")]
     pub count: Option<String>,
@@ -144,6 +147,8 @@ pub struct Plan {
     pub size: usize,
     /// Flows.
     pub flows: u32,
+    /// Which fields the flows vary.
+    pub vary: Vary,
     /// When to stop.
     pub stop: Stop,
     /// Frames per second, if paced.
@@ -223,6 +228,7 @@ pub fn parse(a: &GenArgs) -> Result<Plan, Failure> {
             "a frame length in bytes (without the FCS)",
         )? as usize,
         flows: number("--flows", &a.flows, 1, u64::from(MAX_FLOWS), "a flow count")? as u32,
+        vary: parse_vary(&a.vary)?,
         stop,
         rate: a
             .rate
@@ -254,13 +260,37 @@ fn parse_ip(name: &str, s: &str) -> Result<IpAddr, Failure> {
     })
 }
 
-fn parse_duration(s: &str) -> Result<Duration, Failure> {
+/// `--duration SECS`: above 0, at most a year, fractions allowed.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, Failure> {
     match s.trim().parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= MAX_DURATION => Ok(Duration::from_secs_f64(secs)),
         _ => Err(Failure::new(format!(
             "--duration must be a number of seconds above 0 and at most {MAX_DURATION} (like 5 or 0.5), not '{s}'"
         ))),
     }
+}
+
+/// `FIELD,..` with FIELD one of `src`, `dst`, `ports`; at least one.
+fn parse_vary(s: &str) -> Result<Vary, Failure> {
+    let mut vary = Vary {
+        src: false,
+        dst: false,
+        ports: false,
+    };
+    for field in s.split(',') {
+        let slot = match field.trim() {
+            "src" => &mut vary.src,
+            "dst" => &mut vary.dst,
+            "ports" => &mut vary.ports,
+            _ => {
+                return Err(Failure::new(format!(
+                    "--vary must be a comma list of src, dst and ports (like src,ports or dst), not '{s}'"
+                )))
+            }
+        };
+        *slot = true;
+    }
+    Ok(vary)
 }
 
 /// `VID[:PCP]`.
@@ -496,6 +526,7 @@ fn build_template(plan: &Plan, dev: &Netdev) -> Result<Template, Failure> {
         dport: plan.dport,
         size: plan.size,
         flows: plan.flows,
+        vary: plan.vary,
     };
     let template = Template::build(&spec).map_err(|e| match e {
         TemplateError::TooSmall { min, layout, .. } => Failure::new(format!(
@@ -769,6 +800,32 @@ impl<'w> Ticker<'w> {
     }
 }
 
+/// How long [`wait_until_stopped`] sleeps at a time: how late a signal or the end of a
+/// duration is noticed.
+const NAP: Duration = Duration::from_millis(100);
+
+/// Sleeps in naps of at most [`NAP`] until `duration` has passed since `start` or `stop` is
+/// set, calling `tick` after every nap; returns whether the duration ended the wait (else a
+/// signal did).
+pub(crate) fn wait_until_stopped(
+    start: Instant,
+    duration: Option<Duration>,
+    stop: &AtomicBool,
+    mut tick: impl FnMut() -> Result<(), Failure>,
+) -> Result<bool, Failure> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let elapsed = start.elapsed();
+        if duration.is_some_and(|d| elapsed >= d) {
+            return Ok(true);
+        }
+        std::thread::sleep(duration.map_or(NAP, |d| d.saturating_sub(elapsed).min(NAP)));
+        tick()?;
+    }
+}
+
 /// The generator's per-second line, from the device's counters.
 struct Progress<'w> {
     ticker: Ticker<'w>,
@@ -838,6 +895,7 @@ fn summary(
             "template": template.describe(),
             "frame_size": plan.size,
             "flows": plan.flows,
+            "vary": plan.vary.to_string(),
             "batch": plan.batch,
             "target_pps": plan.rate,
             "seconds": t.seconds,
@@ -858,9 +916,14 @@ fn summary(
         .map_or_else(String::new, |r| format!(" (target {})", rate(r as f64)));
     writeln!(
         out,
-        "xpe gen on {}: {} flow(s) of {} bytes ({}), {:.3} s, stopped by {}",
+        "xpe gen on {}: {} flow(s){} of {} bytes ({}), {:.3} s, stopped by {}",
         plan.dev,
         plan.flows,
+        if plan.flows > 1 {
+            format!(" varying {}", plan.vary)
+        } else {
+            String::new()
+        },
         plan.size,
         template.describe(),
         t.seconds,

@@ -15,3 +15,4 @@ pub mod replay;
 pub mod show;
 pub mod sink;
 pub mod trace;
+pub mod xdp_fwd;

@@ -8,7 +8,7 @@
 //! ```
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -18,7 +18,7 @@ use xpe_dataplane::xsk::sink::{Sink, SinkCounters};
 use xpe_dataplane::xsk::steer::SteerError;
 
 use crate::cli::{Failure, XdpModeArg};
-use crate::gen::{rate, StopOnSignals, Ticker};
+use crate::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
 
 /// Arguments of `xpe sink`.
 #[derive(Debug, Clone, Args)]
@@ -40,17 +40,7 @@ pub struct SinkArgs {
 /// `xpe sink`: attaches, counts until the duration ends or a signal arrives, detaches, prints
 /// the summary on `out` and the per-second lines on `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<(), Failure> {
-    let duration = match args.duration.as_deref() {
-        Some(s) => Some(match s.trim().parse::<f64>() {
-            Ok(secs) if secs > 0.0 && secs <= 365.0 * 86400.0 => Duration::from_secs_f64(secs),
-            _ => {
-                return Err(Failure::new(format!(
-                    "--duration must be a number of seconds above 0 and at most 31536000 (like 5 or 0.5), not '{s}'"
-                )))
-            }
-        }),
-        None => None,
-    };
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
     if !crate::live::is_root() {
         return Err(
             Failure::new("xpe sink needs root (it attaches an XDP program)")
@@ -111,15 +101,7 @@ fn count(
     let start = Instant::now();
     let mut ticker = Ticker::new(err, start);
     let mut last = first;
-    while !stop.load(Ordering::Relaxed) {
-        let elapsed = start.elapsed();
-        if duration.is_some_and(|d| elapsed >= d) {
-            break;
-        }
-        let nap = duration.map_or(Duration::from_millis(100), |d| {
-            d.saturating_sub(elapsed).min(Duration::from_millis(100))
-        });
-        std::thread::sleep(nap);
+    wait_until_stopped(start, duration, stop, || {
         if let Some((at, dt)) = ticker.due() {
             let c = read()?;
             ticker.line(&format!(
@@ -129,7 +111,8 @@ fn count(
             ));
             last = c;
         }
-    }
+        Ok(())
+    })?;
     let seconds = start.elapsed().as_secs_f64();
     let end = read()?;
     ticker.finish();
@@ -142,7 +125,8 @@ fn count(
     ))
 }
 
-fn attach_failure(e: SteerError) -> Failure {
+/// One sentence and a hint for a program that would not load or attach.
+pub(crate) fn attach_failure(e: SteerError) -> Failure {
     let text = e.to_string();
     match e {
         SteerError::Attach { ifname, .. } => Failure::new(text).hint(format!(

@@ -1,9 +1,10 @@
-//! `xpe gen` and `xpe sink` on a real kernel (needs root, BPF and network namespaces; it fails,
-//! never skips, without them).
+//! `xpe gen`, `xpe sink` and `xpe xdp-fwd` on a real kernel (needs root, BPF and network
+//! namespaces; it fails, never skips, without them).
 //!
 //! Every test builds its own lab: network namespaces named `xg<pid><tag>-...`, a veth pair
-//! `gen0` <-> `rcv0` between them (or inside one), IPv6 off so the kernel sends nothing of its
-//! own; all of it is removed on drop, also when an assertion fails. Frames are sent only into
+//! `gen0` <-> `rcv0` between them (or inside one), or for xdp-fwd three namespaces in a row
+//! (`gen0` <-> `in0`, `out0` <-> `rcv0`), IPv6 off so the kernel sends nothing of its own; all
+//! of it is removed on drop, also when an assertion fails. Frames are sent only into
 //! these namespaces, to 198.18.0.0/15 and 2001:db8::/32 addresses; every run is bounded (a
 //! count, or a duration of at most a second or two).
 //!
@@ -40,6 +41,30 @@ impl Lab {
     /// Namespaces `gen` and `rcv` joined by `gen0` <-> `rcv0`; with `one_namespace`, both ends
     /// in `gen` (so that the generator sees its peer and finds the peer's MAC itself).
     fn new(tag: &str, one_namespace: bool) -> Lab {
+        let mut lab = Lab::empty(tag);
+        lab.add_ns("gen");
+        let rcv = if one_namespace { "gen" } else { "rcv" };
+        if !one_namespace {
+            lab.add_ns("rcv");
+        }
+        lab.link("gen", "gen0", rcv, "rcv0");
+        lab
+    }
+
+    /// Namespaces `gen`, `dut` and `rcv` in a row, as the pps harness has them: `gen0` <->
+    /// `in0`, `out0` <-> `rcv0`.
+    fn with_dut(tag: &str) -> Lab {
+        let mut lab = Lab::empty(tag);
+        for ns in ["gen", "dut", "rcv"] {
+            lab.add_ns(ns);
+        }
+        lab.link("gen", "gen0", "dut", "in0");
+        lab.link("dut", "out0", "rcv", "rcv0");
+        lab
+    }
+
+    /// No namespaces yet; this test's turn taken.
+    fn empty(tag: &str) -> Lab {
         assert!(
             sh(&["id", "-u"]).trim() == "0",
             "this test needs root (network namespaces, XDP, BPF_PROG_TEST_RUN): run the test suite as root"
@@ -49,40 +74,38 @@ impl Lab {
         let prefix = format!("xg{}{tag}", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut lab = Lab {
+        Lab {
             prefix,
             namespaces: Vec::new(),
             dir,
             _turn: turn,
-        };
-        lab.add_ns("gen");
-        let rcv = if one_namespace { "gen" } else { "rcv" };
-        if !one_namespace {
-            lab.add_ns("rcv");
         }
+    }
+
+    /// A veth pair `a_dev` (in namespace `a`) <-> `b_dev` (in `b`), VLAN offloads off, up.
+    fn link(&self, a: &str, a_dev: &str, b: &str, b_dev: &str) {
         sh(&[
             "ip",
             "link",
             "add",
-            "gen0",
+            a_dev,
             "netns",
-            &lab.ns("gen"),
+            &self.ns(a),
             "type",
             "veth",
             "peer",
             "name",
-            "rcv0",
+            b_dev,
             "netns",
-            &lab.ns(rcv),
+            &self.ns(b),
         ]);
-        for (ns, dev) in [("gen", "gen0"), (rcv, "rcv0")] {
-            lab.exec(
+        for (ns, dev) in [(a, a_dev), (b, b_dev)] {
+            self.exec(
                 ns,
                 &["ethtool", "-K", dev, "rxvlan", "off", "txvlan", "off"],
             );
-            lab.exec(ns, &["ip", "link", "set", dev, "up"]);
+            self.exec(ns, &["ip", "link", "set", dev, "up"]);
         }
-        lab
     }
 
     fn ns(&self, name: &str) -> String {
@@ -120,6 +143,16 @@ impl Lab {
             .expect("cannot run xpe")
     }
 
+    /// Runs xpe in namespace `name` as user nobody (setpriv drops root before exec).
+    fn xpe_as_nobody(&self, name: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(name), "setpriv"])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", XPE])
+            .args(args)
+            .output()
+            .expect("cannot run setpriv")
+    }
+
     /// Starts xpe in namespace `name` in the background.
     fn spawn_xpe(&self, name: &str, args: &[&str]) -> Guard {
         let child = Command::new("ip")
@@ -130,6 +163,22 @@ impl Lab {
             .spawn()
             .expect("cannot start xpe");
         Guard(Some(child))
+    }
+
+    /// Waits until `dev` in namespace `name` has an XDP program (one xpe just started is
+    /// attaching it).
+    fn wait_for_xdp(&self, name: &str, dev: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self
+            .exec(name, &["ip", "link", "show", dev])
+            .contains("xdp")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no XDP program was attached to {dev} in {name}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The MAC of `dev` in namespace `name` (`ip netns exec` mounts that namespace's sysfs).
@@ -159,6 +208,13 @@ impl Drop for Lab {
 struct Guard(Option<Child>);
 
 impl Guard {
+    /// Sends the process a signal (`-INT`, `-TERM`).
+    fn signal(&self, sig: &str) {
+        // `ip netns exec` execs xpe in place: the pid is xpe's.
+        let pid = self.0.as_ref().expect("running").id().to_string();
+        sh(&["kill", sig, &pid]);
+    }
+
     /// Waits for the process; returns its stdout and stderr.
     fn finish(&mut self) -> (bool, String, String) {
         let out = self
@@ -200,6 +256,15 @@ fn gen(lab: &Lab, args: &[&str]) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Waits for a background xpe; returns its JSON summary and its stderr.
+fn summary_of(what: &str, mut run: Guard) -> (serde_json::Value, String) {
+    let (ok, out, err) = run.finish();
+    assert!(ok, "{what} failed: {err}");
+    let summary = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{what}: not one JSON object ({e}): {out}"));
+    (summary, err)
 }
 
 /// IPv4 flows from 198.18.0.1 to 198.19.0.1 sent to `mac`, then `more` arguments.
@@ -557,28 +622,79 @@ fn frames_arrive_exactly_as_asked_and_counts_add_up() {
     assert_eq!(groups, expected);
 }
 
+/// `--vary dst --flows 65536` spreads the flows over a whole /16, one frame to each address,
+/// as tshark reads them: the source and the ports stay, every checksum is good.
+#[test]
+fn vary_dst_spreads_the_flows_over_a_slash_16() {
+    let lab = Lab::new("v", true);
+    lab.exec("gen", &["ethtool", "-K", "rcv0", "gro", "on"]);
+    let pcap = lab.dir.join("vary.pcapng");
+    let cap = capture(&lab, "gen", &pcap, 65536);
+    let summary = gen(
+        &lab,
+        &[
+            "--src",
+            "198.19.0.1",
+            "--dst",
+            "198.18.0.0",
+            "--vary",
+            "dst",
+            "--flows",
+            "65536",
+            "--count",
+            "65536",
+            "--rate",
+            "100000",
+        ],
+    );
+    assert_all_sent(&summary, 65536);
+    assert_eq!(summary["vary"], "dst", "{summary}");
+    let said = end_capture(cap);
+    let rows = decode(&pcap);
+    assert_eq!(rows.len(), 65536, "captured frames; tshark said: {said}");
+    let col = |name: &str| {
+        FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .expect("a known field")
+    };
+    let (src, dst, sport, dport, ip_ck) = (
+        col("ip.src"),
+        col("ip.dst"),
+        col("udp.srcport"),
+        col("udp.dstport"),
+        col("ip.checksum.status"),
+    );
+    // `decode` puts udp.checksum.status after the FIELDS.
+    let udp_ck = FIELDS.len();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        let same = [&r[src], &r[sport], &r[dport], &r[ip_ck], &r[udp_ck]];
+        assert_eq!(same, ["198.19.0.1", "1024", "9", "1", "1"], "{r:?}");
+        seen.insert(
+            r[dst]
+                .parse::<std::net::Ipv4Addr>()
+                .expect("an IPv4 address"),
+        );
+    }
+    let all: std::collections::BTreeSet<_> = (0..65536u32)
+        .map(|f| std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + f))
+        .collect();
+    assert!(seen == all, "{} distinct destinations", seen.len());
+}
+
 /// The sink counts what the generator sent, frames and bytes; a paced run holds its rate.
 #[test]
 fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
     let lab = Lab::new("s", false);
     let rcv_mac = lab.mac("rcv", "rcv0");
-    let mut sink = lab.spawn_xpe(
+    let sink = lab.spawn_xpe(
         "rcv",
         &["sink", "--dev", "rcv0", "--duration", "4", "--json"],
     );
     // The sink attaches within a moment; a generator that came first would be told the peer
     // takes no frames, so wait until the program is on the interface.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !lab
-        .exec("rcv", &["ip", "link", "show", "rcv0"])
-        .contains("xdp")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sink never attached"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.wait_for_xdp("rcv", "rcv0");
     let fast = gen(
         &lab,
         &v4_to(
@@ -600,9 +716,7 @@ fn the_sink_counts_what_gen_sends_and_pacing_holds_the_rate() {
         "50000 frames/s for a second, got {sent}: {paced}"
     );
     assert_eq!(paced["stopped_by"], "duration");
-    let (ok, out, err) = sink.finish();
-    assert!(ok, "xpe sink failed: {err}");
-    let summary: serde_json::Value = serde_json::from_str(&out).expect("sink JSON");
+    let (summary, _) = summary_of("xpe sink", sink);
     let total = 200_000 + sent;
     assert_eq!(summary["frames"].as_u64(), Some(total), "{summary}");
     assert_eq!(summary["bytes"].as_u64(), Some(total * 64), "{summary}");
@@ -674,21 +788,7 @@ fn setup_errors_are_explained() {
             .contains("interface nosuch0 does not exist in this network namespace"),
         "{out:?}"
     );
-    // Not root: setpriv drops to nobody before exec.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("gen"),
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            XPE,
-        ])
-        .args(base)
-        .output()
-        .expect("setpriv");
+    let out = lab.xpe_as_nobody("gen", &base);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("xpe: xpe gen needs root"),
@@ -703,14 +803,10 @@ fn setup_errors_are_explained() {
     // the kernel; the summary still comes out, and a line a second went to stderr meanwhile.
     let mut args = vec!["gen", "--dev", "gen0", "--json", "--rate", "100000"];
     args.extend(v4_to(&rcv_mac, &[]));
-    let mut run = lab.spawn_xpe("gen", &args);
+    let run = lab.spawn_xpe("gen", &args);
     std::thread::sleep(Duration::from_millis(1500));
-    // `ip netns exec` execs xpe in place: the pid is xpe's.
-    let pid = run.0.as_ref().expect("running").id().to_string();
-    sh(&["kill", "-INT", &pid]);
-    let (ok, out, err) = run.finish();
-    assert!(ok, "xpe gen after SIGINT: {err}");
-    let summary: serde_json::Value = serde_json::from_str(&out).expect("summary JSON");
+    run.signal("-INT");
+    let (summary, err) = summary_of("xpe gen after SIGINT", run);
     assert_eq!(summary["stopped_by"], "signal", "{summary}");
     let sent = summary["sent"].as_u64().expect("sent");
     assert!(sent > 100_000, "{summary}");
@@ -720,4 +816,182 @@ fn setup_errors_are_explained() {
             .any(|l| l.contains(" s ") && l.ends_with("frames sent")),
         "no per-second line: {err}"
     );
+}
+
+/// Starts `xpe xdp-fwd in0 out0 --dst-mac MAC --json`, then `more`, in namespace `dut`, and
+/// waits until its program is on `in0`.
+fn xdp_fwd(lab: &Lab, dst_mac: &str, more: &[&str]) -> Guard {
+    let mut args = vec!["xdp-fwd", "in0", "out0", "--dst-mac", dst_mac, "--json"];
+    args.extend_from_slice(more);
+    let fwd = lab.spawn_xpe("dut", &args);
+    lab.wait_for_xdp("dut", "in0");
+    fwd
+}
+
+/// The harness's "kernel's own ceiling": gen -> in0, `xpe xdp-fwd in0 out0` in the DUT's
+/// namespace, `xpe sink` on the far side. Every frame the generator sent is redirected, taken
+/// by out0 and counted by the sink, with nothing on out0 itself; SIGTERM ends the forwarder
+/// with its summary, and a line a second went to stderr meanwhile.
+#[test]
+fn xdp_fwd_forwards_every_frame_to_the_sink() {
+    let lab = Lab::with_dut("x");
+    let (in_mac, out_mac, rcv_mac) = (
+        lab.mac("dut", "in0"),
+        lab.mac("dut", "out0"),
+        lab.mac("rcv", "rcv0"),
+    );
+    let sink = lab.spawn_xpe("rcv", &["sink", "--dev", "rcv0", "--json"]);
+    lab.wait_for_xdp("rcv", "rcv0");
+    let fwd = xdp_fwd(&lab, &rcv_mac, &[]);
+    let started = std::time::Instant::now();
+    let sent = gen(
+        &lab,
+        &v4_to(
+            &in_mac,
+            &["--count", "10000", "--size", "64", "--flows", "16"],
+        ),
+    );
+    assert_all_sent(&sent, 10_000);
+    // Frames cross all three namespaces inside the generator's flush: once gen is back, the
+    // sink has them all. Wait for the forwarder's first per-second line, then stop both.
+    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
+    fwd.signal("-TERM");
+    let (f, err) = summary_of("xpe xdp-fwd", fwd);
+    sink.signal("-INT");
+    let (s, _) = summary_of("xpe sink", sink);
+
+    for (field, want) in [
+        ("redirected", 10_000),
+        ("sent", 10_000),
+        ("refused", 0),
+        ("lost", 0),
+        ("too_short", 0),
+        ("no_target", 0),
+    ] {
+        assert_eq!(f[field].as_u64(), Some(want), "{field} in {f}");
+    }
+    assert_eq!(f["mode"], "native", "{f}");
+    assert_eq!(f["stopped_by"], "signal", "{f}");
+    assert_eq!((&f["in"], &f["out"]), (&"in0".into(), &"out0".into()));
+    assert_eq!(f["dst_mac"].as_str(), Some(rcv_mac.as_str()), "{f}");
+    assert_eq!(f["src_mac"].as_str(), Some(out_mac.as_str()), "{f}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(" s ") && l.ends_with("frames redirected")),
+        "no per-second line: {err}"
+    );
+    assert_eq!(s["frames"].as_u64(), Some(10_000), "{s}");
+    assert_eq!(s["bytes"].as_u64(), Some(640_000), "{s}");
+}
+
+/// What xdp-fwd puts on the wire, decoded by tshark behind out0 (the receiver with GRO on
+/// instead of the sink, so frames reach the capture): the Ethernet addresses it was given,
+/// everything above them as the generator sent it, checksums good, every flow, exactly the
+/// frames sent.
+#[test]
+fn xdp_fwd_rewrites_the_macs_as_tshark_sees_them() {
+    let lab = Lab::with_dut("m");
+    lab.exec("rcv", &["ethtool", "-K", "rcv0", "gro", "on"]);
+    let in_mac = lab.mac("dut", "in0");
+    let pcap = lab.dir.join("fwd.pcapng");
+    let cap = capture(&lab, "rcv", &pcap, 1000);
+    let (dst, src) = ("02:00:00:00:0b:0b", "02:00:00:00:0a:0a");
+    let fwd = xdp_fwd(&lab, dst, &["--src-mac", src, "--duration", "2"]);
+    let sent = gen(
+        &lab,
+        &v4_to(
+            &in_mac,
+            &["--count", "1000", "--flows", "4", "--rate", "100000"],
+        ),
+    );
+    assert_all_sent(&sent, 1000);
+    let said = end_capture(cap);
+    let (f, _) = summary_of("xpe xdp-fwd", fwd);
+    assert_eq!(f["stopped_by"], "duration", "{f}");
+    assert_eq!(f["redirected"].as_u64(), Some(1000), "{f}");
+    assert_eq!(f["sent"].as_u64(), Some(1000), "{f}");
+
+    let rows = decode(&pcap);
+    assert_eq!(rows.len(), 1000, "captured frames; tshark said: {said}");
+    let key = [
+        &["60", src, dst][..],
+        &["", "", "", "", "", "", "198.19.0.1", "64", "1", "", "", "1"],
+    ]
+    .concat()
+    .join(";");
+    let expected: Groups = [(
+        key,
+        flows(
+            &["198.18.0.1", "198.18.0.2", "198.18.0.3", "198.18.0.4"],
+            250,
+        ),
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(group(&rows), expected);
+}
+
+/// Setup errors are one sentence. And what OUT needs on this kernel: a veth whose peer has
+/// neither an XDP program nor GRO on transmits no redirected frame, and an XDP program on
+/// OUT itself does not change that; xdp-fwd counts them as lost and says why.
+#[test]
+fn xdp_fwd_setup_errors_and_an_out_whose_peer_takes_no_xdp_frames() {
+    let lab = Lab::with_dut("n");
+    let (in_mac, rcv_mac) = (lab.mac("dut", "in0"), lab.mac("rcv", "rcv0"));
+    let fails = |args: &[&str]| -> String {
+        let out = lab.xpe("dut", args);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = fails(&["xdp-fwd", "nosuch0", "out0", "--dst-mac", &rcv_mac]);
+    assert!(
+        e.starts_with("xpe: interface nosuch0 (IN) does not exist in this network namespace\n"),
+        "{e}"
+    );
+    let e = fails(&["xdp-fwd", "in0", "nosuch1", "--dst-mac", &rcv_mac]);
+    assert!(
+        e.starts_with("xpe: interface nosuch1 (OUT) does not exist in this network namespace\n"),
+        "{e}"
+    );
+    let e = fails(&["xdp-fwd", "in0", "out0", "--dst-mac", "02:00:00:00:01"]);
+    assert_eq!(
+        e,
+        "xpe: --dst-mac must be a MAC address like 02:00:00:00:01:01, not '02:00:00:00:01'\n"
+    );
+    let out = lab.xpe_as_nobody("dut", &["xdp-fwd", "in0", "out0", "--dst-mac", &rcv_mac]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("xpe: xpe xdp-fwd needs root"),
+        "{out:?}"
+    );
+
+    // rcv0 has neither an XDP program nor GRO; the second time out0 has the sink's program.
+    for with_program_on_out in [false, true] {
+        let on_out = with_program_on_out.then(|| {
+            let sink = lab.spawn_xpe("dut", &["sink", "--dev", "out0", "--duration", "3"]);
+            lab.wait_for_xdp("dut", "out0");
+            sink
+        });
+        let fwd = xdp_fwd(&lab, &rcv_mac, &["--duration", "2"]);
+        let sent = gen(&lab, &v4_to(&in_mac, &["--count", "1000"]));
+        assert_all_sent(&sent, 1000);
+        let (f, err) = summary_of("xpe xdp-fwd", fwd);
+        drop(on_out);
+        let case = format!("program on out0: {with_program_on_out}; {f}");
+        assert_eq!(f["redirected"].as_u64(), Some(1000), "{case}");
+        assert_eq!(f["sent"].as_u64(), Some(0), "{case}");
+        assert_eq!(f["lost"].as_u64(), Some(1000), "{case}");
+        assert!(
+            err.contains("note: out0 took none of the 1000 frames redirected to it: a veth transmits XDP frames only when its peer has an XDP program or GRO on"),
+            "{case}: {err}"
+        );
+    }
+
+    // Attached through a BPF link: a forwarder killed outright leaves nothing on in0.
+    let mut fwd = xdp_fwd(&lab, &rcv_mac, &[]);
+    fwd.signal("-KILL");
+    let _ = fwd.finish();
+    let link = lab.exec("dut", &["ip", "link", "show", "in0"]);
+    assert!(!link.contains("xdp"), "{link}");
 }

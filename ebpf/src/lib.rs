@@ -1,8 +1,9 @@
-//! What the XDP steering program, the host VLAN tagging programs, the packet generator's and
-//! the sink's XDP programs and userspace agree on: program, map and global names, sizes and
-//! counter indices. The programs themselves are in `src/main.rs`, `src/hostvlan.rs`,
-//! `src/gen.rs` and `src/sink.rs`, built into one object for the bpf target by
-//! `dataplane/build.rs` (aya-build) and embedded in the xpe binary.
+//! What the XDP steering program, the host VLAN tagging programs, the packet generator's,
+//! the sink's and the in-kernel forwarder's XDP programs and userspace agree on: program, map
+//! and global names, sizes and counter indices. The programs themselves are in
+//! `src/main.rs`, `src/hostvlan.rs`, `src/gen.rs`, `src/sink.rs` and `src/redirect.rs`,
+//! built into one object for the bpf target by `dataplane/build.rs` (aya-build) and embedded
+//! in the xpe binary.
 #![no_std]
 
 /// Name of the XDP program in the object file.
@@ -68,3 +69,25 @@ pub const SINK_STAT_FRAMES: u32 = 0;
 pub const SINK_STAT_BYTES: u32 = 1;
 /// Number of sink counters.
 pub const SINK_STATS_LEN: u32 = 2;
+
+/// Name of the in-kernel forwarder's XDP program (`src/redirect.rs`): rewrites the Ethernet
+/// addresses of every frame and redirects it to one egress device through a DEVMAP.
+pub const REDIRECT_PROGRAM: &str = "xpe_redirect";
+/// Name of the one-slot DEVMAP holding the egress device.
+pub const REDIRECT_TX_MAP: &str = "XPE_REDIRECT_TX";
+/// The DEVMAP slot the program redirects to.
+pub const REDIRECT_TX_SLOT: u32 = 0;
+/// Name of the forwarder's per-CPU counter array.
+pub const REDIRECT_STATS_MAP: &str = "XPE_REDIRECT_STATS";
+/// Name of the global (`[u8; 12]`) holding the Ethernet destination then source address
+/// written over every frame; set by the loader.
+pub const REDIRECT_MACS_GLOBAL: &str = "XPE_REDIRECT_MACS";
+/// Counter index: frames rewritten and handed to `bpf_redirect_map`.
+pub const REDIRECT_STAT_REDIRECTED: u32 = 0;
+/// Counter index: frames dropped because they were shorter than an Ethernet header.
+pub const REDIRECT_STAT_TOO_SHORT: u32 = 1;
+/// Counter index: frames dropped because the DEVMAP slot was empty (never expected: the
+/// loader fills it before attaching).
+pub const REDIRECT_STAT_NO_TARGET: u32 = 2;
+/// Number of forwarder counters.
+pub const REDIRECT_STATS_LEN: u32 = 3;

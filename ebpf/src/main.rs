@@ -3,7 +3,8 @@
 //! kernel keeps working before xpe starts and after it stops. Per-CPU counters record both.
 //!
 //! The same object carries the lab hosts' 802.1Q tagging classifiers (`hostvlan.rs`), the
-//! packet generator's program (`gen.rs`) and the counting sink (`sink.rs`).
+//! packet generator's program (`gen.rs`), the counting sink (`sink.rs`) and the in-kernel
+//! forwarder (`redirect.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // The program is only meaningful for the bpf target; the host build (cargo build --workspace)
@@ -14,6 +15,8 @@
 mod gen;
 #[cfg(target_arch = "bpf")]
 mod hostvlan;
+#[cfg(target_arch = "bpf")]
+mod redirect;
 #[cfg(target_arch = "bpf")]
 mod sink;
 

@@ -12,6 +12,7 @@ fn args() -> GenArgs {
         dport: "9".into(),
         size: "60".into(),
         flows: "1".into(),
+        vary: "src,ports".into(),
         batch: "64".into(),
         ..GenArgs::default()
     }
@@ -30,6 +31,21 @@ fn defaults_make_a_plain_ipv4_plan() {
     assert_eq!(p.stop, Stop::Signal);
     assert!(p.tags.is_empty() && p.labels.is_empty());
     assert_eq!((p.src_mac, p.dst_mac), (None, None));
+    assert_eq!(p.vary, Vary::default());
+}
+
+#[test]
+fn vary_takes_any_comma_list_of_src_dst_and_ports() {
+    let vary = |v: &str| {
+        parse(&GenArgs {
+            vary: v.into(),
+            ..args()
+        })
+        .map(|p| p.vary.to_string())
+    };
+    assert_eq!(vary("dst").ok().as_deref(), Some("dst"));
+    assert_eq!(vary("ports, dst").ok().as_deref(), Some("dst,ports"));
+    assert_eq!(vary("src,dst,ports").ok().as_deref(), Some("src,dst,ports"));
 }
 
 #[test]
@@ -86,6 +102,14 @@ fn every_bad_value_names_its_argument_and_range() {
         (
             GenArgs { flows: "65537".into(), ..args() },
             "--flows must be a flow count from 1 to 65536, not '65537'",
+        ),
+        (
+            GenArgs { vary: "dst,sport".into(), ..args() },
+            "--vary must be a comma list of src, dst and ports (like src,ports or dst), not 'dst,sport'",
+        ),
+        (
+            GenArgs { vary: "".into(), ..args() },
+            "--vary must be a comma list of src, dst and ports (like src,ports or dst), not ''",
         ),
         (
             GenArgs { batch: "257".into(), ..args() },

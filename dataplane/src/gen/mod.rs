@@ -2,11 +2,14 @@
 //! optional MPLS label stack, IPv4 or IPv6, UDP and a payload padded to the asked size, plus
 //! the per-flow variants the generator's XDP program writes over every frame.
 //!
-//! Flow `f` (0-based) adds `f` to the source address (IPv4: the whole address, IPv6: its low 32
-//! bits, both wrapping), to the UDP source port and to the UDP destination port (wrapping), so
-//! ECMP hashes and RSS spread the flows. Each flow's head (every header, up to the end of
-//! UDP) is computed here once, with its IPv4 header checksum and its UDP checksum, which
-//! covers the payload: the payload is the same in every flow, so its sum is taken once.
+//! Flow `f` (0-based) adds `f` to the fields its template's [`Vary`] names: the source
+//! address, the destination address (IPv4: the whole address, IPv6: its low 32 bits, both
+//! wrapping), the UDP source and destination ports (wrapping). By default the source and the
+//! ports, so ECMP hashes and RSS spread the flows; varying the destination spreads them over a
+//! route table instead (an LPM lookup that is not one cached result). Each flow's head (every
+//! header, up to the end of UDP) is computed here once, with its IPv4 header checksum and its
+//! UDP checksum, which covers the payload: the payload is the same in every flow, so its sum
+//! is taken once.
 //!
 //! Pure bytes: no I/O, no unsafe. The XDP side is `ebpf/src/gen.rs`, the loader `xsk::gen`.
 
@@ -65,6 +68,43 @@ pub struct LabelSpec {
     pub ttl: u8,
 }
 
+/// Which fields flow `f` adds `f` to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vary {
+    /// The source address.
+    pub src: bool,
+    /// The destination address.
+    pub dst: bool,
+    /// Both UDP ports.
+    pub ports: bool,
+}
+
+impl Default for Vary {
+    /// The source address and the ports.
+    fn default() -> Self {
+        Vary {
+            src: true,
+            dst: false,
+            ports: true,
+        }
+    }
+}
+
+impl fmt::Display for Vary {
+    /// The fields varied, comma separated, in the order `src,dst,ports` (`none` for none).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [(self.src, "src"), (self.dst, "dst"), (self.ports, "ports")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
 /// What a template is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
@@ -79,7 +119,7 @@ pub struct Spec {
     pub labels: Vec<LabelSpec>,
     /// Source address of flow 0 (its family decides IPv4 or IPv6).
     pub src: IpAddr,
-    /// Destination address (same family as `src`).
+    /// Destination address of flow 0 (same family as `src`).
     pub dst: IpAddr,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
@@ -91,6 +131,8 @@ pub struct Spec {
     pub size: usize,
     /// Number of flows, 1..=[`MAX_FLOWS`].
     pub flows: u32,
+    /// Which fields the flows vary.
+    pub vary: Vary,
 }
 
 /// Why a [`Spec`] cannot be built.
@@ -281,21 +323,18 @@ impl Template {
 
     /// The source address of flow `flow`.
     pub fn flow_src(&self, flow: u32) -> IpAddr {
-        match self.spec.src {
-            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(flow))),
-            IpAddr::V6(a) => {
-                let mut o = a.octets();
-                let low = u32::from_be_bytes([o[12], o[13], o[14], o[15]]).wrapping_add(flow);
-                o[12..].copy_from_slice(&low.to_be_bytes());
-                IpAddr::V6(Ipv6Addr::from(o))
-            }
-        }
+        add_to_address(self.spec.src, if self.spec.vary.src { flow } else { 0 })
+    }
+
+    /// The destination address of flow `flow`.
+    pub fn flow_dst(&self, flow: u32) -> IpAddr {
+        add_to_address(self.spec.dst, if self.spec.vary.dst { flow } else { 0 })
     }
 
     /// The UDP (source, destination) ports of flow `flow`.
     pub fn flow_ports(&self, flow: u32) -> (u16, u16) {
         // Flows wrap the 16-bit ports; truncating the flow number is that wrap.
-        let f = flow as u16;
+        let f = if self.spec.vary.ports { flow as u16 } else { 0 };
         (
             self.spec.sport.wrapping_add(f),
             self.spec.dport.wrapping_add(f),
@@ -316,7 +355,7 @@ impl Template {
         let udp_len = u32::from(u16::from_be_bytes([udp[4], udp[5]]));
         // The pseudo-header (RFC 768; RFC 8200 §8.1 for IPv6) sums the same words in either
         // order; a u32 holds every sum here (at most a few thousand 16-bit words).
-        let pseudo = match (self.flow_src(flow), self.spec.dst) {
+        let pseudo = match (self.flow_src(flow), self.flow_dst(flow)) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let mut ip = ipv4::Packet::new_unchecked(&mut head[l3..l4]);
                 ip.set_src_addr(src);
@@ -357,6 +396,20 @@ impl Template {
         let n = self.layout.payload;
         frame[..n].copy_from_slice(&head[..n]);
         frame
+    }
+}
+
+/// `addr` + `n`: IPv4 as one 32-bit number, IPv6 in its low 32 bits only (the prefix stays),
+/// both wrapping.
+fn add_to_address(addr: IpAddr, n: u32) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(n))),
+        IpAddr::V6(a) => {
+            let mut o = a.octets();
+            let low = u32::from_be_bytes([o[12], o[13], o[14], o[15]]).wrapping_add(n);
+            o[12..].copy_from_slice(&low.to_be_bytes());
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
     }
 }
 

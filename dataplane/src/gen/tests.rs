@@ -1,7 +1,7 @@
 //! Templates read back field by field with etherparse (IP, UDP) and the wire views (VLAN,
 //! MPLS, which etherparse 0.16 does not parse past), one byte-for-byte fixture, and property
 //! tests: every flow of every template has correct checksums and the fields the flow number
-//! says.
+//! says, against a reference model of what each `Vary` field adds.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -27,6 +27,7 @@ fn spec_v4() -> Spec {
         dport: 9,
         size: 60,
         flows: 1,
+        vary: Vary::default(),
     }
 }
 
@@ -234,6 +235,62 @@ fn flows_move_the_source_address_and_both_ports() {
 }
 
 #[test]
+fn flows_can_vary_the_destination_alone_over_a_whole_slash_16() {
+    let spec = Spec {
+        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)),
+        flows: MAX_FLOWS,
+        vary: Vary {
+            src: false,
+            dst: true,
+            ports: false,
+        },
+        ..spec_v4()
+    };
+    let t = Template::build(&spec).expect("builds");
+    for (flow, dst) in [
+        (0, Ipv4Addr::new(198, 18, 0, 0)),
+        (255, Ipv4Addr::new(198, 18, 0, 255)),
+        (256, Ipv4Addr::new(198, 18, 1, 0)),
+        (MAX_FLOWS - 1, Ipv4Addr::new(198, 18, 255, 255)),
+    ] {
+        let p = parse(&t.flow_frame(flow));
+        assert_eq!(p.dst, IpAddr::V4(dst), "flow {flow}");
+        assert_eq!(p.src, spec.src, "flow {flow}");
+        assert_eq!((p.sport, p.dport), (1024, 9), "flow {flow}");
+        assert!(p.ip_checksum_ok, "flow {flow}");
+        assert_eq!(p.udp_checksum, p.udp_checksum_expected, "flow {flow}");
+    }
+    // IPv6: the low 32 bits wrap, the rest stays.
+    let v6 = Template::build(&Spec {
+        src: IpAddr::V6("2001:db8::1".parse().expect("v6")),
+        dst: IpAddr::V6("2001:db8:1::ffff:fffe".parse().expect("v6")),
+        size: 62,
+        flows: 4,
+        vary: Vary {
+            src: true,
+            dst: true,
+            ports: true,
+        },
+        ..spec_v4()
+    })
+    .expect("builds");
+    let p = parse(&v6.flow_frame(3));
+    assert_eq!(p.dst, IpAddr::V6("2001:db8:1::1".parse().expect("v6")));
+    assert_eq!(p.src, IpAddr::V6("2001:db8::4".parse().expect("v6")));
+    assert_eq!((p.sport, p.dport), (1027, 12));
+    assert_eq!(Vary::default().to_string(), "src,ports");
+    assert_eq!(
+        Vary {
+            src: false,
+            dst: false,
+            ports: false
+        }
+        .to_string(),
+        "none"
+    );
+}
+
+#[test]
 fn limits_are_refused_with_the_layout() {
     let too_small = Spec {
         labels: vec![label(16001, 0, 64), label(2001, 0, 64)],
@@ -307,27 +364,39 @@ fn the_longest_header_stack_fits_a_head() {
     assert_eq!(p.udp_checksum, p.udp_checksum_expected);
 }
 
-fn arb_spec() -> impl Strategy<Value = Spec> {
+/// A 32-bit number, often within a few hundred of wrapping: where address and port
+/// arithmetic goes wrong.
+fn arb_low32() -> impl Strategy<Value = u32> {
+    prop_oneof![any::<u32>(), (u32::MAX - 300)..=u32::MAX]
+}
+
+/// Valid specs with up to `max_flows` flows, varying any set of fields.
+fn arb_spec(max_flows: u32) -> impl Strategy<Value = Spec> {
     (
         prop::collection::vec((1u16..=4094, 0u8..=7), 0..=MAX_TAGS),
         prop::collection::vec((16u32..=1_048_575, 0u8..=7, any::<u8>()), 0..=4),
         any::<bool>(),
-        any::<[u8; 16]>(),
-        any::<[u8; 16]>(),
-        any::<(u8, u16, u16)>(),
+        (any::<[u8; 16]>(), arb_low32()),
+        (any::<[u8; 16]>(), arb_low32()),
+        (any::<u8>(), arb_low32(), arb_low32()),
         0usize..=400,
-        1u32..=MAX_FLOWS,
+        1u32..=max_flows,
+        any::<(bool, bool, bool)>(),
     )
         .prop_map(
-            |(tags, labels, v6, src, dst, (ttl, sport, dport), extra, flows)| {
+            |(tags, labels, v6, src, dst, (ttl, sport, dport), extra, flows, vary)| {
+                // The high bytes at random, the low 32 bits from `arb_low32`.
+                let v6_addr = |(mut o, low): ([u8; 16], u32)| {
+                    o[12..].copy_from_slice(&low.to_be_bytes());
+                    IpAddr::V6(Ipv6Addr::from(o))
+                };
                 let (src, dst) = if v6 {
-                    (
-                        IpAddr::V6(Ipv6Addr::from(src)),
-                        IpAddr::V6(Ipv6Addr::from(dst)),
-                    )
+                    (v6_addr(src), v6_addr(dst))
                 } else {
-                    let v4 = |o: [u8; 16]| IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3]));
-                    (v4(src), v4(dst))
+                    (
+                        IpAddr::V4(Ipv4Addr::from(src.1)),
+                        IpAddr::V4(Ipv4Addr::from(dst.1)),
+                    )
                 };
                 let tags: Vec<Tag> = tags.into_iter().map(|(v, p)| tag(v, p)).collect();
                 let labels: Vec<LabelSpec> = labels
@@ -343,41 +412,97 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
                     src,
                     dst,
                     ttl,
-                    sport,
-                    dport,
+                    // The low 16 bits: near the top of the port range as often as anywhere.
+                    sport: sport as u16,
+                    dport: dport as u16,
                     size: headers.max(MIN_FRAME) + extra,
                     flows,
+                    vary: Vary {
+                        src: vary.0,
+                        dst: vary.1,
+                        ports: vary.2,
+                    },
                 }
             },
         )
 }
 
+/// The reference model of flow `f`'s varied fields, written apart from the builder's code:
+/// addresses as integers (IPv4 whole, IPv6 low 32 bits), ports modulo 65536.
+fn expected_flow(spec: &Spec, f: u32) -> (IpAddr, IpAddr, u16, u16) {
+    let add = |a: IpAddr, on: bool| -> IpAddr {
+        let n = if on { f } else { 0 };
+        match a {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(
+                ((u64::from(u32::from(a)) + u64::from(n)) % (1 << 32)) as u32,
+            )),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                let low = ((a & 0xffff_ffff) + u128::from(n)) & 0xffff_ffff;
+                IpAddr::V6(Ipv6Addr::from((a & !0xffff_ffff) | low))
+            }
+        }
+    };
+    let port = |p: u16| -> u16 {
+        let n = if spec.vary.ports { f } else { 0 };
+        ((u32::from(p) + n) % 65536) as u16
+    };
+    (
+        add(spec.src, spec.vary.src),
+        add(spec.dst, spec.vary.dst),
+        port(spec.sport),
+        port(spec.dport),
+    )
+}
+
+/// Checks flow `flow` of `t`: correct checksums (as etherparse computes them from scratch),
+/// the varied fields as the model says, the rest as the spec says, the head exactly the
+/// frame's headers.
+fn check_flow(t: &Template, flow: u32) -> Result<(), TestCaseError> {
+    let spec = t.spec();
+    let frame = t.flow_frame(flow);
+    prop_assert_eq!(frame.len(), spec.size);
+    let p = parse(&frame);
+    prop_assert!(p.ip_checksum_ok, "flow {}", flow);
+    prop_assert_eq!(p.udp_checksum, p.udp_checksum_expected, "flow {}", flow);
+    prop_assert_ne!(p.udp_checksum, 0);
+    let (src, dst, sport, dport) = expected_flow(spec, flow);
+    prop_assert_eq!((p.src, p.dst), (src, dst), "flow {}", flow);
+    prop_assert_eq!((p.sport, p.dport), (sport, dport), "flow {}", flow);
+    prop_assert_eq!((t.flow_src(flow), t.flow_dst(flow)), (src, dst));
+    prop_assert_eq!(t.flow_ports(flow), (sport, dport));
+    prop_assert_eq!(p.ttl, spec.ttl);
+    prop_assert_eq!(p.labels.len(), spec.labels.len());
+    prop_assert_eq!(p.tags.len(), spec.tags.len());
+    // The head is exactly the frame's first header_len bytes, then zeros.
+    let mut head = [0xa5u8; HEAD_MAX];
+    t.write_head(flow, &mut head);
+    prop_assert_eq!(&head[..t.header_len()], &frame[..t.header_len()]);
+    prop_assert!(head[t.header_len()..].iter().all(|&b| b == 0));
+    // The payload after the head is the template's in every flow.
+    prop_assert_eq!(&frame[t.header_len()..], &t.frame()[t.header_len()..]);
+    Ok(())
+}
+
 proptest! {
-    /// Every flow's head, laid over the payload, is a frame whose IPv4 header checksum and UDP
-    /// checksum are what etherparse computes from scratch, with the flow's fields.
+    /// Every flow of templates with up to 300 flows (so the ports and, near the top of their
+    /// range, the addresses wrap): checksums and every field, varied or not.
     #[test]
-    fn every_flow_has_correct_checksums_and_its_fields(spec in arb_spec(), pick in any::<prop::sample::Index>()) {
+    fn every_flow_has_correct_checksums_and_its_fields(spec in arb_spec(300)) {
         let t = Template::build(&spec).expect("the strategy builds valid specs");
-        let flow = pick.index(spec.flows as usize) as u32;
-        let frame = t.flow_frame(flow);
-        prop_assert_eq!(frame.len(), spec.size);
-        let p = parse(&frame);
-        prop_assert!(p.ip_checksum_ok);
-        prop_assert_eq!(p.udp_checksum, p.udp_checksum_expected);
-        prop_assert_ne!(p.udp_checksum, 0);
-        prop_assert_eq!(p.src, t.flow_src(flow));
-        prop_assert_eq!(p.dst, spec.dst);
-        let (sport, dport) = t.flow_ports(flow);
-        prop_assert_eq!((p.sport, p.dport), (sport, dport));
-        prop_assert_eq!(p.ttl, spec.ttl);
-        prop_assert_eq!(p.labels.len(), spec.labels.len());
-        prop_assert_eq!(p.tags.len(), spec.tags.len());
-        // The head is exactly the frame's first header_len bytes, then zeros.
-        let mut head = [0xa5u8; HEAD_MAX];
-        t.write_head(flow, &mut head);
-        prop_assert_eq!(&head[..t.header_len()], &frame[..t.header_len()]);
-        prop_assert!(head[t.header_len()..].iter().all(|&b| b == 0));
-        // The payload after the head is the template's in every flow.
-        prop_assert_eq!(&frame[t.header_len()..], &t.frame()[t.header_len()..]);
+        for flow in 0..spec.flows {
+            check_flow(&t, flow)?;
+        }
+    }
+
+    /// Any flow of templates with up to 65536 flows: the last, and one at random.
+    #[test]
+    fn any_flow_of_many_has_correct_checksums_and_its_fields(
+        spec in arb_spec(MAX_FLOWS),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let t = Template::build(&spec).expect("the strategy builds valid specs");
+        check_flow(&t, spec.flows - 1)?;
+        check_flow(&t, pick.index(spec.flows as usize) as u32)?;
     }
 }

@@ -3,14 +3,15 @@
 //! frames in place. This is the one module of the crate where `unsafe` is allowed
 //! (STYLE.md): the UMEM mapping, slices over its frames, and a few socket calls.
 //!
-//! It also loads the packet generator (`gen`, BPF_PROG_TEST_RUN live frames) and the counting
-//! sink (`sink`) from the same eBPF object.
+//! It also loads the packet generator (`gen`, BPF_PROG_TEST_RUN live frames), the counting
+//! sink (`sink`) and the in-kernel forwarder (`redirect`) from the same eBPF object.
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
 pub mod gen;
 pub mod hostvlan;
 pub mod netdev;
+pub mod redirect;
 pub mod runtime;
 pub mod sink;
 pub mod socket;
@@ -19,7 +20,8 @@ pub mod umem;
 pub mod worker;
 
 /// The eBPF object built by `build.rs` (the XDP steering program, the host VLAN tagging
-/// programs, the generator's and the sink's XDP programs), embedded once.
+/// programs, the generator's, the sink's and the in-kernel forwarder's XDP programs), embedded
+/// once.
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
 

@@ -104,7 +104,18 @@ impl Attached {
         ifname: &str,
         mode: Mode,
     ) -> Result<Attached, SteerError> {
-        let mut ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
+        let ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
+        Attached::attach(ebpf, program, ifname, mode)
+    }
+
+    /// Attaches XDP program `program` of an object already loaded (with its globals set and
+    /// its maps filled) to `ifname`; with [`Mode::Auto`], native first, then skb.
+    pub(crate) fn attach(
+        mut ebpf: Ebpf,
+        program: &'static str,
+        ifname: &str,
+        mode: Mode,
+    ) -> Result<Attached, SteerError> {
         let mode = attach_xdp(&mut ebpf, program, ifname, mode)?;
         Ok(Attached {
             ebpf,
