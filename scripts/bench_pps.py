@@ -189,8 +189,8 @@ class Harness:
             except OSError:
                 continue
             if comm.startswith(f"napi/{dev}-"):
-                subprocess.run(["taskset", "-pc", str(cpu), pid], capture_output=True, check=True)
-                found.append(pid)
+                if subprocess.run(["taskset", "-pc", str(cpu), pid], capture_output=True).returncode == 0:
+                    found.append(pid)
         if not found:
             raise Failure(f"no NAPI kthread for {dev} (threaded mode did not take)")
 
@@ -430,13 +430,19 @@ address = "198.18.30.1/30"
         return None
 
     def start_ovs(self, h, scenario):
+        missing = [b for b in ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl")
+                   if not shutil.which(b)]
+        if missing:
+            raise Failure(f"Open vSwitch is not installed ({', '.join(missing)} missing): run scripts/setup.sh --bench")
         run = os.path.join(self.work, "ovs")
         os.makedirs(run, exist_ok=True)
         env = dict(os.environ, OVS_RUNDIR=run, OVS_LOGDIR=run, OVS_DBDIR=run, OVS_SYSCONFDIR=run)
         db = os.path.join(run, "conf.db")
         sock = f"unix:{run}/db.sock"
-        subprocess.run(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"], check=True,
-                       capture_output=True, env=env)
+        r = subprocess.run(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"],
+                           capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise Failure(f"ovsdb-tool create: {r.stderr.strip()}")
         h["procs"].append(self.spawn("ovsdb-server", db, f"--remote=punix:{run}/db.sock",
                                      f"--unixctl={run}/ovsdb.ctl", f"--log-file={run}/ovsdb.log", env=env,
                                      cpu=CPU_GEN))
@@ -445,8 +451,10 @@ address = "198.18.30.1/30"
             if subprocess.run(vsctl + ["--no-wait", "init"], capture_output=True, env=env).returncode == 0:
                 break
             time.sleep(0.1)
-        subprocess.run(vsctl + ["--no-wait", "set", "Open_vSwitch", ".", f"other_config:pmd-cpu-mask={1 << CPU_DUT:#x}"],
-                       check=True, capture_output=True, env=env)
+        r = subprocess.run(vsctl + ["--no-wait", "set", "Open_vSwitch", ".",
+                                    f"other_config:pmd-cpu-mask={1 << CPU_DUT:#x}"], capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise Failure(f"ovsdb-server did not come up: {r.stderr.strip()}")
         h["procs"].append(self.spawn("ovs-vswitchd", sock, f"--unixctl={run}/vsd.ctl", f"--log-file={run}/vsd.log",
                                      ns="dut", env=env))
         h["ovs_ctl"] = f"{run}/vsd.ctl"
@@ -571,7 +579,9 @@ address = "198.18.30.1/30"
                             self.record(dut, scenario, size, placement, flows, runs, sample)
                         self.stop(self.sink)
                         self.sink = None
-                except Failure as e:
+                except (Failure, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                    # One DUT's trouble (a missing tool, a bad sample, a crash) is reported and
+                    # the others are still measured.
                     log(f"   not measured: {e}")
                     self.notes.append(f"{dut} {scenario}: {e}")
                 finally:
