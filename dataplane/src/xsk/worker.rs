@@ -467,6 +467,11 @@ impl<S: Stage> Worker<S> {
         if n == 0 {
             return 0;
         }
+        // Start every frame's first cache line loading before the pipeline reads any of them
+        // (see `Umem::prefetch`).
+        for d in &descs[..n] {
+            self.umem.prefetch(d.addr);
+        }
         self.received += n as u64;
         let ingress = self.sockets[s].port;
         let mut frames: [Frame<'_>; BATCH] = core::array::from_fn(|_| Frame::default());
