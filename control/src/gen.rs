@@ -129,26 +129,9 @@ pub struct Plan {
     pub src_mac: Option<MacAddr>,
     /// Ethernet destination, if given.
     pub dst_mac: Option<MacAddr>,
-    /// VLAN tags, outermost first.
-    pub tags: Vec<Tag>,
-    /// Label stack, outermost first.
-    pub labels: Vec<LabelSpec>,
-    /// Source of flow 0.
-    pub src: IpAddr,
-    /// Destination.
-    pub dst: IpAddr,
-    /// IP TTL or hop limit.
-    pub ttl: u8,
-    /// UDP source port of flow 0.
-    pub sport: u16,
-    /// UDP destination port of flow 0.
-    pub dport: u16,
-    /// Frame length.
-    pub size: usize,
-    /// Flows.
-    pub flows: u32,
-    /// Which fields the flows vary.
-    pub vary: Vary,
+    /// The frame: everything but the MACs, which come from `src_mac`/`dst_mac` or the
+    /// interface once it is looked up (its `src_mac`/`dst_mac` are unset until then).
+    pub spec: Spec,
     /// When to stop.
     pub stop: Stop,
     /// Frames per second, if paced.
@@ -213,22 +196,26 @@ pub fn parse(a: &GenArgs) -> Result<Plan, Failure> {
         dev: a.dev.clone(),
         src_mac: mac("--src-mac", &a.src_mac)?,
         dst_mac: mac("--dst-mac", &a.dst_mac)?,
-        tags,
-        labels,
-        src,
-        dst,
-        ttl: number("--ttl", &a.ttl, 0, 255, "a TTL")? as u8,
-        sport: number("--sport", &a.sport, 0, 65535, "a UDP port")? as u16,
-        dport: number("--dport", &a.dport, 0, 65535, "a UDP port")? as u16,
-        size: number(
-            "--size",
-            &a.size,
-            MIN_FRAME as u64,
-            MAX_FRAME as u64,
-            "a frame length in bytes (without the FCS)",
-        )? as usize,
-        flows: number("--flows", &a.flows, 1, u64::from(MAX_FLOWS), "a flow count")? as u32,
-        vary: parse_vary(&a.vary)?,
+        spec: Spec {
+            src_mac: MacAddr::default(),
+            dst_mac: MacAddr::default(),
+            tags,
+            labels,
+            src,
+            dst,
+            ttl: number("--ttl", &a.ttl, 0, 255, "a TTL")? as u8,
+            sport: number("--sport", &a.sport, 0, 65535, "a UDP port")? as u16,
+            dport: number("--dport", &a.dport, 0, 65535, "a UDP port")? as u16,
+            size: number(
+                "--size",
+                &a.size,
+                MIN_FRAME as u64,
+                MAX_FRAME as u64,
+                "a frame length in bytes (without the FCS)",
+            )? as usize,
+            flows: number("--flows", &a.flows, 1, u64::from(MAX_FLOWS), "a flow count")? as u32,
+            vary: parse_vary(&a.vary)?,
+        },
         stop,
         rate: a
             .rate
@@ -517,28 +504,19 @@ fn build_template(plan: &Plan, dev: &Netdev) -> Result<Template, Failure> {
     let spec = Spec {
         src_mac,
         dst_mac,
-        tags: plan.tags.clone(),
-        labels: plan.labels.clone(),
-        src: plan.src,
-        dst: plan.dst,
-        ttl: plan.ttl,
-        sport: plan.sport,
-        dport: plan.dport,
-        size: plan.size,
-        flows: plan.flows,
-        vary: plan.vary,
+        ..plan.spec.clone()
     };
     let template = Template::build(&spec).map_err(|e| match e {
         TemplateError::TooSmall { min, layout, .. } => Failure::new(format!(
             "--size {} is too short for this frame: {layout} need at least {min} bytes (allowed: {min} to {MAX_FRAME})",
-            plan.size
+            plan.spec.size
         )),
         other => Failure::new(other.to_string()),
     })?;
-    if plan.size > MAX_LIVE_FRAME {
+    if plan.spec.size > MAX_LIVE_FRAME {
         return Err(Failure::new(format!(
             "--size {} is above {MAX_LIVE_FRAME}, the longest frame BPF_PROG_TEST_RUN's live-frames mode sends (one page, less the kernel's headroom and tailroom)",
-            plan.size
+            plan.spec.size
         ))
         .hint(format!(
             "use --size {} to {MAX_LIVE_FRAME}; jumbo frames need another generator",
@@ -546,14 +524,14 @@ fn build_template(plan: &Plan, dev: &Netdev) -> Result<Template, Failure> {
         )));
     }
     let mtu = dev.mtu as usize;
-    if plan.size > mtu + L2_OVERHEAD {
+    if plan.spec.size > mtu + L2_OVERHEAD {
         return Err(Failure::new(format!(
             "--size {} does not fit {name}'s MTU of {mtu}: a veth takes XDP frames of at most MTU + {L2_OVERHEAD} bytes",
-            plan.size
+            plan.spec.size
         ))
         .hint(format!(
             "raise the MTU on both ends: ip link set {name} mtu {} (and the same on the peer)",
-            plan.size - L2_OVERHEAD
+            plan.spec.size - L2_OVERHEAD
         )));
     }
     Ok(template)
@@ -738,7 +716,7 @@ fn run_failure(e: GenError, plan: &Plan) -> Failure {
     match e.errno() {
         Some(errno) if errno == EINVAL => Failure::new(format!(
             "{text}: the kernel refused a frame of {} bytes or a batch of {} (live frames need kernel 5.18 or later)",
-            plan.size, plan.batch
+            plan.spec.size, plan.batch
         )),
         _ => gen_failure(e),
     }
@@ -893,9 +871,9 @@ fn summary(
         let v = json!({
             "dev": plan.dev,
             "template": template.describe(),
-            "frame_size": plan.size,
-            "flows": plan.flows,
-            "vary": plan.vary.to_string(),
+            "frame_size": plan.spec.size,
+            "flows": plan.spec.flows,
+            "vary": plan.spec.vary.to_string(),
             "batch": plan.batch,
             "target_pps": plan.rate,
             "seconds": t.seconds,
@@ -918,13 +896,13 @@ fn summary(
         out,
         "xpe gen on {}: {} flow(s){} of {} bytes ({}), {:.3} s, stopped by {}",
         plan.dev,
-        plan.flows,
-        if plan.flows > 1 {
-            format!(" varying {}", plan.vary)
+        plan.spec.flows,
+        if plan.spec.flows > 1 {
+            format!(" varying {}", plan.spec.vary)
         } else {
             String::new()
         },
-        plan.size,
+        plan.spec.size,
         template.describe(),
         t.seconds,
         t.stopped_by.name()

@@ -25,13 +25,13 @@ fn error(a: GenArgs) -> String {
 #[test]
 fn defaults_make_a_plain_ipv4_plan() {
     let p = parse(&args()).expect("valid");
-    assert_eq!(p.size, 60);
-    assert_eq!(p.flows, 1);
+    assert_eq!(p.spec.size, 60);
+    assert_eq!(p.spec.flows, 1);
     assert_eq!(p.batch, 64);
     assert_eq!(p.stop, Stop::Signal);
-    assert!(p.tags.is_empty() && p.labels.is_empty());
+    assert!(p.spec.tags.is_empty() && p.spec.labels.is_empty());
     assert_eq!((p.src_mac, p.dst_mac), (None, None));
-    assert_eq!(p.vary, Vary::default());
+    assert_eq!(p.spec.vary, Vary::default());
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn vary_takes_any_comma_list_of_src_dst_and_ports() {
             vary: v.into(),
             ..args()
         })
-        .map(|p| p.vary.to_string())
+        .map(|p| p.spec.vary.to_string())
     };
     assert_eq!(vary("dst").ok().as_deref(), Some("dst"));
     assert_eq!(vary("ports, dst").ok().as_deref(), Some("dst,ports"));
@@ -59,9 +59,15 @@ fn vlans_and_labels_take_their_documented_syntax() {
         ..args()
     })
     .expect("valid");
-    let tags: Vec<(u16, u8)> = p.tags.iter().map(|t| (t.vid.get(), t.pcp.get())).collect();
+    let tags: Vec<(u16, u8)> = p
+        .spec
+        .tags
+        .iter()
+        .map(|t| (t.vid.get(), t.pcp.get()))
+        .collect();
     assert_eq!(tags, vec![(200, 3), (101, 0)]);
     let labels: Vec<(u32, u8, u8)> = p
+        .spec
         .labels
         .iter()
         .map(|l| (l.label.get(), l.tc.get(), l.ttl))
