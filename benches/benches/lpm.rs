@@ -7,13 +7,15 @@
 //! table, which then stays in L2/L3; `lpm_ipv4_many_flows` repeats the 1M case with 1M probes
 //! so that most lookups miss the caches. Setup prints each table's size, bytes per prefix and
 //! build time once, plus the size of an empty and a 10-route table (the idle-VRF cost).
+//! `lpm_*_update` times one route removed and put back (two batches of one, each published),
+//! and setup prints the p50/p99/max of single changes and the memory after them.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use xpe_benches::routes::{ipv4_probe_addrs, ipv4_table, ipv6_probe_addrs, ipv6_table};
-use xpe_dataplane::tables::lpm::{Ipv4Lpm, Ipv6Lpm};
+use xpe_dataplane::tables::lpm::{Ipv4Lpm, Ipv4Table, Ipv6Lpm, Ipv6Table};
 
 /// Probe addresses per iteration: far more than a batch, so the loop measures steady state,
 /// small enough (16-64 KiB) that reading the probes themselves stays in L1/L2.
@@ -106,9 +108,99 @@ fn ipv6_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// Single-route changes timed one by one: the p50, p99 and largest of `times`.
+fn percentiles(what: &str, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{what}: {} changes, p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        times.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+/// Changes to pick from a table: every `step`-th route, so they spread over the table.
+const CHANGES: usize = 4000;
+
+fn ipv4_update(c: &mut Criterion) {
+    let routes = ipv4_table(1_000_000, TABLE_SEED);
+    let mut table = Ipv4Table::from_routes(with_values(&routes)).unwrap();
+    let built = table.lpm().memory_bytes();
+    // Remove a route and put it back, each a batch of one published as a new table: what
+    // one BGP withdraw and one update cost the FIB.
+    let picks: Vec<_> = with_values(&routes)
+        .step_by(routes.len() / CHANGES)
+        .collect();
+    let mut times = Vec::with_capacity(2 * picks.len());
+    for &(network, len, value) in &picks {
+        for change in [None, Some(value)] {
+            let t0 = Instant::now();
+            table.apply([(network, len, change)]).unwrap();
+            black_box(table.lpm().clone());
+            times.push(t0.elapsed());
+        }
+    }
+    percentiles("ipv4 1M: one route removed or added, published", times);
+    eprintln!(
+        "ipv4 1M: {} bytes after the changes, {} built fresh",
+        table.lpm().memory_bytes(),
+        built
+    );
+    let mut group = c.benchmark_group("lpm_ipv4_update");
+    group.measurement_time(Duration::from_secs(3));
+    let mut next = picks.iter().cycle();
+    group.bench_function("1000000", |b| {
+        b.iter(|| {
+            let &(network, len, value) = next.next().unwrap();
+            table.apply([(network, len, None)]).unwrap();
+            table.apply([(network, len, Some(value))]).unwrap();
+            black_box(table.lpm().clone())
+        });
+    });
+    group.finish();
+}
+
+fn ipv6_update(c: &mut Criterion) {
+    let routes = ipv6_table(100_000, TABLE_SEED);
+    let mut table = Ipv6Table::from_routes(with_values(&routes)).unwrap();
+    let picks: Vec<_> = with_values(&routes)
+        .step_by(routes.len() / CHANGES)
+        .collect();
+    let mut times = Vec::with_capacity(2 * picks.len());
+    for &(network, len, value) in &picks {
+        for change in [None, Some(value)] {
+            let t0 = Instant::now();
+            table.apply([(network, len, change)]).unwrap();
+            black_box(table.lpm().clone());
+            times.push(t0.elapsed());
+        }
+    }
+    percentiles("ipv6 100k: one route removed or added, published", times);
+    let mut group = c.benchmark_group("lpm_ipv6_update");
+    group.measurement_time(Duration::from_secs(3));
+    let mut next = picks.iter().cycle();
+    group.bench_function("100000", |b| {
+        b.iter(|| {
+            let &(network, len, value) = next.next().unwrap();
+            table.apply([(network, len, None)]).unwrap();
+            table.apply([(network, len, Some(value))]).unwrap();
+            black_box(table.lpm().clone())
+        });
+    });
+    group.finish();
+}
+
 // criterion_group! defines a public function without docs; a private module keeps it out of
 // the missing_docs lint without allowing that lint for the whole file.
 mod group {
-    criterion::criterion_group!(benches, super::ipv4_lookup, super::ipv6_lookup);
+    criterion::criterion_group!(
+        benches,
+        super::ipv4_lookup,
+        super::ipv6_lookup,
+        super::ipv4_update,
+        super::ipv6_update
+    );
 }
 criterion_main!(group::benches);

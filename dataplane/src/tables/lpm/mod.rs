@@ -10,17 +10,19 @@
 //! - [`Ipv6Lpm`]: one hash table per present prefix length (as in VPP) plus a filter that tells,
 //!   per slice of the address space, which lengths are worth probing. See the [`v6`] module doc.
 //!
-//! Both are immutable once built: the control side builds a complete table, wraps it in the
-//! VRF's snapshot and publishes it with one pointer swap. Both return the route's value, a
-//! FEC index of at most [`MAX_VALUE`].
+//! Both are immutable once built, and both return the route's value, a FEC index of at most
+//! [`MAX_VALUE`]. Their editable sides, [`Ipv4Table`] and [`Ipv6Table`], take batches of route
+//! changes and make a new table that shares every untouched part with the previous one; the
+//! control side wraps it in the VRF's snapshot and publishes it with one pointer swap, so a
+//! route change costs microseconds, not a rebuild of a million routes.
 
 use core::net::IpAddr;
 
 pub mod v4;
 pub mod v6;
 
-pub use v4::Ipv4Lpm;
-pub use v6::Ipv6Lpm;
+pub use v4::{ApplyStats, Ipv4Lpm, Ipv4Table};
+pub use v6::{Ipv6Lpm, Ipv6Table};
 
 /// Largest value (FEC index) a route may carry: 2^31 - 2.
 ///

@@ -56,21 +56,42 @@
 //! Nodes are laid out depth first, so a subtree is contiguous in the arena. A full build of
 //! the 1M table takes about 150 ms.
 //!
-//! # Updates (not built yet)
+//! # Updates
 //!
-//! A later issue needs single-route add/delete published as a new snapshot within 1 ms.
-//! A change of a route longer than `R` bits only touches the subtree below one root entry; a
-//! shorter route touches a range of root entries and the leaves pushed into their subtrees.
-//! Because each subtree is already contiguous and addressed only through its root entry,
-//! the arena can be split into one `Arc<[u32]>` per populated root entry: an update rebuilds
-//! the affected subtrees from the control side's RIB (below one /16 at most 65536 + 256
-//! routes; a typical subtree is a few hundred bytes and microseconds to build), copies the
-//! root (256 KiB, about 20 µs) and publishes a new `Ipv4Lpm` that shares every untouched
-//! subtree. The lookup gains one indirection (root entry to subtree slice), which stays
-//! cache resident. Readers finish their batch on the old snapshot (RCU style).
+//! The routing daemon changes single routes at BGP rates in tables of a million, so a change
+//! must not rebuild the table. [`Ipv4Table`] is the editable side: it keeps the routes (a
+//! sorted map) and the trie's mutable parts, and each [`Ipv4Table::apply`] of a batch of
+//! changes produces a new immutable [`Ipv4Lpm`] that shares everything untouched with the
+//! previous one.
+//!
+//! - Below the root, each populated root entry owns a *subtree*, laid out depth first and
+//!   addressed only through that entry. A route longer than the root's `R` bits touches the
+//!   subtree of one entry; a route of at most `R` bits repaints a range of root entries, and
+//!   the subtrees below them are rebuilt with the new pushed leaf. Nested ranges of one batch
+//!   are merged, so every entry is rebuilt once per batch. The subtree of one /16 in a
+//!   BGP-like table holds about 15 routes and builds in microseconds; a change of a very short
+//!   prefix (the default route) rebuilds every subtree below it, as a full build does.
+//! - The node arena is split into *pages* of at most `2^PAGE_SHIFT` words, each an
+//!   `Arc<[u32]>`. A subtree never spans two pages, so a lookup reads its page once, at the
+//!   root. Every batch writes its new subtrees into fresh pages (exactly sized), and a new
+//!   table shares every older page with its predecessor: the cost of a publish is the copy of
+//!   the root (256 KiB at most) and of the page list, not of the arena.
+//! - A replaced subtree leaves garbage in its old page. The table counts the live words of
+//!   each page, drops a page when none are left, and compacts a little on every batch: while
+//!   garbage exceeds a quarter of the live words or pages multiply, it rebuilds the subtrees
+//!   of the page with the fewest live words into the batch's page, within a budget of a few
+//!   times the words the batch wrote. So memory stays within about 1.25 times a full build
+//!   and no batch pays for a whole compaction.
+//! - The root widens (8 to 16 bits) when a table reaches `LARGE_ROOT_MIN_ROUTES` routes and
+//!   narrows below half that: a full build, once per crossing.
+//!
+//! Readers finish their batch on the table they loaded (RCU style): nothing they can reach
+//! is ever written again.
 
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{LpmError, MAX_VALUE};
 
@@ -80,21 +101,36 @@ const STRIDE: u8 = 8;
 const NODE_BIT: u32 = 1 << 31;
 /// Leaf value meaning "no route covers this range".
 const NO_ROUTE: u32 = NODE_BIT - 1;
-/// Arena offsets must leave the tag bit free.
-const MAX_WORDS: usize = NODE_BIT as usize;
 /// Root width of small tables: 256 entries, 1 KiB, so an idle VRF costs about a kilobyte.
 const SMALL_ROOT_BITS: u8 = 8;
 /// Root width of large tables: 65536 entries, 256 KiB, saving one node level per lookup.
 const LARGE_ROOT_BITS: u8 = 16;
 /// From this many routes on, the 256 KiB root (at most 64 B/prefix) replaces the /8-level
 /// nodes, which in a spread table cost about one 64-byte header per route, and saves one level
-/// on every lookup.
+/// on every lookup. A table narrows again below half of it, so a table that hovers around the
+/// threshold is not rebuilt on every change.
 const LARGE_ROOT_MIN_ROUTES: usize = 4096;
 /// Words of a node header: 32 u16 groups, one per 8 entries, two per word. A group holds the
 /// number of runs that start before its first entry (high byte, at most 248) and which of
 /// its 8 entries start a run (low byte), so the rank of an entry is one add and one lookup
 /// in [`POPCOUNT8`], with no 64-bit popcount (see the module doc).
 const HEADER_WORDS: usize = 16;
+/// An arena offset is `page << PAGE_SHIFT | word in page`. A subtree never spans pages, so a
+/// page holds the largest one: below a /16 root entry at most 257 nodes of 272 words (69,904);
+/// below a /8 entry of a small table (under 4096 routes) at most about 242,000 words (three
+/// nodes per route, 17 words each plus two entries per route). 2^20 words leave room for both.
+const PAGE_SHIFT: u32 = 20;
+/// Largest page, in words.
+const PAGE_WORDS: usize = 1 << PAGE_SHIFT;
+/// Pages an offset can name (the tag bit takes the 32nd bit).
+const MAX_PAGES: usize = 1 << (31 - PAGE_SHIFT);
+/// A batch appends to the last page (a copy of it: readers may hold the old one) until it
+/// reaches this many words, 256 KiB: a batch copies at most that much, and pages stay big
+/// enough to be few.
+const TAIL_WORDS: usize = 1 << 16;
+/// Words a batch may rebuild for compaction at least, whatever it wrote itself, so batches
+/// that write nothing still make progress.
+const MIN_COMPACT_WORDS: usize = 1024;
 
 /// Number of set bits of every byte value: an L1-resident table standing in for the POPCNT
 /// instruction, which the baseline x86-64 target lacks.
@@ -113,15 +149,14 @@ const _: () = assert!(MAX_VALUE < NO_ROUTE);
 /// IPv4 longest-prefix-match table of one VRF: destination address to FEC index.
 ///
 /// Immutable once built; share it between workers behind an `Arc` in the VRF snapshot.
+/// Cloning it shares the root and the pages. [`Ipv4Table`] makes new versions of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Ipv4Lpm {
     /// Entry per value of the top `32 - root_shift` address bits.
-    root: Box<[u32]>,
+    root: Arc<[u32]>,
     root_shift: u32,
-    /// Node arena: each node is a header followed by its entries (see the module doc).
-    words: Box<[u32]>,
-    /// Number of nodes in `words`, for `Debug`.
-    nodes: usize,
+    /// The node arena in pages: each node is a header followed by its entries (module doc).
+    pages: Arc<[Arc<[u32]>]>,
     len: usize,
 }
 
@@ -139,7 +174,7 @@ impl Ipv4Lpm {
 
     /// An empty table: a 1 KiB root and nothing else.
     pub fn new() -> Self {
-        Self::build(&[], SMALL_ROOT_BITS).unwrap_or_else(|_| unreachable!("an empty table fits"))
+        Ipv4Table::new().lpm().clone()
     }
 
     /// Builds a table from `(network, prefix length 0..=32, value)`; for a duplicate prefix the
@@ -147,13 +182,7 @@ impl Ipv4Lpm {
     pub fn from_routes<I: IntoIterator<Item = (Ipv4Addr, u8, u32)>>(
         routes: I,
     ) -> Result<Self, LpmError> {
-        let routes = canonical_routes(routes)?;
-        let root_bits = if routes.len() >= LARGE_ROOT_MIN_ROUTES {
-            LARGE_ROOT_BITS
-        } else {
-            SMALL_ROOT_BITS
-        };
-        Self::build(&routes, root_bits)
+        Ok(Ipv4Table::from_routes(routes)?.lpm().clone())
     }
 
     /// The value of the longest prefix containing `addr` (host order, `u32::from(Ipv4Addr)`).
@@ -161,16 +190,20 @@ impl Ipv4Lpm {
     pub fn lookup(&self, addr: u32) -> Option<u32> {
         let mut shift = self.root_shift;
         let mut entry = self.root[(addr >> shift) as usize];
-        while entry & NODE_BIT != 0 {
-            // A node exists only above /32, so `shift` is at least STRIDE here.
-            shift -= u32::from(STRIDE);
-            let node = (entry & !NODE_BIT) as usize;
-            let slot = (addr >> shift) & 0xff;
-            let group = self.words[node + (slot >> 4) as usize] >> ((slot & 8) << 1);
-            let starts_up_to_slot = group & (0xff >> (7 - (slot & 7)));
-            // rank >= 1: entry 0 always starts a run, so every later group counts it.
-            let rank = ((group >> 8) & 0xff) + u32::from(POPCOUNT8[starts_up_to_slot as usize]);
-            entry = self.words[node + HEADER_WORDS - 1 + rank as usize];
+        if entry & NODE_BIT != 0 {
+            // The whole subtree below a root entry lies in one page.
+            let page = &*self.pages[((entry & !NODE_BIT) >> PAGE_SHIFT) as usize];
+            while entry & NODE_BIT != 0 {
+                // A node exists only above /32, so `shift` is at least STRIDE here.
+                shift -= u32::from(STRIDE);
+                let node = (entry as usize) & (PAGE_WORDS - 1);
+                let slot = (addr >> shift) & 0xff;
+                let group = page[node + (slot >> 4) as usize] >> ((slot & 8) << 1);
+                let starts_up_to_slot = group & (0xff >> (7 - (slot & 7)));
+                // rank >= 1: entry 0 always starts a run, so every later group counts it.
+                let rank = ((group >> 8) & 0xff) + u32::from(POPCOUNT8[starts_up_to_slot as usize]);
+                entry = page[node + HEADER_WORDS - 1 + rank as usize];
+            }
         }
         (entry != NO_ROUTE).then_some(entry)
     }
@@ -185,27 +218,15 @@ impl Ipv4Lpm {
         self.len == 0
     }
 
-    /// Heap bytes of the lookup structure (root and node arena).
+    /// Heap bytes of the lookup structure (root, page list and pages), counting pages shared
+    /// with other versions of the table too.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of_val(&*self.root) + core::mem::size_of_val(&*self.words)
-    }
-
-    /// Builds the trie from validated routes sorted by (network, len) without duplicates.
-    fn build(routes: &[Route], root_bits: u8) -> Result<Self, LpmError> {
-        let root_shift = 32 - u32::from(root_bits);
-        let mut root = vec![NO_ROUTE; 1 << root_bits];
-        paint(&mut root, routes, root_bits, root_shift);
-        let mut arena = Arena::default();
-        for (slot, below) in Deeper::new(routes, root_bits, root_shift, root.len()) {
-            root[slot] = NODE_BIT | arena.build_node(below, root_bits, root[slot])?;
-        }
-        Ok(Self {
-            root: root.into_boxed_slice(),
-            root_shift,
-            words: arena.words.into_boxed_slice(),
-            nodes: arena.nodes,
-            len: routes.len(),
-        })
+        core::mem::size_of_val(&*self.root)
+            + self
+                .pages
+                .iter()
+                .map(|p| core::mem::size_of_val(&**p))
+                .sum::<usize>()
     }
 }
 
@@ -221,23 +242,483 @@ impl fmt::Debug for Ipv4Lpm {
         f.debug_struct("Ipv4Lpm")
             .field("prefixes", &self.len)
             .field("root_entries", &self.root.len())
-            .field("nodes", &self.nodes)
-            .field("arena_words", &self.words.len())
+            .field(
+                "pages",
+                &self.pages.iter().filter(|p| !p.is_empty()).count(),
+            )
             .field("memory_bytes", &self.memory_bytes())
             .finish()
     }
 }
 
-/// The node arena while building.
-#[derive(Default)]
-struct Arena {
-    words: Vec<u32>,
-    nodes: usize,
+/// What one [`Ipv4Table::apply`] did, for benches and `show`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Routes added, replaced or removed.
+    pub changed: usize,
+    /// Subtrees rebuilt because of the changes.
+    pub rebuilt: usize,
+    /// Subtrees rebuilt to compact the arena.
+    pub compacted: usize,
+    /// Arena words written.
+    pub words: usize,
+    /// Whether the whole table was rebuilt (the root changed width).
+    pub full: bool,
 }
 
-impl Arena {
-    /// Appends the node that resolves the 8 bits after the first `level_start` to the arena,
-    /// followed by its descendants, and returns its offset.
+/// The editable side of an IPv4 table: its routes and the trie's mutable parts, from which
+/// every [`Ipv4Table::apply`] makes a new [`Ipv4Lpm`] sharing what did not change.
+///
+/// Owned by one writer (the control side); readers only ever see [`Ipv4Lpm`]s.
+#[derive(Clone)]
+pub struct Ipv4Table {
+    /// (network, length) -> value: the routes, in the order the builders need.
+    routes: BTreeMap<(u32, u8), u32>,
+    root_bits: u8,
+    /// Per root entry: the value of the longest route of at most `root_bits` covering it.
+    leaf: Vec<u32>,
+    /// Per root entry: `leaf`, or `NODE_BIT | offset` of its subtree.
+    root: Vec<u32>,
+    /// Per root entry: words of its subtree (0: none).
+    subtree_words: Vec<u32>,
+    /// The pages; a freed page is empty and its index is in `free`.
+    pages: Vec<Arc<[u32]>>,
+    /// Words of each page still reachable from `root`.
+    live: Vec<usize>,
+    free: Vec<usize>,
+    /// The page batches append to, if any: never freed or compacted while it is the tail.
+    tail: Option<usize>,
+    /// Keep `root_bits` whatever the number of routes (tests of both shapes).
+    pinned: bool,
+    /// The table as of the last change.
+    lpm: Ipv4Lpm,
+}
+
+impl Default for Ipv4Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Ipv4Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ipv4Table")
+            .field("lpm", &self.lpm)
+            .field("live_words", &self.live.iter().sum::<usize>())
+            .finish()
+    }
+}
+
+impl Ipv4Table {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::with_root_bits(BTreeMap::new(), SMALL_ROOT_BITS)
+            .unwrap_or_else(|_| unreachable!("an empty table fits"))
+    }
+
+    /// A table of `(network, prefix length 0..=32, value)`; for a duplicate prefix the last one
+    /// wins.
+    pub fn from_routes<I: IntoIterator<Item = (Ipv4Addr, u8, u32)>>(
+        routes: I,
+    ) -> Result<Self, LpmError> {
+        let mut map = BTreeMap::new();
+        for (network, len, value) in routes {
+            let r = checked(network, len, Some(value))?;
+            map.insert((r.network, r.len), r.value);
+        }
+        let bits = root_bits_for(map.len(), SMALL_ROOT_BITS);
+        Self::with_root_bits(map, bits)
+    }
+
+    /// The table as of the last change, ready to publish (clone it: that shares it).
+    pub fn lpm(&self) -> &Ipv4Lpm {
+        &self.lpm
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when there is no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The value of exactly this prefix, if it has a route.
+    pub fn get(&self, network: Ipv4Addr, len: u8) -> Option<u32> {
+        self.routes.get(&(u32::from(network), len)).copied()
+    }
+
+    /// Every route, sorted by (network, length).
+    pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
+        self.routes
+            .iter()
+            .map(|(&(network, len), &value)| (Ipv4Addr::from(network), len, value))
+    }
+
+    /// Applies a batch of changes, `(network, length, Some(value))` to add or replace a route
+    /// and `None` to remove it (removing an absent route is no change), then rebuilds only
+    /// what they touch ([`Ipv4Table::lpm`] has the result). Every change is checked first:
+    /// on an error nothing is applied.
+    pub fn apply<I: IntoIterator<Item = (Ipv4Addr, u8, Option<u32>)>>(
+        &mut self,
+        changes: I,
+    ) -> Result<ApplyStats, LpmError> {
+        let mut checked_changes = Vec::new();
+        for (network, len, value) in changes {
+            checked_changes.push((checked(network, len, value)?, value.is_some()));
+        }
+        let mut stats = ApplyStats::default();
+        // Root ranges to repaint: (first entry, entries), aligned blocks of a power of two.
+        let mut ranges = Vec::with_capacity(checked_changes.len());
+        let shift = 32 - u32::from(self.root_bits);
+        for (r, add) in checked_changes {
+            let unchanged = if add {
+                self.routes.insert((r.network, r.len), r.value) == Some(r.value)
+            } else {
+                self.routes.remove(&(r.network, r.len)).is_none()
+            };
+            if unchanged {
+                continue;
+            }
+            stats.changed += 1;
+            let first = (r.network >> shift) as usize;
+            let count = 1usize << u32::from(self.root_bits).saturating_sub(u32::from(r.len));
+            ranges.push((first, count));
+        }
+        let bits = root_bits_for(self.routes.len(), self.root_bits);
+        if bits != self.root_bits && !self.pinned {
+            let routes = std::mem::take(&mut self.routes);
+            *self = Self::with_root_bits(routes, bits)?;
+            stats.full = true;
+            stats.words = self.live.iter().sum();
+            return Ok(stats);
+        }
+        if ranges.is_empty() {
+            return Ok(stats);
+        }
+        // Aligned blocks either nest or are disjoint: sorted by start, then largest first,
+        // a block inside the previous kept one is dropped.
+        ranges.sort_unstable_by_key(|&(first, count)| (first, usize::MAX - count));
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (first, count) in ranges {
+            match merged.last() {
+                Some(&(f, c)) if first < f + c => {}
+                _ => merged.push((first, count)),
+            }
+        }
+        let mut writer = self.open_tail()?;
+        for &(first, count) in &merged {
+            self.repaint(first, count);
+            for slot in first..first + count {
+                if self.rebuild_subtree(slot, &mut writer)? {
+                    stats.rebuilt += 1;
+                }
+            }
+        }
+        stats.compacted = self.compact(&mut writer)?;
+        stats.words = writer.written;
+        self.finish_page(writer);
+        if let Some(tail) = self.tail.filter(|&t| self.live[t] == 0) {
+            self.free_page(tail);
+            self.tail = None;
+        }
+        self.publish();
+        Ok(stats)
+    }
+
+    /// Builds the whole table with a root of `root_bits` from validated routes.
+    fn with_root_bits(routes: BTreeMap<(u32, u8), u32>, root_bits: u8) -> Result<Self, LpmError> {
+        let entries = 1usize << root_bits;
+        let mut table = Ipv4Table {
+            routes,
+            root_bits,
+            leaf: vec![NO_ROUTE; entries],
+            root: vec![NO_ROUTE; entries],
+            subtree_words: vec![0; entries],
+            pages: Vec::new(),
+            live: Vec::new(),
+            free: Vec::new(),
+            tail: None,
+            pinned: false,
+            lpm: Ipv4Lpm {
+                root: Arc::from(Vec::new()),
+                root_shift: 0,
+                pages: Arc::from(Vec::new()),
+                len: 0,
+            },
+        };
+        let all: Vec<Route> = table.sorted_routes(0, u32::MAX).collect();
+        let shift = 32 - u32::from(root_bits);
+        paint(&mut table.leaf, &all, root_bits, shift);
+        table.root.copy_from_slice(&table.leaf);
+        let mut writer = table.open_tail()?;
+        for (slot, below) in Deeper::new(&all, root_bits, shift, entries) {
+            table.place_subtree(slot, below, &mut writer)?;
+        }
+        table.finish_page(writer);
+        table.publish();
+        Ok(table)
+    }
+
+    /// The routes with networks in `first..=last`, as sorted [`Route`]s.
+    fn sorted_routes(&self, first: u32, last: u32) -> impl Iterator<Item = Route> + '_ {
+        self.routes
+            .range((first, 0)..=(last, 32))
+            .map(|(&(network, len), &value)| Route {
+                network,
+                len,
+                value,
+            })
+    }
+
+    /// Recomputes the leaves of root entries `first..first + count` (an aligned block).
+    fn repaint(&mut self, first: usize, count: usize) {
+        let shift = 32 - u32::from(self.root_bits);
+        let block_len = self.root_bits - count.trailing_zeros() as u8;
+        let network = (first as u32).checked_shl(shift).unwrap_or(0);
+        // The longest route shorter than the block that covers it.
+        let inherited = (0..block_len)
+            .rev()
+            .find_map(|len| self.routes.get(&(network & netmask(len), len)))
+            .copied()
+            .unwrap_or(NO_ROUTE);
+        let last = network | !netmask(block_len);
+        // Shorter routes starting at the block's first address sort into the range too; they
+        // are in `inherited` already.
+        let within: Vec<Route> = self
+            .sorted_routes(network, last)
+            .filter(|r| (block_len..=self.root_bits).contains(&r.len))
+            .collect();
+        let leaves = &mut self.leaf[first..first + count];
+        leaves.fill(inherited);
+        let index_mask = count - 1;
+        for route in within {
+            let at = (route.network >> shift) as usize & index_mask;
+            let n = 1usize << (self.root_bits - route.len);
+            leaves[at..at + n].fill(route.value);
+        }
+    }
+
+    /// Replaces the subtree of root entry `slot` with one built from the current routes
+    /// (or none); true when there was or is a subtree.
+    fn rebuild_subtree(&mut self, slot: usize, writer: &mut PageWriter) -> Result<bool, LpmError> {
+        let had = self.drop_subtree(slot);
+        let shift = 32 - u32::from(self.root_bits);
+        let network = (slot as u32).checked_shl(shift).unwrap_or(0);
+        let below: Vec<Route> = self
+            .sorted_routes(network, network | !netmask(self.root_bits))
+            .filter(|r| r.len > self.root_bits)
+            .collect();
+        self.root[slot] = self.leaf[slot];
+        if below.is_empty() {
+            return Ok(had);
+        }
+        self.place_subtree(slot, &below, writer)?;
+        Ok(true)
+    }
+
+    /// Builds the subtree of `slot` from `below` (its routes longer than the root) into the
+    /// writer's page, starting another page when it does not fit.
+    fn place_subtree(
+        &mut self,
+        slot: usize,
+        below: &[Route],
+        writer: &mut PageWriter,
+    ) -> Result<(), LpmError> {
+        let inherited = self.leaf[slot];
+        let mut start = writer.words.len();
+        let mut offset = writer.build(below, self.root_bits, inherited)?;
+        if writer.words.len() > PAGE_WORDS {
+            writer.words.truncate(start);
+            let next = PageWriter::new(self.take_page_index()?, Vec::new());
+            let full = std::mem::replace(writer, next);
+            writer.written = full.written;
+            self.finish_page(full);
+            self.tail = Some(writer.page);
+            start = 0;
+            offset = writer.build(below, self.root_bits, inherited)?;
+            if writer.words.len() > PAGE_WORDS {
+                return Err(LpmError::Full {
+                    what: "words in one subtree",
+                    limit: PAGE_WORDS,
+                });
+            }
+        }
+        let words = writer.words.len() - start;
+        self.root[slot] = NODE_BIT | offset;
+        self.subtree_words[slot] = words as u32;
+        self.live[writer.page] += words;
+        writer.written += words;
+        Ok(())
+    }
+
+    /// Forgets the subtree of `slot`, if any, counting its words as garbage; true if there
+    /// was one. A page left with no live words is freed.
+    fn drop_subtree(&mut self, slot: usize) -> bool {
+        if self.root[slot] & NODE_BIT == 0 {
+            return false;
+        }
+        let page = ((self.root[slot] & !NODE_BIT) >> PAGE_SHIFT) as usize;
+        self.live[page] -= self.subtree_words[slot] as usize;
+        self.subtree_words[slot] = 0;
+        self.root[slot] = self.leaf[slot];
+        // The tail (the page being written) stays, even empty of live words.
+        if self.live[page] == 0 && self.tail != Some(page) {
+            self.free_page(page);
+        }
+        true
+    }
+
+    /// Gives a page's index back; readers of older tables keep their copy of it.
+    fn free_page(&mut self, page: usize) {
+        self.pages[page] = Arc::from(Vec::new());
+        self.free.push(page);
+    }
+
+    /// Moves the subtrees of the pages with the fewest live words into the writer's page
+    /// while garbage or the number of pages is too high, within a budget of words; returns the
+    /// number of subtrees moved.
+    fn compact(&mut self, writer: &mut PageWriter) -> Result<usize, LpmError> {
+        let budget = (writer.written * 4).max(MIN_COMPACT_WORDS);
+        let mut moved_words = 0;
+        let mut moved = 0;
+        while moved_words < budget {
+            let live: usize = self.live.iter().sum();
+            let stored = self
+                .pages
+                .iter()
+                .enumerate()
+                .filter(|&(p, _)| p != writer.page)
+                .map(|(_, words)| words.len())
+                .sum::<usize>()
+                + writer.words.len();
+            if stored - live <= live / 4 + TAIL_WORDS {
+                break;
+            }
+            let Some(victim) = (0..self.pages.len())
+                .filter(|&p| p != writer.page && !self.pages[p].is_empty())
+                .min_by_key(|&p| self.live[p])
+            else {
+                break;
+            };
+            let on_victim = |entry: u32| {
+                entry & NODE_BIT != 0 && ((entry & !NODE_BIT) >> PAGE_SHIFT) as usize == victim
+            };
+            let slots: Vec<usize> = (0..self.root.len())
+                .filter(|&s| on_victim(self.root[s]))
+                .collect();
+            if slots.is_empty() {
+                // Only garbage left (cannot happen: a page is freed with its last subtree).
+                self.free_page(victim);
+                continue;
+            }
+            // A big victim moves over several batches: its live count only falls, so it stays
+            // the one with the fewest.
+            for slot in slots {
+                if moved_words >= budget {
+                    break;
+                }
+                moved_words += self.subtree_words[slot] as usize;
+                self.rebuild_subtree(slot, writer)?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// A page index for a new page: a freed one, or the next.
+    fn take_page_index(&mut self) -> Result<usize, LpmError> {
+        if let Some(page) = self.free.pop() {
+            return Ok(page);
+        }
+        if self.pages.len() == MAX_PAGES {
+            return Err(LpmError::Full {
+                what: "arena pages",
+                limit: MAX_PAGES,
+            });
+        }
+        self.pages.push(Arc::from(Vec::new()));
+        self.live.push(0);
+        Ok(self.pages.len() - 1)
+    }
+
+    /// The page a batch writes to: a copy of the tail while it has room, else a new page,
+    /// which becomes the tail.
+    fn open_tail(&mut self) -> Result<PageWriter, LpmError> {
+        if let Some(tail) = self.tail.filter(|&t| self.pages[t].len() < TAIL_WORDS) {
+            return Ok(PageWriter::new(tail, self.pages[tail].to_vec()));
+        }
+        let page = self.take_page_index()?;
+        self.tail = Some(page);
+        Ok(PageWriter::new(page, Vec::new()))
+    }
+
+    /// Freezes a written page; an unchanged one keeps its `Arc`, and an empty new one gives
+    /// its index back.
+    fn finish_page(&mut self, writer: PageWriter) {
+        if writer.words.len() == self.pages[writer.page].len() {
+            if writer.words.is_empty() {
+                self.free.push(writer.page);
+                if self.tail == Some(writer.page) {
+                    self.tail = None;
+                }
+            }
+        } else {
+            self.pages[writer.page] = Arc::from(writer.words);
+        }
+    }
+
+    /// Makes the current state the published [`Ipv4Lpm`].
+    fn publish(&mut self) {
+        self.lpm = Ipv4Lpm {
+            root: Arc::from(&self.root[..]),
+            root_shift: 32 - u32::from(self.root_bits),
+            pages: Arc::from(&self.pages[..]),
+            len: self.routes.len(),
+        };
+    }
+}
+
+/// The root width for a table of `routes` routes that has `current` now.
+fn root_bits_for(routes: usize, current: u8) -> u8 {
+    if routes >= LARGE_ROOT_MIN_ROUTES {
+        LARGE_ROOT_BITS
+    } else if routes < LARGE_ROOT_MIN_ROUTES / 2 {
+        SMALL_ROOT_BITS
+    } else {
+        current
+    }
+}
+
+/// A page being written: nodes are built straight into it at their final offsets.
+struct PageWriter {
+    page: usize,
+    words: Vec<u32>,
+    /// Words of subtrees placed (what a batch wrote).
+    written: usize,
+}
+
+impl PageWriter {
+    /// Writes page `page`, which holds `words` so far.
+    fn new(page: usize, words: Vec<u32>) -> Self {
+        PageWriter {
+            page,
+            words,
+            written: 0,
+        }
+    }
+
+    /// Builds the subtree below a root entry and returns the arena offset of its top node.
+    fn build(&mut self, routes: &[Route], root_bits: u8, inherited: u32) -> Result<u32, LpmError> {
+        let local = self.build_node(routes, root_bits, inherited)?;
+        Ok(((self.page as u32) << PAGE_SHIFT) | local)
+    }
+
+    /// Appends the node that resolves the 8 bits after the first `level_start` to the page,
+    /// followed by its descendants, and returns its offset in the page (at most `PAGE_WORDS`
+    /// words are addressed; the caller checks the page did not overflow).
     ///
     /// `routes` are the routes strictly longer than `level_start` inside the node's range;
     /// `inherited` is the leaf of the longest shorter prefix covering the whole node.
@@ -256,7 +737,7 @@ impl Arena {
             is_child[slot] = true;
         }
 
-        self.nodes += 1;
+        let page_bits = (self.page as u32) << PAGE_SHIFT;
         let words = &mut self.words;
         let node = words.len();
         words.resize(node + HEADER_WORDS, 0);
@@ -292,15 +773,16 @@ impl Arena {
                 .zip(Deeper::new(routes, level_end, shift, slots.len()))
         {
             let child = self.build_node(below, level_end, slots[slot])?;
-            self.words[entry] = NODE_BIT | child;
+            self.words[entry] = NODE_BIT | page_bits | child;
         }
-        if self.words.len() > MAX_WORDS {
+        if self.words.len() > 2 * PAGE_WORDS {
+            // Far past a page: stop early, the caller refuses the subtree anyway.
             return Err(LpmError::Full {
-                what: "trie arena words",
-                limit: MAX_WORDS,
+                what: "words in one subtree",
+                limit: PAGE_WORDS,
             });
         }
-        Ok(node as u32)
+        Ok((node & (PAGE_WORDS - 1)) as u32)
     }
 }
 
@@ -371,52 +853,37 @@ fn netmask(len: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
 }
 
-/// Validates the routes, sorts them by (network, len) and keeps the last of each duplicate.
-fn canonical_routes<I: IntoIterator<Item = (Ipv4Addr, u8, u32)>>(
-    routes: I,
-) -> Result<Vec<Route>, LpmError> {
-    let mut checked = Vec::new();
-    for (network, len, value) in routes {
-        if len > 32 {
-            return Err(LpmError::PrefixLength {
-                network: IpAddr::V4(network),
-                len,
-                max: 32,
-            });
-        }
-        let bits = u32::from(network);
-        let masked = bits & netmask(len);
-        if masked != bits {
-            return Err(LpmError::HostBitsSet {
-                network: IpAddr::V4(network),
-                len,
-                masked: IpAddr::V4(Ipv4Addr::from(masked)),
-            });
-        }
-        if value > MAX_VALUE {
-            return Err(LpmError::ValueTooLarge {
-                network: IpAddr::V4(network),
-                len,
-                value,
-                max: MAX_VALUE,
-            });
-        }
-        checked.push(Route {
-            network: bits,
+/// Checks one route (a removal has no value to check).
+fn checked(network: Ipv4Addr, len: u8, value: Option<u32>) -> Result<Route, LpmError> {
+    if len > 32 {
+        return Err(LpmError::PrefixLength {
+            network: IpAddr::V4(network),
             len,
-            value,
+            max: 32,
         });
     }
-    // The sort is stable, so among duplicates the last given is the last in each run.
-    checked.sort_by_key(|r| (r.network, r.len));
-    let mut unique: Vec<Route> = Vec::with_capacity(checked.len());
-    for route in checked {
-        match unique.last_mut() {
-            Some(last) if (last.network, last.len) == (route.network, route.len) => *last = route,
-            _ => unique.push(route),
-        }
+    let bits = u32::from(network);
+    let masked = bits & netmask(len);
+    if masked != bits {
+        return Err(LpmError::HostBitsSet {
+            network: IpAddr::V4(network),
+            len,
+            masked: IpAddr::V4(Ipv4Addr::from(masked)),
+        });
     }
-    Ok(unique)
+    if let Some(value) = value.filter(|&v| v > MAX_VALUE) {
+        return Err(LpmError::ValueTooLarge {
+            network: IpAddr::V4(network),
+            len,
+            value,
+            max: MAX_VALUE,
+        });
+    }
+    Ok(Route {
+        network: bits,
+        len,
+        value: value.unwrap_or(NO_ROUTE),
+    })
 }
 
 #[cfg(test)]
@@ -434,8 +901,21 @@ mod tests {
 
     /// The same routes built with both root widths, so the 16-8-8 shape is tested on small sets.
     fn both_shapes(routes: &[(Ipv4Addr, u8, u32)]) -> [Ipv4Lpm; 2] {
-        let canonical = canonical_routes(routes.iter().copied()).unwrap();
-        [SMALL_ROOT_BITS, LARGE_ROOT_BITS].map(|bits| Ipv4Lpm::build(&canonical, bits).unwrap())
+        let table = Ipv4Table::from_routes(routes.iter().copied()).unwrap();
+        [SMALL_ROOT_BITS, LARGE_ROOT_BITS].map(|bits| {
+            Ipv4Table::with_root_bits(table.routes.clone(), bits)
+                .unwrap()
+                .lpm
+        })
+    }
+
+    /// Empty tables of both root widths that keep their width while edited.
+    fn both_editable() -> [Ipv4Table; 2] {
+        [SMALL_ROOT_BITS, LARGE_ROOT_BITS].map(|bits| {
+            let mut t = Ipv4Table::with_root_bits(BTreeMap::new(), bits).unwrap();
+            t.pinned = true;
+            t
+        })
     }
 
     /// Longest match by linear scan; among equal prefixes the last given wins.
@@ -618,6 +1098,114 @@ mod tests {
         }
     }
 
+    /// `n` routes spread like a BGP table: /24s and some /16s and /32s under random /16s.
+    fn spread(n: u32, seed: u32) -> Vec<(Ipv4Addr, u8, u32)> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|i| {
+                // xorshift32: deterministic and enough for spreading.
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let len = [24, 24, 24, 16, 32, 20][(x % 6) as usize];
+                (Ipv4Addr::from(x & netmask(len)), len, i % 1000)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_rebuilds_one_subtree_and_shares_the_rest() {
+        let mut table = Ipv4Table::from_routes(spread(20_000, 7)).unwrap();
+        let before = table.lpm().clone();
+        let stats = table.apply([(net("198.18.7.0"), 24, Some(42))]).unwrap();
+        assert_eq!((stats.changed, stats.rebuilt, stats.full), (1, 1, false));
+        let after = table.lpm();
+        assert_eq!(after.lookup(addr("198.18.7.9")), Some(42));
+        assert_eq!(after.len(), before.len() + 1);
+        let shared = before
+            .pages
+            .iter()
+            .zip(after.pages.iter())
+            .filter(|(a, b)| !a.is_empty() && Arc::ptr_eq(a, b))
+            .count();
+        let old_pages = before.pages.iter().filter(|p| !p.is_empty()).count();
+        assert_eq!(shared, old_pages, "every old page is shared");
+        // Removing it again brings the old answer back; removing an absent route is no change.
+        table.apply([(net("198.18.7.0"), 24, None)]).unwrap();
+        assert_eq!(
+            table.lpm().lookup(addr("198.18.7.9")),
+            before.lookup(addr("198.18.7.9"))
+        );
+        let stats = table.apply([(net("198.18.7.0"), 24, None)]).unwrap();
+        assert_eq!(stats, ApplyStats::default());
+    }
+
+    #[test]
+    fn churn_keeps_memory_near_a_fresh_build() {
+        let routes = spread(20_000, 11);
+        let mut table = Ipv4Table::from_routes(routes.iter().copied()).unwrap();
+        let extra = spread(4_000, 12);
+        for (i, chunk) in extra.chunks(8).enumerate() {
+            // Add eight routes, then take back eight added earlier.
+            let adds = chunk.iter().map(|&(n, len, v)| (n, len, Some(v)));
+            let dels = extra[..i * 8]
+                .iter()
+                .rev()
+                .take(if i % 2 == 0 { 8 } else { 0 })
+                .map(|&(n, len, _)| (n, len, None));
+            table.apply(adds.chain(dels)).unwrap();
+        }
+        let fresh = Ipv4Lpm::from_routes(table.routes()).unwrap();
+        let (edited, built) = (table.lpm().memory_bytes(), fresh.memory_bytes());
+        assert!(
+            edited <= built + built / 2 + PAGE_WORDS * 4,
+            "edited {edited} B against {built} B built fresh: {:?}",
+            table
+        );
+        let in_use = table.pages.iter().filter(|p| !p.is_empty()).count();
+        assert!(in_use <= 12, "{in_use} pages in use");
+        for (network, _, _) in routes.iter().chain(&extra) {
+            let a = u32::from(*network);
+            assert_eq!(table.lpm().lookup(a), fresh.lookup(a));
+        }
+    }
+
+    #[test]
+    fn the_root_widens_and_narrows_with_the_table() {
+        let routes = spread(5_000, 3);
+        let mut table = Ipv4Table::new();
+        let stats = table
+            .apply(routes.iter().map(|&(n, len, v)| (n, len, Some(v))))
+            .unwrap();
+        assert!(stats.full);
+        assert_eq!(table.lpm().root.len(), 1 << LARGE_ROOT_BITS);
+        // Down to 3,000 routes: still wide (no rebuild around the threshold); below 2,048: narrow.
+        let remove =
+            |from: usize, to: usize| routes[from..to].iter().map(|&(n, len, _)| (n, len, None));
+        table.apply(remove(0, 2_000)).unwrap();
+        assert_eq!(table.lpm().root.len(), 1 << LARGE_ROOT_BITS);
+        table.apply(remove(2_000, 3_500)).unwrap();
+        assert_eq!(table.lpm().root.len(), 1 << SMALL_ROOT_BITS);
+        let fresh = Ipv4Lpm::from_routes(table.routes()).unwrap();
+        for &(n, _, _) in &routes {
+            assert_eq!(table.lpm().lookup(u32::from(n)), fresh.lookup(u32::from(n)));
+        }
+    }
+
+    #[test]
+    fn a_bad_change_applies_nothing() {
+        let mut table = Ipv4Table::from_routes([(net("10.0.0.0"), 8, 1)]).unwrap();
+        let err = table
+            .apply([
+                (net("10.1.0.0"), 16, Some(2)),
+                (net("10.1.2.3"), 24, Some(3)),
+            ])
+            .unwrap_err();
+        assert!(matches!(err, LpmError::HostBitsSet { len: 24, .. }));
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.lpm().lookup(addr("10.1.0.1")), Some(1));
+    }
+
     #[test]
     fn table_is_send_sync_clone() {
         fn shareable<T: Send + Sync + Clone + 'static>() {}
@@ -688,6 +1276,64 @@ mod tests {
             for table in both_shapes(&routes) {
                 for (&a, &want) in addrs.iter().zip(&expected) {
                     prop_assert_eq!(table.lookup(a), want, "address {}", Ipv4Addr::from(a));
+                }
+            }
+        }
+
+    }
+
+    proptest! {
+        // Every case edits a table of each shape a dozen times; in debug builds a case of the
+        // 16-bit root costs milliseconds, so fewer cases than the build test.
+        #![proptest_config(ProptestConfig {
+            cases: 48,
+            rng_algorithm: prop::test_runner::RngAlgorithm::XorShift,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn updates_match_a_linear_scan(
+            batches in prop::collection::vec(
+                prop::collection::vec((route(), any::<bool>()), 1..40),
+                1..12,
+            ),
+            probes in prop::collection::vec(address(), 0..32),
+        ) {
+            // Each batch adds or removes routes (a removal names a route that may be absent);
+            // after each one, every edited table answers as a linear scan of the routes now
+            // present.
+            let mut tables = both_editable();
+            let mut present: BTreeMap<(u32, u8), u32> = BTreeMap::new();
+            for batch in &batches {
+                let changes: Vec<_> = batch
+                    .iter()
+                    .map(|&((n, len, v), add)| (n, len, add.then_some(v)))
+                    .collect();
+                for &(n, len, v) in &changes {
+                    match v {
+                        Some(v) => present.insert((u32::from(n), len), v),
+                        None => present.remove(&(u32::from(n), len)),
+                    };
+                }
+                for t in &mut tables {
+                    t.apply(changes.iter().copied()).unwrap();
+                }
+                let routes: Vec<_> = present
+                    .iter()
+                    .map(|(&(n, len), &v)| (Ipv4Addr::from(n), len, v))
+                    .collect();
+                let mut addrs = probes.clone();
+                for &((network, len, _), _) in batch {
+                    let first = u32::from(network);
+                    let last = first | !netmask(len);
+                    addrs.extend([first, last, first.wrapping_sub(1), last.wrapping_add(1)]);
+                }
+                for &a in &addrs {
+                    let want = reference(&routes, a);
+                    for t in &tables {
+                        prop_assert_eq!(t.lpm().lookup(a), want, "address {}", Ipv4Addr::from(a));
+                        prop_assert_eq!(t.len(), routes.len());
+                    }
                 }
             }
         }
