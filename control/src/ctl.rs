@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Failure;
+use crate::error::Failure;
 
 /// Where control sockets live by default: `/run/xpe/ROUTER-NAME.sock`.
 pub const SOCKET_DIR: &str = "/run/xpe";

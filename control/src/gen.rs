@@ -32,7 +32,7 @@ use xpe_dataplane::xsk::gen::{
 };
 use xpe_dataplane::xsk::netdev::Netdev;
 
-use crate::cli::Failure;
+use crate::error::Failure;
 
 /// Ethernet header plus one VLAN tag: what a veth adds to the receiver's MTU for the longest
 /// frame it takes from `ndo_xdp_xmit`.

@@ -4,10 +4,12 @@
 //! Control knows people: every error names the object at fault and says what to do, and
 //! every table can be shown in the words of `show mpls forwarding-table`.
 
+pub mod args;
 pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod ctl;
+pub mod error;
 pub mod gen;
 pub mod hostvlan;
 pub mod live;

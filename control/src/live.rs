@@ -33,10 +33,10 @@ use xpe_dataplane::xsk::umem::{MAX_FRAME, MAX_JUMBO_FRAME};
 use xpe_dataplane::xsk::worker::{cycles, Event, LoopStats, Originated, WorkerStats};
 use xpe_dataplane::xsk::XskError;
 
-use crate::cli::Failure;
 use crate::compile::{compile, Compiled, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response, What};
+use crate::error::Failure;
 
 /// Ethernet header plus one 802.1Q tag: what a frame adds to the interface MTU.
 const L2_OVERHEAD: u32 = 18;
