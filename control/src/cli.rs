@@ -332,13 +332,13 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             xdp_mode,
             socket,
         } => {
-            let opts = crate::live::RunOptions {
+            let opts = crate::daemon::RunOptions {
                 config,
                 cores,
                 mode: xdp_mode.into(),
                 socket,
             };
-            crate::live::run(&opts, out)
+            crate::daemon::run(&opts, out)
         }
         Command::Apply { config, socket } => {
             let text = std::fs::read_to_string(&config)
