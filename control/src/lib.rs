@@ -4,6 +4,7 @@
 //! Control knows people: every error names the object at fault and says what to do, and
 //! every table can be shown in the words of `show mpls forwarding-table`.
 
+pub mod api;
 pub mod args;
 pub mod cli;
 pub mod compile;
