@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::ctl::Response;
 use crate::error::Failure;
 use edit::Slots;
+use server::{Limits, Server};
 
 pub(crate) use startup::is_root;
 
@@ -158,9 +159,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
 
     let server = {
         let live = live.clone();
-        std::thread::Builder::new()
-            .name("xpe-control".into())
-            .spawn(move || server::serve(&live, &listener))
+        let handler: Arc<server::Handler> = Arc::new(move |req| edit::handle(&live, req));
+        Server::start(listener, &socket, Limits::DAEMON, handler)
             .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
     let neighbours = {
@@ -172,15 +172,15 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     };
     startup::wait_for_signal()?;
     live.stop.store(true, Ordering::Relaxed);
+    server.stop();
     let final_stats = lock(&live.runtime)
         .take()
         .map(Runtime::stop)
         .unwrap_or_default();
     startup::remove_socket(&socket);
-    // The control thread blocks in accept(); poke it so it sees the stop flag.
-    let _ignored = std::os::unix::net::UnixStream::connect(&socket);
-    let _ignored = neighbours.join();
-    drop(server);
+    if neighbours.join().is_err() {
+        let _ignored = writeln!(out, "warning: the neighbour thread panicked");
+    }
     let total = totals(&final_stats);
     let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();
     let _ignored = writeln!(
