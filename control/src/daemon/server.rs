@@ -227,17 +227,15 @@ fn read_request(mut conn: &UnixStream, limits: &Limits) -> Result<Vec<u8>, Reque
             }
             Err(e) => return Err(RequestError::Read(e)),
         };
-        let seen = request.len();
-        request.extend_from_slice(&chunk[..n]);
-        let end = request[seen..].iter().position(|&b| b == b'\n');
-        if let Some(end) = end {
-            request.truncate(seen + end);
-        }
-        if request.len() > limits.max_request {
+        // Only what belongs to the request is kept, and never more than the limit.
+        let end = chunk[..n].iter().position(|&b| b == b'\n');
+        let take = end.unwrap_or(n);
+        if request.len() + take > limits.max_request {
             return Err(RequestError::TooLarge {
                 limit: limits.max_request,
             });
         }
+        request.extend_from_slice(&chunk[..take]);
         if end.is_some() {
             return Ok(request);
         }
