@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+pub use crate::args::XdpModeArg;
 use crate::compile::{compile, Compiled, SysfsMacs};
 use crate::config::Config;
 use crate::ctl::{call, find_socket, Request, What};
-use xpe_dataplane::xsk::steer::Mode;
+pub use crate::error::Failure;
 
 /// xpe: an MPLS/VRF provider-edge router data plane.
 #[derive(Debug, Parser)]
@@ -128,17 +129,6 @@ pub enum Command {
     XdpFwd(crate::xdp_fwd::XdpFwdArgs),
 }
 
-/// `--xdp-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum XdpModeArg {
-    /// Driver mode.
-    Native,
-    /// Generic mode.
-    Skb,
-    /// Native, falling back to skb.
-    Auto,
-}
-
 /// `xpe route add|del`.
 #[derive(Debug, Subcommand)]
 pub enum RouteOp {
@@ -199,30 +189,6 @@ pub enum LabelOp {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-}
-
-/// A failure the CLI reports as one sentence and a hint.
-#[derive(Debug)]
-pub struct Failure {
-    /// What went wrong.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl Failure {
-    /// A failure with no hint.
-    pub fn new(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            hint: None,
-        }
-    }
-    /// Adds a hint.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
 }
 
 /// Parses `args` (the first is the program name) and runs the command; returns the exit code.
@@ -341,15 +307,6 @@ fn show_offline(
     }
 }
 
-/// The attach mode an `--xdp-mode` asks for.
-pub(crate) fn mode(arg: XdpModeArg) -> Mode {
-    match arg {
-        XdpModeArg::Native => Mode::Native,
-        XdpModeArg::Skb => Mode::Skb,
-        XdpModeArg::Auto => Mode::Auto,
-    }
-}
-
 fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
     match command {
         Command::Check { config } => {
@@ -375,13 +332,13 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             xdp_mode,
             socket,
         } => {
-            let opts = crate::live::RunOptions {
+            let opts = crate::daemon::RunOptions {
                 config,
                 cores,
-                mode: mode(xdp_mode),
+                mode: xdp_mode.into(),
                 socket,
             };
-            crate::live::run(&opts, out)
+            crate::daemon::run(&opts, out)
         }
         Command::Apply { config, socket } => {
             let text = std::fs::read_to_string(&config)

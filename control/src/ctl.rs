@@ -1,5 +1,6 @@
 //! The runtime control protocol between `xpe run` and the `xpe` commands that talk to it:
-//! one JSON request per connection on a Unix socket, one JSON response back.
+//! one JSON request per connection on a Unix socket (one line), one JSON response back (one
+//! line). The server's limits are in `daemon::server`.
 //!
 //! The socket is mode 0600 in /run/xpe (root only): whoever can talk to it can rewrite the
 //! forwarding tables.
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Failure;
+use crate::error::Failure;
 
 /// Where control sockets live by default: `/run/xpe/ROUTER-NAME.sock`.
 pub const SOCKET_DIR: &str = "/run/xpe";
@@ -144,6 +145,11 @@ pub fn find_socket(given: Option<&Path>) -> Result<PathBuf, Failure> {
 
 /// Sends `request` to the instance at `socket` and returns its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<Response, Failure> {
+    // Encoded before connecting: the server gives a connection a few seconds of silence,
+    // and encoding a million-route config takes a noticeable part of one.
+    let mut body = serde_json::to_vec(request)
+        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
+    body.push(b'\n');
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",
@@ -153,19 +159,24 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, Failure> {
     })?;
     let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    let mut body = serde_json::to_vec(request)
-        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
-    body.push(b'\n');
-    stream.write_all(&body).map_err(io)?;
-    stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(io)?;
-    serde_json::from_str(&answer).map_err(|e| {
-        Failure::new(format!(
-            "{} answered something that is not a response: {e}",
-            socket.display()
-        ))
-    })
+    // A server that refuses the request early (too large, too many connections) answers
+    // and closes while we still write: the write fails, and the answer says why.
+    let sent = stream
+        .write_all(&body)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    match serde_json::from_slice(&answer) {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            sent.map_err(io)?;
+            read.map_err(io)?;
+            Err(Failure::new(format!(
+                "{} answered something that is not a response: {e}",
+                socket.display()
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use xpe_dataplane::xsk::gen::{
 };
 use xpe_dataplane::xsk::netdev::Netdev;
 
-use crate::cli::Failure;
+use crate::error::Failure;
 
 /// Ethernet header plus one VLAN tag: what a veth adds to the receiver's MTU for the longest
 /// frame it takes from `ndo_xdp_xmit`.
@@ -405,7 +405,7 @@ impl Totals {
 /// `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &GenArgs) -> Result<(), Failure> {
     let plan = parse(args)?;
-    if !crate::live::is_root() {
+    if !crate::daemon::is_root() {
         return Err(Failure::new(
             "xpe gen needs root (it loads an XDP program and runs it with BPF_PROG_TEST_RUN)",
         )

@@ -16,7 +16,7 @@ use clap::Args;
 use xpe_dataplane::wire::vlan::Pcp;
 use xpe_dataplane::xsk::hostvlan::{self, HostVlanError};
 
-use crate::cli::Failure;
+use crate::error::Failure;
 
 /// Arguments of `xpe host-vlan`.
 #[derive(Debug, Args)]

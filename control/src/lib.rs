@@ -4,13 +4,16 @@
 //! Control knows people: every error names the object at fault and says what to do, and
 //! every table can be shown in the words of `show mpls forwarding-table`.
 
+pub mod api;
+pub mod args;
 pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
+pub mod error;
 pub mod gen;
 pub mod hostvlan;
-pub mod live;
 pub mod replay;
 pub mod show;
 pub mod sink;

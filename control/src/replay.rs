@@ -21,7 +21,7 @@ use pcap_file::DataLink;
 use xpe_dataplane::pipeline::{self, Counters, Frame, NoTrace, Verdict};
 use xpe_dataplane::tables::{PortId, Snapshot};
 
-use crate::cli::Failure;
+use crate::error::Failure;
 use crate::trace::HEADROOM;
 
 /// What to replay and where to write.

@@ -17,7 +17,8 @@ use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::sink::{Sink, SinkCounters};
 use xpe_dataplane::xsk::steer::SteerError;
 
-use crate::cli::{Failure, XdpModeArg};
+use crate::args::XdpModeArg;
+use crate::error::Failure;
 use crate::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
 
 /// Arguments of `xpe sink`.
@@ -41,7 +42,7 @@ pub struct SinkArgs {
 /// the summary on `out` and the per-second lines on `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<(), Failure> {
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !crate::live::is_root() {
+    if !crate::daemon::is_root() {
         return Err(
             Failure::new("xpe sink needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),
@@ -54,7 +55,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<
         ))
         .hint("run xpe in the namespace that has it (ip netns exec NS xpe sink ...)"));
     }
-    let mode = crate::cli::mode(args.xdp_mode);
+    let mode = args.xdp_mode.into();
     let sink = Sink::attach(&args.dev, mode).map_err(attach_failure)?;
 
     let stop = StopOnSignals::install()?;

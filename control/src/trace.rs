@@ -5,7 +5,7 @@ use std::io::Write;
 use xpe_dataplane::pipeline::{self, Counters, Frame, Step, Verdict};
 use xpe_dataplane::tables::{IlmAction, Snapshot};
 
-use crate::cli::Failure;
+use crate::error::Failure;
 use crate::show::describe_fec;
 
 /// Headroom given to traced and replayed frames: room for a VLAN tag and [`MAX_PUSH`] labels.

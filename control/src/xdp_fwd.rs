@@ -21,7 +21,8 @@ use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::redirect::{Redirect, RedirectCounters};
 use xpe_dataplane::xsk::steer::Mode;
 
-use crate::cli::{Failure, XdpModeArg};
+use crate::args::XdpModeArg;
+use crate::error::Failure;
 use crate::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
 
 /// Arguments of `xpe xdp-fwd`.
@@ -113,7 +114,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
         .map(|s| parse_mac("--src-mac", s))
         .transpose()?;
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !crate::live::is_root() {
+    if !crate::daemon::is_root() {
         return Err(
             Failure::new("xpe xdp-fwd needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),
@@ -137,7 +138,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
             )))
         }
     };
-    let mode = crate::cli::mode(args.xdp_mode);
+    let mode = args.xdp_mode.into();
     let redirect = Redirect::attach(&input, &output, dst_mac, src_mac, mode)
         .map_err(crate::sink::attach_failure)?;
     // What OUT took: its XDP transmit counters, which a veth has and which count the native

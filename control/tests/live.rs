@@ -14,6 +14,9 @@
 //! in this kernel). `csw` is a plain Linux bridge on the pe1-p link where tshark sees the
 //! label stacks (frames an XDP program redirects never reach a capture on that interface).
 //! `x1` sends malformed frames onto pe1's customer segment.
+//!
+//! Two more tests run one router alone: jumbo frames through two workers, and the control
+//! socket with idle, malformed and oversized clients on it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -863,4 +866,136 @@ for port in range(2000, 2064):
     lab.assert_ledger("jumbo");
     let log = lab.stop("jumbo");
     assert!(log.contains("XDP detached"), "{log}");
+}
+
+/// Sends raw bytes to a control socket and returns everything it answers; the server may
+/// close while the bytes are still going (a request too large), and may reset the
+/// connection after its answer.
+fn raw_request(socket: &Path, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let _refused_while_writing = c.write_all(bytes);
+    let _closed_already = c.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _reset_after_the_answer = c.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// One line of JSON that refuses; returns its text.
+fn refusal(answer: &str) -> String {
+    assert!(
+        answer.ends_with('\n') && answer.trim_end().lines().count() == 1,
+        "not one line: {answer:?}"
+    );
+    let r: xpe_control::ctl::Response = serde_json::from_str(answer).expect("a response");
+    assert!(!r.ok, "{answer}");
+    r.text
+}
+
+/// `xpe ARGS --socket SOCKET`; panics unless it succeeds; returns how long it took.
+fn xpe_cli(socket: &Path, args: &[&str]) -> Duration {
+    let t0 = Instant::now();
+    let out = Command::new(XPE)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .expect("xpe");
+    let took = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "xpe {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// A client that connects and sends nothing holds up no one: `xpe show counters` and
+/// `xpe route add` answer in their normal time while it sits there, and it gets a one-line
+/// refusal after 5 s of silence. Garbage and a request over 128 MiB get one line each, and
+/// the daemon answers afterwards and stops cleanly.
+#[test]
+fn control_socket_serves_around_idle_and_bad_clients() {
+    let mut lab = Lab::new("c");
+    for ns in ["a", "ctl", "b"] {
+        lab.add_ns(ns);
+    }
+    lab.link("a", "eth0", "ctl", "dx0");
+    lab.link("ctl", "dx1", "b", "eth0");
+    lab.start("ctl");
+    let socket = lab.socket("ctl");
+
+    let mut idle = std::os::unix::net::UnixStream::connect(&socket).expect("idle client");
+    let connected = Instant::now();
+    let show = xpe_cli(&socket, &["show", "counters"]);
+    let add = xpe_cli(
+        &socket,
+        &[
+            "route",
+            "add",
+            "198.19.1.0/24",
+            "--via",
+            "198.18.2.2",
+            "--vrf",
+            "v",
+        ],
+    );
+    assert!(
+        connected.elapsed() < Duration::from_secs(4),
+        "the idle client was not idle long enough to matter"
+    );
+    assert!(
+        show < Duration::from_secs(2) && add < Duration::from_secs(2),
+        "with an idle client connected: show took {show:?}, route add {add:?}"
+    );
+    let routes = lab.ask(
+        "ctl",
+        &Request::Show {
+            what: What::Vrf,
+            name: Some("v".into()),
+            json: true,
+        },
+    );
+    let routes: xpe_control::api::Vrf = serde_json::from_str(&routes).expect("vrf JSON");
+    let added = routes
+        .routes
+        .iter()
+        .find(|r| r.prefix == "198.19.1.0/24")
+        .expect("the route was added");
+    assert_eq!(added.via.as_deref(), Some("198.18.2.2"), "{added:?}");
+
+    // The idle client gets its refusal once its 5 s of silence are up.
+    {
+        use std::io::Read;
+        idle.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("read timeout");
+        let mut answer = String::new();
+        idle.read_to_string(&mut answer)
+            .expect("the idle client's answer");
+        let text = refusal(&answer);
+        assert!(text.contains("nothing arrived for 5 s"), "{text}");
+        assert!(connected.elapsed() >= Duration::from_millis(4900));
+    }
+
+    let garbage = refusal(&raw_request(&socket, b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(garbage.starts_with("not a valid request"), "{garbage}");
+    let unknown = refusal(&raw_request(&socket, b"{\"op\":\"reboot\"}\n"));
+    assert!(unknown.contains("unknown variant `reboot`"), "{unknown}");
+    let oversized = vec![b' '; (128 << 20) + (1 << 20)];
+    let too_large = refusal(&raw_request(&socket, &oversized));
+    assert!(
+        too_large.contains("larger than the control socket's limit of 128.0 MiB"),
+        "{too_large}"
+    );
+    drop(oversized);
+
+    // Still answering, and still changing tables.
+    assert!(xpe_cli(&socket, &["show", "counters"]) < Duration::from_secs(2));
+    xpe_cli(&socket, &["route", "del", "198.19.1.0/24", "--vrf", "v"]);
+    let log = lab.stop("ctl");
+    assert!(log.contains("XDP detached"), "{log}");
+    assert!(!socket.exists(), "the control socket is left behind");
 }

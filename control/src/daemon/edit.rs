@@ -1,0 +1,502 @@
+//! The route and label editor: carries out the requests that change the tables (`apply`,
+//! `route add|del`, `label add|del`) on the config held under the state lock, compiles the
+//! result and publishes it; hands `show` requests to the renderer.
+//!
+//! A single route change is patched into its VRF without a recompile ([`route_in_place`]);
+//! every other change recompiles the whole config ([`change`]). Counter slots stay with their
+//! label or VRF across every change ([`Slots`]).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, Fec, FecId, IpPrefix, RouteInfo, RouteOrigin, Snapshot, VrfId,
+};
+use xpe_dataplane::wire::ethernet::MacAddr;
+
+use super::{lock, ok, refused, Live, NeighborKey, State};
+use crate::compile::{compile, SysfsMacs};
+use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
+use crate::ctl::{Request, Response};
+
+/// Counter slots by label value and by VRF name, kept for the life of the process: a label's
+/// or a VRF's packet counts survive every table change that keeps (or brings back) it.
+#[derive(Default)]
+pub(super) struct Slots {
+    labels: HashMap<u32, u32>,
+    /// The label counted in each label slot.
+    pub(super) label_of: Vec<u32>,
+    vrfs: HashMap<String, u32>,
+    /// The VRF counted in each VRF slot.
+    pub(super) vrf_of: Vec<String>,
+}
+
+impl Slots {
+    /// `snap` counting into these slots (new labels and VRFs get new ones).
+    pub(super) fn assign(&mut self, snap: &Snapshot) -> Snapshot {
+        let Slots {
+            labels,
+            label_of,
+            vrfs,
+            vrf_of,
+        } = self;
+        snap.with_counter_slots(
+            |l| {
+                *labels.entry(l.get()).or_insert_with(|| {
+                    label_of.push(l.get());
+                    (label_of.len() - 1) as u32
+                })
+            },
+            |name| match vrfs.get(name) {
+                Some(&s) => s,
+                None => {
+                    vrf_of.push(name.to_string());
+                    let s = (vrf_of.len() - 1) as u32;
+                    vrfs.insert(name.to_string(), s);
+                    s
+                }
+            },
+        )
+    }
+}
+
+/// Carries out one request.
+pub(super) fn handle(live: &Live, req: Request) -> Response {
+    match req {
+        Request::Show { what, name, json } => {
+            super::render::show(live, what, name.as_deref(), json)
+        }
+        Request::Apply { config, origin } => match Config::parse(&config, &origin) {
+            Ok(cfg) => change(live, |_| Ok(cfg)),
+            Err(e) => refused(format!(
+                "{e}\nnothing applied: the running tables are unchanged"
+            )),
+        },
+        Request::RouteAdd {
+            vrf,
+            prefix,
+            via,
+            labels,
+        } => match route_in_place(live, vrf.as_deref(), &prefix, Some((&via, &labels))) {
+            Some(done) => done,
+            None => change(live, |c| {
+                let routes = routes_of(c, vrf.as_deref())?;
+                routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+                routes.push(Route {
+                    prefix: prefix.clone(),
+                    via: via.clone(),
+                    labels: labels.clone(),
+                });
+                Ok(c.clone())
+            }),
+        },
+        Request::RouteDel { vrf, prefix } => {
+            match route_in_place(live, vrf.as_deref(), &prefix, None) {
+                Some(done) => done,
+                None => change(live, |c| {
+                    let routes = routes_of(c, vrf.as_deref())?;
+                    let before = routes.len();
+                    routes.retain(|r| !same_prefix(&r.prefix, &prefix));
+                    if routes.len() == before {
+                        return Err(format!(
+                            "{} has no static route {prefix}",
+                            vrf_label(vrf.as_deref())
+                        ));
+                    }
+                    Ok(c.clone())
+                }),
+            }
+        }
+        Request::LabelAdd {
+            in_label,
+            action,
+            out,
+            via,
+        } => change(live, |c| {
+            let action = match action.as_str() {
+                "swap" => LabelAction::Swap,
+                "pop" => LabelAction::Pop,
+                other => return Err(format!("unknown label action \"{other}\" (swap or pop)")),
+            };
+            c.labels.retain(|l| l.in_label != in_label);
+            c.labels.push(LabelEntry {
+                in_label,
+                action,
+                out: (!out.is_empty()).then(|| out.clone()),
+                via: via.clone(),
+            });
+            Ok(c.clone())
+        }),
+        Request::LabelDel { in_label } => change(live, |c| {
+            let before = c.labels.len();
+            c.labels.retain(|l| l.in_label != in_label);
+            if c.labels.len() == before {
+                return Err(format!("there is no label entry for in-label {in_label}"));
+            }
+            Ok(c.clone())
+        }),
+    }
+}
+
+fn vrf_label(vrf: Option<&str>) -> String {
+    match vrf {
+        None | Some("global") => "the global table".into(),
+        Some(v) => format!("vrf \"{v}\""),
+    }
+}
+
+fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Route>, String> {
+    match vrf {
+        None | Some("global") => Ok(&mut c.routes),
+        Some(name) => {
+            let names: Vec<String> = c.vrfs.iter().map(|v| v.name.clone()).collect();
+            c.vrfs
+                .iter_mut()
+                .find(|v| v.name == name)
+                .map(|v| &mut v.routes)
+                .ok_or_else(|| {
+                    format!(
+                        "no vrf named \"{name}\" (the config has: {})",
+                        names.join(", ")
+                    )
+                })
+        }
+    }
+}
+
+/// One static route added (`add`: via and labels), replaced or removed without a recompile:
+/// the route is validated by compiling the config with no other route (every check that
+/// concerns one route runs: prefix, host bits, labels, next-hop resolution, clashes with
+/// connected subnets, our addresses and neighbours), its adjacency and FEC are found in the
+/// running tables or appended, and only its VRF's LPM tables are rebuilt. `None` sends the
+/// change down the full recompile instead (unknown VRF or prefix text, which the full path
+/// reports; anything that does not line up).
+fn route_in_place(
+    live: &Live,
+    vrf: Option<&str>,
+    prefix: &str,
+    add: Option<(&str, &[i64])>,
+) -> Option<Response> {
+    let t0 = Instant::now();
+    let mut st = lock(&live.state);
+    let name = vrf.filter(|v| *v != "global");
+    let vid = match name {
+        None => VrfId::GLOBAL,
+        Some(n) => st.base.vrf_by_name(n)?,
+    };
+    let parsed: IpPrefix = prefix.trim().parse().ok()?;
+    let mut routes: Vec<RouteInfo> = st.base.vrf(vid).routes.clone();
+    let existing = routes.iter().position(|r| r.prefix == parsed);
+    let (mut adjacencies, mut fecs) = (Vec::new(), Vec::new());
+    match add {
+        None => {
+            // Removing: the route must be a configured one.
+            let configured = routes_of(&mut st.config, vrf)
+                .ok()?
+                .iter()
+                .any(|r| same_prefix(&r.prefix, prefix));
+            if !configured {
+                return Some(refused(format!(
+                    "{} has no static route {prefix}\nnothing applied: the running tables are unchanged",
+                    vrf_label(vrf)
+                )));
+            }
+            let i = existing.filter(|&i| routes[i].origin == RouteOrigin::Static)?;
+            routes.remove(i);
+        }
+        Some((via, labels)) => {
+            let mut probe = Config {
+                router: st.config.router.clone(),
+                interfaces: st.config.interfaces.clone(),
+                neighbors: st.config.neighbors.clone(),
+                vrfs: st
+                    .config
+                    .vrfs
+                    .iter()
+                    .map(|v| crate::config::Vrf {
+                        name: v.name.clone(),
+                        table_label: v.table_label,
+                        attachments: v.attachments.clone(),
+                        routes: Vec::new(),
+                    })
+                    .collect(),
+                routes: Vec::new(),
+                labels: Vec::new(),
+            };
+            routes_of(&mut probe, vrf).ok()?.push(Route {
+                prefix: prefix.to_string(),
+                via: via.to_string(),
+                labels: labels.to_vec(),
+            });
+            let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &SysfsMacs) {
+                Ok(c) => c.snapshot,
+                Err(errors) => {
+                    return Some(refused(format!(
+                        "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
+                        errors.0.len()
+                    )))
+                }
+            };
+            // The probe must describe the same attachments and VRFs as the running tables.
+            let same_layout = probe.attachments().len() == st.base.attachments().len()
+                && probe
+                    .attachments()
+                    .iter()
+                    .zip(st.base.attachments())
+                    .all(|(a, b)| (a.port, a.vlan, a.vrf) == (b.port, b.vlan, b.vrf))
+                && probe.vrfs().len() == st.base.vrfs().len();
+            if !same_layout {
+                return None;
+            }
+            let info = probe.vrf(vid).routes.iter().find(|r| r.prefix == parsed)?;
+            let Fec::Forward { adj, push } = *probe.fec(info.fec) else {
+                return None;
+            };
+            let want = probe.adjacency(adj);
+            let base = &st.base;
+            let adj_id = match base
+                .adjacencies()
+                .iter()
+                .position(|a| a.attachment == want.attachment && a.next_hop == want.next_hop)
+            {
+                Some(i) => AdjacencyId(i as u32),
+                None => {
+                    adjacencies.push(Adjacency::new(want.attachment, want.next_hop, want.mac));
+                    AdjacencyId(base.adjacencies().len() as u32)
+                }
+            };
+            let fec = Fec::Forward { adj: adj_id, push };
+            let fec_id = match base.fecs().iter().position(|f| *f == fec) {
+                Some(i) => FecId(i as u32),
+                None => {
+                    fecs.push(fec);
+                    FecId(base.fecs().len() as u32)
+                }
+            };
+            if let Some(i) = existing {
+                // The probe accepted the prefix, so what it replaces is a static route.
+                if routes[i].origin != RouteOrigin::Static {
+                    return None;
+                }
+                routes.remove(i);
+            }
+            routes.push(RouteInfo {
+                prefix: parsed,
+                origin: RouteOrigin::Static,
+                fec: fec_id,
+            });
+        }
+    }
+    let next = st
+        .base
+        .with_vrf_routes(vid, routes, adjacencies, fecs)
+        .ok()?;
+    let config_routes = routes_of(&mut st.config, vrf).ok()?;
+    config_routes.retain(|r| !same_prefix(&r.prefix, prefix));
+    if let Some((via, labels)) = add {
+        config_routes.push(Route {
+            prefix: prefix.to_string(),
+            via: via.to_string(),
+            labels: labels.to_vec(),
+        });
+    }
+    st.base = next;
+    publish(live, &st);
+    Some(ok(format!(
+        "applied: route {prefix} {} in {}; {} routes there; published in {:.3} ms",
+        if add.is_some() { "added" } else { "removed" },
+        vrf_label(vrf),
+        st.base.vrf(vid).routes.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    )))
+}
+
+/// Prefixes compare as written after trimming: `198.18.7.0/24` names one route.
+fn same_prefix(a: &str, b: &str) -> bool {
+    a.trim() == b.trim()
+}
+
+/// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on
+/// any error nothing changes.
+fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>) -> Response {
+    let t0 = Instant::now();
+    let mut st = lock(&live.state);
+    let mut draft = st.config.clone();
+    let next = match edit(&mut draft) {
+        Ok(c) => c,
+        Err(e) => {
+            return refused(format!(
+                "{e}\nnothing applied: the running tables are unchanged"
+            ))
+        }
+    };
+    // Learned hosts go along unless the new config makes one of them invalid (its subnet
+    // gone, say): then they are dropped and relearned on demand.
+    let with_hosts = compile(
+        &with_learned_hosts(&next, &st.hosts, &live.interfaces),
+        &SysfsMacs,
+    );
+    let keep_hosts = with_hosts.is_ok();
+    let compiled = match with_hosts.or_else(|_| compile(&next, &SysfsMacs)) {
+        Ok(c) => c,
+        Err(errors) => {
+            return refused(format!(
+                "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
+                errors.0.len()
+            ))
+        }
+    };
+    let names: Vec<&str> = compiled
+        .snapshot
+        .ports()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    if names
+        != live
+            .interfaces
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    {
+        return refused(format!(
+            "interfaces cannot change while xpe runs (running: {}; new: {})\nnothing applied: restart xpe with the new config",
+            live.interfaces.join(", "),
+            names.join(", ")
+        ));
+    }
+    st.config = next;
+    st.base = st.slots.assign(&compiled.snapshot);
+    if !keep_hosts {
+        st.hosts.clear();
+    }
+    publish(live, &st);
+    let took = t0.elapsed();
+    let mut text = format!(
+        "applied: {} routes, {} incoming labels; published in {:.3} ms",
+        st.base.vrfs().iter().map(|v| v.routes.len()).sum::<usize>(),
+        st.base.ilm().entries().len(),
+        took.as_secs_f64() * 1e3
+    );
+    for w in &compiled.warnings {
+        text.push_str(&format!("\nwarning: {w}"));
+    }
+    ok(text)
+}
+
+/// Publishes the base snapshot with the learned neighbours laid over it.
+pub(super) fn publish(live: &Live, st: &State) {
+    let next = st.base.with_resolved(|adj| {
+        st.learned
+            .get(&(adj.port.0, adj.vlan.map_or(0, |v| v.get()), adj.next_hop))
+            .copied()
+    });
+    live.published.publish(next);
+}
+
+/// The config plus the hosts learned after a glean, as neighbour entries (static ones win).
+pub(super) fn with_learned_hosts(
+    config: &Config,
+    hosts: &HashMap<NeighborKey, MacAddr>,
+    interfaces: &[String],
+) -> Config {
+    let mut c = config.clone();
+    for (&(port, vid, ip), mac) in hosts {
+        let Some(interface) = interfaces.get(usize::from(port)) else {
+            continue;
+        };
+        let vlan = (vid != 0).then_some(i64::from(vid));
+        let ip_text = ip.to_string();
+        let is_static = config
+            .neighbors
+            .iter()
+            .any(|n| &n.interface == interface && n.vlan == vlan && n.ip.trim() == ip_text);
+        if !is_static {
+            c.neighbors.push(Neighbor {
+                interface: interface.clone(),
+                vlan,
+                ip: ip_text,
+                mac: mac.to_string(),
+            });
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    use crate::compile::Offline;
+
+    const EXAMPLE: &str = include_str!("../../../examples/dx-pe.toml");
+
+    fn mac(last: u8) -> MacAddr {
+        MacAddr([0x02, 0, 0, 0, 0xee, last])
+    }
+
+    #[test]
+    fn learned_hosts_never_override_static_neighbours() {
+        let config = Config::parse(EXAMPLE, "example").unwrap();
+        let interfaces = vec!["core0".to_string(), "dx0".to_string()];
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let hosts = HashMap::from([
+            // dx0 VLAN 101 has a static neighbour at .2: the learned MAC must not replace it.
+            ((1, 101, ip("169.254.10.2")), mac(1)),
+            ((1, 101, ip("169.254.10.3")), mac(2)),
+        ]);
+        let merged = with_learned_hosts(&config, &hosts, &interfaces);
+        let on_101: Vec<_> = merged
+            .neighbors
+            .iter()
+            .filter(|n| n.interface == "dx0" && n.vlan == Some(101))
+            .collect();
+        assert_eq!(on_101.len(), 2, "{on_101:?}");
+        assert_eq!(
+            on_101[0].mac, "02:00:00:00:aa:01",
+            "the static entry stays first and unchanged"
+        );
+        assert_eq!(
+            (on_101[1].ip.as_str(), on_101[1].mac.as_str()),
+            ("169.254.10.3", "02:00:00:00:ee:02")
+        );
+        assert_eq!(merged.neighbors.len(), config.neighbors.len() + 1);
+    }
+
+    #[test]
+    fn counter_slots_stay_with_labels_and_vrfs_across_changes() {
+        let mut config = Config::parse(EXAMPLE, "example").unwrap();
+        let mut slots = Slots::default();
+        let first = slots.assign(&compile(&config, &Offline).unwrap().snapshot);
+        let slot_of = |s: &Snapshot, label: u32| {
+            s.ilm()
+                .entries()
+                .iter()
+                .find(|e| e.label.get() == label)
+                .map(|e| e.counter)
+        };
+        let (s16002, s1001) = (
+            slot_of(&first, 16002).unwrap(),
+            slot_of(&first, 1001).unwrap(),
+        );
+        // Remove the swap entry and add another one: the others keep their slots, the new
+        // one gets a fresh slot, and the removed label keeps its (unused) slot.
+        config.labels.retain(|l| l.in_label != 16002);
+        let mut extra = config.labels[0].clone();
+        extra.in_label = 15999;
+        config.labels.push(extra);
+        let second = slots.assign(&compile(&config, &Offline).unwrap().snapshot);
+        assert_eq!(slot_of(&second, 1001), Some(s1001));
+        assert_eq!(slot_of(&second, 16002), None);
+        let fresh = slot_of(&second, 15999).unwrap();
+        assert!(
+            fresh as usize >= first.slot_counts().0,
+            "a new label gets a new slot"
+        );
+        assert_eq!(slots.label_of[s16002 as usize], 16002);
+        assert_eq!(second.slot_counts().0, slots.label_of.len());
+        let vrf = second.vrf_by_name("vpc-b").unwrap();
+        assert_eq!(slots.vrf_of[second.vrf_slot(vrf)], "vpc-b");
+    }
+}

@@ -1,0 +1,224 @@
+//! `xpe run`: the live data plane between Linux interfaces, and the control socket through
+//! which `xpe show`, `apply`, `route` and `label` change and read it while it forwards.
+//!
+//! Every change builds a complete new snapshot from the changed config and publishes it with
+//! one pointer swap (`tables::Published`): workers pick it up at their next batch, nothing
+//! stops, and a change that does not validate is refused with the running tables untouched.
+//! Neighbours learned from ARP are kept beside the config and laid over each new snapshot
+//! (static neighbours win); unresolved next hops get an ARP request once a second.
+//!
+//! Split by job: [`startup`] checks and prepares everything before the workers start,
+//! [`server`] answers the control socket, [`edit`] carries out requests that change the
+//! tables, [`neighbours`] resolves next hops, and [`render`] shows tables and counters as
+//! text or JSON. This file holds what they share and [`run`]'s order of events.
+
+mod edit;
+mod neighbours;
+mod render;
+mod server;
+mod startup;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use xpe_dataplane::pipeline::Counters;
+use xpe_dataplane::tables::{Published, Snapshot};
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::xsk::runtime::{Plan, Runtime};
+use xpe_dataplane::xsk::steer::Mode;
+use xpe_dataplane::xsk::umem::MAX_FRAME;
+use xpe_dataplane::xsk::worker::WorkerStats;
+
+use crate::config::Config;
+use crate::ctl::Response;
+use crate::error::Failure;
+use edit::Slots;
+use server::{Limits, Server};
+
+pub(crate) use startup::is_root;
+
+/// What `xpe run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Worker cores (`None`: one unpinned worker).
+    pub cores: Option<Vec<usize>>,
+    /// XDP attach mode.
+    pub mode: Mode,
+    /// Control socket path (default `/run/xpe/NAME.sock`).
+    pub socket: Option<PathBuf>,
+}
+
+/// The config and tables a running instance changes under the state lock.
+struct State {
+    config: Config,
+    /// The compiled config, before learned neighbours are laid over it.
+    base: Snapshot,
+    /// Next hops of adjacencies resolved by ARP: (port, VLAN id or 0, address) -> MAC.
+    learned: HashMap<NeighborKey, MacAddr>,
+    /// Hosts on connected subnets resolved by ARP after a glean: compiled in like static
+    /// neighbours (they need host routes), so a change here recompiles.
+    hosts: HashMap<NeighborKey, MacAddr>,
+    /// Hosts asked for after a glean, and when.
+    asked: HashMap<NeighborKey, Instant>,
+    /// Counter slots of labels and VRFs.
+    slots: Slots,
+}
+
+/// A neighbour's place: port index, VLAN id (0 untagged), address.
+type NeighborKey = (u16, u16, Ipv4Addr);
+
+/// Everything the control threads share.
+struct Live {
+    state: Mutex<State>,
+    published: Arc<Published>,
+    runtime: Mutex<Option<Runtime>>,
+    interfaces: Vec<String>,
+    tsc_hz: f64,
+    started: Instant,
+    stop: AtomicBool,
+}
+
+/// `xpe run`: checks, starts, serves the control socket until SIGINT or SIGTERM, stops.
+pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
+    startup::check_root()?;
+    let (config, compiled) = startup::load_live(&opts.config)?;
+    let name = config.router.name.clone();
+    let interfaces = startup::check_interfaces(&config)?;
+    for dev in &interfaces {
+        startup::vlan_offloads_off(&dev.name, out)?;
+    }
+    // Frames longer than a chunk arrive in pieces (multi-buffer AF_XDP): only asked for when
+    // an MTU needs it, as the kernel must support it (6.6 and later in copy mode).
+    let jumbo = interfaces
+        .iter()
+        .any(|d| d.mtu + startup::L2_OVERHEAD > MAX_FRAME);
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(|| crate::ctl::default_socket(&name));
+    let listener = startup::bind_socket(&socket)?;
+    let snap = &compiled.snapshot;
+    let plan = Plan {
+        interfaces: interfaces
+            .iter()
+            .map(|d| {
+                let port = snap
+                    .port_by_name(&d.name)
+                    .expect("compiled from the same interfaces");
+                (d.name.clone(), port, d.rx_queues)
+            })
+            .collect(),
+        cores: opts.cores.clone(),
+        mode: opts.mode,
+        jumbo,
+    };
+    let mut slots = Slots::default();
+    let base = slots.assign(&compiled.snapshot);
+    let published = Arc::new(Published::new(base.clone()));
+    let runtime = match Runtime::start(&plan, published.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            startup::remove_socket(&socket);
+            return Err(startup::start_failure(e, jumbo));
+        }
+    };
+    let modes = startup::describe(&runtime);
+    let live = Arc::new(Live {
+        state: Mutex::new(State {
+            config,
+            base,
+            slots,
+            learned: HashMap::new(),
+            hosts: HashMap::new(),
+            asked: HashMap::new(),
+        }),
+        published,
+        interfaces: interfaces.iter().map(|d| d.name.clone()).collect(),
+        tsc_hz: startup::measure_tsc_hz(),
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        runtime: Mutex::new(Some(runtime)),
+    });
+    // A closed stdout must not stop a router.
+    let _ignored = writeln!(
+        out,
+        "xpe {name} running: {modes}; control socket {}",
+        socket.display()
+    );
+    let _ignored = out.flush();
+    for w in &compiled.warnings {
+        let _ignored = writeln!(out, "warning: {w}");
+    }
+
+    let server = {
+        let live = live.clone();
+        let handler: Arc<server::Handler> = Arc::new(move |req| edit::handle(&live, req));
+        Server::start(listener, &socket, Limits::DAEMON, handler)
+            .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
+    };
+    let neighbours = {
+        let live = live.clone();
+        std::thread::Builder::new()
+            .name("xpe-neighbours".into())
+            .spawn(move || neighbours::neighbour_loop(&live))
+            .map_err(|e| Failure::new(format!("cannot start the neighbour thread: {e}")))?
+    };
+    startup::wait_for_signal()?;
+    live.stop.store(true, Ordering::Relaxed);
+    server.stop();
+    let final_stats = lock(&live.runtime)
+        .take()
+        .map(Runtime::stop)
+        .unwrap_or_default();
+    startup::remove_socket(&socket);
+    if neighbours.join().is_err() {
+        let _ignored = writeln!(out, "warning: the neighbour thread panicked");
+    }
+    let total = totals(&final_stats);
+    let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();
+    let _ignored = writeln!(
+        out,
+        "xpe {name} stopped: {rx} frames received, {} forwarded, {} dropped, {} punted; XDP detached",
+        total.forwarded,
+        total.total_drops(),
+        total.total_punts()
+    );
+    Ok(())
+}
+
+/// Locks a mutex, poisoned or not: a control thread that panicked must not stop the router.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// The workers' counters summed.
+fn totals(stats: &[WorkerStats]) -> Counters {
+    let mut total = Counters::new(0);
+    for w in stats {
+        total += &w.counters;
+    }
+    total
+}
+
+/// A request carried out, with what to print.
+fn ok(text: String) -> Response {
+    Response { ok: true, text }
+}
+
+/// A request refused, with the sentence saying why.
+fn refused(text: impl Into<String>) -> Response {
+    Response {
+        ok: false,
+        text: text.into(),
+    }
+}

@@ -1,0 +1,130 @@
+//! The neighbour resolver: takes what the workers learn from ARP and what they could not
+//! forward for want of a MAC (gleans), asks for unresolved next hops and gleaned hosts, and
+//! lays the answers over the published tables.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use xpe_dataplane::pipeline::learn::arp_request;
+use xpe_dataplane::tables::{AttachmentId, Snapshot};
+use xpe_dataplane::xsk::worker::{Event, Originated};
+
+use super::edit::{publish, with_learned_hosts};
+use super::{lock, Live};
+use crate::compile::{compile, SysfsMacs};
+
+/// ARP requests sent per second at most, over all unresolved next hops.
+const ARP_PER_SECOND: usize = 64;
+
+/// Hosts waiting for an ARP answer at most; more gleans wait until some are answered.
+const MAX_ASKED: usize = 1024;
+
+/// Takes neighbour events from the workers; asks for unresolved next hops once a second
+/// and for gleaned hosts when their frames are dropped (each at most once a second).
+pub(super) fn neighbour_loop(live: &Live) {
+    let (from_workers, to_worker) = match lock(&live.runtime).as_ref() {
+        Some(rt) => (rt.learned().clone(), rt.originate().clone()),
+        None => return,
+    };
+    let mut last_round = Instant::now() - Duration::from_secs(1);
+    let mut sent_this_second = 0usize;
+    while !live.stop.load(Ordering::Relaxed) {
+        if last_round.elapsed() >= Duration::from_secs(1) {
+            last_round = Instant::now();
+            sent_this_second = 0;
+            let snap = live.published.load();
+            for adj in snap.adjacencies().iter().filter(|a| a.mac.is_none()) {
+                if sent_this_second == ARP_PER_SECOND {
+                    break;
+                }
+                if request_arp(&snap, &to_worker, adj.attachment, adj.next_hop) {
+                    sent_this_second += 1;
+                }
+            }
+            let mut st = lock(&live.state);
+            st.asked
+                .retain(|_, at| at.elapsed() < Duration::from_secs(10));
+        }
+        let Ok(event) = from_workers.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        let mut st = lock(&live.state);
+        match event {
+            Event::Learned { port, neighbor } => {
+                let key = (port.0, neighbor.vid, neighbor.ip);
+                // Keep only neighbours something waits for: a flood of ARP from arbitrary
+                // addresses cannot grow the tables.
+                let next_hop = st.base.adjacencies().iter().any(|a| {
+                    a.mac.is_none() && (a.port.0, a.vlan.map_or(0, |v| v.get()), a.next_hop) == key
+                });
+                if next_hop && st.learned.get(&key) != Some(&neighbor.mac) {
+                    st.learned.insert(key, neighbor.mac);
+                    publish(live, &st);
+                } else if st.asked.remove(&key).is_some()
+                    && st.hosts.get(&key) != Some(&neighbor.mac)
+                {
+                    st.hosts.insert(key, neighbor.mac);
+                    let config = with_learned_hosts(&st.config, &st.hosts, &live.interfaces);
+                    match compile(&config, &SysfsMacs) {
+                        Ok(compiled) => {
+                            st.base = st.slots.assign(&compiled.snapshot);
+                            publish(live, &st);
+                        }
+                        // The host does not fit the running config (it changed meanwhile).
+                        Err(_) => {
+                            st.hosts.remove(&key);
+                        }
+                    }
+                }
+            }
+            Event::Glean { attachment, ip } => {
+                let snap = live.published.load();
+                let Some(att) = snap.attachments().get(usize::from(attachment.0)) else {
+                    continue;
+                };
+                let key = (att.port.0, att.vlan.map_or(0, |v| v.get()), ip);
+                let fresh = st
+                    .asked
+                    .get(&key)
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if !fresh
+                    || sent_this_second >= ARP_PER_SECOND
+                    || (st.asked.len() >= MAX_ASKED && !st.asked.contains_key(&key))
+                {
+                    continue;
+                }
+                if request_arp(&snap, &to_worker, attachment, ip) {
+                    sent_this_second += 1;
+                    st.asked.insert(key, Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// Queues an ARP request for `target` out of an attachment, from the attachment's address;
+/// false when it has no address or worker 0's queue is full.
+fn request_arp(
+    snap: &Snapshot,
+    to_worker: &crossbeam_channel::Sender<Originated>,
+    attachment: AttachmentId,
+    target: Ipv4Addr,
+) -> bool {
+    let att = snap.attachment(attachment);
+    let Some(ours) = att.address else {
+        return false;
+    };
+    let frame = arp_request(
+        snap.port(att.port).mac,
+        att.vlan.map(|v| v.get()),
+        ours.addr(),
+        target,
+    );
+    to_worker
+        .try_send(Originated {
+            port: att.port,
+            frame,
+        })
+        .is_ok()
+}

@@ -1,0 +1,382 @@
+//! The running state read into the typed answers of [`crate::api`]: what `show ... --json`
+//! sends as one line, and what the text tables are laid out from.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use xpe_dataplane::pipeline::{Drop as DropReason, Punt};
+use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, RouteInfo, Snapshot, VrfId};
+use xpe_dataplane::xsk::steer::Mode;
+use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};
+
+use super::super::{lock, ok, refused, totals, Live};
+use crate::api;
+use crate::ctl::Response;
+
+/// An answer as one line of JSON.
+pub(super) fn line<T: Serialize>(answer: &T) -> Response {
+    match serde_json::to_string(answer) {
+        Ok(text) => ok(text),
+        Err(e) => refused(format!("cannot encode the answer as JSON: {e}")),
+    }
+}
+
+/// `show counters`: the workers' counters summed, with the label and VRF counters by the
+/// slots they keep across table changes.
+pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> api::Counters {
+    let total = totals(stats);
+    let current: HashSet<u32> = snap.ilm().entries().iter().map(|e| e.label.get()).collect();
+    let (labels, vrfs) = {
+        let st = lock(&live.state);
+        let labels = st
+            .slots
+            .label_of
+            .iter()
+            .enumerate()
+            .map(|(slot, &label)| api::LabelCount {
+                label,
+                packets: total.labels.get(slot).copied().unwrap_or(0),
+                removed: !current.contains(&label),
+            })
+            .collect();
+        let vrfs = st
+            .slots
+            .vrf_of
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| api::VrfCount {
+                vrf: name.clone(),
+                lookups: total.vrfs.get(slot).copied().unwrap_or(0),
+            })
+            .collect();
+        (labels, vrfs)
+    };
+    let mut lp = LoopStats::default();
+    for w in stats {
+        lp += &w.loop_stats;
+    }
+    api::Counters {
+        router: snap.name().to_string(),
+        workers: stats.len(),
+        interfaces: snap
+            .ports()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let c = total.ports.get(i).copied().unwrap_or_default();
+                api::InterfaceCounters {
+                    interface: p.name.clone(),
+                    rx_packets: c.rx_packets,
+                    rx_bytes: c.rx_bytes,
+                    rx_drops: c.rx_drops,
+                    tx_packets: c.tx_packets,
+                    tx_bytes: c.tx_bytes,
+                }
+            })
+            .collect(),
+        forwarded: total.forwarded,
+        arp_replies: total.arp_replies,
+        echo_replies: total.echo_replies,
+        drops: DropReason::ALL
+            .iter()
+            .map(|d| (d.name().to_string(), total.drop_count(*d)))
+            .collect(),
+        punts: Punt::ALL
+            .iter()
+            .map(|p| (p.name().to_string(), total.punt_count(*p)))
+            .collect(),
+        labels,
+        vrfs,
+        tx_ring_full: lp.tx_ring_full,
+        no_tx_socket: lp.no_tx_socket,
+        learned: lp.learned,
+        learn_dropped: lp.learn_dropped,
+        arp_requests_sent: lp.originated,
+        arp_requests_dropped: lp.originate_dropped,
+    }
+}
+
+/// `show runtime`: per worker, the loop's figures and where its UMEM chunks are.
+pub(super) fn runtime(live: &Live, stats: &[WorkerStats]) -> api::Runtime {
+    api::Runtime {
+        tsc_hz: live.tsc_hz,
+        uptime_s: live.started.elapsed().as_secs_f64(),
+        workers: stats
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let l = &w.loop_stats;
+                api::Worker {
+                    worker: i,
+                    core: w.core,
+                    packets: l.packets,
+                    batches: l.batches,
+                    average_batch: l.average_batch(),
+                    polls: l.polls,
+                    busy_polls: l.busy_polls,
+                    busy_cycles: l.busy_cycles,
+                    busy_cycles_per_packet: l.busy_cycles_per_packet(),
+                    tx_kicks: l.tx_kicks,
+                    fill_wakeups: l.fill_wakeups,
+                    sleeps: l.sleeps,
+                    frames: w.frames,
+                    frames_free: w.ledger.free,
+                    frames_in_fill: w.ledger.in_fill,
+                    frames_in_tx: w.ledger.in_tx,
+                    frames_held: w.ledger.held,
+                    frames_accounted: w.ledger.total(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// `show neighbors`: every adjacency, and whether its MAC is configured, learned or missing.
+pub(super) fn neighbors(live: &Live, snap: &Snapshot) -> api::Neighbors {
+    let st = lock(&live.state);
+    let neighbors = snap
+        .adjacencies()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let key = (a.port.0, a.vlan.map_or(0, |v| v.get()), a.next_hop);
+            let state = match (st.base.adjacencies().get(i).and_then(|b| b.mac), a.mac) {
+                (Some(_), _) if st.hosts.contains_key(&key) => api::NeighborState::Learned,
+                (Some(_), _) => api::NeighborState::Static,
+                (None, Some(_)) => api::NeighborState::Learned,
+                (None, None) => api::NeighborState::Incomplete,
+            };
+            api::Neighbor {
+                attachment: snap.attachment_name(a.attachment),
+                ip: a.next_hop.to_string(),
+                mac: a.mac.map(|m| m.to_string()),
+                state,
+            }
+        })
+        .collect();
+    api::Neighbors { neighbors }
+}
+
+/// `show interfaces`: each interface's steering program, sockets and kernel drop counters.
+pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> api::Interfaces {
+    let rt = lock(&live.runtime);
+    let Some(rt) = rt.as_ref() else {
+        return api::Interfaces::default();
+    };
+    let interfaces = rt
+        .steering()
+        .iter()
+        .map(|st| {
+            let c = st.counters().unwrap_or_default();
+            let port = snap.port_by_name(st.ifname()).map(|p| snap.port(p));
+            let sockets: Vec<_> = rt
+                .sockets()
+                .iter()
+                .filter(|s| s.ifname == st.ifname())
+                .collect();
+            let mut i = api::Interface {
+                interface: st.ifname().to_string(),
+                kind: port.map(|p| match p.kind {
+                    tables::PortKind::Core => api::PortKind::Core,
+                    tables::PortKind::Edge => api::PortKind::Edge,
+                }),
+                mac: port.map(|p| p.mac.to_string()),
+                xdp_mode: match st.mode() {
+                    Mode::Native => api::XdpMode::Native,
+                    Mode::Skb => api::XdpMode::Skb,
+                    Mode::Auto => api::XdpMode::Auto,
+                },
+                sockets: sockets.len(),
+                zero_copy: sockets.iter().any(|s| s.zero_copy),
+                xdp_redirected: c.redirected,
+                xdp_passed: c.passed,
+                rx_dropped: 0,
+                rx_ring_full: 0,
+                rx_fill_ring_empty: 0,
+            };
+            for (_, _, k) in stats
+                .iter()
+                .flat_map(|w| w.sockets.iter())
+                .filter(|(n, _, _)| n == st.ifname())
+            {
+                i.rx_dropped += k.rx_dropped;
+                i.rx_ring_full += k.rx_ring_full;
+                i.rx_fill_ring_empty += k.rx_fill_ring_empty;
+            }
+            i
+        })
+        .collect();
+    api::Interfaces { interfaces }
+}
+
+/// `show labels`: the MPLS forwarding table.
+pub(super) fn labels(snap: &Snapshot) -> api::Labels {
+    api::Labels {
+        router: snap.name().to_string(),
+        labels: label_entries(snap),
+    }
+}
+
+/// `show vrf NAME`: one VRF's routes.
+pub(super) fn vrf(snap: &Snapshot, id: VrfId) -> api::Vrf {
+    let v = snap.vrf(id);
+    api::Vrf {
+        vrf: v.name.clone(),
+        table_label: v.table_label.map(|l| l.get()),
+        routes: v.routes.iter().map(|r| route(snap, r)).collect(),
+    }
+}
+
+/// `show all`: the label table and every VRF.
+pub(super) fn all(snap: &Snapshot) -> api::All {
+    api::All {
+        router: snap.name().to_string(),
+        labels: label_entries(snap),
+        vrfs: (0..snap.vrfs().len())
+            .map(|i| vrf(snap, VrfId(i as u16)))
+            .collect(),
+    }
+}
+
+fn label_entries(snap: &Snapshot) -> Vec<api::LabelEntry> {
+    snap.ilm()
+        .entries()
+        .iter()
+        .map(|e| label_entry(snap, e))
+        .collect()
+}
+
+fn label_entry(snap: &Snapshot, e: &IlmEntry) -> api::LabelEntry {
+    let mut entry = api::LabelEntry {
+        in_label: e.label.get(),
+        action: api::LabelAction::Pop,
+        out: Vec::new(),
+        via: None,
+        attachment: None,
+        mac: None,
+        vrf: None,
+    };
+    let adj = match e.action {
+        IlmAction::Swap { adj, out } => {
+            entry.action = api::LabelAction::Swap;
+            entry.out = out.labels().map(|l| l.get()).collect();
+            adj
+        }
+        IlmAction::Pop { adj } => adj,
+        IlmAction::PopLookup { vrf } => {
+            entry.action = api::LabelAction::PopLookup;
+            entry.vrf = Some(snap.vrf(vrf).name.clone());
+            return entry;
+        }
+    };
+    let a = snap.adjacency(adj);
+    entry.via = Some(a.next_hop.to_string());
+    entry.attachment = Some(snap.attachment_name(a.attachment));
+    entry.mac = a.mac.map(|m| m.to_string());
+    entry
+}
+
+fn route(snap: &Snapshot, r: &RouteInfo) -> api::Route {
+    let mut route = api::Route {
+        prefix: r.prefix.to_string(),
+        origin: match r.origin {
+            tables::RouteOrigin::Connected => api::RouteOrigin::Connected,
+            tables::RouteOrigin::Local => api::RouteOrigin::Local,
+            tables::RouteOrigin::Neighbor => api::RouteOrigin::Neighbor,
+            tables::RouteOrigin::Static => api::RouteOrigin::Static,
+        },
+        action: api::RouteAction::Local,
+        via: None,
+        attachment: None,
+        mac: None,
+        labels: Vec::new(),
+    };
+    match fec(snap, r.fec) {
+        None | Some(Fec::Local) => {}
+        Some(Fec::Glean { attachment }) => {
+            route.action = api::RouteAction::Glean;
+            route.attachment = Some(snap.attachment_name(*attachment));
+        }
+        Some(Fec::Forward { adj, push }) => {
+            let a = snap.adjacency(*adj);
+            route.action = api::RouteAction::Forward;
+            route.via = Some(a.next_hop.to_string());
+            route.attachment = Some(snap.attachment_name(a.attachment));
+            route.mac = a.mac.map(|m| m.to_string());
+            route.labels = push.labels().map(|l| l.get()).collect();
+        }
+    }
+    route
+}
+
+/// A route's FEC; `None` only if the snapshot did not hold together, which
+/// `Snapshot::new` rules out.
+fn fec(snap: &Snapshot, id: FecId) -> Option<&Fec> {
+    snap.fecs().get(id.0 as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{compile, Offline};
+    use crate::config::Config;
+
+    const EXAMPLE: &str = include_str!("../../../../examples/dx-pe.toml");
+
+    fn example() -> Snapshot {
+        let config = Config::parse(EXAMPLE, "example").unwrap();
+        compile(&config, &Offline).unwrap().snapshot
+    }
+
+    #[test]
+    fn label_actions_are_words_with_their_next_hop() {
+        let snap = example();
+        let labels = serde_json::to_value(labels(&snap)).unwrap();
+        let entries = labels["labels"].as_array().unwrap();
+        let by_label = |l: u64| entries.iter().find(|e| e["in"] == l).unwrap();
+        let swap = by_label(16002);
+        assert_eq!(swap["action"], "swap", "{swap}");
+        assert!(!swap["out"].as_array().unwrap().is_empty(), "{swap}");
+        assert!(
+            swap["via"].is_string() && swap["attachment"].is_string(),
+            "{swap}"
+        );
+        assert!(swap["vrf"].is_null(), "{swap}");
+        let lookup = entries
+            .iter()
+            .find(|e| e["action"] == "pop_lookup")
+            .expect("a table label");
+        assert!(
+            lookup["vrf"].is_string() && lookup["via"].is_null(),
+            "{lookup}"
+        );
+        let text = serde_json::to_string(&labels).unwrap();
+        for debug in ["AdjacencyId", "Swap {", "LabelStack", "Label("] {
+            assert!(!text.contains(debug), "a Debug string on the wire: {text}");
+        }
+    }
+
+    #[test]
+    fn route_origins_and_actions_are_words() {
+        let snap = example();
+        let id = snap.vrf_by_name("vpc-a").unwrap();
+        let v = serde_json::to_value(vrf(&snap, id)).unwrap();
+        assert_eq!(v["vrf"], "vpc-a");
+        let routes = v["routes"].as_array().unwrap();
+        let origins: HashSet<&str> = routes.iter().filter_map(|r| r["origin"].as_str()).collect();
+        assert!(origins.is_subset(&HashSet::from(["connected", "local", "neighbor", "static"])));
+        assert!(
+            origins.contains("static") && origins.contains("local"),
+            "{v}"
+        );
+        let forward = routes.iter().find(|r| r["origin"] == "static").unwrap();
+        assert_eq!(forward["action"], "forward", "{forward}");
+        assert!(forward["via"].is_string(), "{forward}");
+        assert!(forward["labels"].is_array(), "{forward}");
+        let local = routes.iter().find(|r| r["origin"] == "local").unwrap();
+        assert_eq!(local["action"], "local", "{local}");
+        // Read back into the typed answer.
+        let back: api::Vrf = serde_json::from_value(v).unwrap();
+        assert_eq!(back, vrf(&snap, id));
+    }
+}

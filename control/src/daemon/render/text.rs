@@ -1,0 +1,236 @@
+//! The typed answers laid out as the tables `xpe show` prints: counters, runtime figures,
+//! neighbours and interfaces.
+
+use std::fmt::Write as _;
+
+use xpe_dataplane::pipeline::{Drop as DropReason, Punt};
+
+use crate::api;
+
+// Writing into a String cannot fail: the fmt::Results below are ignored for that reason.
+
+/// `show counters`.
+pub(super) fn counters(c: &api::Counters) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Counters of {} (summed over {} worker(s))",
+        c.router, c.workers
+    );
+    let _ = writeln!(
+        s,
+        "  {:<12} {:>14} {:>16} {:>12} {:>14} {:>16}",
+        "Interface", "RX packets", "RX bytes", "RX drops", "TX packets", "TX bytes"
+    );
+    for p in &c.interfaces {
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>14} {:>16} {:>12} {:>14} {:>16}",
+            p.interface, p.rx_packets, p.rx_bytes, p.rx_drops, p.tx_packets, p.tx_bytes
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Incoming labels (packets; entries since removed are marked)"
+    );
+    for l in &c.labels {
+        let gone = if l.removed { "  (removed)" } else { "" };
+        let _ = writeln!(s, "  {:<10} {:>14}{gone}", l.label, l.packets);
+    }
+    let _ = writeln!(s, "VRFs (IP lookups)");
+    for v in &c.vrfs {
+        let _ = writeln!(s, "  {:<16} {:>14}", v.vrf, v.lookups);
+    }
+    let drops: u64 = c.drops.values().sum();
+    let punts: u64 = c.punts.values().sum();
+    let _ = writeln!(
+        s,
+        "Forwarded {} (ARP replies {}, echo replies {}); dropped {}; punted {}",
+        c.forwarded,
+        c.arp_replies,
+        c.echo_replies,
+        drops + c.tx_ring_full + c.no_tx_socket,
+        punts
+    );
+    // Reasons in the pipeline's order, not the map's alphabetical one.
+    let _ = writeln!(s, "Drops by reason (non-zero)");
+    let by_reason = DropReason::ALL
+        .iter()
+        .map(|d| (d.name(), c.drops.get(d.name()).copied().unwrap_or(0)));
+    for (name, n) in by_reason.chain([
+        ("tx-ring-full", c.tx_ring_full),
+        ("no-tx-socket", c.no_tx_socket),
+    ]) {
+        if n > 0 {
+            let _ = writeln!(s, "  {name:<22} {n}");
+        }
+    }
+    let _ = writeln!(s, "Punts by reason (non-zero; the live runtime has no path to the kernel: punted frames are dropped)");
+    for p in Punt::ALL {
+        let n = c.punts.get(p.name()).copied().unwrap_or(0);
+        if n > 0 {
+            let _ = writeln!(s, "  {:<22} {n}", p.name());
+        }
+    }
+    let _ = writeln!(
+        s,
+        "Neighbours: {} ARP frames learned from ({} not passed on), {} ARP requests sent ({} dropped)",
+        c.learned, c.learn_dropped, c.arp_requests_sent, c.arp_requests_dropped
+    );
+    s
+}
+
+/// `show runtime`.
+pub(super) fn runtime(r: &api::Runtime) -> String {
+    let ghz = r.tsc_hz / 1e9;
+    let mut s = String::new();
+    let _ = writeln!(s, "Runtime: up {:.1} s, TSC {ghz:.2} GHz", r.uptime_s);
+    let _ = writeln!(
+        s,
+        "  {:<7} {:<5} {:>12} {:>10} {:>7} {:>14} {:>10} {:>12} {:>10}",
+        "Worker",
+        "Core",
+        "Packets",
+        "Batches",
+        "Avg",
+        "Busy cycles",
+        "Cyc/pkt",
+        "Polls",
+        "TX kicks"
+    );
+    for w in &r.workers {
+        let _ = writeln!(
+            s,
+            "  {:<7} {:<5} {:>12} {:>10} {:>7.1} {:>14} {:>10.0} {:>12} {:>10}",
+            w.worker,
+            w.core.map_or("-".to_string(), |c| c.to_string()),
+            w.packets,
+            w.batches,
+            w.average_batch,
+            w.busy_cycles,
+            w.busy_cycles_per_packet,
+            w.polls,
+            w.tx_kicks
+        );
+    }
+    for w in &r.workers {
+        let _ = writeln!(
+            s,
+            "  worker {}: {} frames: {} free, {} on fill rings, {} on TX rings ({} accounted); {} busy polls, {} sleeps",
+            w.worker,
+            w.frames,
+            w.frames_free,
+            w.frames_in_fill,
+            w.frames_in_tx,
+            w.frames_accounted,
+            w.busy_polls,
+            w.sleeps
+        );
+    }
+    s
+}
+
+/// `show neighbors`.
+pub(super) fn neighbors(n: &api::Neighbors) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Neighbours");
+    let _ = writeln!(
+        s,
+        "  {:<12} {:<16} {:<18} State",
+        "Interface", "Address", "MAC"
+    );
+    for e in &n.neighbors {
+        let state = match e.state {
+            api::NeighborState::Static => "static",
+            api::NeighborState::Learned => "learned",
+            api::NeighborState::Incomplete => "incomplete",
+        };
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<16} {:<18} {state}",
+            e.attachment,
+            e.ip,
+            e.mac.as_deref().unwrap_or("-")
+        );
+    }
+    s
+}
+
+/// `show interfaces`.
+pub(super) fn interfaces(i: &api::Interfaces) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Interfaces");
+    let _ = writeln!(
+        s,
+        "  {:<12} {:<5} {:<18} {:<7} {:>7} {:<5} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "Name",
+        "Kind",
+        "MAC",
+        "XDP",
+        "Sockets",
+        "Copy",
+        "Redirected",
+        "Passed",
+        "RX drop",
+        "Ring full",
+        "Fill empty"
+    );
+    for e in &i.interfaces {
+        let kind = match e.kind {
+            Some(api::PortKind::Core) => "core",
+            Some(api::PortKind::Edge) => "edge",
+            None => "?",
+        };
+        let mode = match e.xdp_mode {
+            api::XdpMode::Native => "native",
+            api::XdpMode::Skb => "skb",
+            api::XdpMode::Auto => "auto",
+        };
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<5} {:<18} {:<7} {:>7} {:<5} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            e.interface,
+            kind,
+            e.mac.as_deref().unwrap_or("?"),
+            mode,
+            e.sockets,
+            if e.zero_copy { "zc" } else { "copy" },
+            e.xdp_redirected,
+            e.xdp_passed,
+            e.rx_dropped,
+            e.rx_ring_full,
+            e.rx_fill_ring_empty
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_list_drops_in_the_pipelines_order_and_mark_removed_labels() {
+        let mut c = api::Counters {
+            router: "pe".into(),
+            workers: 1,
+            ..Default::default()
+        };
+        let first = DropReason::ALL[0].name();
+        let last = DropReason::ALL[DropReason::ALL.len() - 1].name();
+        c.drops.insert(first.into(), 1);
+        c.drops.insert(last.into(), 2);
+        c.tx_ring_full = 3;
+        c.labels.push(api::LabelCount {
+            label: 16002,
+            packets: 5,
+            removed: true,
+        });
+        let text = counters(&c);
+        assert!(text.contains("dropped 6;"), "{text}");
+        let (a, b) = (text.find(first).unwrap(), text.find(last).unwrap());
+        assert!(a < b && text.find("tx-ring-full").unwrap() > b, "{text}");
+        let row = format!("  {:<10} {:>14}  (removed)", 16002, 5);
+        assert!(text.contains(&row), "{text}");
+    }
+}
