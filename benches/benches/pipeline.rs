@@ -121,7 +121,7 @@ fn imposition(c: &mut Criterion) {
     let vrf = big.vrf(big.vrf_by_name("vpc-a").expect("vpc-a"));
     eprintln!(
         "impose-1m-routes: vrf vpc-a holds {} routes, IPv4 LPM {} bytes",
-        vrf.routes.len(),
+        vrf.v4.len() + vrf.v6.len(),
         vrf.v4.memory_bytes()
     );
     bench_batches(c, "impose-1m-routes", &big, edge, &frames);

@@ -39,11 +39,8 @@ fn main() {
         }
     };
     let t4 = Instant::now();
-    let routes: usize = compiled
-        .snapshot
-        .vrfs()
-        .iter()
-        .map(|v| v.routes.len())
+    let routes: usize = (0..compiled.rib.vrf_count())
+        .map(|v| compiled.rib.len(xpe_dataplane::tables::VrfId(v as u16)))
         .sum();
     println!(
         "{routes} routes: read {:.0} ms, parse {:.0} ms, clone {:.0} ms, compile {:.0} ms",

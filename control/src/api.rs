@@ -308,6 +308,8 @@ pub enum RouteOrigin {
     Neighbor,
     /// A configured route.
     Static,
+    /// Learned from a BGP peer.
+    Bgp,
 }
 
 /// What a route does with a packet.

@@ -279,7 +279,7 @@ fn show_offline(
     let (_, compiled) = load(config)?;
     let snap = &compiled.snapshot;
     match what {
-        What::All => crate::show::all(out, snap).map_err(io_failure),
+        What::All => crate::show::all(out, snap, &compiled.rib).map_err(io_failure),
         What::Labels => crate::show::labels(out, snap).map_err(io_failure),
         What::Neighbors => crate::show::neighbors(out, snap).map_err(io_failure),
         What::Interfaces => crate::show::interfaces(out, snap).map_err(io_failure),
@@ -293,7 +293,7 @@ fn show_offline(
                 return Err(Failure::new(format!("no vrf named \"{name}\""))
                     .hint(format!("the config has: {}", names.join(", "))));
             };
-            crate::show::vrf(out, snap, id).map_err(io_failure)
+            crate::show::vrf(out, snap, &compiled.rib, id).map_err(io_failure)
         }
         What::Counters | What::Runtime => Err(Failure::new(format!(
             "a config has no {}: they come from a running instance",
@@ -403,7 +403,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             frame,
         } => {
             let (_, compiled) = load(&config)?;
-            crate::trace::run(out, &compiled.snapshot, &interface, &frame)
+            crate::trace::run(out, &compiled.snapshot, &compiled.rib, &interface, &frame)
         }
         Command::Replay {
             config,

@@ -11,14 +11,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
-    IlmEntry, IlmOrigin, IpPrefix, Ipv4Lpm, Ipv4Prefix, Ipv6Lpm, LabelStack, Port, PortId,
-    PortKind, RouteInfo, RouteOrigin, Snapshot, SnapshotParts, Vrf as TVrf, VrfId, MAX_PUSH,
+    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, Port, PortId, PortKind, Snapshot,
+    SnapshotParts, Vrf as TVrf, VrfId, MAX_PUSH,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
 use xpe_dataplane::wire::vlan::VlanId;
 
 use crate::config::{Config, InterfaceKind, LabelAction, Route};
+use crate::rib::{Rib, Source};
 
 /// Smallest and largest interface MTU accepted (RFC 791 minimum; common jumbo maximum).
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=9216;
@@ -86,11 +87,13 @@ impl MacSource for SysfsMacs {
     }
 }
 
-/// A compiled config: the snapshot and what `check` reports about it.
+/// A compiled config: the snapshot, the RIB behind it and what `check` reports about it.
 #[derive(Debug)]
 pub struct Compiled {
     /// The tables.
     pub snapshot: Snapshot,
+    /// Every route with its source; the snapshot's LPM tables are its FIB.
+    pub rib: Rib,
     /// Things that are valid but probably not what was meant.
     pub warnings: Vec<String>,
 }
@@ -104,7 +107,11 @@ pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, Config
     }
     let warnings = std::mem::take(&mut c.warnings);
     match c.finish(config) {
-        Ok(snapshot) => Ok(Compiled { snapshot, warnings }),
+        Ok((snapshot, rib)) => Ok(Compiled {
+            snapshot,
+            rib,
+            warnings,
+        }),
         Err(e) => Err(ConfigErrors(vec![e])),
     }
 }
@@ -127,7 +134,7 @@ struct Compiler {
     fec_index: HashMap<Fec, FecId>,
     fecs: Vec<Fec>,
     /// Routes per VRF: prefix -> (origin, fec).
-    routes: Vec<BTreeMap<IpPrefix, (RouteOrigin, FecId)>>,
+    routes: Vec<BTreeMap<IpPrefix, (Source, FecId)>>,
     ilm: Vec<IlmEntry>,
     /// In-label -> who uses it, for duplicate reports.
     label_users: BTreeMap<i64, String>,
@@ -530,10 +537,10 @@ impl Compiler {
             let glean = self.fec(Fec::Glean {
                 attachment: AttachmentId(i as u16),
             });
-            self.routes[vrf].insert(IpPrefix::V4(p.trunc()), (RouteOrigin::Connected, glean));
+            self.routes[vrf].insert(IpPrefix::V4(p.trunc()), (Source::Connected, glean));
             let local = self.fec(Fec::Local);
             let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
-            self.routes[vrf].insert(IpPrefix::V4(host), (RouteOrigin::Local, local));
+            self.routes[vrf].insert(IpPrefix::V4(host), (Source::Local, local));
             let hosts: Vec<Ipv4Addr> = self
                 .neighbors
                 .range((i as u16, Ipv4Addr::UNSPECIFIED)..=(i as u16, Ipv4Addr::BROADCAST))
@@ -546,7 +553,7 @@ impl Compiler {
                     push: LabelStack::EMPTY,
                 });
                 let host = Ipv4Prefix::new(ip, 32).expect("32 is a valid length");
-                self.routes[vrf].insert(IpPrefix::V4(host), (RouteOrigin::Neighbor, fec));
+                self.routes[vrf].insert(IpPrefix::V4(host), (Source::Neighbor, fec));
             }
         }
     }
@@ -688,10 +695,12 @@ impl Compiler {
         let table = &mut self.routes[usize::from(vrf.0)];
         if let Some((origin, _)) = table.get(&prefix) {
             let what = match origin {
-                RouteOrigin::Static => "another route",
-                RouteOrigin::Connected => "a connected subnet",
-                RouteOrigin::Local => "one of our addresses",
-                RouteOrigin::Neighbor => "a static neighbour",
+                Source::Static => "another route",
+                Source::Connected => "a connected subnet",
+                Source::Local => "one of our addresses",
+                Source::Neighbor => "a static neighbour",
+                // A config holds no BGP routes.
+                Source::Bgp => "a BGP route",
             };
             self.errors.push(err(
                 obj,
@@ -699,7 +708,7 @@ impl Compiler {
             ));
             return;
         }
-        table.insert(prefix, (RouteOrigin::Static, fec));
+        table.insert(prefix, (Source::Static, fec));
     }
 
     fn label_entries(&mut self, config: &Config) {
@@ -755,36 +764,29 @@ impl Compiler {
         }
     }
 
-    fn finish(self, config: &Config) -> Result<Snapshot, ConfigError> {
-        let mut vrfs = Vec::with_capacity(self.vrf_names.len());
-        for (j, name) in self.vrf_names.iter().enumerate() {
-            let table = &self.routes[j];
-            let mut v4 = Vec::new();
-            let mut v6 = Vec::new();
-            for (p, (_, fec)) in table {
-                match p {
-                    IpPrefix::V4(p) => v4.push((p.network(), p.len(), fec.0)),
-                    IpPrefix::V6(p) => v6.push((p.network(), p.len(), fec.0)),
-                }
+    fn finish(self, config: &Config) -> Result<(Snapshot, Rib), ConfigError> {
+        let mut rib = Rib::new(self.vrf_names.len());
+        for (j, table) in self.routes.iter().enumerate() {
+            for (prefix, &(source, fec)) in table {
+                rib.set(VrfId(j as u16), *prefix, source, Some(fec));
             }
-            let obj = format!("vrf \"{name}\"");
-            let v4 = Ipv4Lpm::from_routes(v4).map_err(|e| err(&obj, format!("IPv4 table: {e}")))?;
-            let v6 = Ipv6Lpm::from_routes(v6).map_err(|e| err(&obj, format!("IPv6 table: {e}")))?;
-            vrfs.push(TVrf {
-                name: name.clone(),
-                table_label: self.table_labels[j],
-                v4,
-                v6,
-                routes: table
-                    .iter()
-                    .map(|(p, (origin, fec))| RouteInfo {
-                        prefix: *p,
-                        origin: *origin,
-                        fec: *fec,
-                    })
-                    .collect(),
-            });
         }
+        rib.commit()
+            .map_err(|e| err("tables", format!("LPM table: {e}")))?;
+        let vrfs = self
+            .vrf_names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let (v4, v6) = rib.tables(VrfId(j as u16));
+                TVrf {
+                    name: name.clone(),
+                    table_label: self.table_labels[j],
+                    v4,
+                    v6,
+                }
+            })
+            .collect();
         Snapshot::new(SnapshotParts {
             name: config.router.name.clone(),
             ttl_mode: config.router.ttl_mode.into(),
@@ -795,6 +797,7 @@ impl Compiler {
             vrfs,
             ilm: self.ilm,
         })
+        .map(|snapshot| (snapshot, rib))
         .map_err(|e| err("tables", e.to_string()))
     }
 }

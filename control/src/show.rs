@@ -1,11 +1,10 @@
 //! Tables as a network engineer reads them: `show mpls forwarding-table`, `show ip route vrf`.
 
+use crate::rib::{Rib, Source};
 use std::io::{self, Write};
 use std::path::Path;
 
-use xpe_dataplane::tables::{
-    Fec, FecId, IlmAction, IlmOrigin, PortKind, RouteOrigin, Snapshot, VrfId,
-};
+use xpe_dataplane::tables::{Fec, FecId, IlmAction, IlmOrigin, PortKind, Snapshot, VrfId};
 
 use crate::compile::Compiled;
 use crate::config::Config;
@@ -52,7 +51,7 @@ pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) 
 }
 
 /// Everything: interfaces, neighbours, labels, then every VRF.
-pub fn all(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
+pub fn all(out: &mut dyn Write, s: &Snapshot, rib: &Rib) -> io::Result<()> {
     writeln!(out, "Router {} (ttl-mode {})", s.name(), s.ttl_mode())?;
     writeln!(out)?;
     interfaces(out, s)?;
@@ -62,7 +61,7 @@ pub fn all(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     labels(out, s)?;
     for i in 0..s.vrfs().len() {
         writeln!(out)?;
-        vrf(out, s, VrfId(i as u16))?;
+        vrf(out, s, rib, VrfId(i as u16))?;
     }
     Ok(())
 }
@@ -195,8 +194,9 @@ pub fn describe_fec(s: &Snapshot, fec: FecId) -> String {
     }
 }
 
-/// One VRF's routing table, like `show ip route vrf NAME`.
-pub fn vrf(out: &mut dyn Write, s: &Snapshot, id: VrfId) -> io::Result<()> {
+/// One VRF's routing table, like `show ip route vrf NAME`: the best route of each prefix in
+/// the RIB, described with the snapshot's FECs.
+pub fn vrf(out: &mut dyn Write, s: &Snapshot, rib: &Rib, id: VrfId) -> io::Result<()> {
     let v = s.vrf(id);
     let label = v
         .table_label
@@ -205,26 +205,25 @@ pub fn vrf(out: &mut dyn Write, s: &Snapshot, id: VrfId) -> io::Result<()> {
         out,
         "Routing table: vrf {} ({} routes{label}; LPM {} IPv4 + {} IPv6)",
         v.name,
-        v.routes.len(),
+        rib.len(id),
         bytes(v.v4.memory_bytes()),
         bytes(v.v6.memory_bytes()),
     )?;
     writeln!(
         out,
-        "Codes: C - connected, L - local, N - neighbour host (static or ARP-learned), S - static"
+        "Codes: C - connected, L - local, N - neighbour host (static or ARP-learned), S - static, B - BGP"
     )?;
-    for r in &v.routes {
-        let code = match r.origin {
-            RouteOrigin::Connected => "C",
-            RouteOrigin::Local => "L",
-            RouteOrigin::Neighbor => "N",
-            RouteOrigin::Static => "S",
-        };
-        let what = match (r.origin, s.fec(r.fec)) {
-            (RouteOrigin::Local, _) => "is our address".to_string(),
+    for (prefix, r) in rib.routes(id) {
+        let what = match r.source {
+            Source::Local => "is our address".to_string(),
             _ => describe_fec(s, r.fec),
         };
-        writeln!(out, "{code}    {:<24} {what}", r.prefix.to_string())?;
+        writeln!(
+            out,
+            "{}    {:<24} {what}",
+            r.source.code(),
+            prefix.to_string()
+        )?;
     }
     Ok(())
 }

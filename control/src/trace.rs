@@ -6,6 +6,7 @@ use xpe_dataplane::pipeline::{self, Counters, Frame, Step, Verdict};
 use xpe_dataplane::tables::{IlmAction, Snapshot};
 
 use crate::error::Failure;
+use crate::rib::Rib;
 use crate::show::describe_fec;
 
 /// Headroom given to traced and replayed frames: room for a VLAN tag and [`MAX_PUSH`] labels.
@@ -57,7 +58,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Explains one step.
-pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
+pub fn describe_step(s: &Snapshot, rib: &Rib, step: &Step) -> (&'static str, String) {
     match step {
         Step::Ingress { port, len } => {
             ("ingress", format!("{len} bytes on {}", s.port(*port).name))
@@ -118,16 +119,20 @@ pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
         ),
         Step::Lookup4 { vrf, dst, fec } => {
             let v = s.vrf(*vrf);
-            let text = match (v.matching_route4(*dst), fec) {
-                (Some(r), Some(f)) => format!("{} -> {} {}", dst, r.prefix, describe_fec(s, *f)),
+            let text = match (rib.matching4(*vrf, *dst), fec) {
+                (Some((prefix, _)), Some(f)) => {
+                    format!("{} -> {} {}", dst, prefix, describe_fec(s, *f))
+                }
                 (_, _) => format!("{dst} -> no route"),
             };
             ("lookup", format!("vrf {}: {text}", v.name))
         }
         Step::Lookup6 { vrf, dst, fec } => {
             let v = s.vrf(*vrf);
-            let text = match (v.matching_route6(*dst), fec) {
-                (Some(r), Some(f)) => format!("{} -> {} {}", dst, r.prefix, describe_fec(s, *f)),
+            let text = match (rib.matching6(*vrf, *dst), fec) {
+                (Some((prefix, _)), Some(f)) => {
+                    format!("{} -> {} {}", dst, prefix, describe_fec(s, *f))
+                }
                 (_, _) => format!("{dst} -> no route"),
             };
             ("lookup", format!("vrf {}: {text}", v.name))
@@ -159,6 +164,7 @@ pub fn describe_step(s: &Snapshot, step: &Step) -> (&'static str, String) {
 pub fn run(
     out: &mut dyn Write,
     s: &Snapshot,
+    rib: &Rib,
     interface: &str,
     frame_hex: &str,
 ) -> Result<(), Failure> {
@@ -180,7 +186,7 @@ pub fn run(
     let verdict = pipeline::process(s, port, &mut frame, &mut counters, &mut steps);
     let w = |e: std::io::Error| Failure::new(format!("cannot write output: {e}"));
     for (i, step) in steps.iter().enumerate() {
-        let (stage, text) = describe_step(s, step);
+        let (stage, text) = describe_step(s, rib, step);
         writeln!(out, "{:>2} {:<11} {text}", i + 1, stage).map_err(w)?;
     }
     match verdict {

@@ -2,22 +2,22 @@
 //! `route add|del`, `label add|del`) on the config held under the state lock, compiles the
 //! result and publishes it; hands `show` requests to the renderer.
 //!
-//! A single route change is patched into its VRF without a recompile ([`route_in_place`]);
-//! every other change recompiles the whole config ([`change`]). Counter slots stay with their
+//! A single route change goes through the RIB into its VRF's tables without a recompile
+//! ([`route_in_place`]); every other change recompiles the whole config ([`change`]) and
+//! replaces the RIB. Counter slots stay with their
 //! label or VRF across every change ([`Slots`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use xpe_dataplane::tables::{
-    Adjacency, AdjacencyId, Fec, FecId, IpPrefix, RouteInfo, RouteOrigin, Snapshot, VrfId,
-};
+use xpe_dataplane::tables::{Adjacency, AdjacencyId, Fec, FecId, IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 
 use super::{lock, ok, refused, Live, NeighborKey, State};
 use crate::compile::{compile, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response};
+use crate::rib::Source;
 
 /// Counter slots by label value and by VRF name, kept for the life of the process: a label's
 /// or a VRF's packet counts survive every table change that keeps (or brings back) it.
@@ -168,7 +168,8 @@ fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Rou
 /// the route is validated by compiling the config with no other route (every check that
 /// concerns one route runs: prefix, host bits, labels, next-hop resolution, clashes with
 /// connected subnets, our addresses and neighbours), its adjacency and FEC are found in the
-/// running tables or appended, and only its VRF's LPM tables are rebuilt. `None` sends the
+/// running tables or appended, and the change goes through the RIB: when the prefix's best
+/// route changes, only the trie nodes on its path are rebuilt and published. `None` sends the
 /// change down the full recompile instead (unknown VRF or prefix text, which the full path
 /// reports; anything that does not line up).
 fn route_in_place(
@@ -185,24 +186,26 @@ fn route_in_place(
         Some(n) => st.base.vrf_by_name(n)?,
     };
     let parsed: IpPrefix = prefix.trim().parse().ok()?;
-    let mut routes: Vec<RouteInfo> = st.base.vrf(vid).routes.clone();
-    let existing = routes.iter().position(|r| r.prefix == parsed);
+    let is_static = |st: &State| {
+        st.rib
+            .candidates(vid, parsed)
+            .iter()
+            .any(|r| r.source == Source::Static)
+    };
     let (mut adjacencies, mut fecs) = (Vec::new(), Vec::new());
-    match add {
+    let fec = match add {
         None => {
             // Removing: the route must be a configured one.
-            let configured = routes_of(&mut st.config, vrf)
-                .ok()?
-                .iter()
-                .any(|r| same_prefix(&r.prefix, prefix));
-            if !configured {
+            if !st.statics.contains_key(&(vid, parsed)) {
                 return Some(refused(format!(
                     "{} has no static route {prefix}\nnothing applied: the running tables are unchanged",
                     vrf_label(vrf)
                 )));
             }
-            let i = existing.filter(|&i| routes[i].origin == RouteOrigin::Static)?;
-            routes.remove(i);
+            if !is_static(&st) {
+                return None;
+            }
+            None
         }
         Some((via, labels)) => {
             let mut probe = Config {
@@ -229,7 +232,7 @@ fn route_in_place(
                 labels: labels.to_vec(),
             });
             let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &SysfsMacs) {
-                Ok(c) => c.snapshot,
+                Ok(c) => c,
                 Err(errors) => {
                     return Some(refused(format!(
                         "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
@@ -238,22 +241,22 @@ fn route_in_place(
                 }
             };
             // The probe must describe the same attachments and VRFs as the running tables.
-            let same_layout = probe.attachments().len() == st.base.attachments().len()
-                && probe
+            let (snap, base) = (&probe.snapshot, &st.base);
+            let same_layout = snap.attachments().len() == base.attachments().len()
+                && snap
                     .attachments()
                     .iter()
-                    .zip(st.base.attachments())
+                    .zip(base.attachments())
                     .all(|(a, b)| (a.port, a.vlan, a.vrf) == (b.port, b.vlan, b.vrf))
-                && probe.vrfs().len() == st.base.vrfs().len();
+                && snap.vrfs().len() == base.vrfs().len();
             if !same_layout {
                 return None;
             }
-            let info = probe.vrf(vid).routes.iter().find(|r| r.prefix == parsed)?;
-            let Fec::Forward { adj, push } = *probe.fec(info.fec) else {
+            let info = probe.rib.best(vid, parsed)?;
+            let Fec::Forward { adj, push } = *snap.fec(info.fec) else {
                 return None;
             };
-            let want = probe.adjacency(adj);
-            let base = &st.base;
+            let want = snap.adjacency(adj);
             let adj_id = match base
                 .adjacencies()
                 .iter()
@@ -273,42 +276,86 @@ fn route_in_place(
                     FecId(base.fecs().len() as u32)
                 }
             };
-            if let Some(i) = existing {
-                // The probe accepted the prefix, so what it replaces is a static route.
-                if routes[i].origin != RouteOrigin::Static {
-                    return None;
-                }
-                routes.remove(i);
+            // The probe accepted the prefix, so anything it has now is a static route.
+            if !st.rib.candidates(vid, parsed).is_empty() && !is_static(&st) {
+                return None;
             }
-            routes.push(RouteInfo {
-                prefix: parsed,
-                origin: RouteOrigin::Static,
-                fec: fec_id,
-            });
+            Some(fec_id)
         }
-    }
+    };
+    st.rib.set(vid, parsed, Source::Static, fec);
+    // A table that cannot take the change (it ran out of room) leaves the RIB ahead of the
+    // FIB: the full recompile below rebuilds both from the config.
+    st.rib.commit().ok()?;
+    let (v4, v6) = st.rib.tables(vid);
     let next = st
         .base
-        .with_vrf_routes(vid, routes, adjacencies, fecs)
+        .with_vrf_tables(vid, v4, v6, adjacencies, fecs)
         .ok()?;
-    let config_routes = routes_of(&mut st.config, vrf).ok()?;
-    config_routes.retain(|r| !same_prefix(&r.prefix, prefix));
-    if let Some((via, labels)) = add {
-        config_routes.push(Route {
-            prefix: prefix.to_string(),
-            via: via.to_string(),
-            labels: labels.to_vec(),
-        });
-    }
+    let route = add.map(|(via, labels)| Route {
+        prefix: prefix.to_string(),
+        via: via.to_string(),
+        labels: labels.to_vec(),
+    });
+    set_config_route(&mut st, vid, vrf, parsed, route)?;
     st.base = next;
     publish(live, &st);
     Some(ok(format!(
         "applied: route {prefix} {} in {}; {} routes there; published in {:.3} ms",
         if add.is_some() { "added" } else { "removed" },
         vrf_label(vrf),
-        st.base.vrf(vid).routes.len(),
+        st.rib.len(vid),
         t0.elapsed().as_secs_f64() * 1e3
     )))
+}
+
+/// Where each static route of the config is: (VRF, prefix) -> index in that VRF's route list,
+/// so a single route change finds its entry without scanning a million.
+pub(super) fn index_statics(config: &Config) -> HashMap<(VrfId, IpPrefix), usize> {
+    let lists = std::iter::once(&config.routes).chain(config.vrfs.iter().map(|v| &v.routes));
+    let mut index = HashMap::new();
+    for (j, routes) in lists.enumerate() {
+        for (i, r) in routes.iter().enumerate() {
+            // The config compiled, so every prefix parses.
+            if let Ok(p) = r.prefix.trim().parse::<IpPrefix>() {
+                index.insert((VrfId(j as u16), p), i);
+            }
+        }
+    }
+    index
+}
+
+/// Sets (or with `None` removes) the config's static route for `prefix` in VRF `vid` (named
+/// `vrf`), keeping [`State::statics`] in step. `None` back if the VRF is gone.
+fn set_config_route(
+    st: &mut State,
+    vid: VrfId,
+    vrf: Option<&str>,
+    prefix: IpPrefix,
+    route: Option<Route>,
+) -> Option<()> {
+    let State {
+        config, statics, ..
+    } = st;
+    let routes = routes_of(config, vrf).ok()?;
+    match (statics.get(&(vid, prefix)).copied(), route) {
+        (Some(i), Some(route)) => routes[i] = route,
+        (None, Some(route)) => {
+            statics.insert((vid, prefix), routes.len());
+            routes.push(route);
+        }
+        (Some(i), None) => {
+            statics.remove(&(vid, prefix));
+            routes.swap_remove(i);
+            if let Some(moved) = routes.get(i) {
+                if let Ok(p) = moved.prefix.trim().parse::<IpPrefix>() {
+                    statics.insert((vid, p), i);
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    Some(())
 }
 
 /// Prefixes compare as written after trimming: `198.18.7.0/24` names one route.
@@ -365,8 +412,10 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
             names.join(", ")
         ));
     }
+    st.statics = index_statics(&next);
     st.config = next;
     st.base = st.slots.assign(&compiled.snapshot);
+    st.rib = compiled.rib;
     if !keep_hosts {
         st.hosts.clear();
     }
@@ -374,7 +423,9 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
     let took = t0.elapsed();
     let mut text = format!(
         "applied: {} routes, {} incoming labels; published in {:.3} ms",
-        st.base.vrfs().iter().map(|v| v.routes.len()).sum::<usize>(),
+        (0..st.rib.vrf_count())
+            .map(|v| st.rib.len(VrfId(v as u16)))
+            .sum::<usize>(),
         st.base.ilm().entries().len(),
         took.as_secs_f64() * 1e3
     );

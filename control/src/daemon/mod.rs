@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use xpe_dataplane::pipeline::Counters;
-use xpe_dataplane::tables::{Published, Snapshot};
+use xpe_dataplane::tables::{IpPrefix, Published, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
 use xpe_dataplane::xsk::steer::Mode;
@@ -37,6 +37,7 @@ use xpe_dataplane::xsk::worker::WorkerStats;
 use crate::config::Config;
 use crate::ctl::Response;
 use crate::error::Failure;
+use crate::rib::Rib;
 use edit::Slots;
 use server::{Limits, Server};
 
@@ -60,6 +61,10 @@ struct State {
     config: Config,
     /// The compiled config, before learned neighbours are laid over it.
     base: Snapshot,
+    /// Every route by source; its FIB tables are `base`'s LPM tables.
+    rib: Rib,
+    /// Where each static route sits in `config` (see `edit::index_statics`).
+    statics: HashMap<(VrfId, IpPrefix), usize>,
     /// Next hops of adjacencies resolved by ARP: (port, VLAN id or 0, address) -> MAC.
     learned: HashMap<NeighborKey, MacAddr>,
     /// Hosts on connected subnets resolved by ARP after a glean: compiled in like static
@@ -132,8 +137,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let modes = startup::describe(&runtime);
     let live = Arc::new(Live {
         state: Mutex::new(State {
+            statics: edit::index_statics(&config),
             config,
             base,
+            rib: compiled.rib,
             slots,
             learned: HashMap::new(),
             hosts: HashMap::new(),

@@ -69,6 +69,7 @@ pub(super) fn neighbour_loop(live: &Live) {
                     match compile(&config, &SysfsMacs) {
                         Ok(compiled) => {
                             st.base = st.slots.assign(&compiled.snapshot);
+                            st.rib = compiled.rib;
                             publish(live, &st);
                         }
                         // The host does not fit the running config (it changed meanwhile).

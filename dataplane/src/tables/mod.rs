@@ -270,31 +270,10 @@ pub enum Fec {
 // The FEC is what the hot path reads after an LPM hit: keep it within one cache line.
 const _: () = assert!(core::mem::size_of::<Fec>() <= 64);
 
-/// Where a route in a VRF came from (for `show` and `trace`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteOrigin {
-    /// The subnet of an attachment or core interface.
-    Connected,
-    /// One of our own addresses.
-    Local,
-    /// A static neighbour's host route on a connected subnet.
-    Neighbor,
-    /// A configured route.
-    Static,
-}
-
-/// One route of a VRF as configured or derived, for display and tracing.
-#[derive(Debug, Clone)]
-pub struct RouteInfo {
-    /// The prefix.
-    pub prefix: IpPrefix,
-    /// Where it came from.
-    pub origin: RouteOrigin,
-    /// What it resolves to.
-    pub fec: FecId,
-}
-
 /// A VRF: a routing table of its own, reached by attachments and by its VPN (table) label.
+///
+/// Only what the workers read: the routes behind the tables, with their sources, live in the
+/// control side's RIB.
 #[derive(Debug, Clone)]
 pub struct Vrf {
     /// Name as configured (`global` for the global table).
@@ -305,25 +284,6 @@ pub struct Vrf {
     pub v4: Ipv4Lpm,
     /// IPv6 LPM: destination -> FEC index.
     pub v6: Ipv6Lpm,
-    /// The routes behind the LPM tables, sorted by prefix (for `show` and `trace`).
-    pub routes: Vec<RouteInfo>,
-}
-
-impl Vrf {
-    /// The route an IPv4 destination matches, by a slow scan of [`Vrf::routes`] (trace only).
-    pub fn matching_route4(&self, dst: Ipv4Addr) -> Option<&RouteInfo> {
-        self.routes
-            .iter()
-            .filter(|r| matches!(r.prefix, IpPrefix::V4(p) if p.contains(dst)))
-            .max_by_key(|r| r.prefix.len())
-    }
-    /// The route an IPv6 destination matches, by a slow scan (trace only).
-    pub fn matching_route6(&self, dst: core::net::Ipv6Addr) -> Option<&RouteInfo> {
-        self.routes
-            .iter()
-            .filter(|r| matches!(r.prefix, IpPrefix::V6(p) if p.contains(dst)))
-            .max_by_key(|r| r.prefix.len())
-    }
 }
 
 /// Everything a snapshot is made of, as the compiler assembles it.
@@ -377,9 +337,6 @@ pub enum TableError {
     /// No global VRF at index 0.
     #[error("the first VRF must be the global table")]
     NoGlobal,
-    /// Two routes for one prefix in one VRF.
-    #[error("prefix {0} has two routes")]
-    DuplicateRoute(String),
     /// An LPM table could not be built.
     #[error("{0}")]
     Lpm(String),
@@ -427,6 +384,22 @@ fn check(
             index,
         })
     }
+}
+
+/// Checks that every value a VRF's tables can return names a FEC (one of `nfec`), so the
+/// pipeline can index the FEC table with it.
+fn check_lpm_values(v: &Vrf, nfec: usize) -> Result<(), TableError> {
+    for (family, max) in [("IPv4", v.v4.max_value()), ("IPv6", v.v6.max_value())] {
+        if let Some(max) = max {
+            check(
+                || format!("the {family} table of VRF {}", v.name),
+                "FEC",
+                max as usize,
+                nfec,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies an adjacency's port, VLAN and MTU from its attachment and precomputes its L2
@@ -500,14 +473,7 @@ impl Snapshot {
         }
         let nfec = parts.fecs.len();
         for v in &parts.vrfs {
-            for r in &v.routes {
-                check(
-                    || format!("route {} of VRF {}", r.prefix, v.name),
-                    "FEC",
-                    r.fec.0 as usize,
-                    nfec,
-                )?;
-            }
+            check_lpm_values(v, nfec)?;
         }
         for e in &parts.ilm {
             match e.action {
@@ -556,17 +522,20 @@ impl Snapshot {
         next
     }
 
-    /// A copy of this snapshot in which VRF `id` holds exactly `routes`, after appending
-    /// `adjacencies` and `fecs` to the tables (their indices continue the existing ones).
+    /// A copy of this snapshot in which VRF `id` has the tables `v4` and `v6`, after
+    /// appending `adjacencies` and `fecs` to the tables (their indices continue the existing
+    /// ones).
     ///
-    /// This is a single route change without a recompile: only that VRF's LPM tables are
-    /// rebuilt (microseconds for a small VRF, about 150 ms for a million routes); every
-    /// other VRF and the label table are shared with `self`. Every new reference is checked
-    /// as in [`Snapshot::new`].
-    pub fn with_vrf_routes(
+    /// This is how a route change is published without a recompile: the tables come from the
+    /// control side's editable [`lpm::Ipv4Table`] and [`lpm::Ipv6Table`], which share all but
+    /// the changed parts with the running ones; every other VRF and the label table are
+    /// shared with `self`. FECs and adjacencies are only ever appended, so the values already
+    /// in the tables stay valid; new references are checked as in [`Snapshot::new`].
+    pub fn with_vrf_tables(
         &self,
         id: VrfId,
-        mut routes: Vec<RouteInfo>,
+        v4: Ipv4Lpm,
+        v6: Ipv6Lpm,
         adjacencies: Vec<Adjacency>,
         fecs: Vec<Fec>,
     ) -> Result<Self, TableError> {
@@ -598,34 +567,14 @@ impl Snapshot {
             }
         }
         next.fecs.extend(fecs);
-        let nfec = next.fecs.len();
-        for r in &routes {
-            check(
-                || format!("route {}", r.prefix),
-                "FEC",
-                r.fec.0 as usize,
-                nfec,
-            )?;
-        }
-        routes.sort_by_key(|r| r.prefix);
-        if let Some(w) = routes.windows(2).find(|w| w[0].prefix == w[1].prefix) {
-            return Err(TableError::DuplicateRoute(w[0].prefix.to_string()));
-        }
         let old = &self.vrfs[slot];
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for r in &routes {
-            match r.prefix {
-                IpPrefix::V4(p) => v4.push((p.network(), p.len(), r.fec.0)),
-                IpPrefix::V6(p) => v6.push((p.network(), p.len(), r.fec.0)),
-            }
-        }
         let vrf = Vrf {
             name: old.name.clone(),
             table_label: old.table_label,
-            v4: Ipv4Lpm::from_routes(v4).map_err(|e| TableError::Lpm(e.to_string()))?,
-            v6: Ipv6Lpm::from_routes(v6).map_err(|e| TableError::Lpm(e.to_string()))?,
-            routes,
+            v4,
+            v6,
         };
+        check_lpm_values(&vrf, next.fecs.len())?;
         next.vrfs[slot] = Arc::new(vrf);
         next.has_large_vrf = next.vrfs.iter().any(|v| v.v4.len() >= LARGE_VRF_ROUTES);
         Ok(next)
@@ -791,7 +740,6 @@ mod tests {
             table_label: None,
             v4: Ipv4Lpm::new(),
             v6: Ipv6Lpm::new(),
-            routes: Vec::new(),
         }
     }
 

@@ -5,13 +5,14 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use xpe_dataplane::pipeline::{Drop as DropReason, Punt};
-use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, RouteInfo, Snapshot, VrfId};
+use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};
 
 use super::super::{lock, ok, refused, totals, Live};
 use crate::api;
 use crate::ctl::Response;
+use crate::rib::{Rib, RibRoute, Source};
 
 /// An answer as one line of JSON.
 pub(super) fn line<T: Serialize>(answer: &T) -> Response {
@@ -218,22 +219,22 @@ pub(super) fn labels(snap: &Snapshot) -> api::Labels {
 }
 
 /// `show vrf NAME`: one VRF's routes.
-pub(super) fn vrf(snap: &Snapshot, id: VrfId) -> api::Vrf {
+pub(super) fn vrf(snap: &Snapshot, rib: &Rib, id: VrfId) -> api::Vrf {
     let v = snap.vrf(id);
     api::Vrf {
         vrf: v.name.clone(),
         table_label: v.table_label.map(|l| l.get()),
-        routes: v.routes.iter().map(|r| route(snap, r)).collect(),
+        routes: rib.routes(id).map(|(p, r)| route(snap, p, r)).collect(),
     }
 }
 
 /// `show all`: the label table and every VRF.
-pub(super) fn all(snap: &Snapshot) -> api::All {
+pub(super) fn all(snap: &Snapshot, rib: &Rib) -> api::All {
     api::All {
         router: snap.name().to_string(),
         labels: label_entries(snap),
         vrfs: (0..snap.vrfs().len())
-            .map(|i| vrf(snap, VrfId(i as u16)))
+            .map(|i| vrf(snap, rib, VrfId(i as u16)))
             .collect(),
     }
 }
@@ -276,14 +277,15 @@ fn label_entry(snap: &Snapshot, e: &IlmEntry) -> api::LabelEntry {
     entry
 }
 
-fn route(snap: &Snapshot, r: &RouteInfo) -> api::Route {
+fn route(snap: &Snapshot, prefix: IpPrefix, r: RibRoute) -> api::Route {
     let mut route = api::Route {
-        prefix: r.prefix.to_string(),
-        origin: match r.origin {
-            tables::RouteOrigin::Connected => api::RouteOrigin::Connected,
-            tables::RouteOrigin::Local => api::RouteOrigin::Local,
-            tables::RouteOrigin::Neighbor => api::RouteOrigin::Neighbor,
-            tables::RouteOrigin::Static => api::RouteOrigin::Static,
+        prefix: prefix.to_string(),
+        origin: match r.source {
+            Source::Connected => api::RouteOrigin::Connected,
+            Source::Local => api::RouteOrigin::Local,
+            Source::Neighbor => api::RouteOrigin::Neighbor,
+            Source::Static => api::RouteOrigin::Static,
+            Source::Bgp => api::RouteOrigin::Bgp,
         },
         action: api::RouteAction::Local,
         via: None,
@@ -358,9 +360,11 @@ mod tests {
 
     #[test]
     fn route_origins_and_actions_are_words() {
-        let snap = example();
+        let config = Config::parse(EXAMPLE, "example").unwrap();
+        let compiled = compile(&config, &Offline).unwrap();
+        let (snap, rib) = (&compiled.snapshot, &compiled.rib);
         let id = snap.vrf_by_name("vpc-a").unwrap();
-        let v = serde_json::to_value(vrf(&snap, id)).unwrap();
+        let v = serde_json::to_value(vrf(snap, rib, id)).unwrap();
         assert_eq!(v["vrf"], "vpc-a");
         let routes = v["routes"].as_array().unwrap();
         let origins: HashSet<&str> = routes.iter().filter_map(|r| r["origin"].as_str()).collect();
@@ -377,6 +381,6 @@ mod tests {
         assert_eq!(local["action"], "local", "{local}");
         // Read back into the typed answer.
         let back: api::Vrf = serde_json::from_value(v).unwrap();
-        assert_eq!(back, vrf(&snap, id));
+        assert_eq!(back, vrf(snap, rib, id));
     }
 }

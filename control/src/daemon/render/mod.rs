@@ -65,15 +65,18 @@ pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -
                     names.join(", ")
                 ));
             };
+            // The routes come from the RIB, whose FECs are those of the published snapshot:
+            // both change together under the state lock.
+            let st = lock(&live.state);
             if as_json {
-                return json::line(&json::vrf(&snap, id));
+                return json::line(&json::vrf(&snap, &st.rib, id));
             }
-            crate::show::vrf(&mut out, &snap, id)
+            crate::show::vrf(&mut out, &snap, &st.rib, id)
         }
         What::Labels if as_json => return json::line(&json::labels(&snap)),
         What::Labels => crate::show::labels(&mut out, &snap),
-        What::All if as_json => return json::line(&json::all(&snap)),
-        What::All => crate::show::all(&mut out, &snap),
+        What::All if as_json => return json::line(&json::all(&snap, &lock(&live.state).rib)),
+        What::All => crate::show::all(&mut out, &snap, &lock(&live.state).rib),
     };
     match written {
         Ok(()) => ok(String::from_utf8_lossy(&out).into_owned()),

@@ -158,6 +158,8 @@ pub struct Ipv4Lpm {
     /// The node arena in pages: each node is a header followed by its entries (module doc).
     pages: Arc<[Arc<[u32]>]>,
     len: usize,
+    /// At least the largest value of any route (it never falls while the table is edited).
+    max_value: Option<u32>,
 }
 
 /// A validated route: canonical network, prefix length, value.
@@ -216,6 +218,12 @@ impl Ipv4Lpm {
     /// True when the table holds no prefix.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// No lookup returns more than this (`None`: no route ever had a value), so the holder of
+    /// the values (the FEC table) can check they all exist without reading every route.
+    pub fn max_value(&self) -> Option<u32> {
+        self.max_value
     }
 
     /// Heap bytes of the lookup structure (root, page list and pages), counting pages shared
@@ -290,6 +298,8 @@ pub struct Ipv4Table {
     tail: Option<usize>,
     /// Keep `root_bits` whatever the number of routes (tests of both shapes).
     pinned: bool,
+    /// The largest value any route had since the last full build.
+    max_value: Option<u32>,
     /// The table as of the last change.
     lpm: Ipv4Lpm,
 }
@@ -383,6 +393,9 @@ impl Ipv4Table {
                 continue;
             }
             stats.changed += 1;
+            if add {
+                self.max_value = self.max_value.max(Some(r.value));
+            }
             let first = (r.network >> shift) as usize;
             let count = 1usize << u32::from(self.root_bits).saturating_sub(u32::from(r.len));
             ranges.push((first, count));
@@ -442,14 +455,17 @@ impl Ipv4Table {
             free: Vec::new(),
             tail: None,
             pinned: false,
+            max_value: None,
             lpm: Ipv4Lpm {
                 root: Arc::from(Vec::new()),
                 root_shift: 0,
                 pages: Arc::from(Vec::new()),
                 len: 0,
+                max_value: None,
             },
         };
         let all: Vec<Route> = table.sorted_routes(0, u32::MAX).collect();
+        table.max_value = all.iter().map(|r| r.value).max();
         let shift = 32 - u32::from(root_bits);
         paint(&mut table.leaf, &all, root_bits, shift);
         table.root.copy_from_slice(&table.leaf);
@@ -677,6 +693,7 @@ impl Ipv4Table {
             root_shift: 32 - u32::from(self.root_bits),
             pages: Arc::from(&self.pages[..]),
             len: self.routes.len(),
+            max_value: self.max_value,
         };
     }
 }

@@ -118,6 +118,8 @@ pub struct Ipv6Lpm {
     /// Value of ::/0, or `NO_ROUTE`.
     default: u32,
     len: usize,
+    /// At least the largest value of any route (it never falls while the table is edited).
+    max_value: Option<u32>,
 }
 
 impl Ipv6Lpm {
@@ -161,6 +163,11 @@ impl Ipv6Lpm {
     /// True when the table holds no prefix.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// No lookup returns more than this (`None`: no route ever had a value).
+    pub fn max_value(&self) -> Option<u32> {
+        self.max_value
     }
 
     /// Heap bytes of the lookup structure (length filter, table list and every hash table).
@@ -210,6 +217,8 @@ pub struct Ipv6Table {
     filter_bits: u32,
     /// A filter width that stays whatever the number of routes (tests of every width).
     pinned_filter: Option<u32>,
+    /// The largest value any route had since the table was built.
+    max_value: Option<u32>,
     lpm: Ipv6Lpm,
 }
 
@@ -285,7 +294,10 @@ impl Ipv6Table {
         let mut changed = 0;
         for (key, len, value) in checked {
             let unchanged = match value {
-                Some(v) => self.routes.insert((key, len), v) == Some(v),
+                Some(v) => {
+                    self.max_value = self.max_value.max(Some(v));
+                    self.routes.insert((key, len), v) == Some(v)
+                }
                 None => self.routes.remove(&(key, len)).is_none(),
             };
             if unchanged {
@@ -373,6 +385,7 @@ impl Ipv6Table {
             filter: Vec::new(),
             filter_bits,
             pinned_filter,
+            max_value: None,
             lpm: Ipv6Lpm {
                 tables: Arc::from(Vec::new()),
                 table_of: [0; 129],
@@ -380,8 +393,10 @@ impl Ipv6Table {
                 filter_shift: 0,
                 default: NO_ROUTE,
                 len: 0,
+                max_value: None,
             },
         };
+        table.max_value = table.routes.values().copied().max();
         table.rebuild_filter();
         table.publish();
         table
@@ -441,6 +456,7 @@ impl Ipv6Table {
             filter_shift: 128 - self.filter_bits,
             default: self.routes.get(&(0, 0)).copied().unwrap_or(NO_ROUTE),
             len: self.routes.len(),
+            max_value: self.max_value,
         };
     }
 }

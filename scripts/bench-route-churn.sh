@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# scripts/bench-route-churn.sh [ROUTES] [CHANGES] — single route changes in a running xpe
+# whose VRF holds ROUTES routes (1,000,000 by default): CHANGES times (500) one `xpe route
+# del` and one `xpe route add` of a route of that VRF, each timed by the daemon ("published
+# in") and by the client (round trip of the command). Prints p50/p99/max of both and the
+# daemon's RSS before and after. Needs root; builds the release binary.
+#
+# Everything lives in one network namespace named xrc<pid> with one veth pair in it, removed
+# on exit. No traffic is sent: the routes are table entries only (random prefixes outside
+# 198.18.0.0/15, with a public table's length mix, all via 198.18.1.2).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROUTES="${1:-1000000}"
+CHANGES="${2:-500}"
+[[ $EUID -eq 0 ]] || { echo "bench-route-churn: needs root (xpe run)" >&2; exit 1; }
+
+cargo build -q --release -p xpe-control --bin xpe
+XPE="$PWD/target/release/xpe"
+NS="xrc$$"
+WORK="$(mktemp -d)"
+PID=""
+cleanup() {
+    [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ip netns add "$NS"
+ip -n "$NS" link add a0 type veth peer name a1
+ip -n "$NS" link set a0 up
+ip -n "$NS" link set a1 up
+ip -n "$NS" link set lo up
+
+python3 - "$ROUTES" "$WORK" <<'EOF'
+import random, sys
+n, work = int(sys.argv[1]), sys.argv[2]
+rng = random.Random(1)
+lens = [16] * 10 + [19] * 30 + [20] * 20 + [21] * 40 + [22] * 90 + [23] * 80 + [24] * 600
+seen = set()
+with open(f"{work}/xrc.toml", "w") as f, open(f"{work}/picks", "w") as picks:
+    f.write('[router]\nname = "xrc"\n\n[[interface]]\nname = "a0"\nkind = "edge"\n\n'
+            '[[vrf]]\nname = "v"\n\n[[vrf.attachment]]\ninterface = "a0"\naddress = "198.18.1.1/24"\n')
+    while len(seen) < n:
+        ln = rng.choice(lens)
+        addr = rng.randrange(1 << 24, 224 << 24) & ((0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF)
+        if (addr >> 17) == (0xC612 >> 1) or (addr, ln) in seen:
+            continue
+        seen.add((addr, ln))
+        a = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{ln}"
+        f.write(f'\n[[vrf.route]]\nprefix = "{a}"\nvia = "198.18.1.2"\nlabels = [16001, 2001]\n')
+        if len(seen) % max(1, n // 1000) == 0:
+            picks.write(a + "\n")
+EOF
+
+SOCK="$WORK/xrc.sock"
+t0=$(date +%s.%N)
+ip netns exec "$NS" "$XPE" run "$WORK/xrc.toml" --socket "$SOCK" > "$WORK/run.log" 2>&1 &
+PID=$!
+for _ in $(seq 600); do
+    [[ -S "$SOCK" ]] && "$XPE" show counters --socket "$SOCK" > /dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$WORK/run.log" >&2; exit 1; }
+    sleep 0.1
+done
+t1=$(date +%s.%N)
+rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$PID/status"; }
+echo "xpe run with $ROUTES routes: answering after $(echo "$t1 - $t0" | bc) s (TOML parse and compile); RSS $(rss)"
+
+: > "$WORK/daemon.ms"
+: > "$WORK/client.ms"
+mapfile -t PICKS < "$WORK/picks"
+for i in $(seq 0 $((CHANGES - 1))); do
+    p="${PICKS[$((i % ${#PICKS[@]}))]}"
+    for cmd in "del $p --vrf v" "add $p --via 198.18.1.2 --labels 16001,2001 --vrf v"; do
+        s=$(date +%s%N)
+        # shellcheck disable=SC2086
+        out=$("$XPE" route $cmd --socket "$SOCK")
+        e=$(date +%s%N)
+        echo "$out" | sed -n 's/.*published in \([0-9.]*\) ms.*/\1/p' >> "$WORK/daemon.ms"
+        echo "scale=3; ($e - $s) / 1000000" | bc >> "$WORK/client.ms"
+    done
+done
+stats() {
+    sort -n "$1" | awk -v what="$2" '{v[NR] = $1} END {
+        printf "%s: %d changes, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", what, NR,
+            v[int((NR - 1) * 0.5) + 1], v[int((NR - 1) * 0.99) + 1], v[NR] }'
+}
+stats "$WORK/daemon.ms" "validate, RIB, FIB and publish (daemon)"
+stats "$WORK/client.ms" "xpe route del/add round trip (client)"
+echo "RSS after the changes: $(rss)"
