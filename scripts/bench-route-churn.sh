@@ -7,7 +7,7 @@
 #
 # Everything lives in one network namespace named xrc<pid> with one veth pair in it, removed
 # on exit. No traffic is sent: the routes are table entries only (random prefixes outside
-# 198.18.0.0/15, with a public table's length mix, all via 198.18.1.2).
+# 198.18.0.0/15, with a public table's length mix, all via the core neighbour 198.18.0.2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -41,6 +41,7 @@ lens = [16] * 10 + [19] * 30 + [20] * 20 + [21] * 40 + [22] * 90 + [23] * 80 + [
 seen = set()
 with open(f"{work}/xrc.toml", "w") as f, open(f"{work}/picks", "w") as picks:
     f.write('[router]\nname = "xrc"\n\n[[interface]]\nname = "a0"\nkind = "edge"\n\n'
+            '[[interface]]\nname = "a1"\nkind = "core"\naddress = "198.18.0.1/30"\n\n'
             '[[vrf]]\nname = "v"\n\n[[vrf.attachment]]\ninterface = "a0"\naddress = "198.18.1.1/24"\n')
     while len(seen) < n:
         ln = rng.choice(lens)
@@ -49,7 +50,7 @@ with open(f"{work}/xrc.toml", "w") as f, open(f"{work}/picks", "w") as picks:
             continue
         seen.add((addr, ln))
         a = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{ln}"
-        f.write(f'\n[[vrf.route]]\nprefix = "{a}"\nvia = "198.18.1.2"\nlabels = [16001, 2001]\n')
+        f.write(f'\n[[vrf.route]]\nprefix = "{a}"\nvia = "198.18.0.2"\nlabels = [16001, 2001]\n')
         if len(seen) % max(1, n // 1000) == 0:
             picks.write(a + "\n")
 EOF
@@ -72,7 +73,7 @@ echo "xpe run with $ROUTES routes: answering after $(echo "$t1 - $t0" | bc) s (T
 mapfile -t PICKS < "$WORK/picks"
 for i in $(seq 0 $((CHANGES - 1))); do
     p="${PICKS[$((i % ${#PICKS[@]}))]}"
-    for cmd in "del $p --vrf v" "add $p --via 198.18.1.2 --labels 16001,2001 --vrf v"; do
+    for cmd in "del $p --vrf v" "add $p --via 198.18.0.2 --labels 16001,2001 --vrf v"; do
         s=$(date +%s%N)
         # shellcheck disable=SC2086
         out=$("$XPE" route $cmd --socket "$SOCK")
