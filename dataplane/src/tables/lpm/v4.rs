@@ -156,7 +156,7 @@ pub struct Ipv4Lpm {
     root: Arc<[u32]>,
     root_shift: u32,
     /// The node arena in pages: each node is a header followed by its entries (module doc).
-    pages: Arc<[Arc<[u32]>]>,
+    pages: Box<[Arc<[u32]>]>,
     len: usize,
     /// At least the largest value of any route (it never falls while the table is edited).
     max_value: Option<u32>,
@@ -459,7 +459,7 @@ impl Ipv4Table {
             lpm: Ipv4Lpm {
                 root: Arc::from(Vec::new()),
                 root_shift: 0,
-                pages: Arc::from(Vec::new()),
+                pages: Box::default(),
                 len: 0,
                 max_value: None,
             },
@@ -691,7 +691,7 @@ impl Ipv4Table {
         self.lpm = Ipv4Lpm {
             root: Arc::from(&self.root[..]),
             root_shift: 32 - u32::from(self.root_bits),
-            pages: Arc::from(&self.pages[..]),
+            pages: self.pages.clone().into_boxed_slice(),
             len: self.routes.len(),
             max_value: self.max_value,
         };
