@@ -7,24 +7,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
     IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, Port, PortId, PortKind, Snapshot,
-    SnapshotParts, Vrf as TVrf, VrfId, MAX_PUSH,
+    SnapshotParts, Vrf as TVrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
 use xpe_dataplane::wire::vlan::VlanId;
 
 use crate::config::{Config, InterfaceKind, LabelAction, Route};
+use crate::resolve::{self, RouteError};
 use crate::rib::{Rib, Source};
 
 /// Smallest and largest interface MTU accepted (RFC 791 minimum; common jumbo maximum).
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=9216;
-/// Labels a config may assign: 0..15 are reserved (RFC 3032 §2.1).
-pub const LABEL_RANGE: std::ops::RangeInclusive<i64> = 16..=1_048_575;
+pub use crate::resolve::LABEL_RANGE;
 
 /// One thing wrong with a config, naming the object at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,13 +175,8 @@ fn vlan_text(v: Option<VlanId>) -> String {
     v.map_or("untagged".to_string(), |v| format!("VLAN {v}"))
 }
 
-fn label_of(n: i64, what: &str) -> Result<Label, String> {
-    if !LABEL_RANGE.contains(&n) {
-        return Err(format!(
-            "{what} {n} is outside 16..1048575 (0..15 are reserved labels)"
-        ));
-    }
-    Label::new(n as u32).ok_or_else(|| format!("{what} {n} is not a 20-bit label"))
+fn label_of(n: i64, what: &'static str) -> Result<Label, String> {
+    resolve::label(n, what).map_err(|e| e.to_string())
 }
 
 impl Compiler {
@@ -590,101 +585,41 @@ impl Compiler {
         }
     }
 
-    /// Resolves `via` to an adjacency: in the table's own connected subnets for unlabelled
-    /// routes, on core interfaces for labelled ones (the labels carry the VRF across the core).
+    /// Resolves `via` to an adjacency (see [`resolve::attachment`]).
     fn resolve(&mut self, obj: &str, vrf: VrfId, via: &str, core: bool) -> Option<AdjacencyId> {
-        let ip = match via.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => ip,
-            Ok(IpAddr::V6(_)) => {
-                self.errors
-                    .push(err(obj, format!("via {via}: next hops are IPv4 addresses")));
-                return None;
-            }
-            Err(_) => {
-                self.errors
-                    .push(err(obj, format!("via \"{via}\" is not an IPv4 address")));
+        let found = resolve::next_hop(via).and_then(|ip| {
+            let name = &self.vrf_names[usize::from(vrf.0)];
+            resolve::attachment(&self.attachments, vrf, name, ip, core).map(|att| (att, ip))
+        });
+        let (att, ip) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                self.errors.push(err(obj, e.to_string()));
                 return None;
             }
         };
-        let table = if core { VrfId::GLOBAL } else { vrf };
-        let found = self
-            .attachments
-            .iter()
-            .position(|a| a.vrf == table && a.address.is_some_and(|p| p.contains(ip)));
-        let Some(att) = found else {
-            let place = if core {
-                "any core interface's subnet (labelled routes leave by the core)".to_string()
-            } else if vrf == VrfId::GLOBAL {
-                "any core interface's subnet".to_string()
-            } else {
-                format!(
-                    "any connected subnet of vrf \"{}\" (give it labels to reach it across the core)",
-                    self.vrf_names[usize::from(vrf.0)]
-                )
-            };
-            self.errors
-                .push(err(obj, format!("via {ip} is not in {place}")));
-            return None;
-        };
-        if self.attachments[att]
-            .address
-            .is_some_and(|p| p.addr() == ip)
-        {
-            self.errors
-                .push(err(obj, format!("via {ip} is our own address")));
-            return None;
-        }
-        if !self.neighbors.contains_key(&(att as u16, ip)) {
+        if !self.neighbors.contains_key(&(att.0, ip)) {
             self.warnings.push(format!(
                 "{obj}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
             ));
         }
-        Some(self.adjacency(att as u16, ip))
+        Some(self.adjacency(att.0, ip))
     }
 
     fn labels(&mut self, obj: &str, labels: &[i64], explicit_null_ok: bool) -> Option<LabelStack> {
-        if labels.len() > MAX_PUSH {
-            self.errors.push(err(
-                obj,
-                format!("{} labels: at most {MAX_PUSH} may be pushed", labels.len()),
-            ));
-            return None;
-        }
-        let mut out = Vec::with_capacity(labels.len());
-        for &n in labels {
-            if explicit_null_ok && (n == 0 || n == 2) {
-                out.push(Label::new(n as u32)?);
-                continue;
-            }
-            match label_of(n, "label") {
-                Ok(l) => out.push(l),
-                Err(m) => {
-                    self.errors.push(err(obj, m));
-                    return None;
-                }
-            }
-        }
-        LabelStack::new(&out)
+        resolve::labels(labels, explicit_null_ok)
+            .map_err(|e| self.errors.push(err(obj, e.to_string())))
+            .ok()
     }
 
     fn route(&mut self, vrf: VrfId, r: &Route, obj: &str) {
-        let prefix = match r.prefix.parse::<IpPrefix>() {
+        let prefix = match resolve::prefix(&r.prefix) {
             Ok(p) => p,
             Err(e) => {
-                self.errors.push(err(obj, format!("prefix {e}")));
+                self.errors.push(err(obj, e.to_string()));
                 return;
             }
         };
-        if prefix.has_host_bits() {
-            self.errors.push(err(
-                obj,
-                format!(
-                    "prefix {prefix} has host bits set; did you mean {}?",
-                    prefix.trunc()
-                ),
-            ));
-            return;
-        }
         let Some(push) = self.labels(obj, &r.labels, false) else {
             return;
         };
@@ -693,18 +628,14 @@ impl Compiler {
         };
         let fec = self.fec(Fec::Forward { adj, push });
         let table = &mut self.routes[usize::from(vrf.0)];
-        if let Some((origin, _)) = table.get(&prefix) {
-            let what = match origin {
-                Source::Static => "another route",
-                Source::Connected => "a connected subnet",
-                Source::Local => "one of our addresses",
-                Source::Neighbor => "a static neighbour",
-                // A config holds no BGP routes.
-                Source::Bgp => "a BGP route",
-            };
+        if let Some(&(source, _)) = table.get(&prefix) {
             self.errors.push(err(
                 obj,
-                format!("prefix {prefix} is already {what} in this table"),
+                RouteError::Clash {
+                    prefix,
+                    existing: source,
+                }
+                .to_string(),
             ));
             return;
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gen;
 pub mod hostvlan;
 pub mod replay;
+pub mod resolve;
 pub mod rib;
 pub mod show;
 pub mod sink;
