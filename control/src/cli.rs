@@ -90,6 +90,10 @@ pub enum Command {
         /// Control socket path (default /run/xpe/ROUTER-NAME.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// A route file (docs/routes.md) applied over the config's routes before forwarding
+        /// starts; any bad line stops the start.
+        #[arg(long)]
+        routes: Option<PathBuf>,
     },
     /// Replace the running instance's config: validated whole, swapped in without a stop.
     Apply {
@@ -99,7 +103,7 @@ pub enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-    /// Add or remove one static route in the running instance.
+    /// Add or remove static routes in the running instance: one, or a route file.
     Route {
         /// add or del.
         #[command(subcommand)]
@@ -156,6 +160,15 @@ pub enum RouteOp {
         /// The VRF (default: the global table).
         #[arg(long)]
         vrf: Option<String>,
+        /// The running instance's control socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Apply a route file (one route per line, docs/routes.md): all of it or, on any
+    /// error, none.
+    Load {
+        /// The route file.
+        file: PathBuf,
         /// The running instance's control socket.
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -331,12 +344,14 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             cores,
             xdp_mode,
             socket,
+            routes,
         } => {
             let opts = crate::daemon::RunOptions {
                 config,
                 cores,
                 mode: xdp_mode.into(),
                 socket,
+                routes,
             };
             crate::daemon::run(&opts, out)
         }
@@ -375,6 +390,16 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 vrf,
                 socket,
             } => remote(out, socket.as_deref(), &Request::RouteDel { vrf, prefix }),
+            RouteOp::Load { file, socket } => {
+                let routes = std::fs::read_to_string(&file)
+                    .map_err(|e| Failure::new(format!("cannot read {}: {e}", file.display())))?;
+                let origin = file.display().to_string();
+                remote(
+                    out,
+                    socket.as_deref(),
+                    &Request::RouteLoad { routes, origin },
+                )
+            }
         },
         Command::Label { op } => match op {
             LabelOp::Add {

@@ -71,6 +71,13 @@ pub enum Request {
         /// Labels to push, outermost first.
         labels: Vec<i64>,
     },
+    /// Apply a route file (docs/routes.md): every change or none.
+    RouteLoad {
+        /// The file's text.
+        routes: String,
+        /// Where it came from, for error messages.
+        origin: String,
+    },
     /// Remove a static route.
     RouteDel {
         /// VRF name; `None` for the global table.

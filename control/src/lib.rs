@@ -17,6 +17,7 @@ pub mod hostvlan;
 pub mod replay;
 pub mod resolve;
 pub mod rib;
+pub mod routefile;
 pub mod show;
 pub mod sink;
 pub mod trace;

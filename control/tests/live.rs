@@ -999,3 +999,161 @@ fn control_socket_serves_around_idle_and_bad_clients() {
     assert!(log.contains("XDP detached"), "{log}");
     assert!(!socket.exists(), "the control socket is left behind");
 }
+
+/// The prefixes of VRF `v` of the `ctl` router, as `show vrf --json` lists them.
+fn ctl_prefixes(lab: &Lab) -> Vec<String> {
+    let answer = lab.ask(
+        "ctl",
+        &Request::Show {
+            what: What::Vrf,
+            name: Some("v".into()),
+            json: true,
+        },
+    );
+    let vrf: xpe_control::api::Vrf = serde_json::from_str(&answer).expect("vrf JSON");
+    vrf.routes.into_iter().map(|r| r.prefix).collect()
+}
+
+/// Route files: `xpe run --routes` applies one before forwarding, `xpe route load` applies one
+/// to a running instance, and a file with a bad line is refused whole, each error naming its
+/// line, with the running tables untouched; a bad file at start stops the start.
+#[test]
+fn route_files_apply_whole_or_not_at_all() {
+    let mut lab = Lab::new("r");
+    for ns in ["a", "ctl", "b"] {
+        lab.add_ns(ns);
+    }
+    lab.link("a", "eth0", "ctl", "dx0");
+    lab.link("ctl", "dx1", "b", "eth0");
+    let start = lab.dir.join("start.routes");
+    std::fs::write(
+        &start,
+        "# three routes\nv 198.19.1.0/24 via 198.18.2.2\nv 198.19.2.0/24 via 198.18.2.2\nv 203.0.113.0/25 via 198.18.1.2  # on the other side\n",
+    )
+    .expect("route file");
+
+    // A start with a bad file fails, naming the line, and leaves nothing behind.
+    let bad_start = lab.dir.join("bad-start.routes");
+    std::fs::write(
+        &bad_start,
+        "v 198.19.1.0/24 via 198.18.2.2\nv 198.19.9.0/24 via 192.0.2.1\n",
+    )
+    .expect("route file");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/live/ctl.toml");
+    let failed = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("ctl"), XPE, "run"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .arg("--routes")
+        .arg(&bad_start)
+        .output()
+        .expect("xpe run");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bad-start.routes:2: vrf \"v\" route 198.19.9.0/24: via 192.0.2.1 is not in any connected subnet of vrf \"v\""),
+        "{stderr}"
+    );
+    assert!(
+        !lab.socket("ctl").exists(),
+        "a failed start leaves its socket"
+    );
+
+    lab.start_with("ctl", &["--routes", start.to_str().expect("path")]);
+    assert!(
+        lab.log("ctl").contains("3 added, 0 removed, in 1 VRF(s)"),
+        "{}",
+        lab.log("ctl")
+    );
+    let prefixes = ctl_prefixes(&lab);
+    for p in ["198.19.1.0/24", "198.19.2.0/24", "203.0.113.0/25"] {
+        assert!(prefixes.iter().any(|q| q == p), "{p} missing: {prefixes:?}");
+    }
+    let before = prefixes.len();
+
+    // 1,000 more and one removed, in one load.
+    let mut text = String::from("del v 198.19.2.0/24\n");
+    for i in 0..1000u32 {
+        text.push_str(&format!(
+            "v 198.19.{}.{}/32 via 198.18.2.2\n",
+            100 + i / 256,
+            i % 256
+        ));
+    }
+    let load = lab.dir.join("load.routes");
+    std::fs::write(&load, &text).expect("route file");
+    let out = Command::new(XPE)
+        .args(["route", "load"])
+        .arg(&load)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .output()
+        .expect("xpe route load");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("1000 routes added or replaced, 1 removed, in 1 VRF(s)"),
+        "{said}"
+    );
+    let after = ctl_prefixes(&lab);
+    assert_eq!(after.len(), before + 1000 - 1);
+    assert!(!after.iter().any(|p| p == "198.19.2.0/24"));
+
+    // A file with bad lines: every one named, nothing applied.
+    let bad = lab.dir.join("bad.routes");
+    std::fs::write(
+        &bad,
+        "v 198.19.50.0/24 via 198.18.2.2\nv 198.19.51.1/24 via 198.18.2.2\nnowhere 198.19.52.0/24 via 198.18.2.2\nv 198.18.1.0/24 via 198.18.2.2\ndel v 198.19.53.0/24\n",
+    )
+    .expect("route file");
+    let out = Command::new(XPE)
+        .args(["route", "load"])
+        .arg(&bad)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .output()
+        .expect("xpe route load");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    // The file's own syntax is checked first, with the line number...
+    assert!(
+        err.contains("bad.routes:2: prefix 198.19.51.1/24 has host bits set"),
+        "{err}"
+    );
+    assert!(err.contains("nothing applied"), "{err}");
+    // ...then, once it reads, every line against the running tables.
+    let text = std::fs::read_to_string(&bad)
+        .expect("read")
+        .replace("198.19.51.1/24", "198.19.51.0/24");
+    std::fs::write(&bad, text).expect("route file");
+    let out = Command::new(XPE)
+        .args(["route", "load"])
+        .arg(&bad)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .output()
+        .expect("xpe route load");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for expected in [
+        "the change has 3 error(s)",
+        "bad.routes:3: vrf \"nowhere\" route 198.19.52.0/24: no vrf named \"nowhere\"",
+        "bad.routes:4: vrf \"v\" route 198.18.1.0/24: prefix 198.18.1.0/24 is already a connected subnet in this table",
+        "bad.routes:5: vrf \"v\" route 198.19.53.0/24: there is no such static route",
+        "nothing applied: the running tables are unchanged",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert_eq!(
+        ctl_prefixes(&lab),
+        after,
+        "a refused file changed the tables"
+    );
+    let log = lab.stop("ctl");
+    assert!(log.contains("XDP detached"), "{log}");
+}

@@ -10,14 +10,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use xpe_dataplane::tables::{Adjacency, AdjacencyId, Fec, FecId, IpPrefix, Snapshot, VrfId};
+use xpe_dataplane::tables::{IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 
-use super::{lock, ok, refused, Live, NeighborKey, State};
+use super::{lock, ok, refused, routes, Live, NeighborKey, State};
 use crate::compile::{compile, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response};
-use crate::rib::Source;
+use crate::resolve::{self, RouteError};
+use crate::routefile::{self, RouteLine};
 
 /// Counter slots by label value and by VRF name, kept for the life of the process: a label's
 /// or a VRF's packet counts survive every table change that keeps (or brings back) it.
@@ -77,34 +78,56 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             prefix,
             via,
             labels,
-        } => match route_in_place(live, vrf.as_deref(), &prefix, Some((&via, &labels))) {
-            Some(done) => done,
-            None => change(live, |c| {
-                let routes = routes_of(c, vrf.as_deref())?;
-                routes.retain(|r| !same_prefix(&r.prefix, &prefix));
-                routes.push(Route {
-                    prefix: prefix.clone(),
-                    via: via.clone(),
-                    labels: labels.clone(),
-                });
-                Ok(c.clone())
-            }),
-        },
+        } => {
+            let vrf = vrf.as_deref().unwrap_or("global");
+            let line = (|| {
+                Ok::<_, RouteError>(RouteLine {
+                    line: 1,
+                    vrf,
+                    prefix: resolve::prefix(&prefix)?,
+                    next: Some((resolve::next_hop(&via)?, resolve::labels(&labels, false)?)),
+                })
+            })();
+            match line {
+                Ok(line) => route_batch(live, &[line], None),
+                Err(e) => refused(format!(
+                    "the change has 1 error(s):\n{} route {}: {e}\nnothing applied: the running tables are unchanged",
+                    vrf_label(Some(vrf)),
+                    prefix.trim()
+                )),
+            }
+        }
         Request::RouteDel { vrf, prefix } => {
-            match route_in_place(live, vrf.as_deref(), &prefix, None) {
-                Some(done) => done,
-                None => change(live, |c| {
-                    let routes = routes_of(c, vrf.as_deref())?;
-                    let before = routes.len();
-                    routes.retain(|r| !same_prefix(&r.prefix, &prefix));
-                    if routes.len() == before {
-                        return Err(format!(
-                            "{} has no static route {prefix}",
-                            vrf_label(vrf.as_deref())
-                        ));
-                    }
-                    Ok(c.clone())
-                }),
+            let vrf = vrf.as_deref().unwrap_or("global");
+            match resolve::prefix(&prefix) {
+                Ok(p) => route_batch(
+                    live,
+                    &[RouteLine {
+                        line: 1,
+                        vrf,
+                        prefix: p,
+                        next: None,
+                    }],
+                    None,
+                ),
+                Err(e) => refused(format!(
+                    "{} route {}: {e}\nnothing applied: the running tables are unchanged",
+                    vrf_label(Some(vrf)),
+                    prefix.trim()
+                )),
+            }
+        }
+        Request::RouteLoad { routes, origin } => {
+            match routefile::parse(&routes, routes::MAX_ERRORS) {
+                Ok(lines) => route_batch(live, &lines, Some(&origin)),
+                Err(errors) => refused(format!(
+                    "{origin} has errors:\n{}\nnothing applied: the running tables are unchanged",
+                    errors
+                        .iter()
+                        .map(|e| format!("{origin}:{}: {}", e.line, e.error))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )),
             }
         }
         Request::LabelAdd {
@@ -164,149 +187,48 @@ fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Rou
     }
 }
 
-/// One static route added (`add`: via and labels), replaced or removed without a recompile:
-/// the route is validated by compiling the config with no other route (every check that
-/// concerns one route runs: prefix, host bits, labels, next-hop resolution, clashes with
-/// connected subnets, our addresses and neighbours), its adjacency and FEC are found in the
-/// running tables or appended, and the change goes through the RIB: when the prefix's best
-/// route changes, only the trie nodes on its path are rebuilt and published. `None` sends the
-/// change down the full recompile instead (unknown VRF or prefix text, which the full path
-/// reports; anything that does not line up).
-fn route_in_place(
-    live: &Live,
-    vrf: Option<&str>,
-    prefix: &str,
-    add: Option<(&str, &[i64])>,
-) -> Option<Response> {
+/// A batch of static route changes through the RIB ([`routes::apply`]), published as one
+/// snapshot; `file` names a route file (`None`: one `route add|del`).
+fn route_batch(live: &Live, lines: &[RouteLine<'_>], file: Option<&str>) -> Response {
     let t0 = Instant::now();
     let mut st = lock(&live.state);
-    let name = vrf.filter(|v| *v != "global");
-    let vid = match name {
-        None => VrfId::GLOBAL,
-        Some(n) => st.base.vrf_by_name(n)?,
-    };
-    let parsed: IpPrefix = prefix.trim().parse().ok()?;
-    let is_static = |st: &State| {
-        st.rib
-            .candidates(vid, parsed)
-            .iter()
-            .any(|r| r.source == Source::Static)
-    };
-    let (mut adjacencies, mut fecs) = (Vec::new(), Vec::new());
-    let fec = match add {
-        None => {
-            // Removing: the route must be a configured one.
-            if !st.statics.contains_key(&(vid, parsed)) {
-                return Some(refused(format!(
-                    "{} has no static route {prefix}\nnothing applied: the running tables are unchanged",
-                    vrf_label(vrf)
-                )));
+    match routes::apply(&mut st, lines, file.unwrap_or_default()) {
+        Ok(applied) => {
+            publish(live, &st);
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            match (file, lines) {
+                (None, [l]) => {
+                    let vid = st.base.vrf_by_name(l.vrf).unwrap_or(VrfId::GLOBAL);
+                    ok(format!(
+                        "applied: route {} {} in {}; {} routes there; published in {ms:.3} ms",
+                        l.prefix,
+                        if l.next.is_some() { "added" } else { "removed" },
+                        vrf_label(Some(l.vrf)),
+                        st.rib.len(vid),
+                    ))
+                }
+                _ => ok(format!(
+                    "loaded {}: {} routes added or replaced, {} removed, in {} VRF(s); published in {ms:.3} ms",
+                    file.unwrap_or("routes"),
+                    applied.added,
+                    applied.removed,
+                    applied.vrfs
+                )),
             }
-            if !is_static(&st) {
-                return None;
-            }
-            None
         }
-        Some((via, labels)) => {
-            let mut probe = Config {
-                router: st.config.router.clone(),
-                interfaces: st.config.interfaces.clone(),
-                neighbors: st.config.neighbors.clone(),
-                vrfs: st
-                    .config
-                    .vrfs
-                    .iter()
-                    .map(|v| crate::config::Vrf {
-                        name: v.name.clone(),
-                        table_label: v.table_label,
-                        attachments: v.attachments.clone(),
-                        routes: Vec::new(),
-                    })
-                    .collect(),
-                routes: Vec::new(),
-                labels: Vec::new(),
+        Err(r) => {
+            let more = if r.more > 0 {
+                format!("\n... and {} more", r.more)
+            } else {
+                String::new()
             };
-            routes_of(&mut probe, vrf).ok()?.push(Route {
-                prefix: prefix.to_string(),
-                via: via.to_string(),
-                labels: labels.to_vec(),
-            });
-            let probe = match compile(&with_learned_hosts(&probe, &st.hosts, &live.interfaces), &SysfsMacs) {
-                Ok(c) => c,
-                Err(errors) => {
-                    return Some(refused(format!(
-                        "the change has {} error(s):\n{errors}\nnothing applied: the running tables are unchanged",
-                        errors.0.len()
-                    )))
-                }
-            };
-            // The probe must describe the same attachments and VRFs as the running tables.
-            let (snap, base) = (&probe.snapshot, &st.base);
-            let same_layout = snap.attachments().len() == base.attachments().len()
-                && snap
-                    .attachments()
-                    .iter()
-                    .zip(base.attachments())
-                    .all(|(a, b)| (a.port, a.vlan, a.vrf) == (b.port, b.vlan, b.vrf))
-                && snap.vrfs().len() == base.vrfs().len();
-            if !same_layout {
-                return None;
-            }
-            let info = probe.rib.best(vid, parsed)?;
-            let Fec::Forward { adj, push } = *snap.fec(info.fec) else {
-                return None;
-            };
-            let want = snap.adjacency(adj);
-            let adj_id = match base
-                .adjacencies()
-                .iter()
-                .position(|a| a.attachment == want.attachment && a.next_hop == want.next_hop)
-            {
-                Some(i) => AdjacencyId(i as u32),
-                None => {
-                    adjacencies.push(Adjacency::new(want.attachment, want.next_hop, want.mac));
-                    AdjacencyId(base.adjacencies().len() as u32)
-                }
-            };
-            let fec = Fec::Forward { adj: adj_id, push };
-            let fec_id = match base.fecs().iter().position(|f| *f == fec) {
-                Some(i) => FecId(i as u32),
-                None => {
-                    fecs.push(fec);
-                    FecId(base.fecs().len() as u32)
-                }
-            };
-            // The probe accepted the prefix, so anything it has now is a static route.
-            if !st.rib.candidates(vid, parsed).is_empty() && !is_static(&st) {
-                return None;
-            }
-            Some(fec_id)
+            refused(format!(
+                "the change has {} error(s):\n{}{more}\nnothing applied: the running tables are unchanged",
+                r.errors.len() + r.more,
+                r.errors.join("\n")
+            ))
         }
-    };
-    st.rib.set(vid, parsed, Source::Static, fec);
-    // A table that cannot take the change (it ran out of room) leaves the RIB ahead of the
-    // FIB: the full recompile below rebuilds both from the config.
-    st.rib.commit().ok()?;
-    let (v4, v6) = st.rib.tables(vid);
-    let next = st
-        .base
-        .with_vrf_tables(vid, v4, v6, adjacencies, fecs)
-        .ok()?;
-    let route = add.map(|(via, labels)| Route {
-        prefix: prefix.to_string(),
-        via: via.to_string(),
-        labels: labels.to_vec(),
-    });
-    set_config_route(&mut st, vid, vrf, parsed, route)?;
-    st.base = next;
-    publish(live, &st);
-    Some(ok(format!(
-        "applied: route {prefix} {} in {}; {} routes there; published in {:.3} ms",
-        if add.is_some() { "added" } else { "removed" },
-        vrf_label(vrf),
-        st.rib.len(vid),
-        t0.elapsed().as_secs_f64() * 1e3
-    )))
+    }
 }
 
 /// Where each static route of the config is: (VRF, prefix) -> index in that VRF's route list,
@@ -327,7 +249,7 @@ pub(super) fn index_statics(config: &Config) -> HashMap<(VrfId, IpPrefix), usize
 
 /// Sets (or with `None` removes) the config's static route for `prefix` in VRF `vid` (named
 /// `vrf`), keeping [`State::statics`] in step. `None` back if the VRF is gone.
-fn set_config_route(
+pub(super) fn set_config_route(
     st: &mut State,
     vid: VrfId,
     vrf: Option<&str>,
@@ -356,11 +278,6 @@ fn set_config_route(
         (None, None) => {}
     }
     Some(())
-}
-
-/// Prefixes compare as written after trimming: `198.18.7.0/24` names one route.
-fn same_prefix(a: &str, b: &str) -> bool {
-    a.trim() == b.trim()
 }
 
 /// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on

@@ -15,6 +15,7 @@
 mod edit;
 mod neighbours;
 mod render;
+mod routes;
 mod server;
 mod startup;
 
@@ -54,6 +55,49 @@ pub struct RunOptions {
     pub mode: Mode,
     /// Control socket path (default `/run/xpe/NAME.sock`).
     pub socket: Option<PathBuf>,
+    /// A route file applied before forwarding starts.
+    pub routes: Option<PathBuf>,
+}
+
+/// Applies the route file at `path` to the tables before they are first published.
+fn load_routes(
+    state: &mut State,
+    path: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let t0 = Instant::now();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+    let origin = path.display().to_string();
+    let lines = crate::routefile::parse(&text, routes::MAX_ERRORS).map_err(|errors| {
+        let shown: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{origin}:{}: {}", e.line, e.error))
+            .collect();
+        Failure::new(format!("{origin} has errors:\n{}", shown.join("\n")))
+            .hint("fix the lines named above; docs/routes.md describes the format")
+    })?;
+    let applied = routes::apply(state, &lines, &origin).map_err(|r| {
+        let more = if r.more > 0 {
+            format!("\n... and {} more", r.more)
+        } else {
+            String::new()
+        };
+        Failure::new(format!(
+            "{origin} does not fit the config:\n{}{more}",
+            r.errors.join("\n")
+        ))
+        .hint("fix the routes named above, or the config they need")
+    })?;
+    let _ignored = writeln!(
+        out,
+        "routes from {origin}: {} added, {} removed, in {} VRF(s), in {:.0} ms",
+        applied.added,
+        applied.removed,
+        applied.vrfs,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 /// The config and tables a running instance changes under the state lock.
@@ -126,7 +170,23 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     };
     let mut slots = Slots::default();
     let base = slots.assign(&compiled.snapshot);
-    let published = Arc::new(Published::new(base.clone()));
+    let mut state = State {
+        statics: edit::index_statics(&config),
+        config,
+        base,
+        rib: compiled.rib,
+        slots,
+        learned: HashMap::new(),
+        hosts: HashMap::new(),
+        asked: HashMap::new(),
+    };
+    if let Some(path) = &opts.routes {
+        if let Err(e) = load_routes(&mut state, path, out) {
+            startup::remove_socket(&socket);
+            return Err(e);
+        }
+    }
+    let published = Arc::new(Published::new(state.base.clone()));
     let runtime = match Runtime::start(&plan, published.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -136,16 +196,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     };
     let modes = startup::describe(&runtime);
     let live = Arc::new(Live {
-        state: Mutex::new(State {
-            statics: edit::index_statics(&config),
-            config,
-            base,
-            rib: compiled.rib,
-            slots,
-            learned: HashMap::new(),
-            hosts: HashMap::new(),
-            asked: HashMap::new(),
-        }),
+        state: Mutex::new(state),
         published,
         interfaces: interfaces.iter().map(|d| d.name.clone()).collect(),
         tsc_hz: startup::measure_tsc_hz(),
