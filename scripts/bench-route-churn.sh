@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# scripts/bench-route-churn.sh [ROUTES] [CHANGES] — single route changes in a running xpe
-# whose VRF holds ROUTES routes (1,000,000 by default): CHANGES times (500) one `xpe route
-# del` and one `xpe route add` of a route of that VRF, each timed by the daemon ("published
-# in") and by the client (round trip of the command). Prints p50/p99/max of both and the
-# daemon's RSS before and after. Needs root; builds the release binary.
+# scripts/bench-route-churn.sh [ROUTES] [CHANGES] — route changes at scale in a running xpe:
+# starts it with an empty VRF, loads ROUTES routes (1,000,000 by default) from a route file
+# with `xpe route load` (timed end to end: reading, sending, checking, RIB, FIB, publish),
+# then CHANGES times (500) one `xpe route del` and one `xpe route add` of a route of that
+# VRF, each timed by the daemon ("published in") and by the client (round trip of the
+# command). Prints p50/p99/max of both and the daemon's RSS after each phase. Needs root;
+# builds the release binary.
 #
 # Everything lives in one network namespace named xrc<pid> with one veth pair in it, removed
 # on exit. No traffic is sent: the routes are table entries only (random prefixes outside
@@ -39,10 +41,11 @@ n, work = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(1)
 lens = [16] * 10 + [19] * 30 + [20] * 20 + [21] * 40 + [22] * 90 + [23] * 80 + [24] * 600
 seen = set()
-with open(f"{work}/xrc.toml", "w") as f, open(f"{work}/picks", "w") as picks:
+with open(f"{work}/xrc.toml", "w") as f:
     f.write('[router]\nname = "xrc"\n\n[[interface]]\nname = "a0"\nkind = "edge"\n\n'
             '[[interface]]\nname = "a1"\nkind = "core"\naddress = "198.18.0.1/30"\n\n'
             '[[vrf]]\nname = "v"\n\n[[vrf.attachment]]\ninterface = "a0"\naddress = "198.18.1.1/24"\n')
+with open(f"{work}/xrc.routes", "w") as f, open(f"{work}/picks", "w") as picks:
     while len(seen) < n:
         ln = rng.choice(lens)
         addr = rng.randrange(1 << 24, 224 << 24) & ((0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF)
@@ -50,13 +53,12 @@ with open(f"{work}/xrc.toml", "w") as f, open(f"{work}/picks", "w") as picks:
             continue
         seen.add((addr, ln))
         a = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{ln}"
-        f.write(f'\n[[vrf.route]]\nprefix = "{a}"\nvia = "198.18.0.2"\nlabels = [16001, 2001]\n')
+        f.write(f"v {a} via 198.18.0.2 labels 16001/2001\n")
         if len(seen) % max(1, n // 1000) == 0:
             picks.write(a + "\n")
 EOF
 
 SOCK="$WORK/xrc.sock"
-t0=$(date +%s.%N)
 ip netns exec "$NS" "$XPE" run "$WORK/xrc.toml" --socket "$SOCK" > "$WORK/run.log" 2>&1 &
 PID=$!
 for _ in $(seq 600); do
@@ -64,10 +66,13 @@ for _ in $(seq 600); do
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/run.log" >&2; exit 1; }
     sleep 0.1
 done
-t1=$(date +%s.%N)
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$PID/status"; }
-echo "xpe run with $ROUTES routes: answering after $(echo "$t1 - $t0" | bc) s (TOML parse and compile); RSS $(rss)"
-
+echo "xpe run, empty VRF: RSS $(rss)"
+t0=$(date +%s.%N)
+loaded=$("$XPE" route load "$WORK/xrc.routes" --socket "$SOCK")
+t1=$(date +%s.%N)
+echo "xpe route load of $ROUTES routes ($(du -h "$WORK/xrc.routes" | cut -f1)): $(echo "$t1 - $t0" | bc) s end to end; $loaded"
+echo "RSS with $ROUTES routes: $(rss)"
 : > "$WORK/daemon.ms"
 : > "$WORK/client.ms"
 mapfile -t PICKS < "$WORK/picks"

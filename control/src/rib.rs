@@ -240,6 +240,25 @@ impl Rib {
             .chain(v6.map(|(p, c)| (IpPrefix::V6(*p), c.best())))
     }
 
+    /// The prefixes of a VRF that have a route from `source` (best or not), with its FEC.
+    pub fn routes_from(
+        &self,
+        vrf: VrfId,
+        source: Source,
+    ) -> impl Iterator<Item = (IpPrefix, FecId)> + '_ {
+        let v = self.vrfs.get(usize::from(vrf.0));
+        let of = move |c: &Candidates| {
+            c.as_slice()
+                .iter()
+                .find(|r| r.source == source)
+                .map(|r| r.fec)
+        };
+        let v4 = v.into_iter().flat_map(|v| v.v4.iter());
+        let v6 = v.into_iter().flat_map(|v| v.v6.iter());
+        v4.filter_map(move |(p, c)| Some((IpPrefix::V4(*p), of(c)?)))
+            .chain(v6.filter_map(move |(p, c)| Some((IpPrefix::V6(*p), of(c)?))))
+    }
+
     /// The route an IPv4 destination matches (longest prefix), for `trace`: one probe per
     /// prefix length.
     pub fn matching4(&self, vrf: VrfId, dst: Ipv4Addr) -> Option<(IpPrefix, RibRoute)> {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use xpe_dataplane::tables::{IpPrefix, Snapshot, VrfId};
+use xpe_dataplane::tables::{Fec, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 
 use super::{lock, ok, refused, routes, Live, NeighborKey, State};
@@ -18,6 +18,7 @@ use crate::compile::{compile, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response};
 use crate::resolve::{self, RouteError};
+use crate::rib::Source;
 use crate::routefile::{self, RouteLine};
 
 /// Counter slots by label value and by VRF name, kept for the life of the process: a label's
@@ -168,25 +169,6 @@ fn vrf_label(vrf: Option<&str>) -> String {
     }
 }
 
-fn routes_of<'c>(c: &'c mut Config, vrf: Option<&str>) -> Result<&'c mut Vec<Route>, String> {
-    match vrf {
-        None | Some("global") => Ok(&mut c.routes),
-        Some(name) => {
-            let names: Vec<String> = c.vrfs.iter().map(|v| v.name.clone()).collect();
-            c.vrfs
-                .iter_mut()
-                .find(|v| v.name == name)
-                .map(|v| &mut v.routes)
-                .ok_or_else(|| {
-                    format!(
-                        "no vrf named \"{name}\" (the config has: {})",
-                        names.join(", ")
-                    )
-                })
-        }
-    }
-}
-
 /// A batch of static route changes through the RIB ([`routes::apply`]), published as one
 /// snapshot; `file` names a route file (`None`: one `route add|del`).
 fn route_batch(live: &Live, lines: &[RouteLine<'_>], file: Option<&str>) -> Response {
@@ -231,53 +213,41 @@ fn route_batch(live: &Live, lines: &[RouteLine<'_>], file: Option<&str>) -> Resp
     }
 }
 
-/// Where each static route of the config is: (VRF, prefix) -> index in that VRF's route list,
-/// so a single route change finds its entry without scanning a million.
-pub(super) fn index_statics(config: &Config) -> HashMap<(VrfId, IpPrefix), usize> {
-    let lists = std::iter::once(&config.routes).chain(config.vrfs.iter().map(|v| &v.routes));
-    let mut index = HashMap::new();
-    for (j, routes) in lists.enumerate() {
-        for (i, r) in routes.iter().enumerate() {
-            // The config compiled, so every prefix parses.
-            if let Ok(p) = r.prefix.trim().parse::<IpPrefix>() {
-                index.insert((VrfId(j as u16), p), i);
-            }
+/// The running config as a file would hold it: `st.config`, which is kept without routes,
+/// plus every static route of the RIB written back from its FEC (next hop and labels). The
+/// RIB is where static routes live once running, so a route file of a million lines costs
+/// no config text; this is built only for a recompile.
+pub(super) fn with_static_routes(st: &State) -> Config {
+    let mut config = st.config.clone();
+    for (i, vrf) in st.base.vrfs().iter().enumerate() {
+        let routes: Vec<Route> = st
+            .rib
+            .routes_from(VrfId(i as u16), Source::Static)
+            .filter_map(|(prefix, fec)| match *st.base.fec(fec) {
+                Fec::Forward { adj, push } => Some(Route {
+                    prefix: prefix.to_string(),
+                    via: st.base.adjacency(adj).next_hop.to_string(),
+                    labels: push.labels().map(|l| i64::from(l.get())).collect(),
+                }),
+                Fec::Local | Fec::Glean { .. } => None,
+            })
+            .collect();
+        if i == 0 {
+            config.routes = routes;
+        } else if let Some(v) = config.vrfs.iter_mut().find(|v| v.name == vrf.name) {
+            v.routes = routes;
         }
     }
-    index
+    config
 }
 
-/// Sets (or with `None` removes) the config's static route for `prefix` in VRF `vid` (named
-/// `vrf`), keeping [`State::statics`] in step. `None` back if the VRF is gone.
-pub(super) fn set_config_route(
-    st: &mut State,
-    vid: VrfId,
-    vrf: Option<&str>,
-    prefix: IpPrefix,
-    route: Option<Route>,
-) -> Option<()> {
-    let State {
-        config, statics, ..
-    } = st;
-    let routes = routes_of(config, vrf).ok()?;
-    match (statics.get(&(vid, prefix)).copied(), route) {
-        (Some(i), Some(route)) => routes[i] = route,
-        (None, Some(route)) => {
-            statics.insert((vid, prefix), routes.len());
-            routes.push(route);
-        }
-        (Some(i), None) => {
-            statics.remove(&(vid, prefix));
-            routes.swap_remove(i);
-            if let Some(moved) = routes.get(i) {
-                if let Ok(p) = moved.prefix.trim().parse::<IpPrefix>() {
-                    statics.insert((vid, p), i);
-                }
-            }
-        }
-        (None, None) => {}
+/// A config without its static routes: what the daemon keeps once the routes are in the RIB.
+pub(super) fn without_routes(mut config: Config) -> Config {
+    config.routes = Vec::new();
+    for v in &mut config.vrfs {
+        v.routes = Vec::new();
     }
-    Some(())
+    config
 }
 
 /// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on
@@ -285,7 +255,7 @@ pub(super) fn set_config_route(
 fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>) -> Response {
     let t0 = Instant::now();
     let mut st = lock(&live.state);
-    let mut draft = st.config.clone();
+    let mut draft = with_static_routes(&st);
     let next = match edit(&mut draft) {
         Ok(c) => c,
         Err(e) => {
@@ -329,8 +299,7 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
             names.join(", ")
         ));
     }
-    st.statics = index_statics(&next);
-    st.config = next;
+    st.config = without_routes(next);
     st.base = st.slots.assign(&compiled.snapshot);
     st.rib = compiled.rib;
     if !keep_hosts {
@@ -402,6 +371,46 @@ mod tests {
 
     fn mac(last: u8) -> MacAddr {
         MacAddr([0x02, 0, 0, 0, 0xee, last])
+    }
+
+    /// Every (VRF, prefix, source, FEC as text) of a compiled config.
+    fn routes_of(c: &crate::compile::Compiled) -> Vec<(String, String, Source, String)> {
+        let snap = &c.snapshot;
+        (0..c.rib.vrf_count())
+            .flat_map(|v| {
+                let vid = VrfId(v as u16);
+                c.rib.routes(vid).map(move |(p, r)| {
+                    (
+                        snap.vrf(vid).name.clone(),
+                        p.to_string(),
+                        r.source,
+                        crate::show::describe_fec(snap, r.fec),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn static_routes_written_back_from_the_rib_compile_to_the_same_tables() {
+        // The daemon keeps the config without routes; a recompile puts the RIB's static
+        // routes back (next hop and labels from their FECs) and must get the same routes.
+        let config = Config::parse(EXAMPLE, "example").unwrap();
+        let compiled = compile(&config, &Offline).unwrap();
+        let before = routes_of(&compiled);
+        assert!(before.iter().any(|r| r.2 == Source::Static), "{before:?}");
+        let st = State {
+            config: without_routes(config),
+            base: compiled.snapshot.clone(),
+            rib: compiled.rib.clone(),
+            slots: Slots::default(),
+            learned: HashMap::new(),
+            hosts: HashMap::new(),
+            asked: HashMap::new(),
+        };
+        assert!(st.config.routes.is_empty() && st.config.vrfs.iter().all(|v| v.routes.is_empty()));
+        let again = compile(&with_static_routes(&st), &Offline).unwrap();
+        assert_eq!(routes_of(&again), before);
     }
 
     #[test]

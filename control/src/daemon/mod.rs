@@ -1,16 +1,19 @@
 //! `xpe run`: the live data plane between Linux interfaces, and the control socket through
 //! which `xpe show`, `apply`, `route` and `label` change and read it while it forwards.
 //!
-//! Every change builds a complete new snapshot from the changed config and publishes it with
-//! one pointer swap (`tables::Published`): workers pick it up at their next batch, nothing
-//! stops, and a change that does not validate is refused with the running tables untouched.
-//! Neighbours learned from ARP are kept beside the config and laid over each new snapshot
-//! (static neighbours win); unresolved next hops get an ARP request once a second.
+//! Every change makes a new snapshot and publishes it with one pointer swap
+//! (`tables::Published`): workers pick it up at their next batch, nothing stops, and a change
+//! that does not validate is refused with the running tables untouched. Static routes go
+//! through the RIB into the VRFs' editable tables, so a route change costs the prefix's path,
+//! not the table; other changes recompile the config. Neighbours learned from ARP are kept
+//! beside the config and laid over each new snapshot (static neighbours win); unresolved next
+//! hops get an ARP request once a second.
 //!
 //! Split by job: [`startup`] checks and prepares everything before the workers start,
 //! [`server`] answers the control socket, [`edit`] carries out requests that change the
-//! tables, [`neighbours`] resolves next hops, and [`render`] shows tables and counters as
-//! text or JSON. This file holds what they share and [`run`]'s order of events.
+//! tables, [`routes`] applies batches of route changes through the RIB, [`neighbours`]
+//! resolves next hops, and [`render`] shows tables and counters as text or JSON. This file
+//! holds what they share and [`run`]'s order of events.
 
 mod edit;
 mod neighbours;
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use xpe_dataplane::pipeline::Counters;
-use xpe_dataplane::tables::{IpPrefix, Published, Snapshot, VrfId};
+use xpe_dataplane::tables::{Published, Snapshot};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
 use xpe_dataplane::xsk::steer::Mode;
@@ -102,13 +105,13 @@ fn load_routes(
 
 /// The config and tables a running instance changes under the state lock.
 struct State {
+    /// The running config without its static routes, which live in the RIB
+    /// (`edit::with_static_routes` puts them back for a recompile).
     config: Config,
     /// The compiled config, before learned neighbours are laid over it.
     base: Snapshot,
     /// Every route by source; its FIB tables are `base`'s LPM tables.
     rib: Rib,
-    /// Where each static route sits in `config` (see `edit::index_statics`).
-    statics: HashMap<(VrfId, IpPrefix), usize>,
     /// Next hops of adjacencies resolved by ARP: (port, VLAN id or 0, address) -> MAC.
     learned: HashMap<NeighborKey, MacAddr>,
     /// Hosts on connected subnets resolved by ARP after a glean: compiled in like static
@@ -171,8 +174,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let mut slots = Slots::default();
     let base = slots.assign(&compiled.snapshot);
     let mut state = State {
-        statics: edit::index_statics(&config),
-        config,
+        config: edit::without_routes(config),
         base,
         rib: compiled.rib,
         slots,

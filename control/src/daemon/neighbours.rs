@@ -65,7 +65,11 @@ pub(super) fn neighbour_loop(live: &Live) {
                     && st.hosts.get(&key) != Some(&neighbor.mac)
                 {
                     st.hosts.insert(key, neighbor.mac);
-                    let config = with_learned_hosts(&st.config, &st.hosts, &live.interfaces);
+                    let config = with_learned_hosts(
+                        &super::edit::with_static_routes(&st),
+                        &st.hosts,
+                        &live.interfaces,
+                    );
                     match compile(&config, &SysfsMacs) {
                         Ok(compiled) => {
                             st.base = st.slots.assign(&compiled.snapshot);

@@ -13,9 +13,7 @@ use std::net::Ipv4Addr;
 
 use xpe_dataplane::tables::{Adjacency, AdjacencyId, AttachmentId, Fec, FecId, VrfId};
 
-use super::edit::set_config_route;
 use super::State;
-use crate::config::Route;
 use crate::resolve::{self, RouteError};
 use crate::rib::Source;
 use crate::routefile::RouteLine;
@@ -152,15 +150,6 @@ pub(super) fn apply(
             })?;
     }
     applied.vrfs = changed.len();
-    for (l, &(vid, prefix, _)) in lines.iter().zip(&checked) {
-        let route = l.next.map(|(via, labels)| Route {
-            prefix: prefix.to_string(),
-            via: via.to_string(),
-            labels: labels.labels().map(|l| i64::from(l.get())).collect(),
-        });
-        let vrf = (vid != VrfId::GLOBAL).then_some(l.vrf);
-        set_config_route(st, vid, vrf, prefix, route);
-    }
     st.base = next;
     Ok(applied)
 }
