@@ -12,6 +12,7 @@
 //! What `show vrf` and `trace` print comes from here, not from the data-plane snapshot, which
 //! holds only what the workers read.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -297,30 +298,55 @@ impl Updated {
     }
 }
 
-/// Sets `source`'s route of `prefix` in `map` (or removes it).
+/// Sets `source`'s route of `prefix` in `map` (or removes it), in one walk of the tree.
 fn update<P: Ord + Copy>(
     map: &mut BTreeMap<P, Candidates>,
     prefix: P,
     source: Source,
     fec: Option<FecId>,
 ) -> Updated {
-    let before = map.remove(&prefix);
-    let replaced = before
-        .as_ref()
-        .and_then(|c| c.as_slice().iter().find(|r| r.source == source).copied());
-    let best_before = before.as_ref().map(Candidates::best);
-    let after = match before {
-        Some(c) => c.set(source, fec),
-        None => fec.map(|fec| Candidates::One(RibRoute { source, fec })),
-    };
-    let best_after = after.as_ref().map(Candidates::best);
-    if let Some(after) = after {
-        map.insert(prefix, after);
-    }
-    Updated {
-        best_before,
-        best_after,
-        replaced,
+    match map.entry(prefix) {
+        Entry::Vacant(slot) => {
+            let best_after = fec.map(|fec| RibRoute { source, fec });
+            if let Some(route) = best_after {
+                slot.insert(Candidates::One(route));
+            }
+            Updated {
+                best_before: None,
+                best_after,
+                replaced: None,
+            }
+        }
+        Entry::Occupied(mut slot) => {
+            let before = slot.get();
+            let replaced = before
+                .as_slice()
+                .iter()
+                .find(|r| r.source == source)
+                .copied();
+            let best_before = Some(before.best());
+            // The common case, one route replaced by the same source: no list to build.
+            let after = match (before, fec) {
+                (Candidates::One(r), Some(fec)) if r.source == source => {
+                    Some(Candidates::One(RibRoute { source, fec }))
+                }
+                _ => slot.get().clone().set(source, fec),
+            };
+            let best_after = after.as_ref().map(Candidates::best);
+            match after {
+                Some(after) => {
+                    slot.insert(after);
+                }
+                None => {
+                    slot.remove();
+                }
+            }
+            Updated {
+                best_before,
+                best_after,
+                replaced,
+            }
+        }
     }
 }
 
