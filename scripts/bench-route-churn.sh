@@ -4,8 +4,10 @@
 # with `xpe route load` (timed end to end: reading, sending, checking, RIB, FIB, publish),
 # then CHANGES times (500) one `xpe route del` and one `xpe route add` of a route of that
 # VRF, each timed by the daemon ("published in") and by the client (round trip of the
-# command). Prints p50/p99/max of both and the daemon's RSS after each phase. Needs root;
-# builds the release binary.
+# command); then, for CHURN_SECONDS (10), route files of BATCH (2000) changes loaded back to
+# back (half remove routes, half put them back), timed the same way, with the rate reached.
+# Prints p50/p99/max and the daemon's RSS after each phase. Needs root; builds the release
+# binary.
 #
 # Everything lives in one network namespace named xrc<pid> with one veth pair in it, removed
 # on exit. No traffic is sent: the routes are table entries only (random prefixes outside
@@ -15,6 +17,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ROUTES="${1:-1000000}"
 CHANGES="${2:-500}"
+# The sustained phase: batches of BATCH changes, one `xpe route load` each, back to back for
+# CHURN_SECONDS seconds.
+BATCH="${BATCH:-2000}"
+CHURN_SECONDS="${CHURN_SECONDS:-10}"
 [[ $EUID -eq 0 ]] || { echo "bench-route-churn: needs root (xpe run)" >&2; exit 1; }
 
 cargo build -q --release -p xpe-control --bin xpe
@@ -54,7 +60,7 @@ with open(f"{work}/xrc.routes", "w") as f, open(f"{work}/picks", "w") as picks:
         seen.add((addr, ln))
         a = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{ln}"
         f.write(f"v {a} via 198.18.0.2 labels 16001/2001\n")
-        if len(seen) % max(1, n // 1000) == 0:
+        if len(seen) % max(1, n // 4000) == 0:
             picks.write(a + "\n")
 EOF
 
@@ -95,3 +101,23 @@ stats() {
 stats "$WORK/daemon.ms" "validate, RIB, FIB and publish (daemon)"
 stats "$WORK/client.ms" "xpe route del/add round trip (client)"
 echo "RSS after the changes: $(rss)"
+
+# Sustained churn: two files, one removing BATCH routes and one putting them back, loaded in
+# turn; each load is one batch through the RIB and one publish.
+head -n "$BATCH" "$WORK/picks" | awk '{print "del v " $1}' > "$WORK/churn-del.routes"
+head -n "$BATCH" "$WORK/picks" | awk '{print "v " $1 " via 198.18.0.2 labels 16001/2001"}' > "$WORK/churn-add.routes"
+: > "$WORK/churn.ms"
+loads=0
+start=$(date +%s%N)
+end=$((start + CHURN_SECONDS * 1000000000))
+while (( $(date +%s%N) < end )); do
+    for f in churn-del churn-add; do
+        out=$("$XPE" route load "$WORK/$f.routes" --socket "$SOCK")
+        echo "$out" | sed -n 's/.*published in \([0-9.]*\) ms.*/\1/p' >> "$WORK/churn.ms"
+        loads=$((loads + 1))
+    done
+done
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "sustained: $loads loads of $BATCH changes in $took ms: $(( loads * BATCH * 1000 / took )) changes/s"
+stats "$WORK/churn.ms" "one batch of $BATCH: check, RIB, FIB and publish (daemon)"
+echo "RSS after the churn: $(rss)"

@@ -380,7 +380,8 @@ impl Ipv4Table {
             checked_changes.push((checked(network, len, value)?, value.is_some()));
         }
         let mut stats = ApplyStats::default();
-        // Root ranges to repaint: (first entry, entries), aligned blocks of a power of two.
+        // Root ranges to rebuild: (first entry, entries, whether their leaves change), aligned
+        // blocks of a power of two.
         let mut ranges = Vec::with_capacity(checked_changes.len());
         let shift = 32 - u32::from(self.root_bits);
         for (r, add) in checked_changes {
@@ -398,7 +399,9 @@ impl Ipv4Table {
             }
             let first = (r.network >> shift) as usize;
             let count = 1usize << u32::from(self.root_bits).saturating_sub(u32::from(r.len));
-            ranges.push((first, count));
+            // Only a route of at most `root_bits` changes root leaves; a longer one changes
+            // the subtree below one entry and nothing above it.
+            ranges.push((first, count, r.len <= self.root_bits));
         }
         let bits = root_bits_for(self.routes.len(), self.root_bits);
         if bits != self.root_bits && !self.pinned {
@@ -413,17 +416,19 @@ impl Ipv4Table {
         }
         // Aligned blocks either nest or are disjoint: sorted by start, then largest first,
         // a block inside the previous kept one is dropped.
-        ranges.sort_unstable_by_key(|&(first, count)| (first, usize::MAX - count));
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-        for (first, count) in ranges {
-            match merged.last() {
-                Some(&(f, c)) if first < f + c => {}
-                _ => merged.push((first, count)),
+        ranges.sort_unstable_by_key(|&(first, count, _)| (first, usize::MAX - count));
+        let mut merged: Vec<(usize, usize, bool)> = Vec::with_capacity(ranges.len());
+        for (first, count, short) in ranges {
+            match merged.last_mut() {
+                Some((f, c, repaint)) if first < *f + *c => *repaint |= short,
+                _ => merged.push((first, count, short)),
             }
         }
         let mut writer = self.open_tail()?;
-        for &(first, count) in &merged {
-            self.repaint(first, count);
+        for &(first, count, repaint) in &merged {
+            if repaint {
+                self.repaint(first, count);
+            }
             for slot in first..first + count {
                 if self.rebuild_subtree(slot, &mut writer)? {
                     stats.rebuilt += 1;
