@@ -130,7 +130,7 @@ const MAX_PAGES: usize = 1 << (31 - PAGE_SHIFT);
 const TAIL_WORDS: usize = 1 << 16;
 /// Words a batch may rebuild for compaction at least, whatever it wrote itself, so batches
 /// that write nothing still make progress.
-const MIN_COMPACT_WORDS: usize = 1024;
+const MIN_COMPACT_WORDS: usize = 64;
 
 /// Number of set bits of every byte value: an L1-resident table standing in for the POPCNT
 /// instruction, which the baseline x86-64 target lacks.
@@ -296,6 +296,8 @@ pub struct Ipv4Table {
     free: Vec<usize>,
     /// The page batches append to, if any: never freed or compacted while it is the tail.
     tail: Option<usize>,
+    /// The page being compacted and its root entries still to move, last first.
+    victim: Option<(usize, Vec<usize>)>,
     /// Keep `root_bits` whatever the number of routes (tests of both shapes).
     pinned: bool,
     /// The largest value any route had since the last full build.
@@ -459,6 +461,7 @@ impl Ipv4Table {
             live: Vec::new(),
             free: Vec::new(),
             tail: None,
+            victim: None,
             pinned: false,
             max_value: None,
             lpm: Ipv4Lpm {
@@ -618,33 +621,49 @@ impl Ipv4Table {
             if stored - live <= live / 4 + TAIL_WORDS {
                 break;
             }
-            let Some(victim) = (0..self.pages.len())
-                .filter(|&p| p != writer.page && !self.pages[p].is_empty())
-                .min_by_key(|&p| self.live[p])
-            else {
-                break;
+            // A big victim moves over several batches: the root entries still to move are kept
+            // between batches (the root is only scanned once per victim), and an entry whose
+            // subtree has moved meanwhile is skipped.
+            let page_of = |entry: u32| {
+                (entry & NODE_BIT != 0).then_some(((entry & !NODE_BIT) >> PAGE_SHIFT) as usize)
             };
-            let on_victim = |entry: u32| {
-                entry & NODE_BIT != 0 && ((entry & !NODE_BIT) >> PAGE_SHIFT) as usize == victim
+            let current = self
+                .victim
+                .as_ref()
+                .map(|(v, _)| *v)
+                .filter(|&v| v != writer.page && !self.pages[v].is_empty());
+            let victim = match current {
+                Some(v) => v,
+                None => {
+                    let Some(v) = (0..self.pages.len())
+                        .filter(|&p| p != writer.page && !self.pages[p].is_empty())
+                        .min_by_key(|&p| self.live[p])
+                    else {
+                        break;
+                    };
+                    let mut slots: Vec<usize> = (0..self.root.len())
+                        .filter(|&s| page_of(self.root[s]) == Some(v))
+                        .collect();
+                    slots.reverse();
+                    self.victim = Some((v, slots));
+                    v
+                }
             };
-            let slots: Vec<usize> = (0..self.root.len())
-                .filter(|&s| on_victim(self.root[s]))
-                .collect();
-            if slots.is_empty() {
-                // Only garbage left (cannot happen: a page is freed with its last subtree).
-                self.free_page(victim);
+            let Some(slot) = self.victim.as_mut().and_then(|(_, slots)| slots.pop()) else {
+                // Every entry moved; a page left with only garbage is freed here (one with a
+                // subtree left cannot be, as every such entry was listed).
+                if !self.pages[victim].is_empty() && self.live[victim] == 0 {
+                    self.free_page(victim);
+                }
+                self.victim = None;
+                continue;
+            };
+            if page_of(self.root[slot]) != Some(victim) {
                 continue;
             }
-            // A big victim moves over several batches: its live count only falls, so it stays
-            // the one with the fewest.
-            for slot in slots {
-                if moved_words >= budget {
-                    break;
-                }
-                moved_words += self.subtree_words[slot] as usize;
-                self.rebuild_subtree(slot, writer)?;
-                moved += 1;
-            }
+            moved_words += self.subtree_words[slot] as usize;
+            self.rebuild_subtree(slot, writer)?;
+            moved += 1;
         }
         Ok(moved)
     }
