@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use xpe_dataplane::tables::{Adjacency, AdjacencyId, AttachmentId, Fec, FecId, VrfId};
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, LabelStack, VrfId,
+};
 
 use super::State;
 use crate::resolve::{self, RouteError};
@@ -41,7 +43,7 @@ pub(super) struct Refused {
 pub(super) const MAX_ERRORS: usize = 20;
 
 /// One checked change: (VRF, prefix, FEC to add or none to remove).
-type Checked = (VrfId, xpe_dataplane::tables::IpPrefix, Option<Fec>);
+type Checked = (VrfId, IpPrefix, Option<Fec>);
 
 /// Checks `lines` against the running tables and, when all pass, applies them to the RIB,
 /// the FIB tables and `st.base` (the caller publishes it); `name` says where the lines came
@@ -56,7 +58,7 @@ pub(super) fn apply(
         more: 0,
     };
     let mut checked: Vec<Checked> = Vec::with_capacity(lines.len());
-    let adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId> = st
+    let mut adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId> = st
         .base
         .adjacencies()
         .iter()
@@ -64,22 +66,20 @@ pub(super) fn apply(
         .map(|(i, a)| ((a.attachment, a.next_hop), AdjacencyId(i as u32)))
         .collect();
     let mut new_adjacencies: Vec<Adjacency> = Vec::new();
-    let mut new_adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId> = HashMap::new();
     for l in lines {
         match check(st, l) {
-            Ok((vid, prefix, None)) => checked.push((vid, prefix, None)),
-            Ok((vid, prefix, Some((att, ip, push)))) => {
+            Ok(Route { vrf, next: None }) => checked.push((vrf, l.prefix, None)),
+            Ok(Route {
+                vrf,
+                next: Some((att, ip, push)),
+            }) => {
                 let next =
                     AdjacencyId((st.base.adjacencies().len() + new_adjacencies.len()) as u32);
-                let adj = match adj_of.get(&(att, ip)).or(new_adj_of.get(&(att, ip))) {
-                    Some(&adj) => adj,
-                    None => {
-                        new_adjacencies.push(Adjacency::new(att, ip, None));
-                        new_adj_of.insert((att, ip), next);
-                        next
-                    }
-                };
-                checked.push((vid, prefix, Some(Fec::Forward { adj, push })));
+                let adj = *adj_of.entry((att, ip)).or_insert_with(|| {
+                    new_adjacencies.push(Adjacency::new(att, ip, None));
+                    next
+                });
+                checked.push((vrf, l.prefix, Some(Fec::Forward { adj, push })));
             }
             Err(e) if refused.errors.len() < MAX_ERRORS => {
                 let what = if name.is_empty() {
@@ -154,33 +154,28 @@ pub(super) fn apply(
     Ok(applied)
 }
 
-/// One change checked against the running tables: its VRF, prefix, and for an addition the
+/// One change checked against the running tables: its VRF and, for an addition, the
 /// attachment and next hop it leaves by with the labels it pushes.
-#[allow(clippy::type_complexity)]
-fn check(
-    st: &State,
-    l: &RouteLine<'_>,
-) -> Result<
-    (
-        VrfId,
-        xpe_dataplane::tables::IpPrefix,
-        Option<(AttachmentId, Ipv4Addr, xpe_dataplane::tables::LabelStack)>,
-    ),
-    String,
-> {
-    let vid = match l.vrf {
+struct Route {
+    vrf: VrfId,
+    next: Option<(AttachmentId, Ipv4Addr, LabelStack)>,
+}
+
+/// Checks one change against the running tables; the error is one sentence.
+fn check(st: &State, l: &RouteLine<'_>) -> Result<Route, String> {
+    let vrf = match l.vrf {
         "global" => VrfId::GLOBAL,
         name => st.base.vrf_by_name(name).ok_or_else(|| {
             let names: Vec<&str> = st.base.vrfs().iter().map(|v| v.name.as_str()).collect();
             format!("no vrf named \"{name}\" (running: {})", names.join(", "))
         })?,
     };
-    let candidates = st.rib.candidates(vid, l.prefix);
+    let candidates = st.rib.candidates(vrf, l.prefix);
     let Some((via, push)) = l.next else {
         if !candidates.iter().any(|r| r.source == Source::Static) {
             return Err("there is no such static route".into());
         }
-        return Ok((vid, l.prefix, None));
+        return Ok(Route { vrf, next: None });
     };
     if let Some(r) = candidates
         .iter()
@@ -192,8 +187,11 @@ fn check(
         }
         .to_string());
     }
-    let name = &st.base.vrf(vid).name;
-    let att = resolve::attachment(st.base.attachments(), vid, name, via, !push.is_empty())
+    let name = &st.base.vrf(vrf).name;
+    let att = resolve::attachment(st.base.attachments(), vrf, name, via, !push.is_empty())
         .map_err(|e| e.to_string())?;
-    Ok((vid, l.prefix, Some((att, via, push))))
+    Ok(Route {
+        vrf,
+        next: Some((att, via, push)),
+    })
 }
