@@ -419,6 +419,33 @@ fn three_routers_between_namespaces() {
     // Both VPCs reach their own remote site, with the same addresses.
     converge(&lab, "h1a", "198.18.20.2");
     converge(&lab, "h1b", "198.18.20.2");
+    // pe2 learned each host after a glean: a neighbour route in each VRF's RIB, a delta
+    // through its own adjacency (no recompile).
+    for vrf in ["vpc-a", "vpc-b"] {
+        let answer = lab.ask(
+            "pe2",
+            &Request::Show {
+                what: What::Vrf,
+                name: Some(vrf.into()),
+                json: true,
+            },
+        );
+        let v: xpe_control::api::Vrf = serde_json::from_str(&answer).expect("vrf JSON");
+        let host = v
+            .routes
+            .iter()
+            .find(|r| r.prefix == "198.18.20.2/32")
+            .unwrap_or_else(|| panic!("no learned host route in {vrf}: {answer}"));
+        assert_eq!(
+            (host.origin, host.action, host.mac.is_some()),
+            (
+                xpe_control::api::RouteOrigin::Neighbor,
+                xpe_control::api::RouteAction::Forward,
+                true
+            ),
+            "{host:?}"
+        );
+    }
     let (a0, b0) = (lab.echo_requests_in("h2a"), lab.echo_requests_in("h2b"));
     assert_eq!(lab.ping("h1a", "198.18.20.2", 20, "0.02"), 20, "vpc-a ping");
     let (a1, b1) = (lab.echo_requests_in("h2a"), lab.echo_requests_in("h2b"));

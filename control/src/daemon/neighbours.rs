@@ -7,18 +7,79 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xpe_dataplane::pipeline::learn::arp_request;
-use xpe_dataplane::tables::{AttachmentId, Snapshot};
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, Ipv4Prefix, LabelStack, PortId,
+    Snapshot,
+};
+use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::worker::{Event, Originated};
 
 use super::edit::{publish, with_learned_hosts};
-use super::{lock, Live};
+use super::{lock, Live, NeighborKey, State};
 use crate::compile::{compile, SysfsMacs};
+use crate::rib::Source;
 
 /// ARP requests sent per second at most, over all unresolved next hops.
 const ARP_PER_SECOND: usize = 64;
 
 /// Hosts waiting for an ARP answer at most; more gleans wait until some are answered.
 const MAX_ASKED: usize = 1024;
+
+/// A host learned after a glean becomes a host route (a neighbour route in the RIB) through
+/// its own adjacency with the MAC it answered from: a delta, like a route change, so a
+/// learned host costs its /32's path in the VRF's table and no recompile. False when it
+/// cannot be a delta (a known host whose MAC changed, a /32 that already has a route, its
+/// attachment gone): the caller recompiles instead, which also decides such a clash.
+fn learn_host(st: &mut State, key: NeighborKey, mac: MacAddr) -> bool {
+    let (port, vid, ip) = key;
+    if st.hosts.contains_key(&key) || usize::from(port) >= st.base.ports().len() {
+        return false;
+    }
+    let Some(att) = st.base.port(PortId(port)).attachment(vid) else {
+        return false;
+    };
+    let vrf = st.base.attachment(att).vrf;
+    let Some(host) = Ipv4Prefix::new(ip, 32) else {
+        return false;
+    };
+    let prefix = IpPrefix::V4(host);
+    if !st.rib.candidates(vrf, prefix).is_empty() {
+        return false;
+    }
+    let adj = AdjacencyId(st.base.adjacencies().len() as u32);
+    let fec = Fec::Forward {
+        adj,
+        push: LabelStack::EMPTY,
+    };
+    let fec_id = FecId(st.base.fecs().len() as u32);
+    st.rib.set(vrf, prefix, Source::Neighbor, Some(fec_id));
+    let next = st.rib.commit().ok().and_then(|_| {
+        let (v4, v6) = st.rib.tables(vrf);
+        st.base
+            .with_vrf_tables(
+                vrf,
+                v4,
+                v6,
+                vec![Adjacency::new(att, ip, Some(mac))],
+                vec![fec],
+            )
+            .ok()
+    });
+    match next {
+        Some(next) => {
+            st.base = next;
+            st.hosts.insert(key, mac);
+            true
+        }
+        None => {
+            // Only a table out of room gets here: take the route back out of the RIB (its
+            // removal waits for the next commit) and let the caller's recompile rebuild the
+            // RIB and the tables from the config.
+            st.rib.set(vrf, prefix, Source::Neighbor, None);
+            false
+        }
+    }
+}
 
 /// Takes neighbour events from the workers; asks for unresolved next hops once a second
 /// and for gleaned hosts when their frames are dropped (each at most once a second).
@@ -64,6 +125,11 @@ pub(super) fn neighbour_loop(live: &Live) {
                 } else if st.asked.remove(&key).is_some()
                     && st.hosts.get(&key) != Some(&neighbor.mac)
                 {
+                    if learn_host(&mut st, key, neighbor.mac) {
+                        publish(live, &st);
+                        continue;
+                    }
+                    // A host whose MAC changed: recompile with the new one.
                     st.hosts.insert(key, neighbor.mac);
                     let config = with_learned_hosts(
                         &super::edit::with_static_routes(&st),
