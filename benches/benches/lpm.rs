@@ -124,42 +124,60 @@ fn percentiles(what: &str, mut times: Vec<Duration>) {
 /// Changes to pick from a table: every `step`-th route, so they spread over the table.
 const CHANGES: usize = 4000;
 
+/// Times single changes to an editable table: each of `picks` removed and put back, each a
+/// batch of one published as a new table (what one BGP withdraw and one update cost the FIB).
+/// Prints the percentiles of single changes, then criterion times the pair.
+fn updates<A: Copy>(
+    c: &mut Criterion,
+    group: &str,
+    what: &str,
+    picks: &[(A, u8, u32)],
+    mut change: impl FnMut(A, u8, Option<u32>),
+) {
+    let mut times = Vec::with_capacity(2 * picks.len());
+    for &(network, len, value) in picks {
+        for next in [None, Some(value)] {
+            let t0 = Instant::now();
+            change(network, len, next);
+            times.push(t0.elapsed());
+        }
+    }
+    percentiles(what, times);
+    let mut g = c.benchmark_group(group);
+    g.measurement_time(Duration::from_secs(3));
+    let mut next = picks.iter().cycle();
+    g.bench_function(what.split(':').next().unwrap_or(what), |b| {
+        b.iter(|| {
+            let &(network, len, value) = next.next().unwrap();
+            change(network, len, None);
+            change(network, len, Some(value));
+        });
+    });
+    g.finish();
+}
+
 fn ipv4_update(c: &mut Criterion) {
     let routes = ipv4_table(1_000_000, TABLE_SEED);
     let mut table = Ipv4Table::from_routes(with_values(&routes)).unwrap();
     let built = table.lpm().memory_bytes();
-    // Remove a route and put it back, each a batch of one published as a new table: what
-    // one BGP withdraw and one update cost the FIB.
     let picks: Vec<_> = with_values(&routes)
         .step_by(routes.len() / CHANGES)
         .collect();
-    let mut times = Vec::with_capacity(2 * picks.len());
-    for &(network, len, value) in &picks {
-        for change in [None, Some(value)] {
-            let t0 = Instant::now();
-            table.apply([(network, len, change)]).unwrap();
+    updates(
+        c,
+        "lpm_ipv4_update",
+        "ipv4 1M: one route removed or added, published",
+        &picks,
+        |network, len, value| {
+            table.apply([(network, len, value)]).unwrap();
             black_box(table.lpm().clone());
-            times.push(t0.elapsed());
-        }
-    }
-    percentiles("ipv4 1M: one route removed or added, published", times);
+        },
+    );
     eprintln!(
         "ipv4 1M: {} bytes after the changes, {} built fresh",
         table.lpm().memory_bytes(),
         built
     );
-    let mut group = c.benchmark_group("lpm_ipv4_update");
-    group.measurement_time(Duration::from_secs(3));
-    let mut next = picks.iter().cycle();
-    group.bench_function("1000000", |b| {
-        b.iter(|| {
-            let &(network, len, value) = next.next().unwrap();
-            table.apply([(network, len, None)]).unwrap();
-            table.apply([(network, len, Some(value))]).unwrap();
-            black_box(table.lpm().clone())
-        });
-    });
-    group.finish();
 }
 
 fn ipv6_update(c: &mut Criterion) {
@@ -168,28 +186,16 @@ fn ipv6_update(c: &mut Criterion) {
     let picks: Vec<_> = with_values(&routes)
         .step_by(routes.len() / CHANGES)
         .collect();
-    let mut times = Vec::with_capacity(2 * picks.len());
-    for &(network, len, value) in &picks {
-        for change in [None, Some(value)] {
-            let t0 = Instant::now();
-            table.apply([(network, len, change)]).unwrap();
+    updates(
+        c,
+        "lpm_ipv6_update",
+        "ipv6 100k: one route removed or added, published",
+        &picks,
+        |network, len, value| {
+            table.apply([(network, len, value)]).unwrap();
             black_box(table.lpm().clone());
-            times.push(t0.elapsed());
-        }
-    }
-    percentiles("ipv6 100k: one route removed or added, published", times);
-    let mut group = c.benchmark_group("lpm_ipv6_update");
-    group.measurement_time(Duration::from_secs(3));
-    let mut next = picks.iter().cycle();
-    group.bench_function("100000", |b| {
-        b.iter(|| {
-            let &(network, len, value) = next.next().unwrap();
-            table.apply([(network, len, None)]).unwrap();
-            table.apply([(network, len, Some(value))]).unwrap();
-            black_box(table.lpm().clone())
-        });
-    });
-    group.finish();
+        },
+    );
 }
 
 // criterion_group! defines a public function without docs; a private module keeps it out of

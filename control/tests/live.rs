@@ -1027,6 +1027,22 @@ fn control_socket_serves_around_idle_and_bad_clients() {
     assert!(!socket.exists(), "the control socket is left behind");
 }
 
+/// `xpe route load FILE` against the `ctl` router: (succeeded, stdout, stderr).
+fn route_load(lab: &Lab, file: &Path) -> (bool, String, String) {
+    let out = Command::new(XPE)
+        .args(["route", "load"])
+        .arg(file)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .output()
+        .expect("xpe route load");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The prefixes of VRF `v` of the `ctl` router, as `show vrf --json` lists them.
 fn ctl_prefixes(lab: &Lab) -> Vec<String> {
     let answer = lab.ask(
@@ -1110,19 +1126,8 @@ fn route_files_apply_whole_or_not_at_all() {
     }
     let load = lab.dir.join("load.routes");
     std::fs::write(&load, &text).expect("route file");
-    let out = Command::new(XPE)
-        .args(["route", "load"])
-        .arg(&load)
-        .arg("--socket")
-        .arg(lab.socket("ctl"))
-        .output()
-        .expect("xpe route load");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, said, err) = route_load(&lab, &load);
+    assert!(ok, "{said}{err}");
     assert!(
         said.contains("1000 routes added or replaced, 1 removed, in 1 VRF(s)"),
         "{said}"
@@ -1138,15 +1143,8 @@ fn route_files_apply_whole_or_not_at_all() {
         "v 198.19.50.0/24 via 198.18.2.2\nv 198.19.51.1/24 via 198.18.2.2\nnowhere 198.19.52.0/24 via 198.18.2.2\nv 198.18.1.0/24 via 198.18.2.2\ndel v 198.19.53.0/24\n",
     )
     .expect("route file");
-    let out = Command::new(XPE)
-        .args(["route", "load"])
-        .arg(&bad)
-        .arg("--socket")
-        .arg(lab.socket("ctl"))
-        .output()
-        .expect("xpe route load");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let (ok, _, err) = route_load(&lab, &bad);
+    assert!(!ok, "{err}");
     // The file's own syntax is checked first, with the line number...
     assert!(
         err.contains("bad.routes:2: prefix 198.19.51.1/24 has host bits set"),
@@ -1158,15 +1156,8 @@ fn route_files_apply_whole_or_not_at_all() {
         .expect("read")
         .replace("198.19.51.1/24", "198.19.51.0/24");
     std::fs::write(&bad, text).expect("route file");
-    let out = Command::new(XPE)
-        .args(["route", "load"])
-        .arg(&bad)
-        .arg("--socket")
-        .arg(lab.socket("ctl"))
-        .output()
-        .expect("xpe route load");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let (ok, _, err) = route_load(&lab, &bad);
+    assert!(!ok, "{err}");
     for expected in [
         "the change has 3 error(s)",
         "bad.routes:3: vrf \"nowhere\" route 198.19.52.0/24: no vrf named \"nowhere\"",
