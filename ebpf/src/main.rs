@@ -2,23 +2,13 @@
 //! the XSKMAP, or to the kernel (XDP_PASS) when no socket is bound on that queue, so the
 //! kernel keeps working before xpe starts and after it stops. Per-CPU counters record both.
 //!
-//! The same object carries the lab hosts' 802.1Q tagging classifiers (`hostvlan.rs`), the
-//! packet generator's program (`gen.rs`), the counting sink (`sink.rs`) and the in-kernel
-//! forwarder (`redirect.rs`).
+//! It is the only program in this object: the lab tools' programs are built apart, from
+//! `lab/ebpf/`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // The program is only meaningful for the bpf target; the host build (cargo build --workspace)
 // sees an empty main.
 #![cfg_attr(not(target_arch = "bpf"), allow(unused))]
-
-#[cfg(target_arch = "bpf")]
-mod gen;
-#[cfg(target_arch = "bpf")]
-mod hostvlan;
-#[cfg(target_arch = "bpf")]
-mod redirect;
-#[cfg(target_arch = "bpf")]
-mod sink;
 
 #[cfg(target_arch = "bpf")]
 mod program {

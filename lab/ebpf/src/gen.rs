@@ -22,7 +22,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::Array;
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN};
+use xpe_lab_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN};
 
 /// Per-flow heads; one entry in the object, sized to the flow count by the loader.
 #[map(name = "XPE_GEN_HEADS")]

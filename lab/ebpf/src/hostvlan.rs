@@ -14,7 +14,7 @@ use aya_ebpf::helpers::generated::{bpf_skb_vlan_pop, bpf_skb_vlan_push};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{ETHERTYPE_8021AD, ETHERTYPE_8021Q, VID_MASK};
+use xpe_lab_ebpf::{ETHERTYPE_8021AD, ETHERTYPE_8021Q, VID_MASK};
 
 /// The tag control information to push and to pop (PCP in the top 3 bits, VID in the low 12),
 /// overridden by the loader; 0 only in the object file.

@@ -15,7 +15,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{DevMap, PerCpuArray};
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{
+use xpe_lab_ebpf::{
     REDIRECT_STATS_LEN, REDIRECT_STAT_NO_TARGET, REDIRECT_STAT_REDIRECTED, REDIRECT_STAT_TOO_SHORT,
     REDIRECT_TX_SLOT,
 };

@@ -13,7 +13,7 @@ use aya_ebpf::helpers::generated::bpf_xdp_get_buff_len;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::PerCpuArray;
 use aya_ebpf::programs::XdpContext;
-use xpe_ebpf::{SINK_STATS_LEN, SINK_STAT_BYTES, SINK_STAT_FRAMES};
+use xpe_lab_ebpf::{SINK_STATS_LEN, SINK_STAT_BYTES, SINK_STAT_FRAMES};
 
 #[map(name = "XPE_DROP_STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SINK_STATS_LEN, 0);
