@@ -12,7 +12,7 @@
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    // The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
+    // An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw
     // pointers handed out by the kernel.
     #![allow(unsafe_code)]
 

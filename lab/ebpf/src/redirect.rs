@@ -6,7 +6,7 @@
 //! the NAPI poll, the kernel's fastest redirect path). No label or IP work: an I/O ceiling.
 //! Per-CPU counters record the frames redirected and the frames dropped.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots and packet
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots and packet
 // data are raw pointers; the globals need unmangled names.
 #![allow(unsafe_code)]
 

@@ -4,7 +4,7 @@
 //! DUT). Declared multi-buffer capable (`xdp.frags`) so it attaches at any MTU; lengths count
 //! every fragment.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw
 // pointers and the helper is a raw kernel call.
 #![allow(unsafe_code)]
 
