@@ -1,5 +1,6 @@
-//! Argument types that several subcommands share (`xpe run`, `xpe sink`, `xpe xdp-fwd`), kept
-//! below the CLI so the modules that take them do not import from it.
+//! Argument types of the subcommands (`xpe run`), kept below the CLI so the modules that take
+//! them do not import from it. (`xpe sink` and `xpe xdp-fwd` take the same `--xdp-mode` words
+//! through `xpe_lab::cmd::XdpModeArg`.)
 
 use xpe_dataplane::xsk::steer::Mode;
 

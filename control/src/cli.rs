@@ -118,19 +118,19 @@ pub enum Command {
     /// Lab/test helper: a Linux host tags and untags one 802.1Q VLAN on DEV (tc eBPF).
     ///
     /// Run it in the host's namespace: `ip netns exec NS xpe host-vlan veth0 101`.
-    HostVlan(crate::hostvlan::HostVlanArgs),
+    HostVlan(xpe_lab::cmd::hostvlan::HostVlanArgs),
     /// Send UDP frames (optionally VLAN-tagged, MPLS-labelled) out of a veth at up to millions
     /// per second (XDP live frames), and count what the device took and refused.
     ///
     /// See docs/gen.md: `xpe gen --dev veth0 --src 198.18.0.1 --dst 198.19.0.1 --duration 5`.
-    Gen(Box<crate::gen::GenArgs>),
+    Gen(Box<xpe_lab::cmd::gen::GenArgs>),
     /// Count and drop every frame arriving on an interface (XDP), printing the rate each second.
-    Sink(crate::sink::SinkArgs),
+    Sink(xpe_lab::cmd::sink::SinkArgs),
     /// Bench DUT: forward every frame from IN to OUT inside the kernel (XDP redirect), new MACs.
     ///
     /// The pps harness's "kernel's own ceiling"; see docs/gen.md.
     #[command(hide = true)]
-    XdpFwd(crate::xdp_fwd::XdpFwdArgs),
+    XdpFwd(xpe_lab::cmd::xdp_fwd::XdpFwdArgs),
 }
 
 /// `xpe route add|del`.
@@ -447,9 +447,9 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             let report = crate::replay::run(&compiled.snapshot, &opts)?;
             crate::replay::print_report(out, &compiled.snapshot, &report).map_err(io_failure)
         }
-        Command::HostVlan(args) => crate::hostvlan::run(out, &args),
-        Command::Gen(args) => crate::gen::run(out, err, &args),
-        Command::Sink(args) => crate::sink::run(out, err, &args),
-        Command::XdpFwd(args) => crate::xdp_fwd::run(out, err, &args),
+        Command::HostVlan(args) => Ok(xpe_lab::cmd::hostvlan::run(out, &args)?),
+        Command::Gen(args) => Ok(xpe_lab::cmd::gen::run(out, err, &args)?),
+        Command::Sink(args) => Ok(xpe_lab::cmd::sink::run(out, err, &args)?),
+        Command::XdpFwd(args) => Ok(xpe_lab::cmd::xdp_fwd::run(out, err, &args)?),
     }
 }

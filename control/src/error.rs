@@ -29,3 +29,14 @@ impl Failure {
         self
     }
 }
+
+/// The lab commands (`xpe gen`, `sink`, `xdp-fwd`, `host-vlan`) report the same sentence and
+/// hint through their own type, as `xpe-lab` sits below the CLI.
+impl From<xpe_lab::cmd::Failure> for Failure {
+    fn from(f: xpe_lab::cmd::Failure) -> Self {
+        Failure {
+            message: f.message,
+            hint: f.hint,
+        }
+    }
+}

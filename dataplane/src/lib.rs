@@ -9,10 +9,9 @@
 //! - [`xsk`] knows the kernel side: the XDP steering program (and, next, AF_XDP rings and
 //!   workers that reuse the pipeline unchanged).
 //!
-//! Beside them, [`gen`] builds the packet generator's frame templates (bytes only; the
-//! generator's kernel side is `xsk::gen`).
+//! The lab and bench tools (packet generator, sink, in-kernel forwarder, host VLAN tagging)
+//! are not here: they are the `xpe-lab` crate (`lab/`), which builds on `wire` and `xsk`.
 
-pub mod gen;
 pub mod pipeline;
 pub mod tables;
 pub mod wire;

@@ -2,9 +2,8 @@
 //! the XSKMAP, or to the kernel (XDP_PASS) when no socket is bound on that queue, so the
 //! kernel keeps working before xpe starts and after it stops. Per-CPU counters record both.
 //!
-//! The same object carries the lab hosts' 802.1Q tagging classifiers (`hostvlan.rs`), the
-//! packet generator's program (`gen.rs`), the counting sink (`sink.rs`) and the in-kernel
-//! forwarder (`redirect.rs`).
+//! It is the only program in this object: the lab tools' programs are built apart, from
+//! `lab/ebpf/`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // The program is only meaningful for the bpf target; the host build (cargo build --workspace)
@@ -12,17 +11,8 @@
 #![cfg_attr(not(target_arch = "bpf"), allow(unused))]
 
 #[cfg(target_arch = "bpf")]
-mod gen;
-#[cfg(target_arch = "bpf")]
-mod hostvlan;
-#[cfg(target_arch = "bpf")]
-mod redirect;
-#[cfg(target_arch = "bpf")]
-mod sink;
-
-#[cfg(target_arch = "bpf")]
 mod program {
-    // The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
+    // An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw
     // pointers handed out by the kernel.
     #![allow(unsafe_code)]
 

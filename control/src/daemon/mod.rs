@@ -45,8 +45,6 @@ use crate::rib::Rib;
 use edit::Slots;
 use server::{Limits, Server};
 
-pub(crate) use startup::is_root;
-
 /// What `xpe run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -3,25 +3,20 @@
 //! frames in place. This is the one module of the crate where `unsafe` is allowed
 //! (STYLE.md): the UMEM mapping, slices over its frames, and a few socket calls.
 //!
-//! It also loads the packet generator (`gen`, BPF_PROG_TEST_RUN live frames), the counting
-//! sink (`sink`) and the in-kernel forwarder (`redirect`) from the same eBPF object.
+//! The lab tools' programs (generator, sink, in-kernel forwarder, host VLAN tagging) are not in
+//! this object: `xpe-lab` builds and loads its own, and attaches its XDP programs through
+//! [`steer::Attached`].
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
-pub mod gen;
-pub mod hostvlan;
 pub mod netdev;
-pub mod redirect;
 pub mod runtime;
-pub mod sink;
 pub mod socket;
 pub mod steer;
 pub mod umem;
 pub mod worker;
 
-/// The eBPF object built by `build.rs` (the XDP steering program, the host VLAN tagging
-/// programs, the generator's, the sink's and the in-kernel forwarder's XDP programs), embedded
-/// once.
+/// The eBPF object built by `build.rs` (the XDP steering program), embedded once.
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xpe-ebpf"));
 

@@ -78,10 +78,11 @@ pub struct SteerCounters {
     pub passed: u64,
 }
 
-/// An XDP program of the embedded object attached to one interface, with its own copy of the
-/// object's maps; dropping it detaches the program. What [`Steering`] and the sink
-/// (`xsk::sink`) are made of.
-pub(crate) struct Attached {
+/// An XDP program of a loaded eBPF object attached to one interface, with its own copy of the
+/// object's maps; dropping it detaches the program. What [`Steering`] is made of, and public
+/// so that the lab tools (`xpe-lab`: the sink, the in-kernel forwarder) attach their own
+/// object's programs the same way.
+pub struct Attached {
     ebpf: Ebpf,
     ifname: String,
     mode: Mode,
@@ -110,7 +111,7 @@ impl Attached {
 
     /// Attaches XDP program `program` of an object already loaded (with its globals set and
     /// its maps filled) to `ifname`; with [`Mode::Auto`], native first, then skb.
-    pub(crate) fn attach(
+    pub fn attach(
         mut ebpf: Ebpf,
         program: &'static str,
         ifname: &str,
@@ -125,17 +126,17 @@ impl Attached {
     }
 
     /// The interface.
-    pub(crate) fn ifname(&self) -> &str {
+    pub fn ifname(&self) -> &str {
         &self.ifname
     }
 
     /// The mode that took.
-    pub(crate) fn mode(&self) -> Mode {
+    pub fn mode(&self) -> Mode {
         self.mode
     }
 
     /// Counters `indices` of the per-CPU array `map`, each summed over CPUs.
-    pub(crate) fn per_cpu_sums<const N: usize>(
+    pub fn per_cpu_sums<const N: usize>(
         &self,
         map: &'static str,
         indices: [u32; N],

@@ -1,6 +1,6 @@
 //! 802.1Q tagging for Linux lab and test hosts on a kernel without 802.1Q devices
 //! (CONFIG_VLAN_8021Q off) or tc's act_vlan: [`attach`] puts the tc classifiers of
-//! `ebpf/src/hostvlan.rs` on an interface, so the host sends every untagged frame tagged with
+//! `lab/ebpf/src/hostvlan.rs` on an interface, so the host sends every untagged frame tagged with
 //! one VLAN and receives that VLAN's frames untagged; [`remove`] takes them off again.
 //!
 //! The classifiers are attached through netlink, as `tc filter add ... bpf da` would, not as
@@ -14,9 +14,8 @@ use std::process::Command;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions, TcError};
 use aya::programs::{SchedClassifier, TcAttachType};
 use aya::{Btf, EbpfLoader};
-use xpe_ebpf as names;
-
-use crate::wire::vlan::{tci, Pcp, VlanId};
+use xpe_dataplane::wire::vlan::{tci, Pcp, VlanId};
+use xpe_lab_ebpf as names;
 
 /// Linux's errno for "File exists", what netlink answers when the clsact qdisc is there.
 const EEXIST: i32 = 17;

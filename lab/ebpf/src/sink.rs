@@ -4,7 +4,7 @@
 //! DUT). Declared multi-buffer capable (`xdp.frags`) so it attaches at any MTU; lengths count
 //! every fragment.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw
 // pointers and the helper is a raw kernel call.
 #![allow(unsafe_code)]
 
@@ -13,7 +13,7 @@ use aya_ebpf::helpers::generated::bpf_xdp_get_buff_len;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::PerCpuArray;
 use aya_ebpf::programs::XdpContext;
-use xpe_ebpf::{SINK_STATS_LEN, SINK_STAT_BYTES, SINK_STAT_FRAMES};
+use xpe_lab_ebpf::{SINK_STATS_LEN, SINK_STAT_BYTES, SINK_STAT_FRAMES};
 
 #[map(name = "XPE_DROP_STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SINK_STATS_LEN, 0);

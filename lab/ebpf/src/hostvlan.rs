@@ -2,10 +2,10 @@
 //! without 802.1Q devices (CONFIG_VLAN_8021Q off) or tc's act_vlan: `xpe_vlan_push` on egress
 //! tags every untagged frame with the configured VLAN, `xpe_vlan_pop` on ingress removes that
 //! VLAN's tag so the host's IP stack sees plain Ethernet. Frames with another tag, or untagged
-//! frames on ingress, pass unchanged (TC_ACT_OK). The loader (`xsk::hostvlan` in dataplane)
+//! frames on ingress, pass unchanged (TC_ACT_OK). The loader (`bpf::hostvlan` in xpe-lab)
 //! sets the tag in [`XPE_HOST_VLAN_TCI`] before loading.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): the context is a raw
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): the context is a raw
 // __sk_buff pointer and the helpers are raw kernel calls; the global needs an unmangled name.
 #![allow(unsafe_code)]
 
@@ -14,7 +14,7 @@ use aya_ebpf::helpers::generated::{bpf_skb_vlan_pop, bpf_skb_vlan_push};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{ETHERTYPE_8021AD, ETHERTYPE_8021Q, VID_MASK};
+use xpe_lab_ebpf::{ETHERTYPE_8021AD, ETHERTYPE_8021Q, VID_MASK};
 
 /// The tag control information to push and to pop (PCP in the top 3 bits, VID in the low 12),
 /// overridden by the loader; 0 only in the object file.

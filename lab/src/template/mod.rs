@@ -11,19 +11,20 @@
 //! UDP checksum, which covers the payload: the payload is the same in every flow, so its sum
 //! is taken once.
 //!
-//! Pure bytes: no I/O, no unsafe. The XDP side is `ebpf/src/gen.rs`, the loader `xsk::gen`.
+//! Pure bytes: no I/O, no unsafe. The XDP side is `lab/ebpf/src/gen.rs`, the loader
+//! [`crate::bpf::gen`].
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::checksum;
-use crate::wire::ethernet::{self, EtherType, MacAddr};
-use crate::wire::ipv4::{self, protocol};
-use crate::wire::ipv6;
-use crate::wire::mpls::{self, Label, LabelEntry, Tc};
-use crate::wire::vlan::{self, tci, Pcp, VlanId};
+use xpe_dataplane::wire::checksum;
+use xpe_dataplane::wire::ethernet::{self, EtherType, MacAddr};
+use xpe_dataplane::wire::ipv4::{self, protocol};
+use xpe_dataplane::wire::ipv6;
+use xpe_dataplane::wire::mpls::{self, Label, LabelEntry, Tc};
+use xpe_dataplane::wire::vlan::{self, tci, Pcp, VlanId};
 
-pub use xpe_ebpf::GEN_HEAD_MAX as HEAD_MAX;
+pub use xpe_lab_ebpf::GEN_HEAD_MAX as HEAD_MAX;
 
 /// The smallest frame (bytes, without the FCS): Ethernet's minimum.
 pub const MIN_FRAME: usize = 60;

@@ -197,30 +197,3 @@ fn rates_read_in_their_unit() {
     assert_eq!(rate(812_300.0), "812.3 kpps");
     assert_eq!(rate(7.0), "7 pps");
 }
-
-#[test]
-fn a_bad_argument_exits_1_with_one_sentence_and_prints_nothing_else() {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = crate::cli::run(
-        [
-            "xpe",
-            "gen",
-            "--dev",
-            "veth0",
-            "--src",
-            "198.18.0.1",
-            "--dst",
-            "198.19.0.1",
-            "--size",
-            "70000",
-        ],
-        &mut out,
-        &mut err,
-    );
-    assert_eq!(code, 1);
-    assert!(out.is_empty());
-    assert_eq!(
-        String::from_utf8_lossy(&err),
-        "xpe: --size must be a frame length in bytes (without the FCS) from 60 to 9000, not '70000'\n"
-    );
-}

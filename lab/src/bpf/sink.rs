@@ -1,12 +1,12 @@
-//! The counting sink (`ebpf/src/sink.rs`): an XDP program that counts and drops every frame,
+//! The counting sink (`lab/ebpf/src/sink.rs`): an XDP program that counts and drops every frame,
 //! attached to the receiving end of a link. It is what a measurement puts behind a generator
 //! or a DUT, and what makes a veth accept the generator's XDP frames at all (a veth takes
 //! frames from `ndo_xdp_xmit` only when its peer has an XDP program or GRO on). Dropping the
 //! [`Sink`] detaches the program.
 
-use xpe_ebpf as names;
-
-use super::steer::{Attached, Mode, SteerError};
+use aya::Ebpf;
+use xpe_dataplane::xsk::steer::{Attached, Mode, SteerError};
+use xpe_lab_ebpf as names;
 
 /// What the sink counted, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +24,8 @@ pub struct Sink(Attached);
 impl Sink {
     /// Loads the sink and attaches it to `ifname`; with [`Mode::Auto`], native first, then skb.
     pub fn attach(ifname: &str, mode: Mode) -> Result<Sink, SteerError> {
-        Attached::load(names::SINK_PROGRAM, ifname, mode).map(Sink)
+        let ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
+        Attached::attach(ebpf, names::SINK_PROGRAM, ifname, mode).map(Sink)
     }
 
     /// The interface the sink is attached to.

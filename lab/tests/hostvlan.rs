@@ -1,5 +1,5 @@
 //! The host 802.1Q tagging programs on a real kernel: two namespaces joined by a veth pair,
-//! both ends tagged with VLAN 101 through `xsk::hostvlan::attach`, ping across; tshark inside
+//! both ends tagged with VLAN 101 through `bpf::hostvlan::attach`, ping across; tshark inside
 //! one namespace sees every echo request and reply carry an 802.1Q tag with VID 101 (and the
 //! PCP each side asked for), and pings fail as soon as the two ends disagree on the tagging.
 //!
@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
 use xpe_dataplane::wire::vlan::Pcp;
-use xpe_dataplane::xsk::hostvlan::{self, HostVlanError};
+use xpe_lab::bpf::hostvlan::{self, HostVlanError};
 
 /// Tells [`namespace_helper`] what to do: `attach IF VID PCP` or `remove IF`.
 const HELPER_ENV: &str = "XPE_HOSTVLAN_TEST_HELPER";
@@ -58,7 +58,7 @@ impl HostPair {
         pair
     }
 
-    /// Runs `xsk::hostvlan` inside namespace `ns` on its veth end, through the helper.
+    /// Runs `bpf::hostvlan` inside namespace `ns` on its veth end, through the helper.
     fn helper(&self, ns: &str, action: &str) {
         let exe = std::env::current_exe().expect("the test binary's path");
         let exe = exe.to_str().expect("a UTF-8 path");

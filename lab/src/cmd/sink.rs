@@ -1,5 +1,5 @@
 //! `xpe sink`: the receiving end of a measurement. Attaches the counting XDP drop program
-//! (`xpe_dataplane::xsk::sink`) to an interface, prints the received rate every second and a
+//! ([`crate::bpf::sink`]) to an interface, prints the received rate every second and a
 //! summary (frames, bytes, rate) when the duration ends or on SIGINT/SIGTERM, then detaches.
 //! On a veth it is also what lets the peer's `xpe gen` frames in at all (docs/gen.md).
 //!
@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use xpe_dataplane::xsk::netdev::Netdev;
-use xpe_dataplane::xsk::sink::{Sink, SinkCounters};
 use xpe_dataplane::xsk::steer::SteerError;
 
-use crate::args::XdpModeArg;
-use crate::error::Failure;
-use crate::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
+use super::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
+use super::{Failure, XdpModeArg};
+use crate::bpf::sink::{Sink, SinkCounters};
 
 /// Arguments of `xpe sink`.
 #[derive(Debug, Clone, Args)]
@@ -42,7 +41,7 @@ pub struct SinkArgs {
 /// the summary on `out` and the per-second lines on `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<(), Failure> {
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !crate::daemon::is_root() {
+    if !super::is_root() {
         return Err(
             Failure::new("xpe sink needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),

@@ -1,5 +1,5 @@
 //! `xpe xdp-fwd`: the pps harness's in-kernel forwarder, "the kernel's own ceiling". Attaches
-//! the XDP redirect program (`xpe_dataplane::xsk::redirect`) to an ingress interface: every
+//! the XDP redirect program ([`crate::bpf::redirect`]) to an ingress interface: every
 //! frame arriving there gets the given Ethernet addresses and goes out of the egress interface
 //! through a DEVMAP, never leaving the kernel. Prints the rate every second and a summary
 //! (frames redirected, dropped, what the egress veth took) at the end of the duration or on
@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use xpe_dataplane::wire::ethernet::MacAddr;
-use xpe_dataplane::xsk::gen::{xmit_counters, XmitCounters};
 use xpe_dataplane::xsk::netdev::Netdev;
-use xpe_dataplane::xsk::redirect::{Redirect, RedirectCounters};
 use xpe_dataplane::xsk::steer::Mode;
 
-use crate::args::XdpModeArg;
-use crate::error::Failure;
-use crate::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
+use super::gen::{parse_duration, rate, wait_until_stopped, StopOnSignals, Ticker};
+use super::{Failure, XdpModeArg};
+use crate::bpf::gen::{xmit_counters, XmitCounters};
+use crate::bpf::redirect::{Redirect, RedirectCounters};
 
 /// Arguments of `xpe xdp-fwd`.
 #[derive(Debug, Clone, Args)]
@@ -114,7 +113,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
         .map(|s| parse_mac("--src-mac", s))
         .transpose()?;
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !crate::daemon::is_root() {
+    if !super::is_root() {
         return Err(
             Failure::new("xpe xdp-fwd needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),
@@ -140,7 +139,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
     };
     let mode = args.xdp_mode.into();
     let redirect = Redirect::attach(&input, &output, dst_mac, src_mac, mode)
-        .map_err(crate::sink::attach_failure)?;
+        .map_err(super::sink::attach_failure)?;
     // What OUT took: its XDP transmit counters, which a veth has and which count the native
     // redirect only (in skb mode the frames go through OUT's queue as skbs).
     let out_before = match redirect.mode() {
@@ -300,51 +299,4 @@ fn summary(
         write!(out, ", {} sent", rate(t.per_second(o.xmit)))?;
     }
     writeln!(out)
-}
-
-#[cfg(test)]
-mod tests {
-    fn run_cli(args: &[&str]) -> (i32, String, String) {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = crate::cli::run(
-            std::iter::once("xpe").chain(args.iter().copied()),
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
-    }
-
-    #[test]
-    fn bad_values_exit_1_with_one_sentence_before_anything_is_touched() {
-        for (args, expected) in [
-            (
-                &["xdp-fwd", "in0", "out0", "--dst-mac", "02:00:00:00:01"][..],
-                "xpe: --dst-mac must be a MAC address like 02:00:00:00:01:01, not '02:00:00:00:01'\n",
-            ),
-            (
-                &["xdp-fwd", "in0", "out0", "--dst-mac", "02:00:00:00:00:02", "--src-mac", "x"],
-                "xpe: --src-mac must be a MAC address like 02:00:00:00:01:01, not 'x'\n",
-            ),
-            (
-                &["xdp-fwd", "in0", "out0", "--dst-mac", "02:00:00:00:00:02", "--duration", "0"],
-                "xpe: --duration must be a number of seconds above 0 and at most 31536000 (like 5 or 0.5), not '0'\n",
-            ),
-        ] {
-            assert_eq!(run_cli(args), (1, String::new(), expected.to_string()));
-        }
-    }
-
-    #[test]
-    fn it_is_a_bench_tool_hidden_from_the_main_help() {
-        let (code, help, _) = run_cli(&["--help"]);
-        assert_eq!(code, 0);
-        assert!(help.contains("sink") && !help.contains("xdp-fwd"), "{help}");
-        let (code, help, _) = run_cli(&["xdp-fwd", "--help"]);
-        assert_eq!(code, 0);
-        assert!(help.contains("--dst-mac <MAC>"), "{help}");
-    }
 }

@@ -6,7 +6,7 @@
 //! the NAPI poll, the kernel's fastest redirect path). No label or IP work: an I/O ceiling.
 //! Per-CPU counters record the frames redirected and the frames dropped.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots and packet
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots and packet
 // data are raw pointers; the globals need unmangled names.
 #![allow(unsafe_code)]
 
@@ -15,7 +15,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{DevMap, PerCpuArray};
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{
+use xpe_lab_ebpf::{
     REDIRECT_STATS_LEN, REDIRECT_STAT_NO_TARGET, REDIRECT_STAT_REDIRECTED, REDIRECT_STAT_TOO_SHORT,
     REDIRECT_TX_SLOT,
 };

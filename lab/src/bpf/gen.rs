@@ -1,4 +1,4 @@
-//! The packet generator's kernel side: loads the generator's XDP program (`ebpf/src/gen.rs`)
+//! The packet generator's kernel side: loads the generator's XDP program (`lab/ebpf/src/gen.rs`)
 //! with a template's per-flow heads, runs it with BPF_PROG_TEST_RUN in live-frames mode
 //! (BPF_F_TEST_XDP_LIVE_FRAMES, kernel 5.18 or later), and reads the counters that say what
 //! happened to the frames: the program's own (frames it ran on) and the device's XDP transmit
@@ -31,10 +31,10 @@ use std::process::Command;
 use aya::maps::Array;
 use aya::programs::{ProgramError, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
 use aya::{Btf, Ebpf, EbpfLoader};
-use xpe_ebpf as names;
+use xpe_dataplane::xsk::netdev::Netdev;
+use xpe_lab_ebpf as names;
 
-use super::netdev::Netdev;
-use crate::gen::{Template, HEAD_MAX};
+use crate::template::{Template, HEAD_MAX};
 
 /// The largest batch live-frames mode takes (the kernel's TEST_XDP_MAX_BATCH).
 pub const MAX_BATCH: u32 = 256;

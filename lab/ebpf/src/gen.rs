@@ -10,7 +10,7 @@
 //! the flow is the frame's sequence number modulo the flow count, so flows take turns. The payload after the
 //! head is the template's and is never rewritten.
 
-// The eBPF crate is one of the two places unsafe is allowed (STYLE.md): map slots are raw
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw
 // pointers and the helpers are raw kernel calls; the globals need unmangled names.
 #![allow(unsafe_code)]
 
@@ -22,7 +22,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::Array;
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
-use xpe_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN};
+use xpe_lab_ebpf::{GEN_HEAD_MAX, GEN_STATS_LEN, GEN_STAT_FRAMES, GEN_STAT_UNWRITTEN};
 
 /// Per-flow heads; one entry in the object, sized to the flow count by the loader.
 #[map(name = "XPE_GEN_HEADS")]
@@ -51,7 +51,7 @@ static XPE_GEN_HEAD_LEN: Global<u32> = Global::new(0);
 /// The loopback device's index in every network namespace: a test run without a context
 /// runs the program on loopback's RX queue 0. The loader also attaches the program to the
 /// generator's device in skb mode (only to keep it in the kernel's XDP dispatcher, which makes
-/// test runs cheap, see `xsk::gen`): frames that device really receives pass untouched.
+/// test runs cheap, see `bpf::gen` in xpe-lab): frames that device really receives pass untouched.
 const LOOPBACK_IFINDEX: usize = 1;
 
 /// Writes the next flow's head over the frame and redirects it; a frame whose head cannot be

@@ -1,7 +1,7 @@
 //! `xpe host-vlan`: a lab and test helper, not part of the router. It makes a Linux host in a
 //! network namespace send and receive 802.1Q-tagged frames on one interface, on kernels
 //! without 802.1Q devices (CONFIG_VLAN_8021Q off) or tc's act_vlan, by attaching xpe's tc
-//! tagging programs (`xpe_dataplane::xsk::hostvlan`). Run it inside the host's namespace:
+//! tagging programs ([`crate::bpf::hostvlan`]). Run it inside the host's namespace:
 //!
 //! ```sh
 //! ip netns exec cust-a xpe host-vlan veth0 101        # tag egress, untag ingress, VLAN 101
@@ -14,9 +14,9 @@ use std::io::Write;
 
 use clap::Args;
 use xpe_dataplane::wire::vlan::Pcp;
-use xpe_dataplane::xsk::hostvlan::{self, HostVlanError};
 
-use crate::error::Failure;
+use super::Failure;
+use crate::bpf::hostvlan::{self, HostVlanError};
 
 /// Arguments of `xpe host-vlan`.
 #[derive(Debug, Args)]

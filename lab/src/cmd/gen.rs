@@ -1,6 +1,6 @@
 //! `xpe gen`: a packet generator for labs and measurements, on the XDP live-frames mode of
-//! BPF_PROG_TEST_RUN (`xpe_dataplane::xsk::gen`). It sends one template (Ethernet, VLAN tags,
-//! an MPLS label stack, IPv4 or IPv6, UDP; `xpe_dataplane::gen`) in any number of flows out of
+//! BPF_PROG_TEST_RUN ([`crate::bpf::gen`]). It sends one template (Ethernet, VLAN tags,
+//! an MPLS label stack, IPv4 or IPv6, UDP; [`crate::template`]) in any number of flows out of
 //! a veth, paced to a rate or as fast as one core goes, prints the rate every second and a
 //! summary that counts from the device's own XDP transmit counters (docs/gen.md).
 //!
@@ -20,19 +20,19 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use xpe_dataplane::gen::{
-    LabelSpec, Spec, Tag, Template, TemplateError, Vary, MAX_FLOWS, MAX_FRAME, MAX_LABELS,
-    MAX_TAGS, MIN_FRAME,
-};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::{Label, Tc};
 use xpe_dataplane::wire::vlan::{Pcp, VlanId};
-use xpe_dataplane::xsk::gen::{
-    xmit_counters, GenCounters, GenError, Generator, XmitCounters, MAX_BATCH, MAX_LIVE_FRAME,
-};
 use xpe_dataplane::xsk::netdev::Netdev;
 
-use crate::error::Failure;
+use super::Failure;
+use crate::bpf::gen::{
+    xmit_counters, GenCounters, GenError, Generator, XmitCounters, MAX_BATCH, MAX_LIVE_FRAME,
+};
+use crate::template::{
+    LabelSpec, Spec, Tag, Template, TemplateError, Vary, MAX_FLOWS, MAX_FRAME, MAX_LABELS,
+    MAX_TAGS, MIN_FRAME,
+};
 
 /// Ethernet header plus one VLAN tag: what a veth adds to the receiver's MTU for the longest
 /// frame it takes from `ndo_xdp_xmit`.
@@ -405,7 +405,7 @@ impl Totals {
 /// `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &GenArgs) -> Result<(), Failure> {
     let plan = parse(args)?;
-    if !crate::daemon::is_root() {
+    if !super::is_root() {
         return Err(Failure::new(
             "xpe gen needs root (it loads an XDP program and runs it with BPF_PROG_TEST_RUN)",
         )

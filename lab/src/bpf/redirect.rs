@@ -1,4 +1,4 @@
-//! The in-kernel forwarder (`ebpf/src/redirect.rs`): an XDP program on the ingress device
+//! The in-kernel forwarder (`lab/ebpf/src/redirect.rs`): an XDP program on the ingress device
 //! that writes fixed Ethernet addresses over every frame and redirects it to the egress device
 //! through a one-slot DEVMAP. It is the pps harness's "kernel's own ceiling" DUT: what the
 //! same links carry when nothing leaves the kernel. Dropping the [`Redirect`] detaches it.
@@ -15,20 +15,18 @@
 //! instead: no `ndo_xdp_xmit`, none of its counters, and no program or GRO needed on the peer
 //! (but the ingress veth then needs GRO on to take a generator's XDP frames).
 
-use xpe_ebpf as names;
-
 use aya::maps::DevMap;
 use aya::{Btf, EbpfLoader};
-
-use super::netdev::Netdev;
-use super::steer::{Attached, Mode, SteerError};
-use crate::wire::ethernet::MacAddr;
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::xsk::netdev::Netdev;
+use xpe_dataplane::xsk::steer::{Attached, Mode, SteerError};
+use xpe_lab_ebpf as names;
 
 /// What the forwarder counted, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RedirectCounters {
     /// Frames rewritten and handed to `bpf_redirect_map` (what the egress device then took
-    /// or refused is in its own counters, `xsk::gen::xmit_counters`).
+    /// or refused is in its own counters, [`super::gen::xmit_counters`]).
     pub redirected: u64,
     /// Frames dropped for being shorter than an Ethernet header.
     pub too_short: u64,
