@@ -1,7 +1,7 @@
 //! Classify -> lookup -> rewrite: what happens to one frame, and to a batch of them.
 //!
 //! [`process`] takes a frame that arrived on a port and returns a [`Verdict`]. It never
-//! panics and never allocates: bad bytes are a counted [`Drop`], traffic for the kernel a
+//! panics and never allocates: bad bytes are a counted [`DropReason`], traffic for the kernel a
 //! counted [`Punt`]. Rewrites happen in place; labels and VLAN tags are pushed by moving the
 //! frame start into the buffer's headroom ([`Frame::resize_head`]).
 //!
@@ -13,7 +13,7 @@ mod frame;
 pub mod learn;
 mod trace;
 
-pub use counters::{Counters, Drop, GleanLog, PortCounters, Punt, Verdict};
+pub use counters::{Counters, DropReason, GleanLog, PortCounters, Punt, Verdict};
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
 
@@ -92,7 +92,7 @@ enum Hop {
 type Stage<T> = Result<T, Verdict>;
 
 #[inline]
-fn drop<T>(reason: Drop) -> Stage<T> {
+fn drop<T>(reason: DropReason) -> Stage<T> {
     Err(Verdict::Drop(reason))
 }
 
@@ -127,7 +127,7 @@ pub fn process<T: Tracer>(
     });
     let verdict = match snap.ports().get(usize::from(ingress.0)) {
         Some(port) => decide(snap, ingress, port, frame, counters, trace, None),
-        None => Verdict::Drop(Drop::UnknownPort),
+        None => Verdict::Drop(DropReason::UnknownPort),
     };
     count_verdict(counters, ingress, verdict, frame.len());
     verdict
@@ -203,9 +203,9 @@ pub fn process_batch(
     }
     let Some(port) = snap.ports().get(usize::from(ingress.0)) else {
         for verdict in verdicts.iter_mut() {
-            *verdict = Verdict::Drop(Drop::UnknownPort);
+            *verdict = Verdict::Drop(DropReason::UnknownPort);
         }
-        counters.drops[Drop::UnknownPort as usize] += n as u64;
+        counters.drops[DropReason::UnknownPort as usize] += n as u64;
         if let Some(p) = counters.ports.get_mut(usize::from(ingress.0)) {
             p.rx_drops += n as u64;
         }
@@ -294,7 +294,7 @@ fn classify<T: Tracer>(
 ) -> Stage<PortId> {
     let data = frame.data();
     if data.len() < ETH_LEN {
-        return drop(Drop::Truncated);
+        return drop(DropReason::Truncated);
     }
     let dst = mac_key(data);
     let mut ethertype = be16(data, 12).unwrap_or(0);
@@ -306,7 +306,7 @@ fn classify<T: Tracer>(
     let broadcast = dst == BROADCAST_KEY;
     if dst != port.mac_key {
         if dst & GROUP_BIT == 0 {
-            return drop(Drop::OtherMac);
+            return drop(DropReason::OtherMac);
         }
         if !broadcast {
             return punt(Punt::Multicast);
@@ -318,29 +318,29 @@ fn classify<T: Tracer>(
     match ethertype {
         TPID_8021Q => {
             let (Some(tci), Some(inner)) = (be16(data, 14), be16(data, 16)) else {
-                return drop(Drop::Truncated);
+                return drop(DropReason::Truncated);
             };
             if inner == TPID_8021Q || inner == TPID_8021AD {
-                return drop(Drop::StackedVlan);
+                return drop(DropReason::StackedVlan);
             }
             vid = tci & 0x0fff;
             pcp = (tci >> 13) as u8;
             trace.step(Step::Vlan { vid, pcp });
             if vid == 0x0fff {
-                return drop(Drop::UnknownVlan);
+                return drop(DropReason::UnknownVlan);
             }
             ethertype = inner;
             l3 += VLAN_LEN;
         }
-        TPID_8021AD => return drop(Drop::StackedVlan),
+        TPID_8021AD => return drop(DropReason::StackedVlan),
         _ => {}
     }
     // VID 0 is a priority tag: the frame belongs to the untagged attachment (802.1Q §9.6).
     let Some(att_id) = port.attachment(vid) else {
         return drop(if vid == 0 {
-            Drop::NoAttachment
+            DropReason::NoAttachment
         } else {
-            Drop::UnknownVlan
+            DropReason::UnknownVlan
         });
     };
     let att = snap.attachment(att_id);
@@ -359,7 +359,7 @@ fn classify<T: Tracer>(
         _ if broadcast => punt(Punt::Broadcast),
         ETH_MPLS => {
             if port.kind == PortKind::Edge {
-                return drop(Drop::MplsOnEdge);
+                return drop(DropReason::MplsOnEdge);
             }
             mpls_in(snap, frame, l3, &mut ctx, counters, trace)
         }
@@ -390,11 +390,11 @@ fn arp_in<T: Tracer>(
     let ours = snap.attachment(ctx.attachment).address.map(|a| a.addr());
     let data = frame.data_mut();
     let Some(body) = data.get_mut(l3..) else {
-        return drop(Drop::Truncated);
+        return drop(DropReason::Truncated);
     };
     let mut pkt = match arp::Packet::new_checked(body) {
         Ok(p) => p,
-        Err(_) => return drop(Drop::BadArp),
+        Err(_) => return drop(DropReason::BadArp),
     };
     let sender_ip = pkt.sender_protocol_addr();
     let target_ip = pkt.target_protocol_addr();
@@ -414,7 +414,7 @@ fn arp_in<T: Tracer>(
         }
         // Gratuitous ARP (sender == target) and replies teach us neighbours: the kernel side sees them.
         arp::Operation::Request if sender_ip == target_ip => punt(Punt::Arp),
-        arp::Operation::Request => drop(Drop::ArpNotForUs),
+        arp::Operation::Request => drop(DropReason::ArpNotForUs),
         _ => punt(Punt::Arp),
     }
 }
@@ -435,8 +435,8 @@ fn mpls_in<T: Tracer>(
     let data = frame.data();
     let depth = match mpls::stack_depth(data.get(l3..).unwrap_or_default(), MAX_LABEL_DEPTH) {
         Ok(depth) => depth,
-        Err(WireError::Truncated) => return drop(Drop::Truncated),
-        Err(WireError::Malformed) => return drop(Drop::BadLabelStack),
+        Err(WireError::Truncated) => return drop(DropReason::Truncated),
+        Err(WireError::Malformed) => return drop(DropReason::BadLabelStack),
     };
     let uniform = snap.ttl_mode() == TtlMode::Uniform;
     let mut off = l3;
@@ -445,7 +445,7 @@ fn mpls_in<T: Tracer>(
     let mut carried_ttl: Option<u8> = None;
     for d in 0..depth {
         let Some(bytes) = data.get(off..off + LABEL_LEN) else {
-            return drop(Drop::Truncated);
+            return drop(DropReason::Truncated);
         };
         let e = mpls::LabelEntry::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let (label, tc, bos) = (e.label.get(), e.tc.get(), e.bos);
@@ -462,7 +462,7 @@ fn mpls_in<T: Tracer>(
         match label {
             16.. => {
                 let Some(entry) = snap.ilm().lookup(label) else {
-                    return drop(Drop::UnknownLabel);
+                    return drop(DropReason::UnknownLabel);
                 };
                 if let Some(c) = counters.labels.get_mut(entry.counter as usize) {
                     *c += 1;
@@ -471,7 +471,7 @@ fn mpls_in<T: Tracer>(
                 return match entry.action {
                     IlmAction::Swap { adj, ref out } => {
                         if ttl <= 1 {
-                            return drop(Drop::TtlExpired);
+                            return drop(DropReason::TtlExpired);
                         }
                         trace.step(Step::LabelTtl {
                             before: ttl,
@@ -492,13 +492,13 @@ fn mpls_in<T: Tracer>(
                     }
                     IlmAction::Pop { adj } => {
                         if ttl <= 1 {
-                            return drop(Drop::TtlExpired);
+                            return drop(DropReason::TtlExpired);
                         }
                         php(snap, frame, ctx, adj, next, bos, ttl, uniform, trace)
                     }
                     IlmAction::PopLookup { vrf } => {
                         if !bos {
-                            return drop(Drop::VpnLabelNotBottom);
+                            return drop(DropReason::VpnLabelNotBottom);
                         }
                         // As for explicit null: the TTL is checked when the packet is forwarded
                         // (uniform: label TTL - 1; pipe: the LSP ends here and the IP TTL counts).
@@ -510,8 +510,8 @@ fn mpls_in<T: Tracer>(
                             Some(6) => {
                                 route_ipv6(snap, frame, next, vrf, hop, ctx, counters, trace)
                             }
-                            Some(_) => drop(Drop::BadIpv4Header),
-                            None => drop(Drop::Truncated),
+                            Some(_) => drop(DropReason::BadIpv4Header),
+                            None => drop(DropReason::Truncated),
                         }
                     }
                 };
@@ -537,12 +537,12 @@ fn mpls_in<T: Tracer>(
                 off = next;
             }
             1 => return punt(Punt::RouterAlert),
-            _ => return drop(Drop::ReservedLabel),
+            _ => return drop(DropReason::ReservedLabel),
         }
     }
     // Every entry was an explicit null above the bottom: mpls::stack_depth saw a bottom, so the loop
     // returned on it. Reaching here means the stack changed under us, which cannot happen.
-    drop(Drop::BadLabelStack)
+    drop(DropReason::BadLabelStack)
 }
 
 /// Writes `ttl` into the label entry at `off` (uniform-mode propagation).
@@ -590,7 +590,7 @@ fn php<T: Tracer>(
         Some(4) => {
             let total = {
                 let Some(body) = frame.data_mut().get_mut(next..) else {
-                    return drop(Drop::Truncated);
+                    return drop(DropReason::Truncated);
                 };
                 let mut ip = ipv4_checked(body)?;
                 if uniform {
@@ -608,7 +608,7 @@ fn php<T: Tracer>(
         Some(6) => {
             let total = {
                 let Some(body) = frame.data_mut().get_mut(next..) else {
-                    return drop(Drop::Truncated);
+                    return drop(DropReason::Truncated);
                 };
                 let mut ip = ipv6_checked(body)?;
                 if uniform {
@@ -623,8 +623,8 @@ fn php<T: Tracer>(
             frame.truncate(next + total);
             Payload::Ipv6
         }
-        Some(_) => return drop(Drop::BadIpv4Header),
-        None => return drop(Drop::Truncated),
+        Some(_) => return drop(DropReason::BadIpv4Header),
+        None => return drop(DropReason::Truncated),
     };
     emit(
         snap,
@@ -644,16 +644,16 @@ fn php<T: Tracer>(
 fn ipv4_checked(body: &mut [u8]) -> Stage<ipv4::Packet<&mut [u8]>> {
     match ipv4::Packet::new_checked(body) {
         Ok(ip) if ip.verify_checksum() => Ok(ip),
-        Ok(_) | Err(WireError::Malformed) => drop(Drop::BadIpv4Header),
-        Err(WireError::Truncated) => drop(Drop::Truncated),
+        Ok(_) | Err(WireError::Malformed) => drop(DropReason::BadIpv4Header),
+        Err(WireError::Truncated) => drop(DropReason::Truncated),
     }
 }
 
 fn ipv6_checked(body: &mut [u8]) -> Stage<ipv6::Packet<&mut [u8]>> {
     match ipv6::Packet::new_checked(body) {
         Ok(ip) => Ok(ip),
-        Err(WireError::Malformed) => drop(Drop::BadIpv6Header),
-        Err(WireError::Truncated) => drop(Drop::Truncated),
+        Err(WireError::Malformed) => drop(DropReason::BadIpv6Header),
+        Err(WireError::Truncated) => drop(DropReason::Truncated),
     }
 }
 
@@ -666,7 +666,7 @@ fn forwarded_ttl(current: u8, hop: Hop) -> Stage<u8> {
         Hop::Label(label_ttl) => label_ttl,
     };
     if from <= 1 {
-        return drop(Drop::TtlExpired);
+        return drop(DropReason::TtlExpired);
     }
     Ok(from - 1)
 }
@@ -688,7 +688,7 @@ fn route_ipv4<T: Tracer>(
 ) -> Stage<PortId> {
     // One checked view serves the lookup and, on the forward path, the TTL rewrite.
     let Some(body) = frame.data_mut().get_mut(l3..) else {
-        return drop(Drop::Truncated);
+        return drop(DropReason::Truncated);
     };
     let mut ip = ipv4_checked(body)?;
     let (dst, total) = (ip.dst_addr(), usize::from(ip.total_len()));
@@ -713,7 +713,7 @@ fn route_ipv4<T: Tracer>(
         fec: fec_id,
     });
     let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
-        return drop(Drop::NoRoute);
+        return drop(DropReason::NoRoute);
     };
     match *fec {
         Fec::Local => {
@@ -727,7 +727,7 @@ fn route_ipv4<T: Tracer>(
             // A host on a connected subnet with no MAC yet: the run loop asks the control
             // side to resolve it (ARP). A drop path, so the extra store costs nothing here.
             counters.glean.push(attachment, dst);
-            drop(Drop::NoNeighbor)
+            drop(DropReason::NoNeighbor)
         }
         Fec::Forward { adj, ref push } => {
             let before = ip.ttl();
@@ -862,7 +862,7 @@ fn route_ipv6<T: Tracer>(
 ) -> Stage<PortId> {
     let (dst, total) = {
         let Some(body) = frame.data_mut().get_mut(l3..) else {
-            return drop(Drop::Truncated);
+            return drop(DropReason::Truncated);
         };
         let ip = ipv6_checked(body)?;
         (
@@ -886,11 +886,11 @@ fn route_ipv6<T: Tracer>(
         fec: fec_id,
     });
     let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
-        return drop(Drop::NoRoute);
+        return drop(DropReason::NoRoute);
     };
     match *fec {
         Fec::Local => punt(Punt::ForUs),
-        Fec::Glean { .. } => drop(Drop::NoNeighbor),
+        Fec::Glean { .. } => drop(DropReason::NoNeighbor),
         Fec::Forward { adj, ref push } => {
             frame.truncate(l3 + total);
             let hl = {
@@ -951,18 +951,18 @@ fn emit<T: Tracer>(
 ) -> Stage<PortId> {
     let adj = snap.adjacency(adj_id);
     if adj.mac.is_none() {
-        return drop(Drop::NoNeighbor);
+        return drop(DropReason::NoNeighbor);
     }
     let words = push.words();
     let labels_len = words.len() * LABEL_LEN;
     let l3_len = frame.len().saturating_sub(payload_off) + labels_len;
     if l3_len > usize::from(adj.mtu) {
-        return drop(Drop::MtuExceeded);
+        return drop(DropReason::MtuExceeded);
     }
     let tagged = adj.vlan.is_some();
     let l2_len = if tagged { ETH_LEN + VLAN_LEN } else { ETH_LEN };
     if !frame.resize_head(payload_off, l2_len + labels_len) {
-        return drop(Drop::NoHeadroom);
+        return drop(DropReason::NoHeadroom);
     }
     let ethertype = match payload {
         _ if !words.is_empty() => ETH_MPLS,
@@ -976,7 +976,7 @@ fn emit<T: Tracer>(
     let data = frame.data_mut();
     let labels = if tagged {
         let Some((head, rest)) = data.split_first_chunk_mut::<{ ETH_LEN + VLAN_LEN }>() else {
-            return drop(Drop::NoHeadroom);
+            return drop(DropReason::NoHeadroom);
         };
         head[..16].copy_from_slice(&adj.header);
         head[14] |= qos << 5;
@@ -984,7 +984,7 @@ fn emit<T: Tracer>(
         rest
     } else {
         let Some((head, rest)) = data.split_first_chunk_mut::<ETH_LEN>() else {
-            return drop(Drop::NoHeadroom);
+            return drop(DropReason::NoHeadroom);
         };
         head[..12].copy_from_slice(&adj.header[..12]);
         head[12..].copy_from_slice(&ethertype);
