@@ -89,15 +89,20 @@ enum Hop {
     Originated,
 }
 
-type Stage<T> = Result<T, Verdict>;
+/// What a step of the pipeline returns: the value the next step goes on with, or the
+/// frame's final verdict (`?` ends the frame there). Not named `Stage`: that is the
+/// worker's per-batch trait (`xsk::worker::Stage`).
+type OrVerdict<T> = Result<T, Verdict>;
 
+/// Ends the frame as a counted drop. Not named `drop`, which would shadow `core::mem::drop`.
 #[inline]
-fn drop<T>(reason: DropReason) -> Stage<T> {
+fn dropped<T>(reason: DropReason) -> OrVerdict<T> {
     Err(Verdict::Drop(reason))
 }
 
+/// Ends the frame as a counted punt to the kernel.
 #[inline]
-fn punt<T>(reason: Punt) -> Stage<T> {
+fn punted<T>(reason: Punt) -> OrVerdict<T> {
     Err(Verdict::Punt(reason))
 }
 
@@ -291,10 +296,10 @@ fn classify<T: Tracer>(
     counters: &mut Counters,
     trace: &mut T,
     hint: Option<LookupHint>,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     let data = frame.data();
     if data.len() < ETH_LEN {
-        return drop(DropReason::Truncated);
+        return dropped(DropReason::Truncated);
     }
     let dst = mac_key(data);
     let mut ethertype = be16(data, 12).unwrap_or(0);
@@ -306,10 +311,10 @@ fn classify<T: Tracer>(
     let broadcast = dst == BROADCAST_KEY;
     if dst != port.mac_key {
         if dst & GROUP_BIT == 0 {
-            return drop(DropReason::OtherMac);
+            return dropped(DropReason::OtherMac);
         }
         if !broadcast {
-            return punt(Punt::Multicast);
+            return punted(Punt::Multicast);
         }
     }
     let mut l3 = ETH_LEN;
@@ -318,26 +323,26 @@ fn classify<T: Tracer>(
     match ethertype {
         TPID_8021Q => {
             let (Some(tci), Some(inner)) = (be16(data, 14), be16(data, 16)) else {
-                return drop(DropReason::Truncated);
+                return dropped(DropReason::Truncated);
             };
             if inner == TPID_8021Q || inner == TPID_8021AD {
-                return drop(DropReason::StackedVlan);
+                return dropped(DropReason::StackedVlan);
             }
             vid = tci & 0x0fff;
             pcp = (tci >> 13) as u8;
             trace.step(Step::Vlan { vid, pcp });
             if vid == 0x0fff {
-                return drop(DropReason::UnknownVlan);
+                return dropped(DropReason::UnknownVlan);
             }
             ethertype = inner;
             l3 += VLAN_LEN;
         }
-        TPID_8021AD => return drop(DropReason::StackedVlan),
+        TPID_8021AD => return dropped(DropReason::StackedVlan),
         _ => {}
     }
     // VID 0 is a priority tag: the frame belongs to the untagged attachment (802.1Q §9.6).
     let Some(att_id) = port.attachment(vid) else {
-        return drop(if vid == 0 {
+        return dropped(if vid == 0 {
             DropReason::NoAttachment
         } else {
             DropReason::UnknownVlan
@@ -356,10 +361,10 @@ fn classify<T: Tracer>(
     };
     match ethertype {
         ETH_ARP => arp_in(snap, frame, l3, &ctx, counters, trace),
-        _ if broadcast => punt(Punt::Broadcast),
+        _ if broadcast => punted(Punt::Broadcast),
         ETH_MPLS => {
             if port.kind == PortKind::Edge {
-                return drop(DropReason::MplsOnEdge);
+                return dropped(DropReason::MplsOnEdge);
             }
             mpls_in(snap, frame, l3, &mut ctx, counters, trace)
         }
@@ -373,7 +378,7 @@ fn classify<T: Tracer>(
             ctx.qos = (tc >> 5) as u8 & 7;
             route_ipv6(snap, frame, l3, att.vrf, Hop::Ip, &ctx, counters, trace)
         }
-        _ => punt(Punt::OtherProtocol),
+        _ => punted(Punt::OtherProtocol),
     }
 }
 
@@ -385,16 +390,16 @@ fn arp_in<T: Tracer>(
     ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     let port_mac = snap.port(ctx.ingress).mac;
     let ours = snap.attachment(ctx.attachment).address.map(|a| a.addr());
     let data = frame.data_mut();
     let Some(body) = data.get_mut(l3..) else {
-        return drop(DropReason::Truncated);
+        return dropped(DropReason::Truncated);
     };
     let mut pkt = match arp::Packet::new_checked(body) {
         Ok(p) => p,
-        Err(_) => return drop(DropReason::BadArp),
+        Err(_) => return dropped(DropReason::BadArp),
     };
     let sender_ip = pkt.sender_protocol_addr();
     let target_ip = pkt.target_protocol_addr();
@@ -413,9 +418,9 @@ fn arp_in<T: Tracer>(
             Ok(ctx.ingress)
         }
         // Gratuitous ARP (sender == target) and replies teach us neighbours: the kernel side sees them.
-        arp::Operation::Request if sender_ip == target_ip => punt(Punt::Arp),
-        arp::Operation::Request => drop(DropReason::ArpNotForUs),
-        _ => punt(Punt::Arp),
+        arp::Operation::Request if sender_ip == target_ip => punted(Punt::Arp),
+        arp::Operation::Request => dropped(DropReason::ArpNotForUs),
+        _ => punted(Punt::Arp),
     }
 }
 
@@ -430,13 +435,13 @@ fn mpls_in<T: Tracer>(
     ctx: &mut Ctx,
     counters: &mut Counters,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     // One view of the frame for the walk: every branch that rewrites the frame returns.
     let data = frame.data();
     let depth = match mpls::stack_depth(data.get(l3..).unwrap_or_default(), MAX_LABEL_DEPTH) {
         Ok(depth) => depth,
-        Err(WireError::Truncated) => return drop(DropReason::Truncated),
-        Err(WireError::Malformed) => return drop(DropReason::BadLabelStack),
+        Err(WireError::Truncated) => return dropped(DropReason::Truncated),
+        Err(WireError::Malformed) => return dropped(DropReason::BadLabelStack),
     };
     let uniform = snap.ttl_mode() == TtlMode::Uniform;
     let mut off = l3;
@@ -445,7 +450,7 @@ fn mpls_in<T: Tracer>(
     let mut carried_ttl: Option<u8> = None;
     for d in 0..depth {
         let Some(bytes) = data.get(off..off + LABEL_LEN) else {
-            return drop(DropReason::Truncated);
+            return dropped(DropReason::Truncated);
         };
         let e = mpls::LabelEntry::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let (label, tc, bos) = (e.label.get(), e.tc.get(), e.bos);
@@ -462,7 +467,7 @@ fn mpls_in<T: Tracer>(
         match label {
             16.. => {
                 let Some(entry) = snap.ilm().lookup(label) else {
-                    return drop(DropReason::UnknownLabel);
+                    return dropped(DropReason::UnknownLabel);
                 };
                 if let Some(c) = counters.labels.get_mut(entry.counter as usize) {
                     *c += 1;
@@ -471,7 +476,7 @@ fn mpls_in<T: Tracer>(
                 return match entry.action {
                     IlmAction::Swap { adj, ref out } => {
                         if ttl <= 1 {
-                            return drop(DropReason::TtlExpired);
+                            return dropped(DropReason::TtlExpired);
                         }
                         trace.step(Step::LabelTtl {
                             before: ttl,
@@ -492,13 +497,13 @@ fn mpls_in<T: Tracer>(
                     }
                     IlmAction::Pop { adj } => {
                         if ttl <= 1 {
-                            return drop(DropReason::TtlExpired);
+                            return dropped(DropReason::TtlExpired);
                         }
                         php(snap, frame, ctx, adj, next, bos, ttl, uniform, trace)
                     }
                     IlmAction::PopLookup { vrf } => {
                         if !bos {
-                            return drop(DropReason::VpnLabelNotBottom);
+                            return dropped(DropReason::VpnLabelNotBottom);
                         }
                         // As for explicit null: the TTL is checked when the packet is forwarded
                         // (uniform: label TTL - 1; pipe: the LSP ends here and the IP TTL counts).
@@ -510,8 +515,8 @@ fn mpls_in<T: Tracer>(
                             Some(6) => {
                                 route_ipv6(snap, frame, next, vrf, hop, ctx, counters, trace)
                             }
-                            Some(_) => drop(DropReason::BadIpv4Header),
-                            None => drop(DropReason::Truncated),
+                            Some(_) => dropped(DropReason::BadIpv4Header),
+                            None => dropped(DropReason::Truncated),
                         }
                     }
                 };
@@ -536,13 +541,13 @@ fn mpls_in<T: Tracer>(
                 }
                 off = next;
             }
-            1 => return punt(Punt::RouterAlert),
-            _ => return drop(DropReason::ReservedLabel),
+            1 => return punted(Punt::RouterAlert),
+            _ => return dropped(DropReason::ReservedLabel),
         }
     }
     // Every entry was an explicit null above the bottom: mpls::stack_depth saw a bottom, so the loop
     // returned on it. Reaching here means the stack changed under us, which cannot happen.
-    drop(DropReason::BadLabelStack)
+    dropped(DropReason::BadLabelStack)
 }
 
 /// Writes `ttl` into the label entry at `off` (uniform-mode propagation).
@@ -568,7 +573,7 @@ fn php<T: Tracer>(
     ttl: u8,
     uniform: bool,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     if !bos {
         if uniform {
             set_label_ttl(frame, next, ttl - 1, trace);
@@ -590,7 +595,7 @@ fn php<T: Tracer>(
         Some(4) => {
             let total = {
                 let Some(body) = frame.data_mut().get_mut(next..) else {
-                    return drop(DropReason::Truncated);
+                    return dropped(DropReason::Truncated);
                 };
                 let mut ip = ipv4_checked(body)?;
                 if uniform {
@@ -608,7 +613,7 @@ fn php<T: Tracer>(
         Some(6) => {
             let total = {
                 let Some(body) = frame.data_mut().get_mut(next..) else {
-                    return drop(DropReason::Truncated);
+                    return dropped(DropReason::Truncated);
                 };
                 let mut ip = ipv6_checked(body)?;
                 if uniform {
@@ -623,8 +628,8 @@ fn php<T: Tracer>(
             frame.truncate(next + total);
             Payload::Ipv6
         }
-        Some(_) => return drop(DropReason::BadIpv4Header),
-        None => return drop(DropReason::Truncated),
+        Some(_) => return dropped(DropReason::BadIpv4Header),
+        None => return dropped(DropReason::Truncated),
     };
     emit(
         snap,
@@ -641,32 +646,32 @@ fn php<T: Tracer>(
 }
 
 #[inline(always)]
-fn ipv4_checked(body: &mut [u8]) -> Stage<ipv4::Packet<&mut [u8]>> {
+fn ipv4_checked(body: &mut [u8]) -> OrVerdict<ipv4::Packet<&mut [u8]>> {
     match ipv4::Packet::new_checked(body) {
         Ok(ip) if ip.verify_checksum() => Ok(ip),
-        Ok(_) | Err(WireError::Malformed) => drop(DropReason::BadIpv4Header),
-        Err(WireError::Truncated) => drop(DropReason::Truncated),
+        Ok(_) | Err(WireError::Malformed) => dropped(DropReason::BadIpv4Header),
+        Err(WireError::Truncated) => dropped(DropReason::Truncated),
     }
 }
 
-fn ipv6_checked(body: &mut [u8]) -> Stage<ipv6::Packet<&mut [u8]>> {
+fn ipv6_checked(body: &mut [u8]) -> OrVerdict<ipv6::Packet<&mut [u8]>> {
     match ipv6::Packet::new_checked(body) {
         Ok(ip) => Ok(ip),
-        Err(WireError::Malformed) => drop(DropReason::BadIpv6Header),
-        Err(WireError::Truncated) => drop(DropReason::Truncated),
+        Err(WireError::Malformed) => dropped(DropReason::BadIpv6Header),
+        Err(WireError::Truncated) => dropped(DropReason::Truncated),
     }
 }
 
 /// The new IP TTL for a forwarded packet, or `ttl-expired`.
 #[inline]
-fn forwarded_ttl(current: u8, hop: Hop) -> Stage<u8> {
+fn forwarded_ttl(current: u8, hop: Hop) -> OrVerdict<u8> {
     let from = match hop {
         Hop::Originated => return Ok(current),
         Hop::Ip => current,
         Hop::Label(label_ttl) => label_ttl,
     };
     if from <= 1 {
-        return drop(DropReason::TtlExpired);
+        return dropped(DropReason::TtlExpired);
     }
     Ok(from - 1)
 }
@@ -685,18 +690,18 @@ fn route_ipv4<T: Tracer>(
     ctx: &mut Ctx,
     counters: &mut Counters,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     // One checked view serves the lookup and, on the forward path, the TTL rewrite.
     let Some(body) = frame.data_mut().get_mut(l3..) else {
-        return drop(DropReason::Truncated);
+        return dropped(DropReason::Truncated);
     };
     let mut ip = ipv4_checked(body)?;
     let (dst, total) = (ip.dst_addr(), usize::from(ip.total_len()));
     if dst.is_multicast() {
-        return punt(Punt::Multicast);
+        return punted(Punt::Multicast);
     }
     if dst.is_broadcast() {
-        return punt(Punt::Broadcast);
+        return punted(Punt::Broadcast);
     }
     let key = u32::from(dst);
     let fec_id = match ctx.hint.take() {
@@ -713,13 +718,13 @@ fn route_ipv4<T: Tracer>(
         fec: fec_id,
     });
     let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
-        return drop(DropReason::NoRoute);
+        return dropped(DropReason::NoRoute);
     };
     match *fec {
         Fec::Local => {
             if matches!(hop, Hop::Originated) {
                 // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
-                return punt(Punt::ForUs);
+                return punted(Punt::ForUs);
             }
             local_ipv4(snap, frame, l3, total, vrf, ctx, counters, trace)
         }
@@ -727,7 +732,7 @@ fn route_ipv4<T: Tracer>(
             // A host on a connected subnet with no MAC yet: the run loop asks the control
             // side to resolve it (ARP). A drop path, so the extra store costs nothing here.
             counters.glean.push(attachment, dst);
-            drop(DropReason::NoNeighbor)
+            dropped(DropReason::NoNeighbor)
         }
         Fec::Forward { adj, ref push } => {
             let before = ip.ttl();
@@ -768,9 +773,9 @@ fn local_ipv4<T: Tracer>(
     ctx: &mut Ctx,
     counters: &mut Counters,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     if !answers_echo(snap, frame, l3, vrf) {
-        return punt(Punt::ForUs);
+        return punted(Punt::ForUs);
     }
     frame.truncate(l3 + total);
     echo_reply(frame, l3, trace)?;
@@ -828,13 +833,13 @@ fn answers_echo(snap: &Snapshot, frame: &Frame<'_>, l3: usize, vrf: VrfId) -> bo
 }
 
 /// Turns an ICMP echo request that [`answers_echo`] accepted into the reply, in place.
-fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> Stage<()> {
+fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> OrVerdict<()> {
     let data = frame.data_mut();
     let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     {
         let Ok(mut icmp) = icmp::Packet::new_checked(ip.payload_mut()) else {
-            return punt(Punt::ForUs);
+            return punted(Punt::ForUs);
         };
         icmp.set_msg_type(icmp::ECHO_REPLY);
         icmp.fill_checksum();
@@ -859,10 +864,10 @@ fn route_ipv6<T: Tracer>(
     ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     let (dst, total) = {
         let Some(body) = frame.data_mut().get_mut(l3..) else {
-            return drop(DropReason::Truncated);
+            return dropped(DropReason::Truncated);
         };
         let ip = ipv6_checked(body)?;
         (
@@ -871,10 +876,10 @@ fn route_ipv6<T: Tracer>(
         )
     };
     if dst.is_multicast() {
-        return punt(Punt::Multicast);
+        return punted(Punt::Multicast);
     }
     if dst.is_unicast_link_local() {
-        return punt(Punt::ForUs);
+        return punted(Punt::ForUs);
     }
     let fec_id = snap.vrf(vrf).v6.lookup(u128::from(dst)).map(FecId);
     if let Some(c) = counters.vrfs.get_mut(snap.vrf_slot(vrf)) {
@@ -886,11 +891,11 @@ fn route_ipv6<T: Tracer>(
         fec: fec_id,
     });
     let Some(fec) = fec_id.and_then(|f| snap.fecs().get(f.0 as usize)) else {
-        return drop(DropReason::NoRoute);
+        return dropped(DropReason::NoRoute);
     };
     match *fec {
-        Fec::Local => punt(Punt::ForUs),
-        Fec::Glean { .. } => drop(DropReason::NoNeighbor),
+        Fec::Local => punted(Punt::ForUs),
+        Fec::Glean { .. } => dropped(DropReason::NoNeighbor),
         Fec::Forward { adj, ref push } => {
             frame.truncate(l3 + total);
             let hl = {
@@ -948,21 +953,21 @@ fn emit<T: Tracer>(
     ttl: u8,
     bos: bool,
     trace: &mut T,
-) -> Stage<PortId> {
+) -> OrVerdict<PortId> {
     let adj = snap.adjacency(adj_id);
     if adj.mac.is_none() {
-        return drop(DropReason::NoNeighbor);
+        return dropped(DropReason::NoNeighbor);
     }
     let words = push.words();
     let labels_len = words.len() * LABEL_LEN;
     let l3_len = frame.len().saturating_sub(payload_off) + labels_len;
     if l3_len > usize::from(adj.mtu) {
-        return drop(DropReason::MtuExceeded);
+        return dropped(DropReason::MtuExceeded);
     }
     let tagged = adj.vlan.is_some();
     let l2_len = if tagged { ETH_LEN + VLAN_LEN } else { ETH_LEN };
     if !frame.resize_head(payload_off, l2_len + labels_len) {
-        return drop(DropReason::NoHeadroom);
+        return dropped(DropReason::NoHeadroom);
     }
     let ethertype = match payload {
         _ if !words.is_empty() => ETH_MPLS,
@@ -976,7 +981,7 @@ fn emit<T: Tracer>(
     let data = frame.data_mut();
     let labels = if tagged {
         let Some((head, rest)) = data.split_first_chunk_mut::<{ ETH_LEN + VLAN_LEN }>() else {
-            return drop(DropReason::NoHeadroom);
+            return dropped(DropReason::NoHeadroom);
         };
         head[..16].copy_from_slice(&adj.header);
         head[14] |= qos << 5;
@@ -984,7 +989,7 @@ fn emit<T: Tracer>(
         rest
     } else {
         let Some((head, rest)) = data.split_first_chunk_mut::<ETH_LEN>() else {
-            return drop(DropReason::NoHeadroom);
+            return dropped(DropReason::NoHeadroom);
         };
         head[..12].copy_from_slice(&adj.header[..12]);
         head[12..].copy_from_slice(&ethertype);
