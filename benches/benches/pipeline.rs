@@ -35,7 +35,7 @@ fn bench_batches(
     let mut counters = Counters::new(snap.ports().len());
     // One buffer per frame of a batch, each with headroom for pushed headers.
     let mut bufs = vec![vec![0u8; HEADROOM + 2048]; BATCH];
-    let mut verdicts = [Verdict::Drop(xpe_dataplane::pipeline::Drop::Truncated); BATCH];
+    let mut verdicts = [Verdict::Drop(xpe_dataplane::pipeline::DropReason::Truncated); BATCH];
     let mut next = 0usize;
     group.bench_function(name, |b| {
         b.iter_custom(|rounds| {

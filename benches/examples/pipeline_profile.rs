@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use xpe_benches::{core_frame, edge_frame, pe_snapshot};
-use xpe_dataplane::pipeline::{process_batch, Counters, Drop, Frame, Verdict};
+use xpe_dataplane::pipeline::{process_batch, Counters, DropReason, Frame, Verdict};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -26,7 +26,7 @@ fn main() {
     let port = snap.port_by_name(port).expect("port in the example");
     let mut counters = Counters::new(snap.ports().len());
     let mut bufs = vec![vec![0u8; 256 + 2048]; 64];
-    let mut verdicts = [Verdict::Drop(Drop::Truncated); 64];
+    let mut verdicts = [Verdict::Drop(DropReason::Truncated); 64];
     for _ in 0..rounds {
         for buf in &mut bufs {
             buf[256..256 + template.len()].copy_from_slice(&template);

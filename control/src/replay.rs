@@ -338,7 +338,7 @@ pub fn print_report(out: &mut dyn Write, s: &Snapshot, r: &Report) -> io::Result
             )?;
         }
     }
-    for d in pipeline::Drop::ALL {
+    for d in pipeline::DropReason::ALL {
         let n = c.drop_count(*d);
         if n > 0 {
             writeln!(out, "  drop {:<22} {n}", d.name())?;

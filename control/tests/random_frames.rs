@@ -20,7 +20,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use xpe_control::compile::{compile, Offline};
 use xpe_control::config::Config;
-use xpe_dataplane::pipeline::{process, Counters, Drop, Frame, NoTrace, Punt, Verdict};
+use xpe_dataplane::pipeline::{process, Counters, DropReason, Frame, NoTrace, Punt, Verdict};
 use xpe_dataplane::tables::{PortId, PortKind, Snapshot, TtlMode};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls;
@@ -737,7 +737,7 @@ fn templates_reach_the_deep_stages() {
             let o = run_one(snap, ingress, &t.bytes, HEADROOM, &mut buf, &mut counters);
             let expected = match t.egress {
                 Some(name) => Verdict::Forward(port(snap, name)),
-                None => Verdict::Drop(Drop::NoRoute),
+                None => Verdict::Drop(DropReason::NoRoute),
             };
             let mode = snap.ttl_mode();
             assert_eq!(
@@ -865,7 +865,7 @@ fn random_and_mutated_frames_are_all_accounted_for() {
         all.arp_replies,
         all.echo_replies,
     );
-    for d in Drop::ALL {
+    for d in DropReason::ALL {
         println!("  drop {:<22} {}", d.name(), all.drop_count(*d));
     }
     for p in Punt::ALL {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xpe_dataplane::pipeline::{Counters, Drop, Frame, Verdict};
+use xpe_dataplane::pipeline::{Counters, DropReason, Frame, Verdict};
 use xpe_dataplane::tables::PortId;
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::netdev::Netdev;
@@ -45,8 +45,8 @@ impl Stage for MacRewrite {
                     counters.forwarded += 1;
                     Verdict::Forward(PortId(1))
                 }
-                Some(_) => Verdict::Drop(Drop::UnknownPort),
-                None => Verdict::Drop(Drop::Truncated),
+                Some(_) => Verdict::Drop(DropReason::UnknownPort),
+                None => Verdict::Drop(DropReason::Truncated),
             };
         }
     }

@@ -34,7 +34,7 @@ macro_rules! reasons {
 
 reasons! {
     /// Why a frame was dropped.
-    Drop {
+    DropReason {
         /// Shorter than the headers it claims to have.
         Truncated => "truncated",
         /// Unicast to a MAC that is not the port's.
@@ -102,7 +102,7 @@ pub enum Verdict {
     /// Transmit the (rewritten) frame on this port.
     Forward(crate::tables::PortId),
     /// Drop it, counted under this reason.
-    Drop(Drop),
+    Drop(DropReason),
     /// Hand it to the kernel, counted under this reason.
     Punt(Punt),
 }
@@ -126,7 +126,7 @@ pub struct PortCounters {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Drops by reason.
-    pub drops: [u64; Drop::COUNT],
+    pub drops: [u64; DropReason::COUNT],
     /// Punts by reason.
     pub punts: [u64; Punt::COUNT],
     /// Frames forwarded (including our ARP and echo replies).
@@ -220,7 +220,7 @@ impl Counters {
         }
     }
     /// Drops counted under `reason`.
-    pub fn drop_count(&self, reason: Drop) -> u64 {
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
     }
     /// Punts counted under `reason`.
@@ -288,24 +288,24 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_unique() {
-        for d in Drop::ALL {
-            assert_eq!(Drop::from_name(d.name()), Some(*d));
+        for d in DropReason::ALL {
+            assert_eq!(DropReason::from_name(d.name()), Some(*d));
         }
         for p in Punt::ALL {
             assert_eq!(Punt::from_name(p.name()), Some(*p));
         }
-        assert_eq!(Drop::COUNT, 20);
+        assert_eq!(DropReason::COUNT, 20);
     }
 
     #[test]
     fn sums() {
         let mut a = Counters::new(1);
         let mut b = Counters::new(2);
-        b.drops[Drop::NoRoute as usize] = 3;
+        b.drops[DropReason::NoRoute as usize] = 3;
         b.ports[1].tx_packets = 5;
         a += &b;
         a += &b;
-        assert_eq!(a.drop_count(Drop::NoRoute), 6);
+        assert_eq!(a.drop_count(DropReason::NoRoute), 6);
         assert_eq!(a.ports[1].tx_packets, 10);
         assert_eq!(a.total_drops(), 6);
     }

@@ -7,8 +7,8 @@
 
 use core::net::Ipv4Addr;
 
-use crate::wire::arp;
-use crate::wire::ethernet::{EtherType, MacAddr};
+use crate::wire::ethernet::{self, EtherType, MacAddr};
+use crate::wire::{arp, vlan};
 
 /// A neighbour seen in an ARP packet: where it was (VLAN id, 0 when untagged) and who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +27,19 @@ pub struct Neighbor {
 /// learn the requester). `None` for anything else, for ARP probes (sender 0.0.0.0) and for
 /// group MACs.
 pub fn arp_neighbor(frame: &[u8], built_by_us: bool) -> Option<Neighbor> {
-    let be16 = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
-    let (mut vid, mut l3, mut ethertype) = (0, 14, be16(12)?);
-    if ethertype == EtherType::Vlan.to_u16() {
-        vid = be16(14)? & 0x0fff;
-        ethertype = be16(16)?;
-        l3 = 18;
-    }
-    if ethertype != EtherType::Arp.to_u16() {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let tag;
+    let (vid, ethertype, body) = match eth.ethertype() {
+        EtherType::Vlan => {
+            tag = vlan::Tag::new_checked(eth.payload()).ok()?;
+            (tag.vlan_id_raw(), tag.inner_ethertype(), tag.payload())
+        }
+        other => (0, other, eth.payload()),
+    };
+    if ethertype != EtherType::Arp {
         return None;
     }
-    let pkt = arp::Packet::new_checked(frame.get(l3..)?).ok()?;
+    let pkt = arp::Packet::new_checked(body).ok()?;
     let (ip, mac) = match (built_by_us, pkt.operation()) {
         (false, _) => (pkt.sender_protocol_addr(), pkt.sender_hardware_addr()),
         (true, arp::Operation::Reply) => (pkt.target_protocol_addr(), pkt.target_hardware_addr()),

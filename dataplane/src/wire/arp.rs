@@ -83,6 +83,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// `Error::Truncated` below 28 bytes; `Error::Malformed` unless hardware type is 1,
     /// protocol type 0x0800, hardware length 6 and protocol length 4. Trailing bytes
     /// (Ethernet padding) are ignored.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let data = buffer.as_ref();
         if data.len() < Self::HEADER_LEN {

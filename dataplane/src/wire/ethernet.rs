@@ -202,6 +202,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Wraps a buffer after checking it holds a whole header (`Error::Truncated` otherwise).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Frame<T>> {
         if buffer.as_ref().len() < Self::HEADER_LEN {
             return Err(Error::Truncated);
@@ -215,21 +216,33 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Destination MAC address.
+    #[inline]
     pub fn dst_addr(&self) -> MacAddr {
         MacAddr(read_array(&self.buffer.as_ref()[field::DESTINATION]))
     }
 
     /// Source MAC address.
+    #[inline]
     pub fn src_addr(&self) -> MacAddr {
         MacAddr(read_array(&self.buffer.as_ref()[field::SOURCE]))
     }
 
     /// EtherType of the payload (for a tagged frame, the TPID of the first tag).
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         EtherType::from_u16(read_u16(&self.buffer.as_ref()[field::ETHERTYPE]))
     }
 
+    /// The EtherType as the wire integer, for a hot path that compares it against a few
+    /// `EtherType::*.to_u16()` constants: the mapping of [`ethertype`](Self::ethertype)
+    /// costs about ten instructions per read that a compare does not (callgrind).
+    #[inline]
+    pub fn ethertype_raw(&self) -> u16 {
+        read_u16(&self.buffer.as_ref()[field::ETHERTYPE])
+    }
+
     /// The bytes after the header, to the end of the buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -287,6 +300,7 @@ mod tests {
             MacAddr([0x00, 0x30, 0x96, 0x05, 0x28, 0x38])
         );
         assert_eq!(frame.ethertype(), EtherType::Mpls);
+        assert_eq!(frame.ethertype_raw(), 0x8847);
         assert_eq!(frame.payload(), &MPLS_BASIC_FRAME[14..]);
         assert_eq!(frame.payload().len(), 46);
     }

@@ -210,6 +210,7 @@ impl<T: AsRef<[u8]>> Entry<T> {
     }
 
     /// Wraps a buffer after checking it holds a whole entry (`Error::Truncated` otherwise).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Entry<T>> {
         if buffer.as_ref().len() < Self::HEADER_LEN {
             return Err(Error::Truncated);
@@ -222,11 +223,13 @@ impl<T: AsRef<[u8]>> Entry<T> {
         self.buffer
     }
 
+    #[inline]
     fn word(&self) -> u32 {
         read_u32(&self.buffer.as_ref()[field::ENTRY])
     }
 
     /// All four fields at once.
+    #[inline]
     pub fn label_entry(&self) -> LabelEntry {
         LabelEntry::from_u32(self.word())
     }
@@ -252,6 +255,7 @@ impl<T: AsRef<[u8]>> Entry<T> {
     }
 
     /// The bytes after this entry, to the end of the buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }

@@ -108,6 +108,7 @@ impl<T: AsRef<[u8]>> Tag<T> {
     ///
     /// VLAN IDs 0 and 4095 are accepted here: whether a priority tag is welcome is the
     /// classifier's decision, and [`vlan_id`](Self::vlan_id) returns `None` for them.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Tag<T>> {
         if buffer.as_ref().len() < Self::HEADER_LEN {
             return Err(Error::Truncated);
@@ -121,11 +122,13 @@ impl<T: AsRef<[u8]>> Tag<T> {
     }
 
     /// The whole Tag Control Information word.
+    #[inline]
     pub fn tci(&self) -> u16 {
         read_u16(&self.buffer.as_ref()[field::TCI])
     }
 
     /// Priority Code Point.
+    #[inline]
     pub fn pcp(&self) -> Pcp {
         Pcp((self.tci() >> PCP_SHIFT) as u8)
     }
@@ -136,6 +139,7 @@ impl<T: AsRef<[u8]>> Tag<T> {
     }
 
     /// The 12-bit VID exactly as on the wire, including the reserved 0 and 4095.
+    #[inline]
     pub fn vlan_id_raw(&self) -> u16 {
         self.tci() & VID_MASK
     }
@@ -146,11 +150,19 @@ impl<T: AsRef<[u8]>> Tag<T> {
     }
 
     /// EtherType of what follows the tag (another TPID for stacked tags).
+    #[inline]
     pub fn inner_ethertype(&self) -> EtherType {
         EtherType::from_u16(read_u16(&self.buffer.as_ref()[field::ETHERTYPE]))
     }
 
+    /// The inner EtherType as the wire integer (see `ethernet::Frame::ethertype_raw`).
+    #[inline]
+    pub fn inner_ethertype_raw(&self) -> u16 {
+        read_u16(&self.buffer.as_ref()[field::ETHERTYPE])
+    }
+
     /// The bytes after the tag, to the end of the buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -217,6 +229,7 @@ mod tests {
         assert_eq!(tag.vlan_id_raw(), 501);
         assert_eq!(tag.vlan_id(), VlanId::new(501));
         assert_eq!(tag.inner_ethertype(), EtherType::Ipv4);
+        assert_eq!(tag.inner_ethertype_raw(), 0x0800);
         assert_eq!(tag.payload(), &CAPTURED_TAG[4..]);
     }
 
@@ -227,6 +240,7 @@ mod tests {
         assert!(tag.dei());
         assert_eq!(tag.vlan_id().map(VlanId::get), Some(4094));
         assert_eq!(tag.inner_ethertype(), EtherType::Mpls);
+        assert_eq!(tag.inner_ethertype_raw(), 0x8847);
         assert!(tag.payload().is_empty());
     }
 

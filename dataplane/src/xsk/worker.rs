@@ -522,7 +522,7 @@ impl<S: Stage> Worker<S> {
         }
         stats.packets += m as u64;
         stats.batches += 1;
-        let mut verdicts = [Verdict::Drop(crate::pipeline::Drop::Truncated); BATCH];
+        let mut verdicts = [Verdict::Drop(crate::pipeline::DropReason::Truncated); BATCH];
         let replies_before = counters.arp_replies;
         self.stage
             .batch(ingress, &mut frames[..m], &mut verdicts[..m], counters);

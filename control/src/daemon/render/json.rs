@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use xpe_dataplane::pipeline::{Drop as DropReason, Punt};
+use xpe_dataplane::pipeline::{DropReason, Punt};
 use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use xpe_dataplane::pipeline::{Drop as DropReason, Punt};
+use xpe_dataplane::pipeline::{DropReason, Punt};
 
 use crate::api;
 
