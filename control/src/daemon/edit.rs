@@ -1,11 +1,11 @@
-//! The route and label editor: carries out the requests that change the tables (`apply`,
-//! `route add|del`, `label add|del`) on the config held under the state lock, compiles the
-//! result and publishes it; hands `show` requests to the renderer.
+//! The request handler: carries out the requests that change the tables (`apply`,
+//! `route add|del|load`, `label add|del`) under the state lock and publishes the result;
+//! hands `show` requests to the renderer.
 //!
-//! A single route change goes through the RIB into its VRF's tables without a recompile
-//! ([`route_in_place`]); every other change recompiles the whole config ([`change`]) and
-//! replaces the RIB. Counter slots stay with their
-//! label or VRF across every change ([`Slots`]).
+//! Route changes are batches through the RIB into their VRFs' tables, without a recompile
+//! ([`route_batch`], [`super::routes`]); every other change recompiles the config with the
+//! RIB's static routes written back ([`change`], [`with_static_routes`]) and replaces the
+//! RIB. Counter slots stay with their label or VRF across every change ([`Slots`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
