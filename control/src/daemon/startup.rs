@@ -24,26 +24,13 @@ pub(super) const L2_OVERHEAD: u32 = 18;
 
 /// Refuses to go on unless we run as root.
 pub(super) fn check_root() -> Result<(), Failure> {
-    if is_root() {
+    if xpe_dataplane::xsk::netdev::is_root() {
         return Ok(());
     }
     Err(
         Failure::new("xpe run needs root (it attaches XDP programs and opens AF_XDP sockets)")
             .hint("run it with sudo"),
     )
-}
-
-/// Whether we run as root (effective uid 0), read from /proc: libc::geteuid has no
-/// preconditions, but the control crate forbids unsafe.
-pub(crate) fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Loads and compiles a config with the interfaces' real MACs.

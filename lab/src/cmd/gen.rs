@@ -405,7 +405,7 @@ impl Totals {
 /// `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &GenArgs) -> Result<(), Failure> {
     let plan = parse(args)?;
-    if !super::is_root() {
+    if !xpe_dataplane::xsk::netdev::is_root() {
         return Err(Failure::new(
             "xpe gen needs root (it loads an XDP program and runs it with BPF_PROG_TEST_RUN)",
         )

@@ -37,7 +37,7 @@ impl Failure {
     }
 }
 
-/// `--xdp-mode` of `xpe sink` and `xpe xdp-fwd` (the same words as `xpe run`'s).
+/// `--xdp-mode` of `xpe run`, `xpe sink` and `xpe xdp-fwd` (control's CLI uses this one too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum XdpModeArg {
     /// Driver mode.
@@ -56,17 +56,4 @@ impl From<XdpModeArg> for Mode {
             XdpModeArg::Auto => Mode::Auto,
         }
     }
-}
-
-/// Whether this process runs as root (effective uid 0), read from /proc so it needs no
-/// unsafe; the lab commands say so before they touch the kernel.
-pub(crate) fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }

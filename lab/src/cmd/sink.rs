@@ -41,7 +41,7 @@ pub struct SinkArgs {
 /// the summary on `out` and the per-second lines on `err`.
 pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &SinkArgs) -> Result<(), Failure> {
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !super::is_root() {
+    if !xpe_dataplane::xsk::netdev::is_root() {
         return Err(
             Failure::new("xpe sink needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),

@@ -113,7 +113,7 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
         .map(|s| parse_mac("--src-mac", s))
         .transpose()?;
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
-    if !super::is_root() {
+    if !xpe_dataplane::xsk::netdev::is_root() {
         return Err(
             Failure::new("xpe xdp-fwd needs root (it attaches an XDP program)")
                 .hint("run it with sudo"),
