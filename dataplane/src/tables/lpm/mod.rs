@@ -19,6 +19,7 @@
 use core::net::IpAddr;
 
 pub mod v4;
+mod v4_routes;
 pub mod v6;
 
 pub use v4::{ApplyStats, Ipv4Lpm, Ipv4Table};
