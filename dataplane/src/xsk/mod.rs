@@ -26,9 +26,25 @@ pub const RING_SIZE: u32 = 2048;
 /// Why the AF_XDP side could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
-    /// The UMEM could not be mapped or registered.
-    #[error("{0}")]
-    Umem(String),
+    /// The UMEM's memory could not be mapped.
+    #[error("cannot map {bytes} bytes: {source}")]
+    UmemMap {
+        /// The size of the mapping.
+        bytes: usize,
+        /// Why mmap refused.
+        #[source]
+        source: std::io::Error,
+    },
+    /// mmap succeeded at address 0, which the UMEM cannot use.
+    #[error("mmap returned NULL")]
+    UmemNull,
+    /// The kernel refused to register the UMEM (this opens the worker's first AF_XDP socket).
+    #[error("cannot register the UMEM: {source}")]
+    UmemRegister {
+        /// The errno, as an I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A socket could not be opened or bound.
     #[error("AF_XDP socket on {ifname} queue {queue}: {detail}")]
     Socket {
