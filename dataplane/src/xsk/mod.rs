@@ -60,9 +60,32 @@ pub enum XskError {
     /// The steering program.
     #[error(transparent)]
     Steer(#[from] steer::SteerError),
-    /// The plan cannot work (queues, threads).
-    #[error("{0}")]
-    Plan(String),
+    /// An interface has fewer RX queues than there are workers.
+    #[error("interface {ifname} has {queues} RX queue(s) but {workers} workers were asked for: every worker needs a queue on every interface it transmits on; use --cores with at most {queues} core(s)")]
+    TooFewQueues {
+        /// Interface.
+        ifname: String,
+        /// Its RX queues.
+        queues: u32,
+        /// Workers asked for.
+        workers: usize,
+    },
+    /// An interface has more RX queues than the steering program's map holds.
+    #[error("interface {ifname} has {queues} RX queues; at most {max} are supported")]
+    TooManyQueues {
+        /// Interface.
+        ifname: String,
+        /// Its RX queues.
+        queues: u32,
+        /// The most supported ([`xpe_ebpf::MAX_QUEUES`]).
+        max: u32,
+    },
+    /// A worker thread could not be spawned.
+    #[error("cannot start a worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// A worker thread ended before reporting its sockets ready (it panicked).
+    #[error("a worker thread ended during start-up")]
+    WorkerEnded,
 }
 
 impl XskError {
@@ -79,5 +102,32 @@ impl XskError {
     /// The kernel refused the bind flags or options (what an old kernel says to XDP_USE_SG).
     pub fn flags_refused(&self) -> bool {
         matches!(self, XskError::Socket { errno, .. } if *errno == libc::EINVAL || *errno == libc::EOPNOTSUPP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_errors_read_as_before() {
+        let e = XskError::TooFewQueues {
+            ifname: "dx0".into(),
+            queues: 1,
+            workers: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "interface dx0 has 1 RX queue(s) but 2 workers were asked for: every worker needs a queue on every interface it transmits on; use --cores with at most 1 core(s)"
+        );
+        let e = XskError::TooManyQueues {
+            ifname: "dx0".into(),
+            queues: 96,
+            max: xpe_ebpf::MAX_QUEUES,
+        };
+        assert_eq!(
+            e.to_string(),
+            "interface dx0 has 96 RX queues; at most 64 are supported"
+        );
     }
 }
