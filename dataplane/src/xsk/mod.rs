@@ -89,14 +89,24 @@ pub enum XskError {
 }
 
 impl XskError {
+    /// The errno of a refused AF_XDP socket call: opening or binding a socket, or registering
+    /// the UMEM (which opens the worker's first socket, so it is the first call to fail).
+    fn socket_errno(&self) -> Option<i32> {
+        match self {
+            XskError::Socket { errno, .. } => Some(*errno),
+            XskError::UmemRegister { source } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// The kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS off).
     pub fn no_af_xdp(&self) -> bool {
-        matches!(self, XskError::Socket { errno, .. } if *errno == libc::EAFNOSUPPORT)
+        self.socket_errno() == Some(libc::EAFNOSUPPORT)
     }
 
     /// The kernel refused for want of privileges.
     pub fn not_permitted(&self) -> bool {
-        matches!(self, XskError::Socket { errno, .. } if *errno == libc::EPERM || *errno == libc::EACCES)
+        matches!(self.socket_errno(), Some(libc::EPERM | libc::EACCES))
     }
 
     /// The kernel refused the bind flags or options (what an old kernel says to XDP_USE_SG).
@@ -129,5 +139,23 @@ mod tests {
             e.to_string(),
             "interface dx0 has 96 RX queues; at most 64 are supported"
         );
+    }
+
+    #[test]
+    fn umem_errors_keep_the_errno() {
+        let e = XskError::UmemMap {
+            bytes: 4096,
+            source: std::io::Error::from_raw_os_error(libc::ENOMEM),
+        };
+        assert!(e.to_string().starts_with("cannot map 4096 bytes: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        let refused = |errno| XskError::UmemRegister {
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        // Registering the UMEM opens the worker's first AF_XDP socket, so it is where a
+        // kernel without AF_XDP or a missing privilege shows first.
+        assert!(refused(libc::EAFNOSUPPORT).no_af_xdp());
+        assert!(refused(libc::EPERM).not_permitted());
+        assert!(!refused(libc::ENOMEM).no_af_xdp() && !refused(libc::ENOMEM).not_permitted());
     }
 }
