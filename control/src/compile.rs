@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{AddrParseError, Ipv4Addr};
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
-    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, Port, PortId, PortKind, Snapshot,
-    SnapshotParts, Vrf as TVrf, VrfId,
+    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, LpmError, Port, PortId, PortKind,
+    PrefixError, Snapshot, SnapshotParts, TableError, Vrf as TVrf, VrfId,
 };
-use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::wire::ethernet::{MacAddr, ParseMacAddrError};
 use xpe_dataplane::wire::mpls::Label;
 use xpe_dataplane::wire::vlan::VlanId;
 
@@ -26,18 +26,291 @@ use crate::rib::{Rib, Source};
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=9216;
 pub use crate::resolve::LABEL_RANGE;
 
+/// Most interfaces a config may have.
+pub const MAX_INTERFACES: usize = 256;
+
 /// One thing wrong with a config, naming the object at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object}: {problem}")]
 pub struct ConfigError {
     /// The object: `interface "dx0"`, `vrf "vpc-a" route 198.19.20.0/24`, `label entry 2`.
-    pub object: String,
+    pub object: Object,
     /// What is wrong, and where useful what to do.
-    pub message: String,
+    pub problem: Problem,
 }
 
-impl fmt::Display for ConfigError {
+/// The part of a config a [`ConfigError`] is about; it displays as the error names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    /// `[router]`: `router`.
+    Router,
+    /// The config as a whole: `config`.
+    Config,
+    /// An interface, by name: `interface "dx0"`.
+    Interface(String),
+    /// A VRF, by name: `vrf "vpc-a"`.
+    Vrf(String),
+    /// A VRF attachment whose VLAN is not valid, so named by its interface alone:
+    /// `vrf "vpc-a" attachment on dx0`.
+    AttachmentOn {
+        /// The VRF's name.
+        vrf: String,
+        /// The interface, as written.
+        interface: String,
+    },
+    /// A VRF attachment: `vrf "vpc-a" attachment dx0 VLAN 101`, `... dx1 untagged`.
+    Attachment {
+        /// The VRF's name.
+        vrf: String,
+        /// The interface, as written.
+        interface: String,
+        /// The VLAN; `None` for an untagged attachment.
+        vlan: Option<VlanId>,
+    },
+    /// A static neighbour, by address and interface as written: `neighbor 169.254.10.2 on dx0`.
+    Neighbor {
+        /// The address, as written.
+        ip: String,
+        /// The interface, as written.
+        interface: String,
+    },
+    /// A static route: `global route 3` (by position) or `vrf "vpc-a" route 198.19.20.0/24`
+    /// (by prefix).
+    Route {
+        /// The VRF's name; `None` for the global table.
+        vrf: Option<String>,
+        /// Position among the routes of its table, from 1.
+        index: usize,
+        /// The prefix, as written.
+        prefix: String,
+    },
+    /// An incoming label used twice: `label 1001`.
+    Label(i64),
+    /// A label entry, by position from 1 and in-label: `label entry 2 (in 16004)`.
+    LabelEntry {
+        /// Position among the label entries, from 1.
+        index: usize,
+        /// Its in-label, as written.
+        in_label: i64,
+    },
+    /// The tables built from a config that passed every check: `tables`.
+    Tables,
+}
+
+impl fmt::Display for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.object, self.message)
+        match self {
+            Object::Router => f.write_str("router"),
+            Object::Config => f.write_str("config"),
+            Object::Interface(name) => write!(f, "interface \"{name}\""),
+            Object::Vrf(name) => write!(f, "vrf \"{name}\""),
+            Object::AttachmentOn { vrf, interface } => {
+                write!(f, "vrf \"{vrf}\" attachment on {interface}")
+            }
+            Object::Attachment {
+                vrf,
+                interface,
+                vlan,
+            } => write!(
+                f,
+                "vrf \"{vrf}\" attachment {interface} {}",
+                VlanText(*vlan)
+            ),
+            Object::Neighbor { ip, interface } => write!(f, "neighbor {ip} on {interface}"),
+            Object::Route {
+                vrf: None, index, ..
+            } => write!(f, "global route {index}"),
+            Object::Route {
+                vrf: Some(vrf),
+                prefix,
+                ..
+            } => write!(f, "vrf \"{vrf}\" route {prefix}"),
+            Object::Label(n) => write!(f, "label {n}"),
+            Object::LabelEntry { index, in_label } => {
+                write!(f, "label entry {index} (in {in_label})")
+            }
+            Object::Tables => f.write_str("tables"),
+        }
+    }
+}
+
+/// Who claims an incoming label, in a [`Problem::DuplicateInLabel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelUser {
+    /// A VRF's `table_label`: `vrf "vpc-a"`.
+    Vrf(String),
+    /// A label entry, by position from 1: `label entry 2`.
+    LabelEntry(usize),
+}
+
+impl fmt::Display for LabelUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelUser::Vrf(name) => write!(f, "vrf \"{name}\""),
+            LabelUser::LabelEntry(index) => write!(f, "label entry {index}"),
+        }
+    }
+}
+
+/// What is wrong with the object of a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The router has no name.
+    #[error("name must not be empty")]
+    EmptyRouterName,
+    /// An interface name Linux would refuse.
+    #[error("not a valid Linux interface name (1 to 15 characters, no '/', ':' or spaces)")]
+    BadInterfaceName,
+    /// Two interface entries of one name.
+    #[error("defined twice (interface entries {first} and {second})")]
+    InterfaceTwice {
+        /// Position of the first entry, from 1.
+        first: usize,
+        /// Position of the second entry, from 1.
+        second: usize,
+    },
+    /// A VRF or neighbour defined twice.
+    #[error("defined twice")]
+    DefinedTwice,
+    /// A MAC that is multicast or broadcast (or, of an interface, all zeros).
+    #[error("mac {0} is not a unicast address")]
+    MacNotUnicast(MacAddr),
+    /// A MAC that does not parse.
+    #[error("mac \"{text}\" is not a MAC address like 02:00:00:00:01:01")]
+    BadMac {
+        /// The MAC as written.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: ParseMacAddrError,
+    },
+    /// No MAC in the config and no interface here to read it from.
+    #[error("no mac given, and there is no interface of that name here to read it from: add `mac = \"..\"` (xpe run reads it from the interface)")]
+    NoMac,
+    /// An MTU outside [`MTU_RANGE`].
+    #[error("mtu {mtu} is outside {}..{}", MTU_RANGE.start(), MTU_RANGE.end())]
+    Mtu {
+        /// The MTU given.
+        mtu: u32,
+    },
+    /// An address on an edge interface (edge addresses belong to attachments).
+    #[error("an edge interface takes no address: give it to the VRF attachment instead")]
+    EdgeAddress,
+    /// More than [`MAX_INTERFACES`] interfaces.
+    #[error("more than {MAX_INTERFACES} interfaces ({0})")]
+    TooManyInterfaces(usize),
+    /// An interface or attachment address that does not parse.
+    #[error("address {0}")]
+    Address(#[source] PrefixError),
+    /// An interface or attachment address that is a /32.
+    #[error("address {0} has no subnet: neighbours need a prefix of /31 or shorter")]
+    AddressWithoutSubnet(Ipv4Prefix),
+    /// An interface or attachment address that is its subnet's network or broadcast address.
+    #[error("address {0} is the subnet's network or broadcast address")]
+    AddressNotHost(Ipv4Prefix),
+    /// A VRF named `global` or nothing.
+    #[error("name must be non-empty and not \"global\" (the core table)")]
+    BadVrfName,
+    /// A VLAN id outside 1..4094.
+    #[error("VLAN {0} is outside 1..4094 (0 and 4095 are reserved by 802.1Q)")]
+    Vlan(i64),
+    /// A reference to an interface the config does not have.
+    #[error("unknown interface \"{0}\"")]
+    UnknownInterface(String),
+    /// A VRF attached to a core interface.
+    #[error("{0} is a core interface (global table); attach VRFs to edge interfaces")]
+    CoreAttachment(String),
+    /// One (interface, VLAN) in two attachments.
+    #[error("{} attached twice (vrf \"{first}\" and vrf \"{second}\")", VlanText(*.vlan))]
+    AttachedTwice {
+        /// The VLAN; `None` for untagged.
+        vlan: Option<VlanId>,
+        /// The VRF of the first attachment.
+        first: String,
+        /// The VRF of the second.
+        second: String,
+    },
+    /// Two attachments of one VRF with overlapping subnets.
+    #[error("subnet {subnet} overlaps {other} of another attachment of the same VRF")]
+    SubnetOverlap {
+        /// This attachment's subnet.
+        subnet: Ipv4Prefix,
+        /// The other attachment's.
+        other: Ipv4Prefix,
+    },
+    /// A neighbour on a core interface with a VLAN.
+    #[error("core interfaces are untagged: remove `vlan`")]
+    TaggedCoreNeighbor,
+    /// A neighbour on an (interface, VLAN) no VRF is attached to.
+    #[error("no VRF is attached to {} on {interface}", VlanText(*.vlan))]
+    NoAttachment {
+        /// The interface.
+        interface: String,
+        /// The VLAN; `None` for untagged.
+        vlan: Option<VlanId>,
+    },
+    /// A neighbour address that does not parse.
+    #[error("ip \"{text}\" is not an IPv4 address")]
+    BadNeighborIp {
+        /// The address as written.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: AddrParseError,
+    },
+    /// A neighbour at our own address.
+    #[error("{0} is our own address on this subnet")]
+    OwnAddress(Ipv4Addr),
+    /// A neighbour outside its attachment's subnet.
+    #[error("{ip} is not in the connected subnet {subnet}")]
+    OutsideSubnet {
+        /// The neighbour.
+        ip: Ipv4Addr,
+        /// The attachment's subnet.
+        subnet: Ipv4Prefix,
+    },
+    /// A neighbour on an attachment without an address.
+    #[error("the attachment has no address, so no connected subnet")]
+    NoSubnet,
+    /// One in-label claimed twice.
+    #[error("duplicate in-label {label} used by {first} and {second}")]
+    DuplicateInLabel {
+        /// The label.
+        label: i64,
+        /// Who claimed it first.
+        first: LabelUser,
+        /// Who claimed it again.
+        second: LabelUser,
+    },
+    /// A route, label or label stack refused by the checks `route add` shares.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A swap entry without `out`.
+    #[error("swap needs `out` (one or more labels)")]
+    SwapWithoutOut,
+    /// A swap entry with an empty `out`.
+    #[error("swap needs at least one `out` label; use action = \"pop\" to pop")]
+    SwapEmptyOut,
+    /// A pop entry with `out`.
+    #[error("pop takes no `out` labels")]
+    PopWithOut,
+    /// An LPM table could not hold the routes.
+    #[error("LPM table: {0}")]
+    Lpm(#[source] LpmError),
+    /// The snapshot could not be built from the compiled parts.
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// A VLAN as errors name it: `VLAN 101` or `untagged`.
+struct VlanText(Option<VlanId>);
+
+impl fmt::Display for VlanText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "VLAN {v}"),
+            None => f.write_str("untagged"),
+        }
     }
 }
 
@@ -112,7 +385,10 @@ pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, Config
             rib,
             warnings,
         }),
-        Err(e) => Err(ConfigErrors(vec![e])),
+        Err(problem) => Err(ConfigErrors(vec![ConfigError {
+            object: Object::Tables,
+            problem,
+        }])),
     }
 }
 
@@ -137,14 +413,7 @@ struct Compiler {
     routes: Vec<BTreeMap<IpPrefix, (Source, FecId)>>,
     ilm: Vec<IlmEntry>,
     /// In-label -> who uses it, for duplicate reports.
-    label_users: BTreeMap<i64, String>,
-}
-
-fn err(object: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        object: object.into(),
-        message: message.into(),
-    }
+    label_users: BTreeMap<i64, LabelUser>,
 }
 
 /// A Linux interface name: 1..15 bytes, no '/', ':' or white space (IFNAMSIZ is 16 with NUL).
@@ -158,31 +427,29 @@ fn valid_ifname(name: &str) -> bool {
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
-fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, String> {
+fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, Problem> {
     match v {
         None => Ok(None),
         Some(n) => u16::try_from(n)
             .ok()
             .and_then(VlanId::new)
             .map(Some)
-            .ok_or_else(|| {
-                format!("VLAN {n} is outside 1..4094 (0 and 4095 are reserved by 802.1Q)")
-            }),
+            .ok_or(Problem::Vlan(n)),
     }
 }
 
-fn vlan_text(v: Option<VlanId>) -> String {
-    v.map_or("untagged".to_string(), |v| format!("VLAN {v}"))
-}
-
-fn label_of(n: i64, what: &'static str) -> Result<Label, String> {
-    resolve::label(n, what).map_err(|e| e.to_string())
-}
-
 impl Compiler {
+    /// Records that `problem` is wrong with `object`.
+    fn error(&mut self, object: &Object, problem: impl Into<Problem>) {
+        self.errors.push(ConfigError {
+            object: object.clone(),
+            problem: problem.into(),
+        });
+    }
+
     fn run(&mut self, config: &Config, macs: &dyn MacSource) {
         if config.router.name.trim().is_empty() {
-            self.errors.push(err("router", "name must not be empty"));
+            self.error(&Object::Router, Problem::EmptyRouterName);
         }
         self.interfaces(config, macs);
         self.vrfs(config);
@@ -190,15 +457,21 @@ impl Compiler {
         self.connected();
         self.table_labels(config);
         for (i, r) in config.routes.iter().enumerate() {
-            self.route(VrfId::GLOBAL, r, &format!("global route {}", i + 1));
+            let obj = Object::Route {
+                vrf: None,
+                index: i + 1,
+                prefix: r.prefix.clone(),
+            };
+            self.route(VrfId::GLOBAL, r, &obj);
         }
         for (j, v) in config.vrfs.iter().enumerate() {
-            for r in &v.routes {
-                self.route(
-                    VrfId(j as u16 + 1),
-                    r,
-                    &format!("vrf \"{}\" route {}", v.name, r.prefix),
-                );
+            for (i, r) in v.routes.iter().enumerate() {
+                let obj = Object::Route {
+                    vrf: Some(v.name.clone()),
+                    index: i + 1,
+                    prefix: r.prefix.clone(),
+                };
+                self.route(VrfId(j as u16 + 1), r, &obj);
             }
         }
         self.label_entries(config);
@@ -210,68 +483,52 @@ impl Compiler {
         self.table_labels.push(None);
         self.routes.push(BTreeMap::new());
         for (i, ifc) in config.interfaces.iter().enumerate() {
-            let obj = format!("interface \"{}\"", ifc.name);
+            let obj = Object::Interface(ifc.name.clone());
             if !valid_ifname(&ifc.name) {
-                self.errors.push(err(
-                    &obj,
-                    "not a valid Linux interface name (1 to 15 characters, no '/', ':' or spaces)",
-                ));
+                self.error(&obj, Problem::BadInterfaceName);
             }
             if let Some(first) = seen.insert(ifc.name.clone(), i) {
-                self.errors.push(err(
+                self.error(
                     &obj,
-                    format!(
-                        "defined twice (interface entries {} and {})",
-                        first + 1,
-                        i + 1
-                    ),
-                ));
+                    Problem::InterfaceTwice {
+                        first: first + 1,
+                        second: i + 1,
+                    },
+                );
             }
             let mac = match &ifc.mac {
                 Some(text) => match text.parse::<MacAddr>() {
                     Ok(m) if m.is_unicast() && m != MacAddr([0; 6]) => Some(m),
-                    Ok(_) => {
-                        self.errors
-                            .push(err(&obj, format!("mac {text} is not a unicast address")));
+                    Ok(m) => {
+                        self.error(&obj, Problem::MacNotUnicast(m));
                         None
                     }
-                    Err(_) => {
-                        self.errors.push(err(
+                    Err(source) => {
+                        self.error(
                             &obj,
-                            format!("mac \"{text}\" is not a MAC address like 02:00:00:00:01:01"),
-                        ));
+                            Problem::BadMac {
+                                text: text.clone(),
+                                source,
+                            },
+                        );
                         None
                     }
                 },
                 None => {
                     let m = macs.mac_of(&ifc.name);
                     if m.is_none() {
-                        self.errors.push(err(
-                            &obj,
-                            "no mac given, and there is no interface of that name here to read it from: add `mac = \"..\"` (xpe run reads it from the interface)",
-                        ));
+                        self.error(&obj, Problem::NoMac);
                     }
                     m
                 }
             };
             if !MTU_RANGE.contains(&ifc.mtu) {
-                self.errors.push(err(
-                    &obj,
-                    format!(
-                        "mtu {} is outside {}..{}",
-                        ifc.mtu,
-                        MTU_RANGE.start(),
-                        MTU_RANGE.end()
-                    ),
-                ));
+                self.error(&obj, Problem::Mtu { mtu: ifc.mtu });
             }
             let address = match (&ifc.address, ifc.kind) {
                 (None, _) => None,
                 (Some(_), InterfaceKind::Edge) => {
-                    self.errors.push(err(
-                        &obj,
-                        "an edge interface takes no address: give it to the VRF attachment instead",
-                    ));
+                    self.error(&obj, Problem::EdgeAddress);
                     None
                 }
                 (Some(text), InterfaceKind::Core) => self.subnet(&obj, text),
@@ -296,33 +553,30 @@ impl Compiler {
                 });
             }
         }
-        if self.ports.len() > 256 {
-            self.errors.push(err("config", "more than 256 interfaces"));
+        if self.ports.len() > MAX_INTERFACES {
+            self.error(
+                &Object::Config,
+                Problem::TooManyInterfaces(self.ports.len()),
+            );
         }
     }
 
     /// Parses an interface address: host bits required (it is ours), not the subnet's
     /// network or broadcast address.
-    fn subnet(&mut self, obj: &str, text: &str) -> Option<Ipv4Prefix> {
+    fn subnet(&mut self, obj: &Object, text: &str) -> Option<Ipv4Prefix> {
         let p = match text.parse::<Ipv4Prefix>() {
             Ok(p) => p,
             Err(e) => {
-                self.errors.push(err(obj, format!("address {e}")));
+                self.error(obj, Problem::Address(e));
                 return None;
             }
         };
         if p.len() == 32 {
-            self.errors.push(err(
-                obj,
-                format!("address {p} has no subnet: neighbours need a prefix of /31 or shorter"),
-            ));
+            self.error(obj, Problem::AddressWithoutSubnet(p));
             return None;
         }
         if p.len() < 31 && (p.addr() == p.network() || p.addr() == p.broadcast()) {
-            self.errors.push(err(
-                obj,
-                format!("address {p} is the subnet's network or broadcast address"),
-            ));
+            self.error(obj, Problem::AddressNotHost(p));
             return None;
         }
         Some(p)
@@ -341,15 +595,12 @@ impl Compiler {
         let mut slots: BTreeMap<(u16, u16), String> = BTreeMap::new();
         for (j, v) in config.vrfs.iter().enumerate() {
             let vrf = VrfId(j as u16 + 1);
-            let obj = format!("vrf \"{}\"", v.name);
+            let obj = Object::Vrf(v.name.clone());
             if v.name.is_empty() || v.name == "global" {
-                self.errors.push(err(
-                    &obj,
-                    "name must be non-empty and not \"global\" (the core table)",
-                ));
+                self.error(&obj, Problem::BadVrfName);
             }
             if names.insert(v.name.clone(), j).is_some() {
-                self.errors.push(err(&obj, "defined twice"));
+                self.error(&obj, Problem::DefinedTwice);
             }
             self.vrf_names.push(v.name.clone());
             self.table_labels.push(None);
@@ -358,49 +609,50 @@ impl Compiler {
             for a in &v.attachments {
                 let vlan = match vlan_of(a.vlan) {
                     Ok(v) => v,
-                    Err(m) => {
-                        self.errors
-                            .push(err(format!("{obj} attachment on {}", a.interface), m));
+                    Err(problem) => {
+                        let aobj = Object::AttachmentOn {
+                            vrf: v.name.clone(),
+                            interface: a.interface.clone(),
+                        };
+                        self.error(&aobj, problem);
                         continue;
                     }
                 };
-                let aobj = format!("{obj} attachment {} {}", a.interface, vlan_text(vlan));
+                let aobj = Object::Attachment {
+                    vrf: v.name.clone(),
+                    interface: a.interface.clone(),
+                    vlan,
+                };
                 let Some((port, kind)) = self.port_named(config, &a.interface) else {
-                    self.errors
-                        .push(err(&aobj, format!("unknown interface \"{}\"", a.interface)));
+                    self.error(&aobj, Problem::UnknownInterface(a.interface.clone()));
                     continue;
                 };
                 if kind == InterfaceKind::Core {
-                    self.errors.push(err(
-                        &aobj,
-                        format!(
-                            "{} is a core interface (global table); attach VRFs to edge interfaces",
-                            a.interface
-                        ),
-                    ));
+                    self.error(&aobj, Problem::CoreAttachment(a.interface.clone()));
                     continue;
                 }
                 let slot = (port.0, vlan.map_or(0, |v| v.get()));
                 if let Some(other) = slots.insert(slot, v.name.clone()) {
-                    self.errors.push(err(
-                        format!("interface \"{}\"", a.interface),
-                        format!(
-                            "{} attached twice (vrf \"{other}\" and vrf \"{}\")",
-                            vlan_text(vlan),
-                            v.name
-                        ),
-                    ));
+                    self.error(
+                        &Object::Interface(a.interface.clone()),
+                        Problem::AttachedTwice {
+                            vlan,
+                            first: other,
+                            second: v.name.clone(),
+                        },
+                    );
                     continue;
                 }
                 let address = a.address.as_ref().and_then(|t| self.subnet(&aobj, t));
                 if let Some(p) = address {
-                    if let Some(o) = subnets.iter().find(|o| o.overlaps(&p)) {
-                        self.errors.push(err(
+                    if let Some(&o) = subnets.iter().find(|o| o.overlaps(&p)) {
+                        self.error(
                             &aobj,
-                            format!(
-                                "subnet {p} overlaps {o} of another attachment of the same VRF"
-                            ),
-                        ));
+                            Problem::SubnetOverlap {
+                                subnet: p,
+                                other: o,
+                            },
+                        );
                     }
                     subnets.push(p);
                 }
@@ -424,77 +676,88 @@ impl Compiler {
 
     fn neighbors(&mut self, config: &Config) {
         for n in &config.neighbors {
-            let obj = format!("neighbor {} on {}", n.ip, n.interface);
+            let obj = Object::Neighbor {
+                ip: n.ip.clone(),
+                interface: n.interface.clone(),
+            };
             let vlan = match vlan_of(n.vlan) {
                 Ok(v) => v,
-                Err(m) => {
-                    self.errors.push(err(&obj, m));
+                Err(problem) => {
+                    self.error(&obj, problem);
                     continue;
                 }
             };
             let Some((port, kind)) = self.port_named(config, &n.interface) else {
-                self.errors
-                    .push(err(&obj, format!("unknown interface \"{}\"", n.interface)));
+                self.error(&obj, Problem::UnknownInterface(n.interface.clone()));
                 continue;
             };
             if kind == InterfaceKind::Core && vlan.is_some() {
-                self.errors
-                    .push(err(&obj, "core interfaces are untagged: remove `vlan`"));
+                self.error(&obj, Problem::TaggedCoreNeighbor);
                 continue;
             }
             let Some(att) = self.attachment_at(port, vlan) else {
-                self.errors.push(err(
+                self.error(
                     &obj,
-                    format!(
-                        "no VRF is attached to {} on {}",
-                        vlan_text(vlan),
-                        n.interface
-                    ),
-                ));
+                    Problem::NoAttachment {
+                        interface: n.interface.clone(),
+                        vlan,
+                    },
+                );
                 continue;
             };
             let ip = match n.ip.parse::<Ipv4Addr>() {
                 Ok(ip) => ip,
-                Err(_) => {
-                    self.errors
-                        .push(err(&obj, format!("ip \"{}\" is not an IPv4 address", n.ip)));
+                Err(source) => {
+                    self.error(
+                        &obj,
+                        Problem::BadNeighborIp {
+                            text: n.ip.clone(),
+                            source,
+                        },
+                    );
                     continue;
                 }
             };
             let mac = match n.mac.parse::<MacAddr>() {
                 Ok(m) if m.is_unicast() => m,
-                _ => {
-                    self.errors.push(err(
+                Ok(m) => {
+                    self.error(&obj, Problem::MacNotUnicast(m));
+                    continue;
+                }
+                Err(source) => {
+                    self.error(
                         &obj,
-                        format!("mac \"{}\" is not a unicast MAC address", n.mac),
-                    ));
+                        Problem::BadMac {
+                            text: n.mac.clone(),
+                            source,
+                        },
+                    );
                     continue;
                 }
             };
             match self.attachments[usize::from(att)].address {
                 Some(p) if p.addr() == ip => {
-                    self.errors
-                        .push(err(&obj, format!("{ip} is our own address on this subnet")));
+                    self.error(&obj, Problem::OwnAddress(ip));
                     continue;
                 }
                 Some(p) if p.contains(ip) => {}
                 Some(p) => {
-                    self.errors.push(err(
+                    self.error(
                         &obj,
-                        format!("{ip} is not in the connected subnet {}", p.trunc()),
-                    ));
+                        Problem::OutsideSubnet {
+                            ip,
+                            subnet: p.trunc(),
+                        },
+                    );
                     continue;
                 }
                 None => {
-                    self.errors.push(err(
-                        &obj,
-                        "the attachment has no address, so no connected subnet",
-                    ));
+                    self.error(&obj, Problem::NoSubnet);
                     continue;
                 }
             }
             if self.neighbors.insert((att, ip), mac).is_some() {
-                self.errors.push(err(&obj, "defined twice"));
+                self.error(&obj, Problem::DefinedTwice);
             }
         }
     }
@@ -553,12 +816,14 @@ impl Compiler {
         }
     }
 
-    fn claim_label(&mut self, n: i64, user: String) {
+    fn claim_label(&mut self, n: i64, user: LabelUser) {
         if let Some(first) = self.label_users.get(&n) {
-            self.errors.push(err(
-                format!("label {n}"),
-                format!("duplicate in-label {n} used by {first} and {user}"),
-            ));
+            let problem = Problem::DuplicateInLabel {
+                label: n,
+                first: first.clone(),
+                second: user,
+            };
+            self.error(&Object::Label(n), problem);
         } else {
             self.label_users.insert(n, user);
         }
@@ -567,10 +832,10 @@ impl Compiler {
     fn table_labels(&mut self, config: &Config) {
         for (j, v) in config.vrfs.iter().enumerate() {
             let Some(n) = v.table_label else { continue };
-            match label_of(n, "table_label") {
+            match resolve::label(n, "table_label") {
                 Ok(l) => {
                     self.table_labels[j + 1] = Some(l);
-                    self.claim_label(n, format!("vrf \"{}\"", v.name));
+                    self.claim_label(n, LabelUser::Vrf(v.name.clone()));
                     self.ilm.push(IlmEntry {
                         label: l,
                         action: IlmAction::PopLookup {
@@ -580,13 +845,13 @@ impl Compiler {
                         counter: 0,
                     });
                 }
-                Err(m) => self.errors.push(err(format!("vrf \"{}\"", v.name), m)),
+                Err(e) => self.error(&Object::Vrf(v.name.clone()), e),
             }
         }
     }
 
     /// Resolves `via` to an adjacency (see [`resolve::attachment`]).
-    fn resolve(&mut self, obj: &str, vrf: VrfId, via: &str, core: bool) -> Option<AdjacencyId> {
+    fn resolve(&mut self, obj: &Object, vrf: VrfId, via: &str, core: bool) -> Option<AdjacencyId> {
         let found = resolve::next_hop(via).and_then(|ip| {
             let name = &self.vrf_names[usize::from(vrf.0)];
             resolve::attachment(&self.attachments, vrf, name, ip, core).map(|att| (att, ip))
@@ -594,7 +859,7 @@ impl Compiler {
         let (att, ip) = match found {
             Ok(found) => found,
             Err(e) => {
-                self.errors.push(err(obj, e.to_string()));
+                self.error(obj, e);
                 return None;
             }
         };
@@ -606,17 +871,22 @@ impl Compiler {
         Some(self.adjacency(att.0, ip))
     }
 
-    fn labels(&mut self, obj: &str, labels: &[i64], explicit_null_ok: bool) -> Option<LabelStack> {
+    fn labels(
+        &mut self,
+        obj: &Object,
+        labels: &[i64],
+        explicit_null_ok: bool,
+    ) -> Option<LabelStack> {
         resolve::labels(labels, explicit_null_ok)
-            .map_err(|e| self.errors.push(err(obj, e.to_string())))
+            .map_err(|e| self.error(obj, e))
             .ok()
     }
 
-    fn route(&mut self, vrf: VrfId, r: &Route, obj: &str) {
+    fn route(&mut self, vrf: VrfId, r: &Route, obj: &Object) {
         let prefix = match resolve::prefix(&r.prefix) {
             Ok(p) => p,
             Err(e) => {
-                self.errors.push(err(obj, e.to_string()));
+                self.error(obj, e);
                 return;
             }
         };
@@ -629,14 +899,11 @@ impl Compiler {
         let fec = self.fec(Fec::Forward { adj, push });
         let table = &mut self.routes[usize::from(vrf.0)];
         if let Some(&(source, _)) = table.get(&prefix) {
-            self.errors.push(err(
-                obj,
-                RouteError::Clash {
-                    prefix,
-                    existing: source,
-                }
-                .to_string(),
-            ));
+            let clash = RouteError::Clash {
+                prefix,
+                existing: source,
+            };
+            self.error(obj, clash);
             return;
         }
         table.insert(prefix, (Source::Static, fec));
@@ -644,30 +911,29 @@ impl Compiler {
 
     fn label_entries(&mut self, config: &Config) {
         for (i, e) in config.labels.iter().enumerate() {
-            let obj = format!("label entry {} (in {})", i + 1, e.in_label);
-            let label = match label_of(e.in_label, "in-label") {
+            let obj = Object::LabelEntry {
+                index: i + 1,
+                in_label: e.in_label,
+            };
+            let label = match resolve::label(e.in_label, "in-label") {
                 Ok(l) => l,
-                Err(m) => {
-                    self.errors.push(err(&obj, m));
+                Err(e) => {
+                    self.error(&obj, e);
                     continue;
                 }
             };
-            self.claim_label(e.in_label, format!("label entry {}", i + 1));
+            self.claim_label(e.in_label, LabelUser::LabelEntry(i + 1));
             let action = match (e.action, &e.out) {
                 (LabelAction::Swap, None) => {
-                    self.errors
-                        .push(err(&obj, "swap needs `out` (one or more labels)"));
+                    self.error(&obj, Problem::SwapWithoutOut);
                     continue;
                 }
                 (LabelAction::Swap, Some(out)) if out.is_empty() => {
-                    self.errors.push(err(
-                        &obj,
-                        "swap needs at least one `out` label; use action = \"pop\" to pop",
-                    ));
+                    self.error(&obj, Problem::SwapEmptyOut);
                     continue;
                 }
                 (LabelAction::Pop, Some(_)) => {
-                    self.errors.push(err(&obj, "pop takes no `out` labels"));
+                    self.error(&obj, Problem::PopWithOut);
                     continue;
                 }
                 (LabelAction::Swap, Some(out)) => {
@@ -695,15 +961,16 @@ impl Compiler {
         }
     }
 
-    fn finish(self, config: &Config) -> Result<(Snapshot, Rib), ConfigError> {
+    /// Builds the tables of a config that passed every check; what fails here is about
+    /// [`Object::Tables`].
+    fn finish(self, config: &Config) -> Result<(Snapshot, Rib), Problem> {
         let mut rib = Rib::new(self.vrf_names.len());
         for (j, table) in self.routes.iter().enumerate() {
             for (prefix, &(source, fec)) in table {
                 rib.set(VrfId(j as u16), *prefix, source, Some(fec));
             }
         }
-        rib.commit()
-            .map_err(|e| err("tables", format!("LPM table: {e}")))?;
+        rib.commit().map_err(Problem::Lpm)?;
         let vrfs = self
             .vrf_names
             .iter()
@@ -729,7 +996,7 @@ impl Compiler {
             ilm: self.ilm,
         })
         .map(|snapshot| (snapshot, rib))
-        .map_err(|e| err("tables", e.to_string()))
+        .map_err(Problem::Table)
     }
 }
 
@@ -940,6 +1207,124 @@ mod tests {
             c.warnings.iter().any(|w| w.contains("no static neighbour")),
             "{:?}",
             c.warnings
+        );
+    }
+
+    fn config_errors(text: &str) -> Vec<ConfigError> {
+        let config = Config::parse(text, "test.toml").expect("parses");
+        compile(&config, &Offline).expect_err("must be refused").0
+    }
+
+    #[test]
+    fn objects_are_named_as_before() {
+        let vlan = VlanId::new(101);
+        for (object, text) in [
+            (Object::Router, "router"),
+            (Object::Config, "config"),
+            (Object::Interface("dx0".into()), "interface \"dx0\""),
+            (Object::Vrf("vpc-a".into()), "vrf \"vpc-a\""),
+            (
+                Object::AttachmentOn {
+                    vrf: "vpc-a".into(),
+                    interface: "dx0".into(),
+                },
+                "vrf \"vpc-a\" attachment on dx0",
+            ),
+            (
+                Object::Attachment {
+                    vrf: "vpc-a".into(),
+                    interface: "dx0".into(),
+                    vlan,
+                },
+                "vrf \"vpc-a\" attachment dx0 VLAN 101",
+            ),
+            (
+                Object::Attachment {
+                    vrf: "vpc-a".into(),
+                    interface: "dx1".into(),
+                    vlan: None,
+                },
+                "vrf \"vpc-a\" attachment dx1 untagged",
+            ),
+            (
+                Object::Neighbor {
+                    ip: "169.254.10.2".into(),
+                    interface: "dx0".into(),
+                },
+                "neighbor 169.254.10.2 on dx0",
+            ),
+            (
+                Object::Route {
+                    vrf: None,
+                    index: 3,
+                    prefix: "10.0.0.0/8".into(),
+                },
+                "global route 3",
+            ),
+            (
+                Object::Route {
+                    vrf: Some("vpc-a".into()),
+                    index: 2,
+                    prefix: "198.19.20.0/24".into(),
+                },
+                "vrf \"vpc-a\" route 198.19.20.0/24",
+            ),
+            (Object::Label(1001), "label 1001"),
+            (
+                Object::LabelEntry {
+                    index: 2,
+                    in_label: 16004,
+                },
+                "label entry 2 (in 16004)",
+            ),
+            (Object::Tables, "tables"),
+        ] {
+            assert_eq!(object.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn errors_carry_their_object_and_data() {
+        let errors = config_errors(&example_with("in = 16004", "in = 1001"));
+        assert_eq!(
+            errors,
+            [ConfigError {
+                object: Object::Label(1001),
+                problem: Problem::DuplicateInLabel {
+                    label: 1001,
+                    first: LabelUser::Vrf("vpc-a".into()),
+                    second: LabelUser::LabelEntry(2),
+                },
+            }]
+        );
+        // A refusal of the checks `route add` shares keeps its own type.
+        let errors = config_errors(&EXAMPLE.replace(
+            "via = \"198.18.0.2\"\nlabels = [16001, 2002]",
+            "via = \"198.18.5.5\"\nlabels = [16001, 2002]",
+        ));
+        assert!(
+            errors.iter().any(|e| matches!(
+                e,
+                ConfigError {
+                    object: Object::Route { vrf: Some(vrf), index: 2, .. },
+                    problem: Problem::Route(RouteError::Unreachable { ip, .. }),
+                } if vrf == "vpc-b" && *ip == Ipv4Addr::new(198, 18, 5, 5)
+            )),
+            "{errors:#?}"
+        );
+        // A parse error is kept as the source.
+        let errors = config_errors(&example_with(
+            "mac = \"02:00:00:00:aa:01\"",
+            "mac = \"02:00:00:00:aa\"",
+        ));
+        let e = errors
+            .iter()
+            .find(|e| matches!(e.problem, Problem::BadMac { .. }))
+            .expect("a bad neighbour MAC");
+        assert!(std::error::Error::source(&e.problem).is_some());
+        assert_eq!(
+            e.to_string(),
+            "neighbor 169.254.10.2 on dx0: mac \"02:00:00:00:aa\" is not a MAC address like 02:00:00:00:01:01"
         );
     }
 }

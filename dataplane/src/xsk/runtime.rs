@@ -81,16 +81,18 @@ impl Runtime {
         };
         for (ifname, _, queues) in &plan.interfaces {
             if (*queues as usize) < workers.len() {
-                return Err(XskError::Plan(format!(
-                    "interface {ifname} has {queues} RX queue(s) but {} workers were asked for: every worker needs a queue on every interface it transmits on; use --cores with at most {queues} core(s)",
-                    workers.len()
-                )));
+                return Err(XskError::TooFewQueues {
+                    ifname: ifname.clone(),
+                    queues: *queues,
+                    workers: workers.len(),
+                });
             }
             if *queues as usize > xpe_ebpf::MAX_QUEUES as usize {
-                return Err(XskError::Plan(format!(
-                    "interface {ifname} has {queues} RX queues; at most {} are supported",
-                    xpe_ebpf::MAX_QUEUES
-                )));
+                return Err(XskError::TooManyQueues {
+                    ifname: ifname.clone(),
+                    queues: *queues,
+                    max: xpe_ebpf::MAX_QUEUES,
+                });
             }
         }
         let mut steering = Vec::new();
@@ -157,7 +159,7 @@ impl Runtime {
                         }
                     },
                 )
-                .map_err(|e| XskError::Plan(format!("cannot start a worker thread: {e}")))?;
+                .map_err(XskError::Spawn)?;
             runtime.threads.push(thread);
             runtime.stats.push(stats);
         }
@@ -171,9 +173,7 @@ impl Runtime {
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(XskError::Plan(
-                        "a worker thread ended during start-up".into(),
-                    ));
+                    first_error.get_or_insert(XskError::WorkerEnded);
                 }
             }
         }

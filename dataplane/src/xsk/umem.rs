@@ -48,13 +48,12 @@ impl Mapping {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(XskError::Umem(format!(
-                "cannot map {len} bytes: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(XskError::UmemMap {
+                bytes: len,
+                source: std::io::Error::last_os_error(),
+            });
         }
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| XskError::Umem("mmap returned NULL".into()))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(XskError::UmemNull)?;
         Ok(Mapping { ptr, len })
     }
 }
@@ -115,8 +114,9 @@ impl Umem {
         let area = NonNull::slice_from_raw_parts(mapping.ptr, mapping.len);
         // SAFETY: `area` is the page-aligned mapping made above, valid for its whole length,
         // and `mapping` lives in the same struct, dropped after `inner` (field order).
-        let inner = unsafe { XUmem::new(config, area) }
-            .map_err(|e| XskError::Umem(format!("cannot register the UMEM: {e}")))?;
+        let inner = unsafe { XUmem::new(config, area) }.map_err(|e| XskError::UmemRegister {
+            source: std::io::Error::from_raw_os_error(e.get_raw()),
+        })?;
         let free = (0..u64::from(frames))
             .rev()
             .map(|i| i * u64::from(FRAME_SIZE))
