@@ -4,8 +4,8 @@
 # with `xpe route load` (timed end to end: reading, sending, checking, RIB, FIB, publish),
 # then CHANGES times (500) one `xpe route del` and one `xpe route add` of a route of that
 # VRF, each timed by the daemon ("published in") and by the client (round trip of the
-# command); then, for CHURN_SECONDS (10), route files of BATCH (2000) changes loaded back to
-# back (half remove routes, half put them back), timed the same way, with the rate reached.
+# command); then, for CHURN_SECONDS (10), a route stream of RATE (100,000) changes per second
+# (half remove routes, half put them back), each timed from its writing to its publication.
 # Prints p50/p99/max and the daemon's RSS after each phase. Needs root; builds the release
 # binary.
 #
@@ -17,14 +17,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ROUTES="${1:-1000000}"
 CHANGES="${2:-500}"
-# The sustained phase: batches of BATCH changes, one `xpe route load` each, back to back for
-# CHURN_SECONDS seconds.
-BATCH="${BATCH:-2000}"
+# IPv6 routes in a second VRF, for the IPv6 single changes.
+V6ROUTES="${V6ROUTES:-100000}"
+# The sustained phase: RATE changes per second streamed for CHURN_SECONDS seconds.
+RATE="${RATE:-100000}"
 CHURN_SECONDS="${CHURN_SECONDS:-10}"
 [[ $EUID -eq 0 ]] || { echo "bench-route-churn: needs root (xpe run)" >&2; exit 1; }
 
 cargo build -q --release -p xpe-control --bin xpe
+cargo build -q --release -p xpe-benches --example route_feed
 XPE="$PWD/target/release/xpe"
+FEED="$PWD/target/release/examples/route_feed"
 NS="xrc$$"
 WORK="$(mktemp -d)"
 PID=""
@@ -41,7 +44,7 @@ ip -n "$NS" link set a0 up
 ip -n "$NS" link set a1 up
 ip -n "$NS" link set lo up
 
-python3 - "$ROUTES" "$WORK" <<'EOF'
+python3 - "$ROUTES" "$WORK" "$V6ROUTES" <<'EOF'
 import random, sys
 n, work = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(1)
@@ -50,7 +53,8 @@ seen = set()
 with open(f"{work}/xrc.toml", "w") as f:
     f.write('[router]\nname = "xrc"\n\n[[interface]]\nname = "a0"\nkind = "edge"\n\n'
             '[[interface]]\nname = "a1"\nkind = "core"\naddress = "198.18.0.1/30"\n\n'
-            '[[vrf]]\nname = "v"\n\n[[vrf.attachment]]\ninterface = "a0"\naddress = "198.18.1.1/24"\n')
+            '[[vrf]]\nname = "v"\n\n[[vrf.attachment]]\ninterface = "a0"\nvlan = 10\naddress = "198.18.1.1/24"\n\n'
+            '[[vrf]]\nname = "w"\n\n[[vrf.attachment]]\ninterface = "a0"\nvlan = 20\naddress = "198.18.2.1/24"\n')
 with open(f"{work}/xrc.routes", "w") as f, open(f"{work}/picks", "w") as picks:
     while len(seen) < n:
         ln = rng.choice(lens)
@@ -61,6 +65,21 @@ with open(f"{work}/xrc.routes", "w") as f, open(f"{work}/picks", "w") as picks:
         a = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{ln}"
         f.write(f"v {a} via 198.18.0.2 labels 16001/2001\n")
         if len(seen) % max(1, n // 4000) == 0:
+            picks.write(a + "\n")
+# IPv6: V6ROUTES prefixes of /48, /56 and /64 inside 2001:db8::/32 in VRF w.
+n6 = int(sys.argv[3])
+seen = set()
+with open(f"{work}/xrc6.routes", "w") as f, open(f"{work}/picks6", "w") as picks:
+    while len(seen) < n6:
+        ln = rng.choice([48] * 3 + [56] * 2 + [64] * 5)
+        bits = rng.getrandbits(ln - 32) << (128 - ln)
+        if (bits, ln) in seen:
+            continue
+        seen.add((bits, ln))
+        words = [0x2001, 0x0db8] + [(bits >> (16 * i)) & 0xFFFF for i in range(5, 1, -1)]
+        a = ":".join(f"{w:x}" for w in words) + f"::/{ln}"
+        f.write(f"w {a} via 198.18.0.2 labels 16001/2002\n")
+        if len(seen) % max(1, n6 // 4000) == 0:
             picks.write(a + "\n")
 EOF
 
@@ -102,22 +121,23 @@ stats "$WORK/daemon.ms" "validate, RIB, FIB and publish (daemon)"
 stats "$WORK/client.ms" "xpe route del/add round trip (client)"
 echo "RSS after the changes: $(rss)"
 
-# Sustained churn: two files, one removing BATCH routes and one putting them back, loaded in
-# turn; each load is one batch through the RIB and one publish.
-head -n "$BATCH" "$WORK/picks" | awk '{print "del v " $1}' > "$WORK/churn-del.routes"
-head -n "$BATCH" "$WORK/picks" | awk '{print "v " $1 " via 198.18.0.2 labels 16001/2001"}' > "$WORK/churn-add.routes"
-: > "$WORK/churn.ms"
-loads=0
-start=$(date +%s%N)
-end=$((start + CHURN_SECONDS * 1000000000))
-while (( $(date +%s%N) < end )); do
-    for f in churn-del churn-add; do
-        out=$("$XPE" route load "$WORK/$f.routes" --socket "$SOCK")
-        echo "$out" | sed -n 's/.*published in \([0-9.]*\) ms.*/\1/p' >> "$WORK/churn.ms"
-        loads=$((loads + 1))
+# IPv6: V6ROUTES routes into VRF w, then CHANGES single removals and additions there.
+echo "xpe route load of $V6ROUTES IPv6 routes: $("$XPE" route load "$WORK/xrc6.routes" --socket "$SOCK")"
+: > "$WORK/daemon6.ms"
+mapfile -t PICKS6 < "$WORK/picks6"
+for i in $(seq 0 $((CHANGES - 1))); do
+    p="${PICKS6[$((i % ${#PICKS6[@]}))]}"
+    for cmd in "del $p --vrf w" "add $p --via 198.18.0.2 --labels 16001,2002 --vrf w"; do
+        # shellcheck disable=SC2086
+        "$XPE" route $cmd --socket "$SOCK" | sed -n 's/.*published in \([0-9.]*\) ms.*/\1/p' >> "$WORK/daemon6.ms"
     done
 done
-took=$(( ($(date +%s%N) - start) / 1000000 ))
-echo "sustained: $loads loads of $BATCH changes in $took ms: $(( loads * BATCH * 1000 / took )) changes/s"
-stats "$WORK/churn.ms" "one batch of $BATCH: check, RIB, FIB and publish (daemon)"
+stats "$WORK/daemon6.ms" "IPv6, $V6ROUTES routes: validate, RIB, FIB and publish (daemon)"
+
+# Sustained churn: a paced stream of changes (half removing routes, half putting them back)
+# at RATE changes/s for CHURN_SECONDS, each timed from its writing to the daemon's
+# acknowledgement that it is published (benches/examples/route_feed.rs).
+awk '{print "del v " $1}' "$WORK/picks" > "$WORK/churn.routes"
+awk '{print "v " $1 " via 198.18.0.2 labels 16001/2001"}' "$WORK/picks" >> "$WORK/churn.routes"
+"$FEED" "$SOCK" "$WORK/churn.routes" "$RATE" "$CHURN_SECONDS"
 echo "RSS after the churn: $(rss)"

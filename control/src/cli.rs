@@ -165,10 +165,18 @@ pub enum RouteOp {
         socket: Option<PathBuf>,
     },
     /// Apply a route file (one route per line, docs/routes.md): all of it or, on any
-    /// error, none.
+    /// error, none. With --stream, lines are applied as they arrive, in chunks, up to the
+    /// first bad line.
     Load {
-        /// The route file.
+        /// The route file (`-`: standard input, with --stream).
         file: PathBuf,
+        /// Stream the lines: each chunk is published as soon as it arrives, coalesced with
+        /// other changes (a feed: `tail -f FILE | xpe route load --stream -`).
+        #[arg(long)]
+        stream: bool,
+        /// With --stream, print each published chunk's acknowledgement.
+        #[arg(long, requires = "stream")]
+        progress: bool,
         /// The running instance's control socket.
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -390,7 +398,45 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 vrf,
                 socket,
             } => remote(out, socket.as_deref(), &Request::RouteDel { vrf, prefix }),
-            RouteOp::Load { file, socket } => {
+            RouteOp::Load {
+                file,
+                stream: true,
+                progress,
+                socket,
+            } => {
+                let input: Box<dyn std::io::Read + Send> = if file.as_os_str() == "-" {
+                    Box::new(std::io::stdin())
+                } else {
+                    Box::new(std::fs::File::open(&file).map_err(|e| {
+                        Failure::new(format!("cannot read {}: {e}", file.display()))
+                    })?)
+                };
+                let origin = match file.as_os_str() == "-" {
+                    true => "stdin".to_string(),
+                    false => file.display().to_string(),
+                };
+                let socket = find_socket(socket.as_deref())?;
+                let mut acked = Ok(());
+                let response = crate::ctl::stream(&socket, &origin, input, &mut |a| {
+                    if progress && acked.is_ok() {
+                        acked = writeln!(
+                            out,
+                            "through line {}: {} added, {} removed; published in {:.3} ms",
+                            a.through, a.added, a.removed, a.latency_ms
+                        );
+                    }
+                })?;
+                acked.map_err(io_failure)?;
+                if !response.ok {
+                    return Err(Failure::new(response.text));
+                }
+                writeln!(out, "{}", response.text.trim_end()).map_err(io_failure)
+            }
+            RouteOp::Load { file, socket, .. } => {
+                if file.as_os_str() == "-" {
+                    return Err(Failure::new("`-` (standard input) is for --stream")
+                        .hint("xpe route load --stream - reads routes from standard input"));
+                }
                 let routes = std::fs::read_to_string(&file)
                     .map_err(|e| Failure::new(format!("cannot read {}: {e}", file.display())))?;
                 let origin = file.display().to_string();

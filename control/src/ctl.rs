@@ -78,6 +78,13 @@ pub enum Request {
         /// Where it came from, for error messages.
         origin: String,
     },
+    /// Start a route stream: route file lines follow the request on the same connection
+    /// until the client shuts its side down; each published batch is acknowledged with a
+    /// [`StreamAck`] line, and a [`Response`] ends the stream (docs/routes.md).
+    RouteStream {
+        /// Where the lines come from, for error messages.
+        origin: String,
+    },
     /// Remove a static route.
     RouteDel {
         /// VRF name; `None` for the global table.
@@ -110,6 +117,22 @@ pub struct Response {
     pub ok: bool,
     /// What to print (stdout when ok, stderr otherwise).
     pub text: String,
+}
+
+/// A route stream's acknowledgement of one published chunk: the lines up to `through`
+/// are in the running tables.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StreamAck {
+    /// The number of the last line applied, from 1 (comments and blank lines count).
+    pub through: u64,
+    /// Routes added or replaced by the chunk.
+    pub added: u64,
+    /// Routes removed by the chunk.
+    pub removed: u64,
+    /// From the chunk's arrival at the committer to its publication, in milliseconds.
+    pub latency_ms: f64,
+    /// Requests published in the same batch (the chunk counts).
+    pub batch_requests: u64,
 }
 
 /// The socket path of a router name.
@@ -157,13 +180,7 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, Failure> {
     let mut body = serde_json::to_vec(request)
         .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
     body.push(b'\n');
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",
-            _ => "is `xpe run` running? pass --socket PATH if it uses another socket",
-        };
-        Failure::new(format!("cannot connect to {}: {e}", socket.display())).hint(hint)
-    })?;
+    let mut stream = connect(socket)?;
     let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     // A server that refuses the request early (too large, too many connections) answers
@@ -184,6 +201,76 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, Failure> {
             )))
         }
     }
+}
+
+/// Streams route lines from `input` to the daemon (`Request::RouteStream`): a thread sends
+/// them as they come while this one reads the acknowledgements, handing each to `on_ack`,
+/// until the closing [`Response`]. No read timeout: a stream may be quiet as long as its
+/// source is (the daemon closes one that sends nothing for a minute).
+pub fn stream(
+    socket: &Path,
+    origin: &str,
+    mut input: Box<dyn Read + Send>,
+    on_ack: &mut dyn FnMut(&StreamAck),
+) -> Result<Response, Failure> {
+    let mut header = serde_json::to_vec(&Request::RouteStream {
+        origin: origin.to_string(),
+    })
+    .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
+    header.push(b'\n');
+    let conn = connect(socket)?;
+    let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
+    let mut writer = conn.try_clone().map_err(io)?;
+    let sender = std::thread::spawn(move || -> std::io::Result<u64> {
+        writer.write_all(&header)?;
+        let sent = std::io::copy(&mut input, &mut writer)?;
+        writer.shutdown(std::net::Shutdown::Write)?;
+        Ok(sent)
+    });
+    let mut reader = std::io::BufReader::new(conn);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).map_err(io)?;
+        if n == 0 {
+            // The daemon closed without a last word: say what the sending side saw.
+            let sent = sender.join();
+            return Err(Failure::new(format!(
+                "{} closed the stream without an answer{}",
+                socket.display(),
+                match sent {
+                    Ok(Err(e)) => format!(" (sending: {e})"),
+                    _ => String::new(),
+                }
+            )));
+        }
+        if let Ok(ack) = serde_json::from_str::<StreamAck>(&line) {
+            on_ack(&ack);
+            continue;
+        }
+        let response: Response = serde_json::from_str(&line).map_err(|e| {
+            Failure::new(format!(
+                "{} answered something that is not a response: {e}",
+                socket.display()
+            ))
+        })?;
+        // The sender ends with the input, or with an error once the daemon has closed (it
+        // stops reading at the first bad line); it is not waited for, as an input that
+        // never ends (a pipe from a feed) would keep it forever.
+        drop(sender);
+        return Ok(response);
+    }
+}
+
+/// Connects to the control socket, with a hint when that fails.
+fn connect(socket: &Path) -> Result<UnixStream, Failure> {
+    UnixStream::connect(socket).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",
+            _ => "is `xpe run` running? pass --socket PATH if it uses another socket",
+        };
+        Failure::new(format!("cannot connect to {}: {e}", socket.display())).hint(hint)
+    })
 }
 
 #[cfg(test)]

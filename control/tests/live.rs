@@ -1043,6 +1043,30 @@ fn route_load(lab: &Lab, file: &Path) -> (bool, String, String) {
     )
 }
 
+/// `xpe route load --stream -` against the `ctl` router with `input` on its standard input:
+/// (succeeded, stdout, stderr).
+fn route_stream(lab: &Lab, flags: &[&str], input: &str) -> (bool, String, String) {
+    let mut child = Command::new(XPE)
+        .args(["route", "load", "--stream", "-"])
+        .args(flags)
+        .arg("--socket")
+        .arg(lab.socket("ctl"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xpe route load --stream");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("write the stream");
+    drop(stdin);
+    let out = child.wait_with_output().expect("xpe route load --stream");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The prefixes of VRF `v` of the `ctl` router, as `show vrf --json` lists them.
 fn ctl_prefixes(lab: &Lab) -> Vec<String> {
     let answer = lab.ask(
@@ -1171,6 +1195,42 @@ fn route_files_apply_whole_or_not_at_all() {
         ctl_prefixes(&lab),
         after,
         "a refused file changed the tables"
+    );
+
+    // A stream applies what comes before its first bad line, which it names, and stops there.
+    let (ok, said, err) = route_stream(
+        &lab,
+        &[],
+        "v 198.19.60.0/24 via 198.18.2.2\nv 198.19.61.0/24 via 198.18.2.2\n# a comment\nv 198.19.62.0/24 via 192.0.2.1\nv 198.19.63.0/24 via 198.18.2.2\n",
+    );
+    assert!(!ok, "{said}{err}");
+    for expected in [
+        "stdin:4: vrf \"v\" route 198.19.62.0/24: via 192.0.2.1 is not in any connected subnet",
+        "stream stopped there; before it: 2 routes added or replaced, 0 removed",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let streamed = ctl_prefixes(&lab);
+    assert!(streamed.iter().any(|p| p == "198.19.61.0/24"));
+    assert!(!streamed.iter().any(|p| p == "198.19.63.0/24"));
+    // A malformed line stops it the same way; a good stream ends with its totals.
+    let (ok, _, err) = route_stream(
+        &lab,
+        &[],
+        "del v 198.19.60.0/24\nv 198.19.64.0/33 via 198.18.2.2\n",
+    );
+    assert!(!ok && err.contains("stdin:2: "), "{err}");
+    assert!(!ctl_prefixes(&lab).iter().any(|p| p == "198.19.60.0/24"));
+    let (ok, said, err) = route_stream(
+        &lab,
+        &["--progress"],
+        "del v 198.19.61.0/24\nv 198.19.65.0/24 via 198.18.2.2\n",
+    );
+    assert!(ok, "{err}");
+    assert!(said.contains("through line 2: "), "{said}");
+    assert!(
+        said.contains("streamed stdin: 2 lines, 1 routes added or replaced, 1 removed"),
+        "{said}"
     );
     let log = lab.stop("ctl");
     assert!(log.contains("XDP detached"), "{log}");

@@ -13,13 +13,14 @@ use std::time::Instant;
 use xpe_dataplane::tables::{Fec, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 
-use super::{lock, ok, refused, routes, Live, NeighborKey, State};
+use super::feed::Input;
+use super::routes::Mode;
+use super::{lock, ok, refused, Live, NeighborKey, State};
 use crate::compile::{compile, SysfsMacs};
 use crate::config::{Config, LabelAction, LabelEntry, Neighbor, Route};
 use crate::ctl::{Request, Response};
 use crate::resolve::{self, RouteError};
 use crate::rib::Source;
-use crate::routefile::{self, RouteLine};
 
 /// Counter slots by label value and by VRF name, kept for the life of the process: a label's
 /// or a VRF's packet counts survive every table change that keeps (or brings back) it.
@@ -81,16 +82,15 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             labels,
         } => {
             let vrf = vrf.as_deref().unwrap_or("global");
-            let line = (|| {
-                Ok::<_, RouteError>(RouteLine {
-                    line: 1,
-                    vrf,
+            let change = (|| {
+                Ok::<_, RouteError>(Input::One {
+                    vrf: vrf.to_string(),
                     prefix: resolve::prefix(&prefix)?,
                     next: Some((resolve::next_hop(&via)?, resolve::labels(&labels, false)?)),
                 })
             })();
-            match line {
-                Ok(line) => route_batch(live, &[line], None),
+            match change {
+                Ok(change) => route_batch(live, change, None),
                 Err(e) => refused(format!(
                     "the change has 1 error(s):\n{} route {}: {e}\nnothing applied: the running tables are unchanged",
                     vrf_label(Some(vrf)),
@@ -103,12 +103,11 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             match resolve::prefix(&prefix) {
                 Ok(p) => route_batch(
                     live,
-                    &[RouteLine {
-                        line: 1,
-                        vrf,
+                    Input::One {
+                        vrf: vrf.to_string(),
                         prefix: p,
                         next: None,
-                    }],
+                    },
                     None,
                 ),
                 Err(e) => refused(format!(
@@ -118,19 +117,17 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
                 )),
             }
         }
-        Request::RouteLoad { routes, origin } => {
-            match routefile::parse(&routes, routes::MAX_ERRORS) {
-                Ok(lines) => route_batch(live, &lines, Some(&origin)),
-                Err(errors) => refused(format!(
-                    "{origin} has errors:\n{}\nnothing applied: the running tables are unchanged",
-                    errors
-                        .iter()
-                        .map(|e| format!("{origin}:{}: {}", e.line, e.error))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )),
-            }
-        }
+        Request::RouteLoad { routes, origin } => route_batch(
+            live,
+            Input::Text {
+                text: routes,
+                first_line: 1,
+            },
+            Some(&origin),
+        ),
+        Request::RouteStream { .. } => refused(
+            "a route stream is a connection of its own: `xpe route load --stream`, see docs/routes.md",
+        ),
         Request::LabelAdd {
             in_label,
             action,
@@ -169,47 +166,47 @@ fn vrf_label(vrf: Option<&str>) -> String {
     }
 }
 
-/// A batch of static route changes through the RIB ([`routes::apply`]), published as one
-/// snapshot; `file` names a route file (`None`: one `route add|del`).
-fn route_batch(live: &Live, lines: &[RouteLine<'_>], file: Option<&str>) -> Response {
-    let t0 = Instant::now();
-    let mut st = lock(&live.state);
-    match routes::apply(&mut st, lines, file.unwrap_or_default()) {
-        Ok(applied) => {
-            publish(live, &st);
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            match (file, lines) {
-                (None, [l]) => {
-                    let vid = st.base.vrf_by_name(l.vrf).unwrap_or(VrfId::GLOBAL);
-                    ok(format!(
-                        "applied: route {} {} in {}; {} routes there; published in {ms:.3} ms",
-                        l.prefix,
-                        if l.next.is_some() { "added" } else { "removed" },
-                        vrf_label(Some(l.vrf)),
-                        st.rib.len(vid),
-                    ))
-                }
-                _ => ok(format!(
-                    "loaded {}: {} routes added or replaced, {} removed, in {} VRF(s); published in {ms:.3} ms",
-                    file.unwrap_or("routes"),
-                    applied.added,
-                    applied.removed,
-                    applied.vrfs
-                )),
-            }
-        }
-        Err(r) => {
-            let more = if r.more > 0 {
-                format!("\n... and {} more", r.more)
-            } else {
-                String::new()
-            };
-            refused(format!(
-                "the change has {} error(s):\n{}{more}\nnothing applied: the running tables are unchanged",
-                r.errors.len() + r.more,
-                r.errors.join("\n")
-            ))
-        }
+/// Static route changes through the route feed ([`feed`]), published with whatever else
+/// was queued with them; `file` names a route file (`None`: one `route add|del`).
+fn route_batch(live: &Live, input: Input, file: Option<&str>) -> Response {
+    let one = match &input {
+        Input::One { vrf, prefix, next } => Some((vrf.clone(), *prefix, next.is_some())),
+        Input::Text { .. } => None,
+    };
+    let out = live.feed.submit(input, file.unwrap_or_default(), Mode::All);
+    if !out.malformed.is_empty() {
+        let origin = file.unwrap_or("routes");
+        return refused(format!(
+            "{origin} has errors:\n{}\nnothing applied: the running tables are unchanged",
+            out.malformed.join("\n")
+        ));
+    }
+    if let Some(r) = out.refused {
+        return refused(format!(
+            "the change has {} error(s):\n{}\nnothing applied: the running tables are unchanged",
+            r.errors.len() + r.more,
+            r.text()
+        ));
+    }
+    let ms = out.latency.as_secs_f64() * 1e3;
+    let with = match out.batch_requests {
+        0 | 1 => String::new(),
+        n => format!(" with {} other request(s)", n - 1),
+    };
+    match one {
+        Some((vrf, prefix, add)) => ok(format!(
+            "applied: route {prefix} {} in {}; {} routes there; published in {ms:.3} ms{with}",
+            if add { "added" } else { "removed" },
+            vrf_label(Some(&vrf)),
+            out.vrf_routes,
+        )),
+        None => ok(format!(
+            "loaded {}: {} routes added or replaced, {} removed, in {} VRF(s); published in {ms:.3} ms{with}",
+            file.unwrap_or("routes"),
+            out.applied.added,
+            out.applied.removed,
+            out.vrfs
+        )),
     }
 }
 

@@ -16,6 +16,7 @@
 //! holds what they share and [`run`]'s order of events.
 
 mod edit;
+mod feed;
 mod neighbours;
 mod render;
 mod routes;
@@ -127,6 +128,8 @@ type NeighborKey = (u16, u16, Ipv4Addr);
 /// Everything the control threads share.
 struct Live {
     state: Mutex<State>,
+    /// The route committer's queue: every route change goes through it.
+    feed: feed::Feed,
     published: Arc<Published>,
     runtime: Mutex<Option<Runtime>>,
     interfaces: Vec<String>,
@@ -195,8 +198,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         }
     };
     let modes = startup::describe(&runtime);
+    let (feed, jobs) = feed::Feed::new();
     let live = Arc::new(Live {
         state: Mutex::new(state),
+        feed,
         published,
         interfaces: interfaces.iter().map(|d| d.name.clone()).collect(),
         tsc_hz: startup::measure_tsc_hz(),
@@ -215,10 +220,18 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         let _ignored = writeln!(out, "warning: {w}");
     }
 
+    let committer = feed::start(live.clone(), jobs)
+        .map_err(|e| Failure::new(format!("cannot start the route committer: {e}")))?;
     let server = {
-        let live = live.clone();
-        let handler: Arc<server::Handler> = Arc::new(move |req| edit::handle(&live, req));
-        Server::start(listener, &socket, Limits::DAEMON, handler)
+        let handler: Arc<server::Handler> = {
+            let live = live.clone();
+            Arc::new(move |req| edit::handle(&live, req))
+        };
+        let streams: Arc<server::StreamHandler> = {
+            let live = live.clone();
+            Arc::new(move |origin, input, ack| feed::stream(&live, origin, input, ack))
+        };
+        Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
             .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
     let neighbours = {
@@ -238,6 +251,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     startup::remove_socket(&socket);
     if neighbours.join().is_err() {
         let _ignored = writeln!(out, "warning: the neighbour thread panicked");
+    }
+    if committer.join().is_err() {
+        let _ignored = writeln!(out, "warning: the route committer panicked");
     }
     let total = totals(&final_stats);
     let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();

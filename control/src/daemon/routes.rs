@@ -21,7 +21,7 @@ use crate::rib::Source;
 use crate::routefile::RouteLine;
 
 /// What a batch did.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Applied {
     /// Routes added or replaced.
     pub added: usize,
@@ -33,132 +33,215 @@ pub(super) struct Applied {
 
 /// Why a batch was refused: one sentence per change at fault (at most `MAX_ERRORS`), and how
 /// many more there were.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Refused {
     pub errors: Vec<String>,
     pub more: usize,
 }
 
+impl Refused {
+    /// The errors, one per line, and how many more there were.
+    pub(super) fn text(&self) -> String {
+        let mut text = self.errors.join("\n");
+        if self.more > 0 {
+            text.push_str(&format!("\n... and {} more", self.more));
+        }
+        text
+    }
+}
+
 /// Errors listed in one refusal at most.
 pub(super) const MAX_ERRORS: usize = 20;
 
-/// One checked change: (VRF, prefix, FEC to add or none to remove).
-type Checked = (VrfId, IpPrefix, Option<Fec>);
+/// How a batch takes a change that does not check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Every change or none (`route add|del`, `route load FILE`, `run --routes`).
+    All,
+    /// The changes before the first that does not check, and none after it (a stream: what
+    /// came before an error was published already, or is published with this batch).
+    UpToError,
+}
+
+/// Changes checked and put into the RIB, not yet in the FIB tables: one or more requests'
+/// worth, finished with one commit and one snapshot ([`Batch::finish`]).
+pub(super) struct Batch {
+    /// The running adjacencies and FECs by value, and those the batch appends.
+    adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId>,
+    fec_of: HashMap<Fec, FecId>,
+    new_adjacencies: Vec<Adjacency>,
+    new_fecs: Vec<Fec>,
+}
+
+/// What [`Batch::stage`] did with a request's changes.
+#[derive(Debug)]
+pub(super) struct Staged {
+    /// The changes staged.
+    pub applied: Applied,
+    /// How many changes were staged (in `Mode::UpToError`, those before the error).
+    pub lines: usize,
+    /// Why the rest was not (in `Mode::All`, nothing was staged then).
+    pub refused: Option<Refused>,
+}
+
+impl Batch {
+    /// An empty batch on the running tables.
+    pub(super) fn new(st: &State) -> Self {
+        // FECs and adjacencies are only ever appended, so ids in the running tables stay
+        // valid; ones already there are shared by value.
+        Batch {
+            adj_of: st
+                .base
+                .adjacencies()
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ((a.attachment, a.next_hop), AdjacencyId(i as u32)))
+                .collect(),
+            fec_of: st
+                .base
+                .fecs()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (*f, FecId(i as u32)))
+                .collect(),
+            new_adjacencies: Vec::new(),
+            new_fecs: Vec::new(),
+        }
+    }
+
+    /// Checks `lines` against the running tables and what the batch staged before, and puts
+    /// those that pass into the RIB (see [`Mode`]); `name` says where the lines came from in
+    /// errors (`routes.txt`, or empty for `route add`).
+    pub(super) fn stage(
+        &mut self,
+        st: &mut State,
+        lines: &[RouteLine<'_>],
+        name: &str,
+        mode: Mode,
+    ) -> Staged {
+        let mut refused = Refused {
+            errors: Vec::new(),
+            more: 0,
+        };
+        let mut checked: Vec<(VrfId, IpPrefix, Option<NextHop>)> = Vec::with_capacity(lines.len());
+        for l in lines {
+            match check(st, l) {
+                Ok(Route { vrf, next }) => checked.push((vrf, l.prefix, next)),
+                Err(e) if refused.errors.len() < MAX_ERRORS => {
+                    let what = if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{name}:{}: ", l.line)
+                    };
+                    let vrf = match l.vrf {
+                        "global" => "the global table".to_string(),
+                        v => format!("vrf \"{v}\""),
+                    };
+                    refused
+                        .errors
+                        .push(format!("{what}{vrf} route {}: {e}", l.prefix));
+                    if mode == Mode::UpToError {
+                        break;
+                    }
+                }
+                Err(_) => refused.more += 1,
+            }
+        }
+        let refused = (!refused.errors.is_empty()).then_some(refused);
+        if refused.is_some() && mode == Mode::All {
+            checked.clear();
+        }
+        let mut applied = Applied::default();
+        for &(vid, prefix, next) in &checked {
+            let fec = next.map(|(att, ip, push)| {
+                let adj = self.adjacency(st, att, ip);
+                self.fec(st, Fec::Forward { adj, push })
+            });
+            st.rib.set(vid, prefix, Source::Static, fec);
+            if fec.is_some() {
+                applied.added += 1;
+            } else {
+                applied.removed += 1;
+            }
+        }
+        Staged {
+            applied,
+            lines: checked.len(),
+            refused,
+        }
+    }
+
+    fn adjacency(&mut self, st: &State, att: AttachmentId, ip: Ipv4Addr) -> AdjacencyId {
+        let next = AdjacencyId((st.base.adjacencies().len() + self.new_adjacencies.len()) as u32);
+        *self.adj_of.entry((att, ip)).or_insert_with(|| {
+            self.new_adjacencies.push(Adjacency::new(att, ip, None));
+            next
+        })
+    }
+
+    fn fec(&mut self, st: &State, fec: Fec) -> FecId {
+        let next = FecId((st.base.fecs().len() + self.new_fecs.len()) as u32);
+        *self.fec_of.entry(fec).or_insert_with(|| {
+            self.new_fecs.push(fec);
+            next
+        })
+    }
+
+    /// Commits the RIB's pending changes into the FIB tables and makes `st.base` the new
+    /// snapshot (the caller publishes it); the number of VRFs whose tables changed.
+    pub(super) fn finish(self, st: &mut State) -> Result<usize, String> {
+        let changed = st
+            .rib
+            .commit()
+            .map_err(|e| format!("the tables cannot take the change: {e}"))?;
+        let mut next = st.base.clone();
+        let (mut adjacencies, mut fecs) = (self.new_adjacencies, self.new_fecs);
+        for &vid in &changed {
+            let (v4, v6) = st.rib.tables(vid);
+            next = next
+                .with_vrf_tables(
+                    vid,
+                    v4,
+                    v6,
+                    std::mem::take(&mut adjacencies),
+                    std::mem::take(&mut fecs),
+                )
+                .map_err(|e| format!("the tables cannot take the change: {e}"))?;
+        }
+        st.base = next;
+        Ok(changed.len())
+    }
+}
 
 /// Checks `lines` against the running tables and, when all pass, applies them to the RIB,
-/// the FIB tables and `st.base` (the caller publishes it); `name` says where the lines came
-/// from in errors (`routes.txt`, `route add`).
+/// the FIB tables and `st.base` (the caller publishes it): one request as a batch of its
+/// own, for a route file read before the workers start.
 pub(super) fn apply(
     st: &mut State,
     lines: &[RouteLine<'_>],
     name: &str,
 ) -> Result<Applied, Refused> {
-    let mut refused = Refused {
-        errors: Vec::new(),
-        more: 0,
-    };
-    let mut checked: Vec<Checked> = Vec::with_capacity(lines.len());
-    let mut adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId> = st
-        .base
-        .adjacencies()
-        .iter()
-        .enumerate()
-        .map(|(i, a)| ((a.attachment, a.next_hop), AdjacencyId(i as u32)))
-        .collect();
-    let mut new_adjacencies: Vec<Adjacency> = Vec::new();
-    for l in lines {
-        match check(st, l) {
-            Ok(Route { vrf, next: None }) => checked.push((vrf, l.prefix, None)),
-            Ok(Route {
-                vrf,
-                next: Some((att, ip, push)),
-            }) => {
-                let next =
-                    AdjacencyId((st.base.adjacencies().len() + new_adjacencies.len()) as u32);
-                let adj = *adj_of.entry((att, ip)).or_insert_with(|| {
-                    new_adjacencies.push(Adjacency::new(att, ip, None));
-                    next
-                });
-                checked.push((vrf, l.prefix, Some(Fec::Forward { adj, push })));
-            }
-            Err(e) if refused.errors.len() < MAX_ERRORS => {
-                let what = if name.is_empty() {
-                    String::new()
-                } else {
-                    format!("{name}:{}: ", l.line)
-                };
-                let vrf = match l.vrf {
-                    "global" => "the global table".to_string(),
-                    v => format!("vrf \"{v}\""),
-                };
-                refused
-                    .errors
-                    .push(format!("{what}{vrf} route {}: {e}", l.prefix));
-            }
-            Err(_) => refused.more += 1,
-        }
-    }
-    if !refused.errors.is_empty() {
+    let mut batch = Batch::new(st);
+    let staged = batch.stage(st, lines, name, Mode::All);
+    if let Some(refused) = staged.refused {
         return Err(refused);
     }
-
-    // FECs: the running ones by value, new ones appended (FECs and adjacencies are only ever
-    // appended, so values in the running tables stay valid).
-    let mut fec_of: HashMap<Fec, FecId> = st
-        .base
-        .fecs()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (*f, FecId(i as u32)))
-        .collect();
-    let mut new_fecs = Vec::new();
-    let mut applied = Applied::default();
-    for &(vid, prefix, fec) in &checked {
-        let fec_id = fec.map(|f| {
-            let next = FecId((st.base.fecs().len() + new_fecs.len()) as u32);
-            *fec_of.entry(f).or_insert_with(|| {
-                new_fecs.push(f);
-                next
-            })
-        });
-        st.rib.set(vid, prefix, Source::Static, fec_id);
-        if fec.is_some() {
-            applied.added += 1;
-        } else {
-            applied.removed += 1;
-        }
-    }
-    let changed = st.rib.commit().map_err(|e| Refused {
-        errors: vec![format!("the tables cannot take the change: {e}")],
+    let mut applied = staged.applied;
+    applied.vrfs = batch.finish(st).map_err(|e| Refused {
+        errors: vec![e],
         more: 0,
     })?;
-    let mut next = st.base.clone();
-    let (mut adjacencies, mut fecs) = (new_adjacencies, new_fecs);
-    for &vid in &changed {
-        let (v4, v6) = st.rib.tables(vid);
-        next = next
-            .with_vrf_tables(
-                vid,
-                v4,
-                v6,
-                std::mem::take(&mut adjacencies),
-                std::mem::take(&mut fecs),
-            )
-            .map_err(|e| Refused {
-                errors: vec![format!("the tables cannot take the change: {e}")],
-                more: 0,
-            })?;
-    }
-    applied.vrfs = changed.len();
-    st.base = next;
     Ok(applied)
 }
 
-/// One change checked against the running tables: its VRF and, for an addition, the
-/// attachment and next hop it leaves by with the labels it pushes.
+/// Where an added route leaves: the attachment, the next hop, the labels it pushes.
+type NextHop = (AttachmentId, Ipv4Addr, LabelStack);
+
+/// One change checked against the running tables: its VRF and, for an addition, where it
+/// leaves.
 struct Route {
     vrf: VrfId,
-    next: Option<(AttachmentId, Ipv4Addr, LabelStack)>,
+    next: Option<NextHop>,
 }
 
 /// Checks one change against the running tables; the error is one sentence.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ctl::{Request, Response};
+use crate::ctl::{Request, Response, StreamAck};
 
 /// What the server allows one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub(crate) struct Limits {
     pub read_total: Duration,
     /// How long a client may take nothing of its response before it is dropped.
     pub write: Duration,
+    /// How long a route stream may send nothing before it is closed (a quiet feed sends a
+    /// comment line now and then).
+    pub stream_idle: Duration,
 }
 
 impl Limits {
@@ -48,11 +51,28 @@ impl Limits {
         read_idle: Duration::from_secs(5),
         read_total: Duration::from_secs(30),
         write: Duration::from_secs(5),
+        stream_idle: Duration::from_secs(60),
     };
 }
 
 /// What carries out a request that arrived whole and parsed.
 pub(crate) type Handler = dyn Fn(Request) -> Response + Send + Sync;
+
+/// What reads a route stream: the bytes after its request line, then the connection (with
+/// [`Limits::stream_idle`] as its read timeout).
+pub(crate) type StreamInput = io::BufReader<io::Chain<io::Cursor<Vec<u8>>, UnixStream>>;
+
+/// Sends one acknowledgement line of a stream.
+pub(crate) type AckSink<'a> = dyn FnMut(&StreamAck) -> io::Result<()> + 'a;
+
+/// What serves a route stream (`Request::RouteStream`): reads its lines from the input,
+/// acknowledges what it published, and returns the closing response.
+pub(crate) type StreamHandler =
+    dyn Fn(&str, &mut StreamInput, &mut AckSink<'_>) -> Response + Send + Sync;
+
+/// Bytes a route stream reads ahead: what arrived while the previous chunk was published
+/// becomes the next chunk, up to this much.
+pub(crate) const STREAM_BUFFER: usize = 1 << 20;
 
 /// Why a request could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -89,18 +109,21 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts accepting on `listener` (bound at `path`), answering with `handler`.
+    /// `streams` serves route streams (without it they are refused).
     pub(crate) fn start(
         listener: UnixListener,
         path: &Path,
         limits: Limits,
         handler: Arc<Handler>,
+        streams: Option<Arc<StreamHandler>>,
     ) -> io::Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
+            let handlers = Handlers { handler, streams };
             std::thread::Builder::new()
                 .name("xpe-control".into())
-                .spawn(move || accept_loop(&listener, limits, &stop, &handler))?
+                .spawn(move || accept_loop(&listener, limits, &stop, &handlers))?
         };
         Ok(Server {
             path: path.to_path_buf(),
@@ -122,7 +145,14 @@ impl Server {
     }
 }
 
-fn accept_loop(listener: &UnixListener, limits: Limits, stop: &AtomicBool, handler: &Arc<Handler>) {
+/// The request and stream handlers, shared by every connection thread.
+#[derive(Clone)]
+struct Handlers {
+    handler: Arc<Handler>,
+    streams: Option<Arc<StreamHandler>>,
+}
+
+fn accept_loop(listener: &UnixListener, limits: Limits, stop: &AtomicBool, handlers: &Handlers) {
     let active = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
@@ -143,12 +173,12 @@ fn accept_loop(listener: &UnixListener, limits: Limits, stop: &AtomicBool, handl
             continue;
         }
         let slot = Slot(active.clone());
-        let handler = handler.clone();
+        let handlers = handlers.clone();
         let spawned = std::thread::Builder::new()
             .name("xpe-control-conn".into())
             .spawn(move || {
                 let _slot = slot;
-                serve_one(conn, limits, &*handler);
+                serve_one(conn, limits, &handlers);
             });
         if let Err(e) = spawned {
             // The closure (connection and slot) is dropped with the error: nothing to
@@ -177,10 +207,14 @@ fn refuse_now(mut conn: UnixStream, why: &str) {
 }
 
 /// Reads one request, has it carried out and writes the response.
-fn serve_one(mut conn: UnixStream, limits: Limits, handler: &Handler) {
+fn serve_one(mut conn: UnixStream, limits: Limits, handlers: &Handlers) {
     let response = match read_request(&conn, &limits) {
-        Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
-            Ok(req) => handler(req),
+        Ok((bytes, rest)) => match serde_json::from_slice::<Request>(&bytes) {
+            Ok(Request::RouteStream { origin }) => match &handlers.streams {
+                Some(streams) => serve_stream(&conn, limits, rest, &origin, &**streams),
+                None => refused("this server takes no route streams"),
+            },
+            Ok(req) => (handlers.handler)(req),
             Err(e) => refused(format!("not a valid request: {e}")),
         },
         Err(e) => refused(e.to_string()),
@@ -191,8 +225,40 @@ fn serve_one(mut conn: UnixStream, limits: Limits, handler: &Handler) {
     }
 }
 
-/// Reads up to the first newline (or the end of the stream), within the limits.
-fn read_request(mut conn: &UnixStream, limits: &Limits) -> Result<Vec<u8>, RequestError> {
+/// Serves a route stream on `conn`: `rest` is what arrived after the request line.
+fn serve_stream(
+    conn: &UnixStream,
+    limits: Limits,
+    rest: Vec<u8>,
+    origin: &str,
+    streams: &StreamHandler,
+) -> Response {
+    let (reader, mut writer) = match (conn.try_clone(), conn.try_clone()) {
+        (Ok(r), Ok(w)) => (r, w),
+        (Err(e), _) | (_, Err(e)) => return refused(format!("cannot serve the stream: {e}")),
+    };
+    if let Err(e) = reader
+        .set_read_timeout(Some(limits.stream_idle))
+        .and_then(|()| writer.set_write_timeout(Some(limits.write)))
+    {
+        return refused(format!("cannot serve the stream: {e}"));
+    }
+    let mut input =
+        io::BufReader::with_capacity(STREAM_BUFFER, io::Cursor::new(rest).chain(reader));
+    let mut ack = |a: &StreamAck| -> io::Result<()> {
+        let mut line = serde_json::to_vec(a).map_err(io::Error::other)?;
+        line.push(b'\n');
+        writer.write_all(&line)
+    };
+    streams(origin, &mut input, &mut ack)
+}
+
+/// Reads up to the first newline (or the end of the stream), within the limits; the request
+/// and what arrived after its newline.
+fn read_request(
+    mut conn: &UnixStream,
+    limits: &Limits,
+) -> Result<(Vec<u8>, Vec<u8>), RequestError> {
     let started = Instant::now();
     let mut request = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
@@ -206,7 +272,7 @@ fn read_request(mut conn: &UnixStream, limits: &Limits) -> Result<Vec<u8>, Reque
         conn.set_read_timeout(Some(left.min(limits.read_idle)))
             .map_err(RequestError::Read)?;
         let n = match conn.read(&mut chunk) {
-            Ok(0) => return Ok(request),
+            Ok(0) => return Ok((request, Vec::new())),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
@@ -236,8 +302,8 @@ fn read_request(mut conn: &UnixStream, limits: &Limits) -> Result<Vec<u8>, Reque
             });
         }
         request.extend_from_slice(&chunk[..take]);
-        if end.is_some() {
-            return Ok(request);
+        if let Some(end) = end {
+            return Ok((request, chunk[end + 1..n].to_vec()));
         }
     }
 }
@@ -278,7 +344,7 @@ mod tests {
             let path = dir.join("ctl.sock");
             let _stale = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path).unwrap();
-            let server = Server::start(listener, &path, limits, handler).unwrap();
+            let server = Server::start(listener, &path, limits, handler, None).unwrap();
             Fixture {
                 dir,
                 path,
@@ -322,6 +388,7 @@ mod tests {
         read_idle: Duration::from_millis(300),
         read_total: Duration::from_secs(2),
         write: Duration::from_secs(2),
+        stream_idle: Duration::from_millis(300),
     };
 
     fn echo() -> Arc<Handler> {
