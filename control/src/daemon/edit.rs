@@ -1,9 +1,10 @@
 //! The request handler: carries out the requests that change the tables (`apply`,
-//! `route add|del|load`, `label add|del`) under the state lock and publishes the result;
-//! hands `show` requests to the renderer.
+//! `route add|del|load`, `label add|del`) and publishes the result; hands `show` requests to
+//! the renderer.
 //!
-//! Route changes are batches through the RIB into their VRFs' tables, without a recompile
-//! ([`route_batch`], [`super::routes`]); every other change recompiles the config with the
+//! Route changes go to the route committer ([`super::feed`]), which stages them through the
+//! RIB into their VRFs' tables with whatever else was queued, without a recompile
+//! ([`route_batch`]); every other change recompiles the config under the state lock with the
 //! RIB's static routes written back ([`change`], [`with_static_routes`]) and replaces the
 //! RIB. Counter slots stay with their label or VRF across every change ([`Slots`]).
 

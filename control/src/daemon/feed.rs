@@ -166,11 +166,22 @@ fn commit_loop(live: &Live, rx: &Receiver<Job>) {
 /// Stages every job of a batch, publishes once, and answers each.
 fn commit(live: &Live, jobs: Vec<Job>) {
     let requests = jobs.len();
+    // Route text is parsed before the state lock is taken: a million lines take a few
+    // hundred milliseconds that `show` need not wait for.
+    let parsed: Vec<Option<(Vec<RouteLine<'_>>, Vec<String>)>> = jobs
+        .iter()
+        .map(|job| match &job.input {
+            Input::Text { text, first_line } => {
+                Some(parse(text, *first_line, job.mode, &job.origin))
+            }
+            Input::One { .. } => None,
+        })
+        .collect();
     let mut st = lock(&live.state);
     let mut batch = Batch::new(&st);
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut changes = 0;
-    for job in &jobs {
+    for (job, parsed) in jobs.iter().zip(parsed) {
         let mut outcome = Outcome {
             applied: Applied::default(),
             through: None,
@@ -183,8 +194,8 @@ fn commit(live: &Live, jobs: Vec<Job>) {
             vrfs: 0,
         };
         match &job.input {
-            Input::Text { text, first_line } => {
-                let (lines, malformed) = parse(text, *first_line, job.mode, &job.origin);
+            Input::Text { .. } => {
+                let (lines, malformed) = parsed.unwrap_or_default();
                 outcome.malformed = malformed;
                 if outcome.malformed.is_empty() || job.mode == Mode::UpToError {
                     let staged = batch.stage(&mut st, &lines, &job.origin, job.mode);

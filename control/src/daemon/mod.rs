@@ -11,7 +11,8 @@
 //!
 //! Split by job: [`startup`] checks and prepares everything before the workers start,
 //! [`server`] answers the control socket, [`edit`] carries out requests that change the
-//! tables, [`routes`] applies batches of route changes through the RIB, [`neighbours`]
+//! tables, [`feed`] coalesces every route change into batches on one committer thread,
+//! [`routes`] stages them through the RIB, [`neighbours`]
 //! resolves next hops, and [`render`] shows tables and counters as text or JSON. This file
 //! holds what they share and [`run`]'s order of events.
 

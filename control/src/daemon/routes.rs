@@ -1,11 +1,13 @@
-//! Static route changes in batches, through the RIB: `route add|del` is a batch of one,
-//! `route load` and `run --routes` a whole route file. This is the call a routing-daemon
-//! feed uses too.
+//! Static route changes through the RIB, staged in batches ([`Batch`]): the route committer
+//! ([`super::feed`]) stages every request it took in together and finishes the batch with one
+//! commit; `run --routes` applies a route file before the workers start ([`apply`]). This is
+//! the call a routing-daemon feed uses too.
 //!
-//! Every change of a batch is checked against the running tables first (VRF, next-hop
-//! subnet, clashes with connected and local routes, removal of a route that exists), each
-//! error naming its change; only when all pass does anything change. Then each change goes
-//! into the RIB, the RIB's best-route deltas go into the VRFs' editable LPM tables as one
+//! Every change of a request is checked against the running tables and what the batch
+//! staged before it (VRF, next-hop subnet, clashes with connected and local routes, removal
+//! of a route that exists), each error naming its change; a request is staged whole or not
+//! at all (a stream's chunk: up to its first error). Staged changes go into the RIB; when the
+//! batch finishes, the RIB's best-route deltas go into the VRFs' editable LPM tables as one
 //! batch per VRF, and the caller publishes one snapshot for the whole batch.
 
 use std::collections::HashMap;
