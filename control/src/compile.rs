@@ -1035,7 +1035,7 @@ mod tests {
         let s = &c.snapshot;
         assert_eq!(s.name(), "pe-dx");
         assert_eq!(s.vrfs().len(), 3);
-        assert_eq!(s.ilm().entries().len(), 4);
+        assert_eq!(s.ilm().len(), 4);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         // Both VRFs hold 198.18.10.0/24, resolved to different adjacencies.
         let a = s.vrf(s.vrf_by_name("vpc-a").unwrap());

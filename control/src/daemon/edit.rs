@@ -309,7 +309,7 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
         (0..st.rib.vrf_count())
             .map(|v| st.rib.len(VrfId(v as u16)))
             .sum::<usize>(),
-        st.base.ilm().entries().len(),
+        st.base.ilm().len(),
         took.as_secs_f64() * 1e3
     );
     for w in &compiled.warnings {
@@ -446,7 +446,6 @@ mod tests {
         let slot_of = |s: &Snapshot, label: u32| {
             s.ilm()
                 .entries()
-                .iter()
                 .find(|e| e.label.get() == label)
                 .map(|e| e.counter)
         };
