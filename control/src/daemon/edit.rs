@@ -4,9 +4,10 @@
 //!
 //! Route changes are batches through the RIB into their VRFs' tables, without a recompile
 //! ([`route_batch`], [`super::routes`]); a label change is a delta of one entry in the label
-//! table, also without one ([`label_change`], [`super::labels`]). `apply` recompiles the
-//! config with the RIB's static routes written back ([`change`], [`with_static_routes`]) and
-//! replaces the RIB. Counter slots stay with their label or VRF across every change
+//! table, also without one ([`label_change`], [`super::labels`]). `apply` compiles the config
+//! it is given and replaces the RIB ([`change`]); the one recompile of the running config
+//! left, for a learned host whose MAC changed, writes the RIB's static routes back into it
+//! ([`with_static_routes`]). Counter slots stay with their label or VRF across every change
 //! ([`Slots`]).
 
 use std::collections::HashMap;
@@ -90,7 +91,7 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             super::render::show(live, what, name.as_deref(), json)
         }
         Request::Apply { config, origin } => match Config::parse(&config, &origin) {
-            Ok(cfg) => change(live, |_| Ok(cfg)),
+            Ok(cfg) => change(live, cfg),
             Err(e) => refused(format!(
                 "{e}\nnothing applied: the running tables are unchanged"
             )),
@@ -301,20 +302,11 @@ pub(super) fn without_routes(mut config: Config) -> Config {
     config
 }
 
-/// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on
-/// any error nothing changes.
-fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>) -> Response {
+/// Replaces the running config by `next` (`apply`): compiles it and publishes the result;
+/// on any error nothing changes. The routes are `next`'s: the RIB's are not written back.
+fn change(live: &Live, next: Config) -> Response {
     let t0 = Instant::now();
     let mut st = lock(&live.state);
-    let mut draft = with_static_routes(&st);
-    let next = match edit(&mut draft) {
-        Ok(c) => c,
-        Err(e) => {
-            return refused(format!(
-                "{e}\nnothing applied: the running tables are unchanged"
-            ))
-        }
-    };
     // Learned hosts go along unless the new config makes one of them invalid (its subnet
     // gone, say): then they are dropped and relearned on demand.
     let with_hosts = compile(
