@@ -419,4 +419,89 @@ mod tests {
         assert_eq!(published.adjacency(adj).next_hop, ip);
         assert_eq!(published.adjacency(adj).mac, Some(mac));
     }
+
+    /// One label add with a VRF of 1M routes present, as a delta and as the recompile
+    /// `label add` was before (what `change()` did for it). Prints both; asserts nothing of
+    /// their times. `cargo test --release -p xpe-control --lib -- --ignored --nocapture
+    /// label_add_with_a_million_routes`
+    #[test]
+    #[ignore = "a measurement: builds a 1M-route VRF; run it in release with --nocapture"]
+    fn label_add_with_a_million_routes() {
+        use std::time::Instant;
+
+        use xpe_dataplane::tables::{IpPrefix, Ipv4Prefix, LabelStack};
+
+        use super::super::edit::with_learned_hosts;
+        use super::super::routes;
+        use crate::routefile::RouteLine;
+
+        let mut st = running();
+        let push =
+            LabelStack::new(&[Label::new(16001).unwrap(), Label::new(2001).unwrap()]).unwrap();
+        let lines: Vec<RouteLine> = (0..1_000_000u32)
+            .map(|i| RouteLine {
+                line: i as usize + 1,
+                vrf: "vpc-a",
+                // 11.0.0.0/24 onwards, one /24 apart.
+                prefix: IpPrefix::V4(
+                    Ipv4Prefix::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap(),
+                ),
+                next: Some((Ipv4Addr::new(198, 18, 0, 2), push)),
+            })
+            .collect();
+        let t0 = Instant::now();
+        routes::apply(&mut st, &lines, "generated").unwrap();
+        let load = t0.elapsed();
+        drop(lines);
+        let vpc_a = st.base.vrf_by_name("vpc-a").unwrap();
+        assert!(st.rib.len(vpc_a) > 1_000_000);
+
+        // The delta, 200 times (added, then replaced): check, adjacency, label table, and
+        // the snapshot `publish` lays the learned MACs over.
+        let mut deltas = Vec::new();
+        for i in 0..200 {
+            let t0 = Instant::now();
+            add(&mut st, swap(16100 + i % 100, &[16101], "198.18.0.2")).unwrap();
+            let published = resolved(&st);
+            deltas.push(t0.elapsed());
+            drop(published);
+        }
+        deltas.sort();
+
+        // The recompile: the config with the RIB's routes written back and the entry in it,
+        // compiled (learned hosts included), counted into the same slots, made the running
+        // tables (the old RIB freed), and laid over with learned MACs.
+        let mut recompiles = Vec::new();
+        for i in 0..2 {
+            let t0 = Instant::now();
+            let mut config = with_static_routes(&st);
+            let entry = swap(16300 + i, &[16101], "198.18.0.2");
+            config.labels.retain(|l| l.in_label != entry.in_label);
+            config.labels.push(entry);
+            let interfaces = ["core0".to_string(), "dx0".to_string()];
+            let compiled = compile(
+                &with_learned_hosts(&config, &st.hosts, &interfaces),
+                &Offline,
+            )
+            .unwrap();
+            st.base = st.slots.assign(&compiled.snapshot);
+            st.rib = compiled.rib;
+            st.config = without_routes(config);
+            let published = resolved(&st);
+            recompiles.push(t0.elapsed());
+            drop(published);
+        }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{} routes (loaded in {:.0} ms), {} labels: label add as a delta p50 {:.3} ms, max {:.3} ms ({} runs); as a recompile {:.0} ms, {:.0} ms",
+            st.rib.len(vpc_a),
+            ms(load),
+            st.base.ilm().len(),
+            ms(deltas[deltas.len() / 2]),
+            ms(deltas[deltas.len() - 1]),
+            deltas.len(),
+            ms(recompiles[0]),
+            ms(recompiles[1]),
+        );
+    }
 }
