@@ -5,6 +5,7 @@
 //! list. Nothing is published unless the whole config is valid: a config is applied whole or
 //! not at all.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{AddrParseError, Ipv4Addr};
@@ -18,7 +19,7 @@ use xpe_dataplane::wire::ethernet::{MacAddr, ParseMacAddrError};
 use xpe_dataplane::wire::mpls::Label;
 use xpe_dataplane::wire::vlan::VlanId;
 
-use crate::config::{Config, InterfaceKind, LabelAction, Route};
+use crate::config::{Config, InterfaceKind, LabelAction, LabelEntry, Route};
 use crate::resolve::{self, RouteError};
 use crate::rib::{Rib, Source};
 
@@ -369,6 +370,121 @@ pub struct Compiled {
     pub rib: Rib,
     /// Things that are valid but probably not what was meant.
     pub warnings: Vec<String>,
+}
+
+/// A `[[label]]` entry that passed [`check_label_entry`]: its in-label, what it does, and
+/// where its next hop is (the caller finds or makes the adjacency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedLabel {
+    /// The incoming label.
+    pub label: Label,
+    /// The labels a swap puts in its place, outermost first; `None` for a pop.
+    pub swap: Option<LabelStack>,
+    /// The core attachment the next hop is on.
+    pub attachment: AttachmentId,
+    /// The next hop.
+    pub next_hop: Ipv4Addr,
+}
+
+impl CheckedLabel {
+    /// The entry's action once its next hop is adjacency `adj`.
+    pub fn action(&self, adj: AdjacencyId) -> IlmAction {
+        match self.swap {
+            Some(out) => IlmAction::Swap { adj, out },
+            None => IlmAction::Pop { adj },
+        }
+    }
+}
+
+/// The checks of one `[[label]]` entry, the `index`-th of its config (from 1), that the
+/// compiler and `xpe label add` share, so an entry is held to the same rules whichever way
+/// it arrives: its in-label is in [`LABEL_RANGE`]; no VRF's `table_label` or other entry
+/// uses it (`claim` records the entry as the label's user and gives the one that had it, if
+/// any); a swap has `out` labels and a pop none; the `out` labels are valid (explicit null
+/// allowed); `via` is an address in a core interface's subnet among `attachments`, not ours.
+///
+/// Every problem found is returned, each naming its object, in the order the compiler
+/// reports them.
+pub fn check_label_entry(
+    e: &LabelEntry,
+    index: usize,
+    attachments: &[TAttachment],
+    claim: impl FnOnce(i64, LabelUser) -> Option<LabelUser>,
+) -> Result<CheckedLabel, Vec<ConfigError>> {
+    let obj = Object::LabelEntry {
+        index,
+        in_label: e.in_label,
+    };
+    let error = |object: &Object, problem: Problem| ConfigError {
+        object: object.clone(),
+        problem,
+    };
+    let label = resolve::label(e.in_label, "in-label").map_err(|p| vec![error(&obj, p.into())])?;
+    let mut errors = Vec::new();
+    if let Some(first) = claim(e.in_label, LabelUser::LabelEntry(index)) {
+        errors.push(duplicate_in_label(
+            e.in_label,
+            first,
+            LabelUser::LabelEntry(index),
+        ));
+    }
+    let swap = match (e.action, &e.out) {
+        (LabelAction::Swap, None) => Err(Problem::SwapWithoutOut),
+        (LabelAction::Swap, Some(out)) if out.is_empty() => Err(Problem::SwapEmptyOut),
+        (LabelAction::Pop, Some(_)) => Err(Problem::PopWithOut),
+        (LabelAction::Swap, Some(out)) => {
+            resolve::labels(out, true).map(Some).map_err(Problem::from)
+        }
+        (LabelAction::Pop, None) => Ok(None),
+    };
+    let checked = swap.and_then(|swap| {
+        let next_hop = resolve::next_hop(&e.via)?;
+        let attachment = resolve::attachment(attachments, VrfId::GLOBAL, "global", next_hop, true)?;
+        Ok(CheckedLabel {
+            label,
+            swap,
+            attachment,
+            next_hop,
+        })
+    });
+    match checked {
+        Ok(checked) if errors.is_empty() => Ok(checked),
+        Ok(_) => Err(errors),
+        Err(problem) => {
+            errors.push(error(&obj, problem));
+            Err(errors)
+        }
+    }
+}
+
+/// The warning for a next hop `ip` of `object` that no static neighbour resolves.
+pub fn unresolved_next_hop(object: &Object, ip: Ipv4Addr) -> String {
+    format!(
+        "{object}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
+    )
+}
+
+/// In-label `n` claimed by `second` after `first`.
+fn duplicate_in_label(n: i64, first: LabelUser, second: LabelUser) -> ConfigError {
+    ConfigError {
+        object: Object::Label(n),
+        problem: Problem::DuplicateInLabel {
+            label: n,
+            first,
+            second,
+        },
+    }
+}
+
+/// Records `user` as the user of in-label `n`, unless another has it: then that one.
+fn claim(users: &mut BTreeMap<i64, LabelUser>, n: i64, user: LabelUser) -> Option<LabelUser> {
+    match users.entry(n) {
+        Entry::Occupied(first) => Some(first.get().clone()),
+        Entry::Vacant(slot) => {
+            slot.insert(user);
+            None
+        }
+    }
 }
 
 /// Validates `config` and compiles its tables.
@@ -817,15 +933,8 @@ impl Compiler {
     }
 
     fn claim_label(&mut self, n: i64, user: LabelUser) {
-        if let Some(first) = self.label_users.get(&n) {
-            let problem = Problem::DuplicateInLabel {
-                label: n,
-                first: first.clone(),
-                second: user,
-            };
-            self.error(&Object::Label(n), problem);
-        } else {
-            self.label_users.insert(n, user);
+        if let Some(first) = claim(&mut self.label_users, n, user.clone()) {
+            self.errors.push(duplicate_in_label(n, first, user));
         }
     }
 
@@ -863,12 +972,16 @@ impl Compiler {
                 return None;
             }
         };
+        Some(self.next_hop(obj, att, ip))
+    }
+
+    /// The adjacency of next hop `ip` on `att`, with a warning when no static neighbour
+    /// resolves it.
+    fn next_hop(&mut self, obj: &Object, att: AttachmentId, ip: Ipv4Addr) -> AdjacencyId {
         if !self.neighbors.contains_key(&(att.0, ip)) {
-            self.warnings.push(format!(
-                "{obj}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
-            ));
+            self.warnings.push(unresolved_next_hop(obj, ip));
         }
-        Some(self.adjacency(att.0, ip))
+        self.adjacency(att.0, ip)
     }
 
     fn labels(
@@ -911,50 +1024,24 @@ impl Compiler {
 
     fn label_entries(&mut self, config: &Config) {
         for (i, e) in config.labels.iter().enumerate() {
+            let users = &mut self.label_users;
+            let checked =
+                check_label_entry(e, i + 1, &self.attachments, |n, user| claim(users, n, user));
+            let c = match checked {
+                Ok(c) => c,
+                Err(errors) => {
+                    self.errors.extend(errors);
+                    continue;
+                }
+            };
             let obj = Object::LabelEntry {
                 index: i + 1,
                 in_label: e.in_label,
             };
-            let label = match resolve::label(e.in_label, "in-label") {
-                Ok(l) => l,
-                Err(e) => {
-                    self.error(&obj, e);
-                    continue;
-                }
-            };
-            self.claim_label(e.in_label, LabelUser::LabelEntry(i + 1));
-            let action = match (e.action, &e.out) {
-                (LabelAction::Swap, None) => {
-                    self.error(&obj, Problem::SwapWithoutOut);
-                    continue;
-                }
-                (LabelAction::Swap, Some(out)) if out.is_empty() => {
-                    self.error(&obj, Problem::SwapEmptyOut);
-                    continue;
-                }
-                (LabelAction::Pop, Some(_)) => {
-                    self.error(&obj, Problem::PopWithOut);
-                    continue;
-                }
-                (LabelAction::Swap, Some(out)) => {
-                    let Some(stack) = self.labels(&obj, out, true) else {
-                        continue;
-                    };
-                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else {
-                        continue;
-                    };
-                    IlmAction::Swap { adj, out: stack }
-                }
-                (LabelAction::Pop, None) => {
-                    let Some(adj) = self.resolve(&obj, VrfId::GLOBAL, &e.via, true) else {
-                        continue;
-                    };
-                    IlmAction::Pop { adj }
-                }
-            };
+            let adj = self.next_hop(&obj, c.attachment, c.next_hop);
             self.ilm.push(IlmEntry {
-                label,
-                action,
+                label: c.label,
+                action: c.action(adj),
                 origin: IlmOrigin::LabelEntry(i + 1),
                 counter: 0,
             });
@@ -1035,7 +1122,7 @@ mod tests {
         let s = &c.snapshot;
         assert_eq!(s.name(), "pe-dx");
         assert_eq!(s.vrfs().len(), 3);
-        assert_eq!(s.ilm().entries().len(), 4);
+        assert_eq!(s.ilm().len(), 4);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         // Both VRFs hold 198.18.10.0/24, resolved to different adjacencies.
         let a = s.vrf(s.vrf_by_name("vpc-a").unwrap());
@@ -1129,6 +1216,61 @@ mod tests {
             "action = \"pop\"\nout = [5]\n",
         );
         assert_error(&text, "pop takes no `out` labels");
+    }
+
+    #[test]
+    fn a_label_entry_is_checked_alone_as_in_a_config() {
+        // Its label is vpc-a's table label, and a pop takes no `out`: both are reported.
+        let text = example_with(
+            "in = 16004\naction = \"pop\"",
+            "in = 1001\nout = [16005]\naction = \"pop\"",
+        );
+        let errors = config_errors(&text);
+        assert_eq!(
+            errors,
+            [
+                ConfigError {
+                    object: Object::Label(1001),
+                    problem: Problem::DuplicateInLabel {
+                        label: 1001,
+                        first: LabelUser::Vrf("vpc-a".into()),
+                        second: LabelUser::LabelEntry(2),
+                    },
+                },
+                ConfigError {
+                    object: Object::LabelEntry {
+                        index: 2,
+                        in_label: 1001
+                    },
+                    problem: Problem::PopWithOut,
+                },
+            ]
+        );
+        let config = Config::parse(&text, "t").unwrap();
+        let running = compile(&Config::parse(EXAMPLE, "t").unwrap(), &Offline).unwrap();
+        let alone = check_label_entry(
+            &config.labels[1],
+            2,
+            running.snapshot.attachments(),
+            |n, _| (n == 1001).then(|| LabelUser::Vrf("vpc-a".into())),
+        );
+        assert_eq!(alone, Err(errors));
+        // A good one: the core attachment and the next hop.
+        let checked = check_label_entry(
+            &config.labels[0],
+            1,
+            running.snapshot.attachments(),
+            |_, _| None,
+        )
+        .unwrap();
+        assert_eq!(
+            (checked.label.get(), checked.attachment, checked.next_hop),
+            (16002, AttachmentId(0), Ipv4Addr::new(198, 18, 0, 2))
+        );
+        assert_eq!(
+            checked.swap.map(|s| s.to_string()),
+            Some("16003".to_string())
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) 
         "{} static routes, {} neighbours, {} incoming labels, {} adjacencies, {} FECs",
         routes,
         config.neighbors.len(),
-        s.ilm().entries().len(),
+        s.ilm().len(),
         s.adjacencies().len(),
         s.fecs().len(),
     )?;

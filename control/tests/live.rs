@@ -15,8 +15,8 @@
 //! label stacks (frames an XDP program redirects never reach a capture on that interface).
 //! `x1` sends malformed frames onto pe1's customer segment.
 //!
-//! Two more tests run one router alone: jumbo frames through two workers, and the control
-//! socket with idle, malformed and oversized clients on it.
+//! More tests run one router alone: jumbo frames through two workers, the control socket
+//! with idle, malformed and oversized clients on it, route files, and label changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1233,5 +1233,197 @@ fn route_files_apply_whole_or_not_at_all() {
         "{said}"
     );
     let log = lab.stop("ctl");
+    assert!(log.contains("XDP detached"), "{log}");
+}
+
+/// `show labels --json` of a running instance.
+fn labels_of(lab: &Lab, router: &str) -> xpe_control::api::Labels {
+    let answer = lab.ask(
+        router,
+        &Request::Show {
+            what: What::Labels,
+            name: None,
+            json: true,
+        },
+    );
+    serde_json::from_str(&answer).expect("labels JSON")
+}
+
+/// Every VRF's routes of a running instance, as `show vrf --json` lists them.
+fn routes_of(lab: &Lab, router: &str, vrfs: &[&str]) -> Vec<xpe_control::api::Vrf> {
+    vrfs.iter()
+        .map(|vrf| {
+            let answer = lab.ask(
+                router,
+                &Request::Show {
+                    what: What::Vrf,
+                    name: Some(vrf.to_string()),
+                    json: true,
+                },
+            );
+            serde_json::from_str(&answer).expect("vrf JSON")
+        })
+        .collect()
+}
+
+/// `xpe label add|del` on a running router are deltas: the answer says so, the entry is in
+/// the table at once (its next hop resolved, as the neighbour was learned already), a bad
+/// entry is refused as the config would refuse it, and the routes (1,000 of them from a
+/// route file) are untouched throughout.
+#[test]
+fn label_changes_are_deltas_that_leave_the_routes_alone() {
+    let mut lab = Lab::new("l");
+    for ns in ["n", "lsr", "a"] {
+        lab.add_ns(ns);
+    }
+    lab.link("n", "eth0", "lsr", "core0");
+    lab.link("lsr", "dx0", "a", "eth0");
+    // The core neighbour: a Linux host that answers xpe's ARP requests.
+    lab.host("n", "eth0", "198.18.0.2/30", "198.18.0.1", None);
+    let mut routes = String::new();
+    for i in 0..1000u32 {
+        routes.push_str(&format!(
+            "v 198.20.{}.{}/32 via 198.18.0.2 labels 16001/2001\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    let file = lab.dir.join("lsr.routes");
+    std::fs::write(&file, routes).expect("route file");
+    lab.start_with("lsr", &["--routes", file.to_str().expect("path")]);
+
+    // The transit entry's next hop resolves by ARP within a few seconds (the routes through
+    // it show its MAC from then on).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let original = loop {
+        let labels = labels_of(&lab, "lsr");
+        let resolved = labels
+            .labels
+            .iter()
+            .any(|e| e.in_label == 16001 && e.mac.is_some());
+        if resolved {
+            break labels;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "198.18.0.2 never resolved: {labels:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let vrfs = ["global", "v"];
+    let before = routes_of(&lab, "lsr", &vrfs);
+    assert!(before[1].routes.len() > 1000, "{}", before[1].routes.len());
+    let untouched = |what: &str| {
+        let now = routes_of(&lab, "lsr", &vrfs);
+        for (b, n) in before.iter().zip(&now) {
+            let changed = b.routes.iter().zip(&n.routes).find(|(x, y)| x != y);
+            assert!(
+                b.routes.len() == n.routes.len() && changed.is_none(),
+                "{what} changed vrf {}: {} routes, now {}; first change {changed:?}",
+                b.vrf,
+                b.routes.len(),
+                n.routes.len()
+            );
+        }
+        assert_eq!(now.len(), before.len());
+    };
+
+    let said = lab.ask(
+        "lsr",
+        &Request::LabelAdd {
+            in_label: 16100,
+            action: "swap".into(),
+            out: vec![16101, 2001],
+            via: "198.18.0.2".into(),
+        },
+    );
+    assert!(
+        said.starts_with(
+            "applied: label 16100 added as a delta (routes untouched, no recompile); "
+        ) && said.contains(" incoming labels; published in "),
+        "{said}"
+    );
+    let added = labels_of(&lab, "lsr");
+    let entry = added
+        .labels
+        .iter()
+        .find(|e| e.in_label == 16100)
+        .unwrap_or_else(|| panic!("16100 missing: {added:?}"));
+    assert_eq!(
+        (
+            entry.action,
+            entry.out.as_slice(),
+            entry.via.as_deref(),
+            entry.mac.is_some()
+        ),
+        (
+            xpe_control::api::LabelAction::Swap,
+            &[16101, 2001][..],
+            Some("198.18.0.2"),
+            true
+        ),
+        "{entry:?}"
+    );
+    assert_eq!(added.labels.len(), original.labels.len() + 1);
+    untouched("label add");
+
+    let said = lab.ask(
+        "lsr",
+        &Request::LabelAdd {
+            in_label: 16100,
+            action: "pop".into(),
+            out: vec![],
+            via: "198.18.0.2".into(),
+        },
+    );
+    assert!(
+        said.starts_with("applied: label 16100 replaced as a delta"),
+        "{said}"
+    );
+
+    // Refused as a config's entry would be, and nothing changes.
+    for (request, expected) in [
+        (
+            Request::LabelAdd {
+                in_label: 16200,
+                action: "pop".into(),
+                out: vec![],
+                via: "203.0.113.1".into(),
+            },
+            "label entry 3 (in 16200): via 203.0.113.1 is not in any core interface's subnet",
+        ),
+        (
+            Request::LabelAdd {
+                in_label: 1001,
+                action: "pop".into(),
+                out: vec![],
+                via: "198.18.0.2".into(),
+            },
+            "label 1001: duplicate in-label 1001 used by vrf \"v\" and label entry 3",
+        ),
+        (
+            Request::LabelDel { in_label: 16200 },
+            "there is no label entry for in-label 16200",
+        ),
+    ] {
+        let r = call(&lab.socket("lsr"), &request).expect("control socket");
+        assert!(!r.ok, "{request:?} was applied: {}", r.text);
+        assert!(
+            r.text.contains(expected) && r.text.contains("nothing applied"),
+            "{request:?}: {}",
+            r.text
+        );
+    }
+    let replaced = labels_of(&lab, "lsr");
+    assert_eq!(replaced.labels.len(), added.labels.len());
+
+    let said = lab.ask("lsr", &Request::LabelDel { in_label: 16100 });
+    assert!(
+        said.starts_with("applied: label 16100 removed as a delta"),
+        "{said}"
+    );
+    assert_eq!(labels_of(&lab, "lsr"), original);
+    untouched("label add, replace and del");
+    let log = lab.stop("lsr");
     assert!(log.contains("XDP detached"), "{log}");
 }

@@ -4,17 +4,22 @@
 //!
 //! Route changes go to the route committer ([`super::feed`]), which stages them through the
 //! RIB into their VRFs' tables with whatever else was queued, without a recompile
-//! ([`route_batch`]); every other change recompiles the config under the state lock with the
-//! RIB's static routes written back ([`change`], [`with_static_routes`]) and replaces the
-//! RIB. Counter slots stay with their label or VRF across every change ([`Slots`]).
+//! ([`route_batch`]); a label change is a delta of one entry in the label table, also
+//! without one ([`label_change`], [`super::labels`]). `apply` compiles the config it is given
+//! and replaces the RIB ([`change`]); the one recompile of the running config left, for a
+//! learned host whose MAC changed, writes the RIB's static routes back into it
+//! ([`with_static_routes`]). Counter slots stay with their label or VRF across every change
+//! ([`Slots`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use xpe_dataplane::tables::{Fec, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::wire::mpls::Label;
 
 use super::feed::Input;
+use super::labels;
 use super::routes::Mode;
 use super::{lock, ok, refused, Live, NeighborKey, State};
 use crate::compile::{compile, SysfsMacs};
@@ -36,6 +41,19 @@ pub(super) struct Slots {
 }
 
 impl Slots {
+    /// The slot of `label`: its own, or the one [`Slots::label`] would give it.
+    pub(super) fn label_slot(&self, label: Label) -> u32 {
+        self.labels
+            .get(&label.get())
+            .copied()
+            .unwrap_or(self.label_of.len() as u32)
+    }
+
+    /// The slot of `label`, a new one if it has none.
+    pub(super) fn label(&mut self, label: Label) -> u32 {
+        slot_for(&mut self.labels, &mut self.label_of, label)
+    }
+
     /// `snap` counting into these slots (new labels and VRFs get new ones).
     pub(super) fn assign(&mut self, snap: &Snapshot) -> Snapshot {
         let Slots {
@@ -45,12 +63,7 @@ impl Slots {
             vrf_of,
         } = self;
         snap.with_counter_slots(
-            |l| {
-                *labels.entry(l.get()).or_insert_with(|| {
-                    label_of.push(l.get());
-                    (label_of.len() - 1) as u32
-                })
-            },
+            |l| slot_for(labels, label_of, l),
             |name| match vrfs.get(name) {
                 Some(&s) => s,
                 None => {
@@ -64,6 +77,14 @@ impl Slots {
     }
 }
 
+/// The slot of `label` in `labels`, a new one at the end of `label_of` if it has none.
+fn slot_for(labels: &mut HashMap<u32, u32>, label_of: &mut Vec<u32>, label: Label) -> u32 {
+    *labels.entry(label.get()).or_insert_with(|| {
+        label_of.push(label.get());
+        (label_of.len() - 1) as u32
+    })
+}
+
 /// Carries out one request.
 pub(super) fn handle(live: &Live, req: Request) -> Response {
     match req {
@@ -71,7 +92,7 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             super::render::show(live, what, name.as_deref(), json)
         }
         Request::Apply { config, origin } => match Config::parse(&config, &origin) {
-            Ok(cfg) => change(live, |_| Ok(cfg)),
+            Ok(cfg) => change(live, cfg),
             Err(e) => refused(format!(
                 "{e}\nnothing applied: the running tables are unchanged"
             )),
@@ -134,29 +155,25 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
             action,
             out,
             via,
-        } => change(live, |c| {
+        } => {
             let action = match action.as_str() {
                 "swap" => LabelAction::Swap,
                 "pop" => LabelAction::Pop,
-                other => return Err(format!("unknown label action \"{other}\" (swap or pop)")),
+                other => {
+                    return refused(format!(
+                        "unknown label action \"{other}\" (swap or pop)\nnothing applied: the running tables are unchanged"
+                    ))
+                }
             };
-            c.labels.retain(|l| l.in_label != in_label);
-            c.labels.push(LabelEntry {
+            let entry = LabelEntry {
                 in_label,
                 action,
-                out: (!out.is_empty()).then(|| out.clone()),
-                via: via.clone(),
-            });
-            Ok(c.clone())
-        }),
-        Request::LabelDel { in_label } => change(live, |c| {
-            let before = c.labels.len();
-            c.labels.retain(|l| l.in_label != in_label);
-            if c.labels.len() == before {
-                return Err(format!("there is no label entry for in-label {in_label}"));
-            }
-            Ok(c.clone())
-        }),
+                out: (!out.is_empty()).then_some(out),
+                via,
+            };
+            label_change(live, |st| labels::add(st, entry))
+        }
+        Request::LabelDel { in_label } => label_change(live, |st| labels::del(st, in_label)),
     }
 }
 
@@ -211,6 +228,44 @@ fn route_batch(live: &Live, input: Input, file: Option<&str>) -> Response {
     }
 }
 
+/// A label change as a delta ([`labels`]), published at once.
+fn label_change(
+    live: &Live,
+    apply: impl FnOnce(&mut State) -> Result<labels::Changed, labels::LabelRefusal>,
+) -> Response {
+    let t0 = Instant::now();
+    let mut st = lock(&live.state);
+    let changed = match apply(&mut st) {
+        Ok(changed) => changed,
+        Err(e) => {
+            return refused(format!(
+                "{e}\nnothing applied: the running tables are unchanged"
+            ))
+        }
+    };
+    publish(live, &st);
+    let took = t0.elapsed();
+    let mut text = format!(
+        "applied: label {} {} as a delta (routes untouched, no recompile); {} routes, {} incoming labels; published in {:.3} ms",
+        changed.label,
+        changed.what,
+        route_count(&st),
+        st.base.ilm().len(),
+        took.as_secs_f64() * 1e3
+    );
+    for w in &changed.warnings {
+        text.push_str(&format!("\nwarning: {w}"));
+    }
+    ok(text)
+}
+
+/// Routes in every VRF's RIB.
+fn route_count(st: &State) -> usize {
+    (0..st.rib.vrf_count())
+        .map(|v| st.rib.len(VrfId(v as u16)))
+        .sum()
+}
+
 /// The running config as a file would hold it: `st.config`, which is kept without routes,
 /// plus every static route of the RIB written back from its FEC (next hop and labels). The
 /// RIB is where static routes live once running, so a route file of a million lines costs
@@ -248,20 +303,11 @@ pub(super) fn without_routes(mut config: Config) -> Config {
     config
 }
 
-/// Changes the config with `edit` (on a copy), compiles it, and publishes the result; on
-/// any error nothing changes.
-fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>) -> Response {
+/// Replaces the running config by `next` (`apply`): compiles it and publishes the result;
+/// on any error nothing changes. The routes are `next`'s: the RIB's are not written back.
+fn change(live: &Live, next: Config) -> Response {
     let t0 = Instant::now();
     let mut st = lock(&live.state);
-    let mut draft = with_static_routes(&st);
-    let next = match edit(&mut draft) {
-        Ok(c) => c,
-        Err(e) => {
-            return refused(format!(
-                "{e}\nnothing applied: the running tables are unchanged"
-            ))
-        }
-    };
     // Learned hosts go along unless the new config makes one of them invalid (its subnet
     // gone, say): then they are dropped and relearned on demand.
     let with_hosts = compile(
@@ -307,10 +353,8 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
     let took = t0.elapsed();
     let mut text = format!(
         "applied: {} routes, {} incoming labels; published in {:.3} ms",
-        (0..st.rib.vrf_count())
-            .map(|v| st.rib.len(VrfId(v as u16)))
-            .sum::<usize>(),
-        st.base.ilm().entries().len(),
+        route_count(&st),
+        st.base.ilm().len(),
         took.as_secs_f64() * 1e3
     );
     for w in &compiled.warnings {
@@ -321,12 +365,17 @@ fn change(live: &Live, edit: impl FnOnce(&mut Config) -> Result<Config, String>)
 
 /// Publishes the base snapshot with the learned neighbours laid over it.
 pub(super) fn publish(live: &Live, st: &State) {
-    let next = st.base.with_resolved(|adj| {
+    live.published.publish(resolved(st));
+}
+
+/// The base snapshot with the learned neighbours laid over its adjacencies by (port, VLAN,
+/// next hop): what [`publish`] publishes.
+pub(super) fn resolved(st: &State) -> Snapshot {
+    st.base.with_resolved(|adj| {
         st.learned
             .get(&(adj.port.0, adj.vlan.map_or(0, |v| v.get()), adj.next_hop))
             .copied()
-    });
-    live.published.publish(next);
+    })
 }
 
 /// The config plus the hosts learned after a glean, as neighbour entries (static ones win).
@@ -447,7 +496,6 @@ mod tests {
         let slot_of = |s: &Snapshot, label: u32| {
             s.ilm()
                 .entries()
-                .iter()
                 .find(|e| e.label.get() == label)
                 .map(|e| e.counter)
         };

@@ -5,19 +5,21 @@
 //! (`tables::Published`): workers pick it up at their next batch, nothing stops, and a change
 //! that does not validate is refused with the running tables untouched. Static routes go
 //! through the RIB into the VRFs' editable tables, so a route change costs the prefix's path,
-//! not the table; other changes recompile the config. Neighbours learned from ARP are kept
-//! beside the config and laid over each new snapshot (static neighbours win); unresolved next
-//! hops get an ARP request once a second.
+//! not the table; a label change costs its entry's block of the label table; `apply`
+//! recompiles the config. Neighbours learned from ARP are kept beside the config and laid
+//! over each new snapshot (static neighbours win); unresolved next hops get an ARP request
+//! once a second.
 //!
 //! Split by job: [`startup`] checks and prepares everything before the workers start,
 //! [`server`] answers the control socket, [`edit`] carries out requests that change the
 //! tables, [`feed`] coalesces every route change into batches on one committer thread,
-//! [`routes`] stages them through the RIB, [`neighbours`]
+//! [`routes`] stages them through the RIB, [`labels`] changes label entries, [`neighbours`]
 //! resolves next hops, and [`render`] shows tables and counters as text or JSON. This file
 //! holds what they share and [`run`]'s order of events.
 
 mod edit;
 mod feed;
+mod labels;
 mod neighbours;
 mod render;
 mod routes;

@@ -331,6 +331,9 @@ pub enum TableError {
     /// Two ILM entries for one label.
     #[error("label {0} has two incoming entries")]
     DuplicateLabel(u32),
+    /// No ILM entry for a label that was to be removed.
+    #[error("label {0} has no incoming entry")]
+    NoLabel(u32),
     /// More objects than an index type holds.
     #[error("too many {0}")]
     TooMany(&'static str),
@@ -352,7 +355,8 @@ pub struct Snapshot {
     adjacencies: Vec<Adjacency>,
     fecs: Vec<Fec>,
     // The VRFs and the label table are shared between a snapshot and the copies made from it
-    // by [`Snapshot::with_resolved`], so a learned neighbour never copies a million routes.
+    // by [`Snapshot::with_resolved`], so a learned neighbour never copies a million routes;
+    // the label table's blocks are shared with the tables made from it by a label change.
     vrfs: Vec<Arc<Vrf>>,
     ilm: Arc<LabelTable>,
     has_large_vrf: bool,
@@ -400,6 +404,26 @@ fn check_lpm_values(v: &Vrf, nfec: usize) -> Result<(), TableError> {
         }
     }
     Ok(())
+}
+
+/// Checks that a FEC's adjacency or attachment exists (one of `nadj` and `na`).
+fn check_fec(f: &Fec, what: impl Fn() -> String, nadj: usize, na: usize) -> Result<(), TableError> {
+    match f {
+        Fec::Local => Ok(()),
+        Fec::Forward { adj, .. } => check(what, "adjacency", adj.0 as usize, nadj),
+        Fec::Glean { attachment } => check(what, "attachment", attachment.0.into(), na),
+    }
+}
+
+/// Checks that a label entry's adjacency or VRF exists (one of `nadj` and `nv`).
+fn check_ilm_entry(e: &IlmEntry, nadj: usize, nv: usize) -> Result<(), TableError> {
+    let what = || format!("label {}", e.label);
+    match e.action {
+        IlmAction::Swap { adj, .. } | IlmAction::Pop { adj } => {
+            check(what, "adjacency", adj.0 as usize, nadj)
+        }
+        IlmAction::PopLookup { vrf } => check(what, "VRF", vrf.0.into(), nv),
+    }
 }
 
 /// Copies an adjacency's port, VLAN and MTU from its attachment and precomputes its L2
@@ -461,36 +485,18 @@ impl Snapshot {
         }
         let nadj = parts.adjacencies.len();
         for (i, f) in parts.fecs.iter().enumerate() {
-            match f {
-                Fec::Local => {}
-                Fec::Forward { adj, .. } => {
-                    check(|| format!("FEC {i}"), "adjacency", adj.0 as usize, nadj)?
-                }
-                Fec::Glean { attachment } => {
-                    check(|| format!("FEC {i}"), "attachment", attachment.0.into(), na)?
-                }
-            }
+            check_fec(f, || format!("FEC {i}"), nadj, na)?;
         }
         let nfec = parts.fecs.len();
         for v in &parts.vrfs {
             check_lpm_values(v, nfec)?;
         }
         for e in &parts.ilm {
-            match e.action {
-                IlmAction::Swap { adj, .. } | IlmAction::Pop { adj } => check(
-                    || format!("label {}", e.label),
-                    "adjacency",
-                    adj.0 as usize,
-                    nadj,
-                )?,
-                IlmAction::PopLookup { vrf } => {
-                    check(|| format!("label {}", e.label), "VRF", vrf.0.into(), nv)?
-                }
-            }
+            check_ilm_entry(e, nadj, nv)?;
         }
         let ilm = LabelTable::new(parts.ilm)?;
         let has_large_vrf = parts.vrfs.iter().any(|v| v.v4.len() >= LARGE_VRF_ROUTES);
-        let (nl, nv) = (ilm.entries().len(), parts.vrfs.len());
+        let (nl, nv) = (ilm.len(), parts.vrfs.len());
         Ok(Snapshot {
             vrf_slots: (0..nv as u32).collect(),
             slot_counts: (nl, nv),
@@ -542,29 +548,10 @@ impl Snapshot {
         let slot = usize::from(id.0);
         check(|| "route change".into(), "VRF", slot, self.vrfs.len())?;
         let mut next = self.clone();
-        let na = next.attachments.len();
-        for (i, mut adj) in adjacencies.into_iter().enumerate() {
-            let at = self.adjacencies.len() + i;
-            check(
-                || format!("adjacency {at}"),
-                "attachment",
-                adj.attachment.0.into(),
-                na,
-            )?;
-            fill_adjacency(&mut adj, &next.attachments, &next.ports);
-            next.adjacencies.push(adj);
-        }
-        let nadj = next.adjacencies.len();
+        next.append_adjacencies(adjacencies)?;
+        let (nadj, na) = (next.adjacencies.len(), next.attachments.len());
         for f in &fecs {
-            match f {
-                Fec::Local => {}
-                Fec::Forward { adj, .. } => {
-                    check(|| "new FEC".into(), "adjacency", adj.0 as usize, nadj)?
-                }
-                Fec::Glean { attachment } => {
-                    check(|| "new FEC".into(), "attachment", attachment.0.into(), na)?
-                }
-            }
+            check_fec(f, || "new FEC".into(), nadj, na)?;
         }
         next.fecs.extend(fecs);
         let old = &self.vrfs[slot];
@@ -580,29 +567,77 @@ impl Snapshot {
         Ok(next)
     }
 
+    /// Appends `adjacencies` (indices continuing the existing ones), checked and filled in
+    /// from their attachments as in [`Snapshot::new`].
+    fn append_adjacencies(&mut self, adjacencies: Vec<Adjacency>) -> Result<(), TableError> {
+        let na = self.attachments.len();
+        for mut adj in adjacencies {
+            let at = self.adjacencies.len();
+            check(
+                || format!("adjacency {at}"),
+                "attachment",
+                adj.attachment.0.into(),
+                na,
+            )?;
+            fill_adjacency(&mut adj, &self.attachments, &self.ports);
+            self.adjacencies.push(adj);
+        }
+        Ok(())
+    }
+
+    /// A copy of this snapshot in which `entry` is the incoming label entry for its label
+    /// (added, or replacing the one there), after appending `adjacencies` to the table
+    /// (their indices continue the existing ones).
+    ///
+    /// This is how `xpe label add` is published without a recompile: the label table copies
+    /// its top level and the label's block ([`LabelTable::with_entry`]); every other block,
+    /// the VRFs with their routes and the VRFs' table label entries are shared with `self`.
+    /// Adjacencies are only ever appended, so the ones in use stay valid; the entry's
+    /// references are checked as in [`Snapshot::new`]. `entry.counter` is its counter slot
+    /// as given: the caller keeps a label's slot across changes (as with
+    /// [`Snapshot::with_counter_slots`]), and the label counter arrays grow to hold it.
+    pub fn with_label(
+        &self,
+        entry: IlmEntry,
+        adjacencies: Vec<Adjacency>,
+    ) -> Result<Self, TableError> {
+        let mut next = self.clone();
+        next.append_adjacencies(adjacencies)?;
+        check_ilm_entry(&entry, next.adjacencies.len(), next.vrfs.len())?;
+        next.ilm = Arc::new(self.ilm.with_entry(entry).0);
+        next.slot_counts.0 = next.slot_counts.0.max(entry.counter as usize + 1);
+        Ok(next)
+    }
+
+    /// A copy of this snapshot without the incoming label entry for `label`, sharing all
+    /// but the label's block as [`Snapshot::with_label`] does. The entry's counter slot
+    /// stays counted (its packets so far remain to be shown).
+    pub fn without_label(&self, label: Label) -> Result<Self, TableError> {
+        let (ilm, _) = self
+            .ilm
+            .without_entry(label)
+            .ok_or(TableError::NoLabel(label.get()))?;
+        let mut next = self.clone();
+        next.ilm = Arc::new(ilm);
+        Ok(next)
+    }
+
     /// A copy of this snapshot whose label entries and VRFs count into the slots `label`
     /// and `vrf` give (by label value and VRF name), so their counters survive table changes
-    /// that move them to other indices. Tables are shared, not copied.
+    /// that move them to other indices. The VRFs are shared; the label table's blocks are
+    /// copied with their entries' new slots.
     pub fn with_counter_slots(
         &self,
-        mut label: impl FnMut(Label) -> u32,
+        label: impl FnMut(Label) -> u32,
         mut vrf: impl FnMut(&str) -> u32,
     ) -> Self {
         let mut next = self.clone();
-        let mut entries = self.ilm.entries().to_vec();
-        for e in &mut entries {
-            e.counter = label(e.label);
-        }
-        // Same labels in the same order, other counter slots: the small label table is
-        // copied, the VRFs stay shared.
-        let mut ilm = (*self.ilm).clone();
-        ilm.set_entries(entries);
-        next.ilm = Arc::new(ilm);
+        next.ilm = Arc::new(self.ilm.with_counters(label));
         next.vrf_slots = self.vrfs.iter().map(|v| vrf(&v.name)).collect();
         let top =
             |slots: &mut dyn Iterator<Item = u32>| slots.map(|s| s as usize + 1).max().unwrap_or(0);
         next.slot_counts = (
-            top(&mut next.ilm.entries().iter().map(|e| e.counter)),
+            top(&mut next.ilm.entries().map(|e| e.counter)),
             top(&mut next.vrf_slots.iter().copied()),
         );
         next
@@ -813,6 +848,164 @@ mod tests {
         let mut p = parts("x");
         p.vrfs.clear();
         assert!(matches!(Snapshot::new(p), Err(TableError::NoGlobal)));
+    }
+
+    fn label(n: u32) -> Label {
+        Label::new(n).unwrap()
+    }
+
+    /// A router with one core adjacency (198.18.0.2, resolved), a VRF with table label 1001
+    /// and a route, and a transit entry 16002 (swap to 16003): counters by index.
+    fn lsr() -> Snapshot {
+        let mut p = parts("lsr");
+        p.adjacencies.push(Adjacency::new(
+            AttachmentId(0),
+            Ipv4Addr::new(198, 18, 0, 2),
+            Some(MacAddr([2, 0, 0, 0, 2, 1])),
+        ));
+        p.fecs.push(Fec::Forward {
+            adj: AdjacencyId(0),
+            push: LabelStack::new(&[label(16001)]).unwrap(),
+        });
+        p.vrfs.push(Vrf {
+            name: "vpc-a".into(),
+            table_label: Some(label(1001)),
+            v4: Ipv4Lpm::from_routes([(Ipv4Addr::new(198, 19, 0, 0), 16, 0)]).unwrap(),
+            v6: Ipv6Lpm::new(),
+        });
+        p.ilm = vec![
+            IlmEntry {
+                label: label(1001),
+                action: IlmAction::PopLookup { vrf: VrfId(1) },
+                origin: IlmOrigin::TableLabel,
+                counter: 0,
+            },
+            IlmEntry {
+                label: label(16002),
+                action: IlmAction::Swap {
+                    adj: AdjacencyId(0),
+                    out: LabelStack::new(&[label(16003)]).unwrap(),
+                },
+                origin: IlmOrigin::LabelEntry(1),
+                counter: 0,
+            },
+        ];
+        Snapshot::new(p).unwrap()
+    }
+
+    fn pop(l: u32, adj: u32, counter: u32) -> IlmEntry {
+        IlmEntry {
+            label: label(l),
+            action: IlmAction::Pop {
+                adj: AdjacencyId(adj),
+            },
+            origin: IlmOrigin::LabelEntry(2),
+            counter,
+        }
+    }
+
+    #[test]
+    fn a_label_change_appends_its_adjacency_and_shares_the_rest() {
+        let s = lsr();
+        assert_eq!(s.slot_counts(), (2, 2));
+        // A pop through a next hop the tables do not have yet: its adjacency is appended and
+        // filled in from its attachment.
+        let next = s
+            .with_label(
+                pop(16004, 1, 2),
+                vec![Adjacency::new(
+                    AttachmentId(0),
+                    Ipv4Addr::new(198, 18, 0, 3),
+                    None,
+                )],
+            )
+            .unwrap();
+        assert_eq!(next.ilm().lookup(16004), Some(&pop(16004, 1, 2)));
+        assert_eq!(next.ilm().len(), 3);
+        let adj = next.adjacency(AdjacencyId(1));
+        assert_eq!((adj.port, adj.mtu, adj.mac), (PortId(0), 1500, None));
+        assert_eq!(adj.header[6..12], [2, 0, 0, 0, 0, 1]);
+        assert_eq!(next.slot_counts(), (3, 2), "the new slot is counted");
+        // Everything else is shared or equal: the VRF with its routes, its table label's
+        // entry (another block, shared), the entry beside the new one (same block, copied).
+        assert!(Arc::ptr_eq(&s.vrfs()[1], &next.vrfs()[1]));
+        assert!(next.ilm().shares_block(s.ilm(), 1001));
+        assert!(!next.ilm().shares_block(s.ilm(), 16004));
+        assert_eq!(next.ilm().lookup(1001), s.ilm().lookup(1001));
+        assert_eq!(next.ilm().lookup(16002), s.ilm().lookup(16002));
+        assert_eq!(next.fecs(), s.fecs());
+        assert!(s.ilm().lookup(16004).is_none() && s.adjacencies().len() == 1);
+
+        // Replaced in place: the entry takes the existing adjacency and keeps its slot.
+        let counter = next.ilm().lookup(16002).unwrap().counter;
+        let swapped = next
+            .with_label(
+                IlmEntry {
+                    counter,
+                    ..pop(16002, 0, 0)
+                },
+                Vec::new(),
+            )
+            .unwrap();
+        let e = swapped.ilm().lookup(16002).unwrap();
+        assert_eq!(
+            (e.action, e.counter),
+            (
+                IlmAction::Pop {
+                    adj: AdjacencyId(0)
+                },
+                counter
+            )
+        );
+        assert_eq!(swapped.ilm().len(), 3);
+        assert_eq!(swapped.slot_counts(), (3, 2));
+
+        // Removed: gone, the others stay, its slot stays counted.
+        let removed = swapped.without_label(label(16004)).unwrap();
+        assert!(removed.ilm().lookup(16004).is_none());
+        assert_eq!(removed.ilm().lookup(16002), swapped.ilm().lookup(16002));
+        assert_eq!(removed.ilm().lookup(1001), s.ilm().lookup(1001));
+        assert!(removed.ilm().shares_block(s.ilm(), 1001));
+        assert_eq!(removed.slot_counts(), (3, 2));
+        assert_eq!(
+            removed.adjacencies().len(),
+            2,
+            "adjacencies are never removed"
+        );
+        assert_eq!(
+            removed.without_label(label(16004)).unwrap_err(),
+            TableError::NoLabel(16004)
+        );
+    }
+
+    #[test]
+    fn a_label_change_with_a_dangling_reference_is_refused() {
+        let s = lsr();
+        assert!(matches!(
+            s.with_label(pop(16004, 1, 2), Vec::new()),
+            Err(TableError::Dangling {
+                target: "adjacency",
+                index: 1,
+                ..
+            })
+        ));
+        let far = Adjacency::new(AttachmentId(5), Ipv4Addr::new(198, 18, 0, 3), None);
+        assert!(matches!(
+            s.with_label(pop(16004, 1, 2), vec![far]),
+            Err(TableError::Dangling {
+                target: "attachment",
+                index: 5,
+                ..
+            })
+        ));
+        let into_nowhere = IlmEntry {
+            action: IlmAction::PopLookup { vrf: VrfId(9) },
+            ..pop(16004, 0, 2)
+        };
+        assert!(matches!(
+            s.with_label(into_nowhere, Vec::new()),
+            Err(TableError::Dangling { target: "VRF", .. })
+        ));
     }
 
     #[test]

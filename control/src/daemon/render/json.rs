@@ -26,7 +26,7 @@ pub(super) fn line<T: Serialize>(answer: &T) -> Response {
 /// slots they keep across table changes.
 pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> api::Counters {
     let total = totals(stats);
-    let current: HashSet<u32> = snap.ilm().entries().iter().map(|e| e.label.get()).collect();
+    let current: HashSet<u32> = snap.ilm().entries().map(|e| e.label.get()).collect();
     let (labels, vrfs) = {
         let st = lock(&live.state);
         let labels = st
@@ -240,11 +240,7 @@ pub(super) fn all(snap: &Snapshot, rib: &Rib) -> api::All {
 }
 
 fn label_entries(snap: &Snapshot) -> Vec<api::LabelEntry> {
-    snap.ilm()
-        .entries()
-        .iter()
-        .map(|e| label_entry(snap, e))
-        .collect()
+    snap.ilm().entries().map(|e| label_entry(snap, e)).collect()
 }
 
 fn label_entry(snap: &Snapshot, e: &IlmEntry) -> api::LabelEntry {
