@@ -163,6 +163,55 @@ check "pe-site: both VRFs hold 198.18.10.0/24, with different VPN labels" \
     eval 'xpe_at pe-site show vrf vpc-a | grep -q "198.18.10.0/24 .*labels 16001/1001" &&
           xpe_at pe-site show vrf vpc-b | grep -q "198.18.10.0/24 .*labels 16001/1002"'
 
+# tcp_udp SITE VPC: a TCP transfer and a UDP exchange from SITE's host to 198.18.10.10,
+# served by VPC's host, which answers with its name: "tcp VPC ok, udp VPC ok" when both
+# went through whole (TCP's data checked by its SHA-256), else what went wrong.
+TCP_UDP_SERVER='
+import hashlib, socket, sys
+name = sys.argv[1]
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("198.18.10.10", 7000)); t.listen(1); t.settimeout(10)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.18.10.10", 7001)); u.settimeout(10)
+print("ready", flush=True)
+c, _ = t.accept(); c.settimeout(10)
+h, n = hashlib.sha256(), 0
+while b := c.recv(65536):
+    h.update(b); n += len(b)
+c.sendall(f"{name} {n} {h.hexdigest()}".encode()); c.close()
+d, peer = u.recvfrom(2048); u.sendto(name.encode() + b" " + d, peer)
+'
+TCP_UDP_CLIENT='
+import hashlib, os, socket, sys
+data = os.urandom(200000)
+try:
+    s = socket.create_connection(("198.18.10.10", 7000), timeout=5)
+    s.sendall(data); s.shutdown(socket.SHUT_WR)
+    name, n, digest = s.recv(200).decode().split()
+    tcp = f"tcp {name} " + ("ok" if (int(n), digest) == (len(data), hashlib.sha256(data).hexdigest()) else "corrupt")
+except (OSError, ValueError) as e:
+    tcp = f"tcp failed ({e})"
+try:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+    u.sendto(b"probe", ("198.18.10.10", 7001))
+    name, echoed = u.recv(2048).decode().split()
+    udp = f"udp {name} " + ("ok" if echoed == "probe" else "corrupt")
+except (OSError, ValueError) as e:
+    udp = f"udp failed ({e})"
+print(f"{tcp}, {udp}")
+'
+tcp_udp() {
+    local site=$1 vpc=$2 fifo
+    fifo=$(mktemp -u)
+    mkfifo "$fifo"
+    in_ns "$vpc" timeout 15 "$PYTHON" -c "$TCP_UDP_SERVER" "$vpc" >"$fifo" 2>/dev/null &
+    local server=$!
+    # Wait for "ready" (the server is listening) before the client connects.
+    read -r -t 10 _ <"$fifo" || true
+    in_ns "$site" timeout 15 "$PYTHON" -c "$TCP_UDP_CLIENT" 2>&1 | tail -n 1
+    wait "$server" 2>/dev/null || true
+    rm -f "$fifo"
+}
+
 # ---------------------------------------------------------------------------------------
 step "The same address in two VPCs: site-a reaches vpc-a's 198.18.10.10, site-b reaches vpc-b's"
 a0=$(echos_in vpc-a) b0=$(echos_in vpc-b)
@@ -178,6 +227,13 @@ check "site-b's pings arrived at vpc-b only (vpc-b +3, vpc-a +0)" equals "$((b2 
 big=$((VIF_MTU - 28))
 got_big=$(replies site-a 198.18.10.10 -c 1 -W 2 -M "do" -s "$big")
 check "a full-size $VIF_MTU-byte packet (don't fragment) crosses the core" equals "$got_big" 1
+say "TCP (200 kB up, a digest back) and UDP (one datagram each way) to 198.18.10.10 port 7000/7001:"
+tcp_a=$(tcp_udp site-a vpc-a)
+tcp_b=$(tcp_udp site-b vpc-b)
+say "  site-a: $tcp_a"
+say "  site-b: $tcp_b"
+check "site-a's TCP and UDP are answered by vpc-a's host" equals "$tcp_a" "tcp vpc-a ok, udp vpc-a ok"
+check "site-b's TCP and UDP are answered by vpc-b's host" equals "$tcp_b" "tcp vpc-b ok, udp vpc-b ok"
 
 # ---------------------------------------------------------------------------------------
 step "site-a can never reach vpc-b: two attempts, and the counters that explain the drops"

@@ -115,6 +115,10 @@ host() {
     local a
     for a in "$@"; do in_ns "$n" ip addr add "$a" dev eth0; done
     in_ns "$n" ip route add default via "$gw"
+    # TX checksum offload off: with it on (a veth's default), the host's TCP and UDP leave
+    # with the checksum left for a device to finish, and xpe's AF_XDP copy forwards them as
+    # they are, so the far host drops them (ping has no such checksum and works either way).
+    in_ns "$n" ethtool -K eth0 tx off >/dev/null
     [[ $vid == - ]] || in_ns "$n" "$XPE" host-vlan eth0 "$vid" >/dev/null
 }
 

@@ -123,11 +123,14 @@ impl Lab {
         ns_sh(&ns, &["ip", "link", "set", "br0", "up"]);
     }
 
-    /// A Linux host: address, default route, VLAN tagging through `xpe host-vlan`.
+    /// A Linux host: address, default route, VLAN tagging through `xpe host-vlan`, and TX
+    /// checksum offload off, as docs/runtime.md tells users (else its TCP and UDP would
+    /// cross xpe with unfinished checksums).
     fn host(&self, name: &str, dev: &str, addr: &str, gw: &str, vid: Option<u16>) {
         let ns = self.ns(name);
         ns_sh(&ns, &["ip", "addr", "add", addr, "dev", dev]);
         ns_sh(&ns, &["ip", "route", "add", "default", "via", gw]);
+        ns_sh(&ns, &["ethtool", "-K", dev, "tx", "off"]);
         if let Some(vid) = vid {
             ns_sh(&ns, &[XPE, "host-vlan", dev, &vid.to_string()]);
         }

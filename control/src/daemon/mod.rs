@@ -149,6 +149,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let interfaces = startup::check_interfaces(&config)?;
     for dev in &interfaces {
         startup::vlan_offloads_off(&dev.name, out)?;
+        startup::veth_checksum_note(&dev.name, out);
     }
     // Frames longer than a chunk arrive in pieces (multi-buffer AF_XDP): only asked for when
     // an MTU needs it, as the kernel must support it (6.6 and later in copy mode).

@@ -102,6 +102,29 @@ pub(super) fn vlan_offloads_off(ifname: &str, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
+/// A note when `ifname` is a veth: an AF_XDP copy sends frames on as they are, so a Linux
+/// host behind a veth whose TX checksum offload is on (the default) has its TCP and UDP
+/// arrive with the checksum the kernel left for the device to finish, and dropped as bad.
+/// Its namespace is not ours to look into, so this is a reminder, not a check.
+pub(super) fn veth_checksum_note(ifname: &str, out: &mut dyn Write) {
+    let Ok(info) = std::process::Command::new("ethtool")
+        .args(["-i", ifname])
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    if String::from_utf8_lossy(&info.stdout)
+        .lines()
+        .any(|l| l.trim() == "driver: veth")
+    {
+        let _ignored = writeln!(
+            out,
+            "note: {ifname} is a veth: a Linux host on its other end needs TX checksum offload off (`ethtool -K DEV tx off` there), or its TCP and UDP arrive with unfinished checksums and are dropped (docs/runtime.md)"
+        );
+    }
+}
+
 /// Binds the control socket (mode 0600), replacing a stale file no one listens on.
 pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, Failure> {
     if let Some(dir) = path.parent() {
