@@ -67,7 +67,7 @@ pub(super) struct Job {
 }
 
 /// What became of a request.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Outcome {
     /// What was applied (all zero when refused whole).
     pub applied: Applied,
@@ -112,18 +112,11 @@ impl Feed {
             queued: Instant::now(),
         };
         let gone = || Outcome {
-            applied: Applied::default(),
-            through: None,
             refused: Some(Refused {
                 errors: vec!["the route committer has stopped (xpe is shutting down)".into()],
                 more: 0,
             }),
-            malformed: Vec::new(),
-            latency: Duration::ZERO,
-            batch_requests: 0,
-            batch_changes: 0,
-            vrf_routes: 0,
-            vrfs: 0,
+            ..Outcome::default()
         };
         if self.tx.send(job).is_err() {
             return gone();
@@ -182,17 +175,7 @@ fn commit(live: &Live, jobs: Vec<Job>) {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut changes = 0;
     for (job, parsed) in jobs.iter().zip(parsed) {
-        let mut outcome = Outcome {
-            applied: Applied::default(),
-            through: None,
-            refused: None,
-            malformed: Vec::new(),
-            latency: Duration::ZERO,
-            batch_requests: 0,
-            batch_changes: 0,
-            vrf_routes: 0,
-            vrfs: 0,
-        };
+        let mut outcome = Outcome::default();
         match &job.input {
             Input::Text { .. } => {
                 let (lines, malformed) = parsed.unwrap_or_default();

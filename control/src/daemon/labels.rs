@@ -151,14 +151,13 @@ fn table_label_user(snap: &Snapshot, n: i64) -> Option<LabelUser> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::net::Ipv4Addr;
     use std::sync::Arc;
 
     use xpe_dataplane::tables::{IlmAction, Vrf, VrfId};
     use xpe_dataplane::wire::ethernet::MacAddr;
 
-    use super::super::edit::{resolved, with_static_routes, without_routes, Slots};
+    use super::super::edit::{resolved, with_static_routes, without_routes};
     use super::*;
     use crate::compile::{compile, Offline};
     use crate::config::{Config, LabelAction};
@@ -171,17 +170,7 @@ mod tests {
         let text = EXAMPLE.replace("address = \"198.18.0.1/30\"", "address = \"198.18.0.1/29\"");
         let config = Config::parse(&text, "example").unwrap();
         let compiled = compile(&config, &Offline).unwrap();
-        let mut slots = Slots::default();
-        let base = slots.assign(&compiled.snapshot);
-        State {
-            config: without_routes(config),
-            base,
-            rib: compiled.rib,
-            slots,
-            learned: HashMap::new(),
-            hosts: HashMap::new(),
-            asked: HashMap::new(),
-        }
+        State::new(config, compiled.snapshot, compiled.rib)
     }
 
     fn swap(in_label: i64, out: &[i64], via: &str) -> LabelEntry {

@@ -125,6 +125,24 @@ struct State {
     slots: Slots,
 }
 
+impl State {
+    /// The state of a freshly compiled config: its tables with counter slots assigned, its
+    /// RIB, no neighbour learned yet.
+    fn new(config: Config, snapshot: Snapshot, rib: Rib) -> State {
+        let mut slots = Slots::default();
+        let base = slots.assign(&snapshot);
+        State {
+            config: edit::without_routes(config),
+            base,
+            rib,
+            slots,
+            learned: HashMap::new(),
+            hosts: HashMap::new(),
+            asked: HashMap::new(),
+        }
+    }
+}
+
 /// A neighbour's place: port index, VLAN id (0 untagged), address.
 type NeighborKey = (u16, u16, Ipv4Addr);
 
@@ -176,17 +194,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         mode: opts.mode,
         jumbo,
     };
-    let mut slots = Slots::default();
-    let base = slots.assign(&compiled.snapshot);
-    let mut state = State {
-        config: edit::without_routes(config),
-        base,
-        rib: compiled.rib,
-        slots,
-        learned: HashMap::new(),
-        hosts: HashMap::new(),
-        asked: HashMap::new(),
-    };
+    let mut state = State::new(config, compiled.snapshot, compiled.rib);
     if let Some(path) = &opts.routes {
         if let Err(e) = load_routes(&mut state, path, out) {
             startup::remove_socket(&socket);
