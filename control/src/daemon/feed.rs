@@ -79,9 +79,8 @@ pub(super) struct Outcome {
     pub malformed: Vec<String>,
     /// From handing over to published (or refused).
     pub latency: Duration,
-    /// Requests and changes in the batch it was published with.
+    /// Requests in the batch it was published with (it counts).
     pub batch_requests: usize,
-    pub batch_changes: usize,
     /// Routes of the changed VRF after the batch (single changes).
     pub vrf_routes: usize,
     /// VRFs whose tables the batch changed.
@@ -228,7 +227,6 @@ fn commit(live: &Live, jobs: Vec<Job>) {
         }
         outcome.latency = job.queued.elapsed();
         outcome.batch_requests = requests;
-        outcome.batch_changes = changes;
         // A client that went away does not take its answer; the others still get theirs.
         let _client_gone = job.reply.send(outcome);
     }
@@ -341,12 +339,12 @@ pub(super) fn stream(
             .submit(Input::Text { text, first_line }, origin, Mode::UpToError);
         added += out.applied.added as u64;
         removed += out.applied.removed as u64;
-        if out.through.is_some() {
+        if let Some(through) = out.through {
             chunks += 1;
             let latency_ms = out.latency.as_secs_f64() * 1e3;
             latencies.push(latency_ms);
             let sent = ack(&StreamAck {
-                through: out.through.unwrap_or_default() as u64,
+                through: through as u64,
                 added: out.applied.added as u64,
                 removed: out.applied.removed as u64,
                 latency_ms,

@@ -83,16 +83,8 @@ fn load_routes(
             .hint("fix the lines named above; docs/routes.md describes the format")
     })?;
     let applied = routes::apply(state, &lines, &origin).map_err(|r| {
-        let more = if r.more > 0 {
-            format!("\n... and {} more", r.more)
-        } else {
-            String::new()
-        };
-        Failure::new(format!(
-            "{origin} does not fit the config:\n{}{more}",
-            r.errors.join("\n")
-        ))
-        .hint("fix the routes named above, or the config they need")
+        Failure::new(format!("{origin} does not fit the config:\n{}", r.text()))
+            .hint("fix the routes named above, or the config they need")
     })?;
     let _ignored = writeln!(
         out,

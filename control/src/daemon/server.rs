@@ -233,13 +233,15 @@ fn serve_stream(
     origin: &str,
     streams: &StreamHandler,
 ) -> Response {
-    let (reader, mut writer) = match (conn.try_clone(), conn.try_clone()) {
-        (Ok(r), Ok(w)) => (r, w),
-        (Err(e), _) | (_, Err(e)) => return refused(format!("cannot serve the stream: {e}")),
+    // The input owns a handle of its own (the reader's type is named in `StreamInput`);
+    // acknowledgements are written through `conn`.
+    let reader = match conn.try_clone() {
+        Ok(r) => r,
+        Err(e) => return refused(format!("cannot serve the stream: {e}")),
     };
     if let Err(e) = reader
         .set_read_timeout(Some(limits.stream_idle))
-        .and_then(|()| writer.set_write_timeout(Some(limits.write)))
+        .and_then(|()| conn.set_write_timeout(Some(limits.write)))
     {
         return refused(format!("cannot serve the stream: {e}"));
     }
@@ -248,6 +250,7 @@ fn serve_stream(
     let mut ack = |a: &StreamAck| -> io::Result<()> {
         let mut line = serde_json::to_vec(a).map_err(io::Error::other)?;
         line.push(b'\n');
+        let mut writer = conn;
         writer.write_all(&line)
     };
     streams(origin, &mut input, &mut ack)
