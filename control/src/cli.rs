@@ -94,6 +94,14 @@ pub enum Command {
         /// starts; any bad line stops the start.
         #[arg(long)]
         routes: Option<PathBuf>,
+        /// Make no mirror devices: frames for the router that the pipeline does not answer
+        /// itself are counted and dropped, as with no kernel behind it.
+        #[arg(long)]
+        no_mirrors: bool,
+        /// Prefix every mirror namespace xpe names by default or from the config with this
+        /// (several copies of one config side by side, as the lab's tests run).
+        #[arg(long, default_value = "")]
+        netns_prefix: String,
     },
     /// Replace the running instance's config: validated whole, swapped in without a stop.
     Apply {
@@ -350,6 +358,8 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         Command::Run {
             config,
             cores,
+            no_mirrors,
+            netns_prefix,
             xdp_mode,
             socket,
             routes,
@@ -360,6 +370,8 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 mode: xdp_mode.into(),
                 socket,
                 routes,
+                mirrors: !no_mirrors,
+                netns_prefix,
             };
             crate::daemon::run(&opts, out)
         }

@@ -301,6 +301,42 @@ pub enum Problem {
     /// The snapshot could not be built from the compiled parts.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// A router address that is not a unicast IPv4 address.
+    #[error("address \"{0}\" is not a unicast IPv4 address (the router address is one address, like 198.18.255.1)")]
+    RouterAddress(String),
+    /// A namespace name `ip netns` would refuse.
+    #[error("namespace \"{0}\" is not a valid network namespace name (no '/' or spaces)")]
+    BadNamespace(String),
+    /// A mirror name Linux would refuse.
+    #[error("mirror name \"{0}\" is not a valid Linux interface name (1 to 15 characters, no '/', ':' or spaces)")]
+    BadMirrorName(String),
+    /// Two mirrors of one name in one namespace.
+    #[error("mirror {name} is also the mirror of {first} in the same namespace: set mirror = \"...\" on one of them")]
+    MirrorTwice {
+        /// The name.
+        name: String,
+        /// The object whose mirror has it already.
+        first: String,
+    },
+    /// A core mirror named like an interface xpe forwards on.
+    #[error("mirror {0} would take the name of an interface xpe forwards on, in the same namespace: set mirror = \"...\"")]
+    MirrorIsInterface(String),
+    /// Overlapping subnets of two VRFs whose mirrors share a namespace.
+    #[error("subnet {subnet} overlaps {other} in namespace {netns}, which holds both VRFs' mirrors: give one VRF a namespace of its own")]
+    NamespaceOverlap {
+        /// The shared namespace.
+        netns: String,
+        /// This attachment's subnet.
+        subnet: Ipv4Prefix,
+        /// The other attachment.
+        other: String,
+    },
+    /// A policing rate that lets bursts of nothing through.
+    #[error("copp {class}: burst must be at least 1 when rate is not 0")]
+    PolicerBurst {
+        /// The class.
+        class: &'static str,
+    },
 }
 
 /// A VLAN as errors name it: `VLAN 101` or `untagged`.
@@ -370,6 +406,10 @@ pub struct Compiled {
     pub rib: Rib,
     /// Things that are valid but probably not what was meant.
     pub warnings: Vec<String>,
+    /// The mirror devices and their namespaces.
+    pub mirrors: crate::mirrors::MirrorPlan,
+    /// Control-plane policing rates.
+    pub policer: xpe_dataplane::pipeline::punt::PolicerConfig,
 }
 
 /// A `[[label]]` entry that passed [`check_label_entry`]: its in-label, what it does, and
@@ -495,17 +535,42 @@ pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, Config
         return Err(ConfigErrors(c.errors));
     }
     let warnings = std::mem::take(&mut c.warnings);
-    match c.finish(config) {
-        Ok((snapshot, rib)) => Ok(Compiled {
-            snapshot,
-            rib,
-            warnings,
-        }),
-        Err(problem) => Err(ConfigErrors(vec![ConfigError {
+    let (snapshot, rib) = c.finish(config).map_err(|problem| {
+        ConfigErrors(vec![ConfigError {
             object: Object::Tables,
             problem,
-        }])),
+        }])
+    })?;
+    let mirrors = crate::mirrors::plan(config, &snapshot).map_err(ConfigErrors)?;
+    Ok(Compiled {
+        snapshot,
+        rib,
+        warnings,
+        mirrors,
+        policer: policer(config),
+    })
+}
+
+/// The policing rates of `[copp]`, with the defaults for classes it does not name.
+fn policer(config: &Config) -> xpe_dataplane::pipeline::punt::PolicerConfig {
+    use xpe_dataplane::pipeline::punt::{PolicerConfig, Rate};
+    use xpe_dataplane::pipeline::PuntClass;
+    let mut p = PolicerConfig::DEFAULT;
+    let c = &config.copp;
+    for (class, given) in [
+        (PuntClass::Routing, c.routing),
+        (PuntClass::Resolution, c.arp_nd),
+        (PuntClass::Icmp, c.icmp),
+        (PuntClass::Other, c.other),
+    ] {
+        if let Some(r) = given {
+            p.rates[class as usize] = Rate {
+                per_second: r.rate,
+                burst: r.burst,
+            };
+        }
     }
+    p
 }
 
 #[derive(Default)]
@@ -567,10 +632,22 @@ impl Compiler {
         if config.router.name.trim().is_empty() {
             self.error(&Object::Router, Problem::EmptyRouterName);
         }
+        let c = &config.copp;
+        for (class, given) in [
+            ("routing", c.routing),
+            ("arp_nd", c.arp_nd),
+            ("icmp", c.icmp),
+            ("other", c.other),
+        ] {
+            if given.is_some_and(|r| r.rate > 0 && r.burst == 0) {
+                self.error(&Object::Config, Problem::PolicerBurst { class });
+            }
+        }
         self.interfaces(config, macs);
         self.vrfs(config);
         self.neighbors(config);
         self.connected();
+        self.router_address(config);
         self.table_labels(config);
         for (i, r) in config.routes.iter().enumerate() {
             let obj = Object::Route {
@@ -930,6 +1007,31 @@ impl Compiler {
                 self.routes[vrf].insert(IpPrefix::V4(host), (Source::Neighbor, fec));
             }
         }
+    }
+
+    /// The router address: one of our addresses in the global table, like a loopback's.
+    fn router_address(&mut self, config: &Config) {
+        let Some(text) = &config.router.address else {
+            return;
+        };
+        let addr = match text.parse::<Ipv4Addr>() {
+            Ok(a)
+                if !(a.is_unspecified()
+                    || a.is_multicast()
+                    || a.is_broadcast()
+                    || a.is_loopback()) =>
+            {
+                a
+            }
+            _ => {
+                self.error(&Object::Router, Problem::RouterAddress(text.clone()));
+                return;
+            }
+        };
+        let local = self.fec(Fec::Local);
+        let host = Ipv4Prefix::new(addr, 32).expect("32 is a valid length");
+        self.routes[usize::from(VrfId::GLOBAL.0)]
+            .insert(IpPrefix::V4(host), (Source::Local, local));
     }
 
     fn claim_label(&mut self, n: i64, user: LabelUser) {

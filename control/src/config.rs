@@ -31,6 +31,9 @@ pub struct Config {
     /// Incoming label entries for transit traffic (LSR role).
     #[serde(default, rename = "label")]
     pub labels: Vec<LabelEntry>,
+    /// Control-plane policing of what is punted to the kernel's mirrors.
+    #[serde(default)]
+    pub copp: Copp,
 }
 
 /// `[router]`.
@@ -42,6 +45,9 @@ pub struct Router {
     /// RFC 3443 TTL mode.
     #[serde(default)]
     pub ttl_mode: TtlModeConfig,
+    /// The router address: a loopback-style IPv4 address (BGP next hop, router id),
+    /// reachable from every core interface.
+    pub address: Option<String>,
 }
 
 /// `ttl_mode = "uniform" | "pipe"`.
@@ -98,6 +104,8 @@ pub struct Interface {
     /// Largest L3 payload (labels + IP) sent; default 1500.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// The name of its mirror device (core interfaces); default `cp-NAME`.
+    pub mirror: Option<String>,
 }
 
 /// The default interface MTU.
@@ -133,6 +141,8 @@ pub struct Vrf {
     /// Static routes.
     #[serde(default, rename = "route")]
     pub routes: Vec<Route>,
+    /// The network namespace of its mirror devices; default `ROUTER-VRF`.
+    pub namespace: Option<String>,
 }
 
 /// `[[vrf.attachment]]`.
@@ -145,6 +155,32 @@ pub struct Attachment {
     pub vlan: Option<i64>,
     /// Our address and the connected subnet (`169.254.10.1/30`).
     pub address: Option<String>,
+    /// The name of its mirror device; default `IFNAME.VLAN` (tagged) or `IFNAME`.
+    pub mirror: Option<String>,
+}
+
+/// `[copp]`: a token bucket per policing class, per worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Copp {
+    /// BGP, BFD, LDP, OSPF, IS-IS, RIP, PIM, VRRP.
+    pub routing: Option<PolicerRate>,
+    /// ARP and IPv6 neighbour discovery.
+    pub arp_nd: Option<PolicerRate>,
+    /// ICMP and ICMPv6 other than neighbour discovery.
+    pub icmp: Option<PolicerRate>,
+    /// Everything else for the router.
+    pub other: Option<PolicerRate>,
+}
+
+/// `{ rate = PPS, burst = PACKETS }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicerRate {
+    /// Packets per second (0: none reach the kernel).
+    pub rate: u32,
+    /// Bucket depth in packets.
+    pub burst: u32,
 }
 
 /// `[[route]]` and `[[vrf.route]]`.

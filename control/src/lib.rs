@@ -12,6 +12,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod error;
+pub mod mirrors;
 pub mod replay;
 pub mod resolve;
 pub mod rib;

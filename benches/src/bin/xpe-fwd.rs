@@ -167,6 +167,7 @@ fn main() -> ExitCode {
         cores: args.cores.clone(),
         mode: args.mode,
         jumbo: false,
+        policer: Default::default(),
     };
     let runtime = match Runtime::start_with(&plan, |_| MacRewrite { header }) {
         Ok(r) => r,

@@ -20,6 +20,7 @@
 mod edit;
 mod feed;
 mod labels;
+mod mirrors;
 mod neighbours;
 mod render;
 mod routes;
@@ -62,6 +63,10 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// A route file applied before forwarding starts.
     pub routes: Option<PathBuf>,
+    /// Make the mirror devices (`--no-mirrors` turns them off).
+    pub mirrors: bool,
+    /// Prefix of the mirror namespaces' names.
+    pub netns_prefix: String,
 }
 
 /// Applies the route file at `path` to the tables before they are first published.
@@ -185,7 +190,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         cores: opts.cores.clone(),
         mode: opts.mode,
         jumbo,
+        policer: compiled.policer,
     };
+    let mirror_plan = compiled.mirrors.clone().with_prefix(&opts.netns_prefix);
     let mut state = State::new(config, compiled.snapshot, compiled.rib);
     if let Some(path) = &opts.routes {
         if let Err(e) = load_routes(&mut state, path, out) {
@@ -193,8 +200,20 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             return Err(e);
         }
     }
+    let (devices, mut created) = if opts.mirrors {
+        match mirrors::make(&mirror_plan) {
+            Ok(made) => made,
+            Err(e) => {
+                startup::remove_socket(&socket);
+                return Err(e);
+            }
+        }
+    } else {
+        Default::default()
+    };
+    let mirror_count = devices.len();
     let published = Arc::new(Published::new(state.base.clone()));
-    let runtime = match Runtime::start(&plan, published.clone()) {
+    let runtime = match Runtime::start(&plan, published.clone(), devices) {
         Ok(r) => r,
         Err(e) => {
             startup::remove_socket(&socket);
@@ -220,6 +239,22 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         socket.display()
     );
     let _ignored = out.flush();
+    if mirror_count > 0 {
+        let namespaces: Vec<&str> = mirror_plan
+            .namespaces
+            .iter()
+            .filter_map(|n| n.name.as_deref())
+            .collect();
+        let _ignored = writeln!(
+            out,
+            "mirrors: {mirror_count} device(s), VRFs in namespace(s) {}",
+            if namespaces.is_empty() {
+                "-".to_string()
+            } else {
+                namespaces.join(", ")
+            }
+        );
+    }
     for w in &compiled.warnings {
         let _ignored = writeln!(out, "warning: {w}");
     }
@@ -253,6 +288,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         .map(Runtime::stop)
         .unwrap_or_default();
     startup::remove_socket(&socket);
+    created.remove();
     if neighbours.join().is_err() {
         let _ignored = writeln!(out, "warning: the neighbour thread panicked");
     }

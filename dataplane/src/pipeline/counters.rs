@@ -75,6 +75,9 @@ reasons! {
         NoHeadroom => "no-headroom",
         /// The ingress port is not in the current tables.
         UnknownPort => "unknown-port",
+        /// A frame the kernel sent to the router's MAC on a mirror that xpe does not route:
+        /// not IP, or for one of our own addresses.
+        FromKernelNotRouted => "from-kernel-not-routed",
     }
 }
 
@@ -94,6 +97,32 @@ reasons! {
         /// An ethertype we do not forward (LLDP, STP, MPLS multicast, ...).
         OtherProtocol => "other-protocol",
     }
+}
+
+reasons! {
+    /// The control-plane policing class of a punted frame ([`punt_class`]): each has its own
+    /// token bucket per worker, so a flood in one cannot starve another.
+    ///
+    /// [`punt_class`]: super::punt::punt_class
+    PuntClass {
+        /// Routing and label protocols: BGP, BFD, LDP, OSPF, IS-IS, RIP, PIM, VRRP.
+        Routing => "routing",
+        /// Address resolution: ARP and IPv6 neighbour discovery.
+        Resolution => "arp-nd",
+        /// ICMP and ICMPv6 other than neighbour discovery.
+        Icmp => "icmp",
+        /// Everything else for the router: SSH, SNMP, other TCP and UDP, multicast.
+        Other => "other",
+    }
+}
+
+/// What control-plane policing did with one class's frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicedCounters {
+    /// Frames within the class's rate, handed to the kernel.
+    pub passed: u64,
+    /// Frames over the rate, dropped.
+    pub dropped: u64,
 }
 
 /// What the pipeline decided for one frame.
@@ -147,6 +176,9 @@ pub struct Counters {
     ///
     /// [`Snapshot::vrf_slot`]: crate::tables::Snapshot::vrf_slot
     pub vrfs: Vec<u64>,
+    /// Control-plane policing of punted frames, by [`PuntClass`] (counted only while
+    /// punted frames have a kernel to go to: mirrors are on).
+    pub policed: [PolicedCounters; PuntClass::COUNT],
 }
 
 /// Connected IPv4 hosts the pipeline found no MAC for, newest kept: a small fixed ring the
@@ -243,6 +275,7 @@ impl Counters {
         self.forwarded = o.forwarded;
         self.arp_replies = o.arp_replies;
         self.echo_replies = o.echo_replies;
+        self.policed = o.policed;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
         self.labels.clear();
@@ -263,6 +296,10 @@ impl AddAssign<&Counters> for Counters {
         self.forwarded += o.forwarded;
         self.arp_replies += o.arp_replies;
         self.echo_replies += o.echo_replies;
+        for (a, b) in self.policed.iter_mut().zip(&o.policed) {
+            a.passed += b.passed;
+            a.dropped += b.dropped;
+        }
         self.ensure_ports(o.ports.len());
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;
@@ -294,7 +331,7 @@ mod tests {
         for p in Punt::ALL {
             assert_eq!(Punt::from_name(p.name()), Some(*p));
         }
-        assert_eq!(DropReason::COUNT, 20);
+        assert_eq!(DropReason::COUNT, 21);
     }
 
     #[test]

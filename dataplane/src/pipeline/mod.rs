@@ -11,9 +11,12 @@
 mod counters;
 mod frame;
 pub mod learn;
+pub mod punt;
 mod trace;
 
-pub use counters::{Counters, DropReason, GleanLog, PortCounters, Punt, Verdict};
+pub use counters::{
+    Counters, DropReason, GleanLog, PolicedCounters, PortCounters, Punt, PuntClass, Verdict,
+};
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
 
@@ -170,6 +173,60 @@ pub fn process<T: Tracer>(
         None => Verdict::Drop(DropReason::UnknownPort),
     };
     count_verdict(counters, ingress, verdict, frame.len());
+    verdict
+}
+
+/// Routes a frame the kernel sent on the mirror of `attachment` to the router's own MAC: an
+/// IP packet the kernel hands to the data plane (its routes in mirror namespaces point at
+/// xpe). It is looked up in the attachment's VRF, so it can never leave that VRF, and is
+/// sent as we send what we originate: TTL unchanged, labels imposed by the route, the class
+/// of service from the IP header.
+///
+/// A packet for one of our own addresses, or anything that is not IP, is dropped: the
+/// kernel already has it, and nothing may loop between the kernel and the pipeline.
+pub fn route_from_kernel(
+    snap: &Snapshot,
+    attachment: AttachmentId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+) -> Verdict {
+    counters.ensure_for(snap);
+    let Some(att) = snap.attachments().get(usize::from(attachment.0)) else {
+        return Verdict::Drop(DropReason::NoAttachment);
+    };
+    let Ok(eth) = ethernet::Frame::new_checked(frame.data()) else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
+    let ethertype = eth.ethertype_raw();
+    let mut ctx = Ctx {
+        ingress: att.port,
+        attachment,
+        hint: None,
+    };
+    let (vrf, hop, qos, trace) = (att.vrf, Hop::Originated, Qos::FromIp, &mut NoTrace);
+    let routed = match ethertype {
+        ETH_IPV4 => route_ipv4(
+            snap, frame, ETH_LEN, vrf, hop, qos, &mut ctx, counters, trace,
+        ),
+        ETH_IPV6 => route_ipv6(snap, frame, ETH_LEN, vrf, hop, qos, counters, trace),
+        _ => punted(Punt::OtherProtocol),
+    };
+    let verdict = match routed {
+        Ok(port) => Verdict::Forward(port),
+        Err(Verdict::Punt(_)) => Verdict::Drop(DropReason::FromKernelNotRouted),
+        Err(v) => v,
+    };
+    match verdict {
+        Verdict::Forward(port) => {
+            counters.forwarded += 1;
+            if let Some(p) = counters.ports.get_mut(usize::from(port.0)) {
+                p.tx_packets += 1;
+                p.tx_bytes += frame.len() as u64;
+            }
+        }
+        Verdict::Drop(r) => counters.drops[r as usize] += 1,
+        Verdict::Punt(r) => counters.punts[r as usize] += 1,
+    }
     verdict
 }
 

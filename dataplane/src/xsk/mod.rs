@@ -9,6 +9,7 @@
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
+pub mod mirror;
 pub mod netdev;
 pub mod runtime;
 pub mod socket;
@@ -86,6 +87,9 @@ pub enum XskError {
     /// A worker thread ended before reporting its sockets ready (it panicked).
     #[error("a worker thread ended during start-up")]
     WorkerEnded,
+    /// The mirror thread could not start.
+    #[error(transparent)]
+    Mirror(#[from] mirror::MirrorError),
 }
 
 impl XskError {

@@ -8,11 +8,13 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::mirror::{Mirror, MirrorCount, MirrorPath, MirrorSpec};
 use super::socket::XskSocket;
 use super::steer::{Mode, Steering};
-use super::umem::Umem;
+use super::umem::{Umem, MAX_FRAME, MAX_JUMBO_FRAME};
 use super::worker::{Event, Originated, Pipeline, Stage, Worker, WorkerLinks, WorkerStats};
 use super::{XskError, RING_SIZE};
+use crate::pipeline::punt::PolicerConfig;
 use crate::tables::{PortId, Published};
 
 /// Learned neighbours queued between the workers and the control side.
@@ -32,6 +34,8 @@ pub struct Plan {
     /// Receive and send frames longer than one chunk ([`MAX_FRAME`](super::umem::MAX_FRAME)):
     /// multi-buffer sockets (XDP_USE_SG) and jumbo regions in every UMEM.
     pub jumbo: bool,
+    /// Control-plane policing of frames punted to the mirrors, per worker.
+    pub policer: PolicerConfig,
 }
 
 /// Jumbo regions per worker when [`Plan::jumbo`] is set: frames being forwarded at once.
@@ -58,22 +62,39 @@ pub struct Runtime {
     sockets: Vec<SocketInfo>,
     learned: Receiver<Event>,
     originate: Sender<Originated>,
+    /// The mirror thread and its devices; stopped after the workers.
+    mirrors: Option<MirrorPath>,
     // Declared last: detached after the workers have stopped.
     steering: Vec<Steering>,
 }
 
 impl Runtime {
     /// Attaches the steering program to every interface of `plan`, starts the workers and
-    /// points every RX queue at its socket. On any error everything started is undone.
-    pub fn start(plan: &Plan, published: Arc<Published>) -> Result<Runtime, XskError> {
-        Runtime::start_with(plan, |_| Pipeline(published.clone()))
+    /// the mirror thread over `mirrors` (none: punts are counted and dropped), and points
+    /// every RX queue at its socket. On any error everything started is undone.
+    pub fn start(
+        plan: &Plan,
+        published: Arc<Published>,
+        mirrors: Vec<Mirror>,
+    ) -> Result<Runtime, XskError> {
+        let tables = published.clone();
+        Runtime::start_full(plan, |_| Pipeline(tables.clone()), mirrors, Some(published))
     }
 
     /// As [`Runtime::start`], with worker `w` running `stage(w)` instead of the pipeline (the
     /// benches' trivial forwarder uses this to measure the I/O loop alone).
     pub fn start_with<S: Stage>(
         plan: &Plan,
+        stage: impl FnMut(usize) -> S,
+    ) -> Result<Runtime, XskError> {
+        Runtime::start_full(plan, stage, Vec::new(), None)
+    }
+
+    fn start_full<S: Stage>(
+        plan: &Plan,
         mut stage: impl FnMut(usize) -> S,
+        mirrors: Vec<Mirror>,
+        published: Option<Arc<Published>>,
     ) -> Result<Runtime, XskError> {
         let workers: Vec<Option<usize>> = match &plan.cores {
             Some(cores) if !cores.is_empty() => cores.iter().copied().map(Some).collect(),
@@ -95,6 +116,20 @@ impl Runtime {
                 });
             }
         }
+        let max_frame = if plan.jumbo {
+            MAX_JUMBO_FRAME
+        } else {
+            MAX_FRAME
+        } as usize;
+        let mut mirror_path = match published {
+            Some(tables) if !mirrors.is_empty() => Some(MirrorPath::start(
+                mirrors,
+                workers.len(),
+                max_frame,
+                tables,
+            )?),
+            _ => None,
+        };
         let mut steering = Vec::new();
         for (ifname, _, _) in &plan.interfaces {
             steering.push(Steering::attach(ifname, plan.mode)?);
@@ -109,6 +144,7 @@ impl Runtime {
             sockets: Vec::new(),
             learned,
             originate,
+            mirrors: None,
             steering: Vec::new(),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -136,6 +172,13 @@ impl Runtime {
                 } else {
                     crossbeam_channel::never()
                 },
+                punt: mirror_path.as_mut().and_then(|m| m.punt[w].take()),
+                inject: if w == 0 {
+                    mirror_path.as_mut().and_then(|m| m.inject.take())
+                } else {
+                    None
+                },
+                policer: plan.policer,
             };
             let ready = ready_tx.clone();
             let jumbo = plan.jumbo;
@@ -164,6 +207,7 @@ impl Runtime {
             runtime.stats.push(stats);
         }
         drop(ready_tx);
+        runtime.mirrors = mirror_path;
         let mut first_error = None;
         let mut bound = Vec::new();
         for _ in 0..workers.len() {
@@ -231,6 +275,14 @@ impl Runtime {
         &self.originate
     }
 
+    /// Every mirror and its counters (empty when mirrors are off).
+    pub fn mirror_counters(&self) -> Vec<(MirrorSpec, MirrorCount)> {
+        self.mirrors
+            .as_ref()
+            .map(MirrorPath::counters)
+            .unwrap_or_default()
+    }
+
     /// Stops the workers (they drain their TX rings) and detaches the programs; returns each
     /// worker's final state.
     pub fn stop(mut self) -> Vec<WorkerStats> {
@@ -244,6 +296,9 @@ impl Runtime {
             // A worker that panicked has nothing left to clean up: its sockets and UMEM
             // were dropped while unwinding.
             let _panicked = t.join();
+        }
+        if let Some(m) = &mut self.mirrors {
+            m.stop();
         }
         self.steering.clear();
     }

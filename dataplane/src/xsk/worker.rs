@@ -14,13 +14,17 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use xdpilone::xdp::XdpDesc;
 
+use super::mirror::{InjectLink, PuntLink};
 use super::socket::XskSocket;
 use super::umem::{
     FrameLedger, Umem, FRAME_SIZE, KERNEL_HEADROOM, MAX_FRAME, MAX_JUMBO_FRAME, REGION_CHUNKS,
     REGION_SIZE,
 };
 use crate::pipeline::learn::{arp_neighbor, Neighbor};
-use crate::pipeline::{process_batch, Counters, Frame, Punt, Verdict};
+use crate::pipeline::punt::{punt_class, Policer, PolicerConfig};
+use crate::pipeline::{
+    process_batch, route_from_kernel, Counters, DropReason, Frame, Punt, Verdict,
+};
 use crate::tables::{AttachmentId, PortId, Published};
 use core::net::Ipv4Addr;
 
@@ -34,6 +38,8 @@ const IDLE_SLEEP_MS: i32 = 5;
 const PUBLISH_EVERY: u64 = 512;
 /// Frames to originate taken per iteration (ARP requests from the control side).
 const ORIGINATE_PER_ITERATION: usize = 16;
+/// Frames from the kernel's mirrors taken per iteration.
+const INJECT_PER_ITERATION: usize = 64;
 
 /// What a worker tells the control side about neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +104,14 @@ pub struct LoopStats {
     pub originated: u64,
     /// Frames to originate that found no free frame or no socket.
     pub originate_dropped: u64,
+    /// Punted frames within their policing rate that found the mirror thread's queue (or
+    /// its buffer pool) full: the kernel side is behind.
+    pub punt_queue_full: u64,
+    /// Frames from the kernel's mirrors sent (or routed).
+    pub injected: u64,
+    /// Frames from the kernel's mirrors that found no free UMEM frame, no socket for their
+    /// port, or were too long.
+    pub inject_dropped: u64,
 }
 
 impl LoopStats {
@@ -139,6 +153,9 @@ impl core::ops::AddAssign<&LoopStats> for LoopStats {
             learn_dropped,
             originated,
             originate_dropped,
+            punt_queue_full,
+            injected,
+            inject_dropped,
         } = o;
         self.polls += polls;
         self.busy_polls += busy_polls;
@@ -156,6 +173,9 @@ impl core::ops::AddAssign<&LoopStats> for LoopStats {
         self.learn_dropped += learn_dropped;
         self.originated += originated;
         self.originate_dropped += originate_dropped;
+        self.punt_queue_full += punt_queue_full;
+        self.injected += injected;
+        self.inject_dropped += inject_dropped;
     }
 }
 
@@ -190,6 +210,18 @@ pub trait Stage: Send + 'static {
         verdicts: &mut [Verdict],
         counters: &mut Counters,
     );
+
+    /// Routes a frame the kernel sent on the mirror of `attachment` to the router's own MAC.
+    /// The default (the benches' forwarder, which has no tables) drops it.
+    fn route_from_kernel(
+        &mut self,
+        attachment: AttachmentId,
+        frame: &mut Frame<'_>,
+        counters: &mut Counters,
+    ) -> Verdict {
+        let _ = (attachment, frame, counters);
+        Verdict::Drop(DropReason::FromKernelNotRouted)
+    }
 }
 
 /// The router's stage: the pipeline over the published tables, loaded once per batch (an
@@ -208,6 +240,15 @@ impl Stage for Pipeline {
         let snap = self.0.load();
         process_batch(&snap, ingress, frames, verdicts, counters);
     }
+
+    fn route_from_kernel(
+        &mut self,
+        attachment: AttachmentId,
+        frame: &mut Frame<'_>,
+        counters: &mut Counters,
+    ) -> Verdict {
+        route_from_kernel(&self.0.load(), attachment, frame, counters)
+    }
 }
 
 /// Channels and flags a worker shares with the rest of the process.
@@ -220,6 +261,13 @@ pub struct WorkerLinks {
     pub learn: Sender<Event>,
     /// Frames to originate.
     pub originate: Receiver<Originated>,
+    /// Where punted frames go to the kernel's mirrors (`None`: mirrors off, punts are
+    /// counted and dropped).
+    pub punt: Option<PuntLink>,
+    /// Frames the kernel sent on its mirrors (worker 0 only).
+    pub inject: Option<InjectLink>,
+    /// Control-plane policing rates.
+    pub policer: PolicerConfig,
 }
 
 /// One worker: a UMEM, the sockets on it, its stage, and the loop's state.
@@ -242,6 +290,10 @@ pub struct Worker<S: Stage> {
     completed: u64,
     core: Option<usize>,
     links: WorkerLinks,
+    /// Control-plane policing of what goes to the kernel.
+    policer: Policer,
+    /// The policer's clock.
+    clock: std::time::Instant,
 }
 
 /// The descriptor option saying "more pieces of this frame follow" (linux/if_xdp.h).
@@ -337,7 +389,9 @@ impl<S: Stage> Worker<S> {
                 // batch to one egress, each frame a jumbo frame of REGION_CHUNKS pieces.
                 .map(|_| {
                     Vec::with_capacity(
-                        ring * BATCH * REGION_CHUNKS as usize + ORIGINATE_PER_ITERATION,
+                        ring * BATCH * REGION_CHUNKS as usize
+                            + ORIGINATE_PER_ITERATION
+                            + INJECT_PER_ITERATION * REGION_CHUNKS as usize,
                     )
                 })
                 .collect(),
@@ -349,6 +403,8 @@ impl<S: Stage> Worker<S> {
             transmitted: 0,
             completed: 0,
             core,
+            policer: Policer::new(&links.policer),
+            clock: std::time::Instant::now(),
             links,
         }
     }
@@ -394,6 +450,7 @@ impl<S: Stage> Worker<S> {
                 work += self.receive(s, &mut counters, &mut stats);
             }
             work += self.originate(&mut stats);
+            work += self.inject(&mut counters, &mut stats);
             for s in 0..self.sockets.len() {
                 work += self.transmit(s, &mut stats);
                 self.refill(s);
@@ -532,11 +589,27 @@ impl<S: Stage> Worker<S> {
                 self.tell(Event::Glean { attachment, ip }, stats);
             }
         }
+        let mut punted = false;
+        let mut now_ns = None;
         for i in 0..m {
             let frame = &frames[i];
             let verdict = verdicts[i];
             if verdict == Verdict::Punt(Punt::Arp) {
                 self.learn(ingress, frame.data(), false, stats);
+            }
+            if let (Verdict::Punt(_), Some(link)) = (verdict, &self.links.punt) {
+                // Policed per class, then copied to the mirror thread: no syscall, no lock.
+                let class = punt_class(frame.data());
+                let now = *now_ns.get_or_insert_with(|| self.clock.elapsed().as_nanos() as u64);
+                let policed = &mut counters.policed[class as usize];
+                if !self.policer.allow(class, now) {
+                    policed.dropped += 1;
+                } else if link.queue(ingress, frame.data()) {
+                    policed.passed += 1;
+                    punted = true;
+                } else {
+                    stats.punt_queue_full += 1;
+                }
             }
             let egress = match verdict {
                 Verdict::Forward(port) => {
@@ -559,28 +632,111 @@ impl<S: Stage> Worker<S> {
                 }),
                 (Home::Chunk(base), None) => self.umem.free_list().push(base),
                 (Home::Region(r), Some(e)) => {
-                    // One descriptor per chunk the frame spans (a descriptor may not cross
-                    // a chunk boundary), all but the last marked "more follows".
-                    let base = self.umem.regions_base() + r as u64 * u64::from(REGION_SIZE);
-                    let (mut at, end) = (
-                        base + frame.start() as u64,
-                        base + (frame.start() + frame.len()) as u64,
+                    queue_region(
+                        &mut self.tx_pending[e],
+                        &mut self.jumbo,
+                        self.umem.regions_base(),
+                        r,
+                        frame.start(),
+                        frame.len(),
                     );
-                    while at < end {
-                        let piece_end = (Umem::chunk_of(at) + u64::from(FRAME_SIZE)).min(end);
-                        self.tx_pending[e].push(XdpDesc {
-                            addr: at,
-                            len: (piece_end - at) as u32,
-                            options: if piece_end < end { XDP_PKT_CONTD } else { 0 },
-                        });
-                        self.jumbo.outstanding[r] += 1;
-                        at = piece_end;
-                    }
-                    if self.jumbo.outstanding[r] == 0 {
-                        self.jumbo.free.push(r);
-                    }
                 }
                 (Home::Region(r), None) => self.jumbo.free.push(r),
+            }
+        }
+        if punted {
+            if let Some(link) = &self.links.punt {
+                link.waker.wake();
+            }
+        }
+        n
+    }
+
+    /// Sends or routes frames the kernel sent on its mirrors (worker 0 only): each is copied
+    /// into a free UMEM frame (a jumbo region when it is longer than a chunk) and queued on
+    /// its port's socket, or routed in its attachment's VRF when it was sent to our MAC.
+    fn inject(&mut self, counters: &mut Counters, stats: &mut LoopStats) -> usize {
+        let Some(link) = &self.links.inject else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < INJECT_PER_ITERATION {
+            let Ok(injected) = link.frames.try_recv() else {
+                break;
+            };
+            n += 1;
+            let len = injected.buf.len();
+            let start = KERNEL_HEADROOM as usize;
+            let home = if len <= MAX_FRAME as usize {
+                self.umem.free_list().pop().map(Home::Chunk)
+            } else if len <= MAX_JUMBO_FRAME as usize {
+                self.jumbo.free.pop().map(Home::Region)
+            } else {
+                None
+            };
+            let Some(home) = home else {
+                stats.inject_dropped += 1;
+                let _pool_full = link.free.try_send(injected.buf);
+                continue;
+            };
+            let buf = match home {
+                // SAFETY: the chunk came off the free list, so user space owns it and nothing
+                // else refers to it until it is queued for TX below.
+                Home::Chunk(base) => unsafe { self.umem.chunk_mut(base) },
+                // SAFETY: the region came off the idle list: user space owns it and no other
+                // slice covers it while this one lives.
+                Home::Region(r) => unsafe { self.umem.region_mut(r) },
+            };
+            buf[start..start + len].copy_from_slice(&injected.buf);
+            let mut frame = Frame::new(buf, start, len).unwrap_or_default();
+            let _pool_full = link.free.try_send(injected.buf);
+            let port = match injected.route {
+                Some(att) => match self.stage.route_from_kernel(att, &mut frame, counters) {
+                    Verdict::Forward(port) => Some(port),
+                    _ => None,
+                },
+                None => {
+                    if let Some(p) = counters.ports.get_mut(usize::from(injected.port.0)) {
+                        p.tx_packets += 1;
+                        p.tx_bytes += len as u64;
+                    }
+                    Some(injected.port)
+                }
+            };
+            let egress =
+                port.and_then(|p| self.tx_of_port.get(usize::from(p.0)).copied().flatten());
+            match (home, egress) {
+                (Home::Chunk(base), Some(e)) => {
+                    self.tx_pending[e].push(XdpDesc {
+                        addr: base + frame.start() as u64,
+                        len: frame.len() as u32,
+                        options: 0,
+                    });
+                    stats.injected += 1;
+                }
+                (Home::Region(r), Some(e)) => {
+                    queue_region(
+                        &mut self.tx_pending[e],
+                        &mut self.jumbo,
+                        self.umem.regions_base(),
+                        r,
+                        frame.start(),
+                        frame.len(),
+                    );
+                    stats.injected += 1;
+                }
+                (Home::Chunk(base), None) => {
+                    self.umem.free_list().push(base);
+                    if injected.route.is_none() {
+                        stats.inject_dropped += 1;
+                    }
+                }
+                (Home::Region(r), None) => {
+                    self.jumbo.free.push(r);
+                    if injected.route.is_none() {
+                        stats.inject_dropped += 1;
+                    }
+                }
             }
         }
         n
@@ -789,6 +945,34 @@ impl<S: Stage> Worker<S> {
                     .map(|s| (s.ifname.clone(), s.queue, s.stats())),
             );
         }
+    }
+}
+
+/// Queues the frame at `start..start + len` of jumbo region `r` for TX: one descriptor per
+/// chunk it spans (a descriptor may not cross a chunk boundary), all but the last marked
+/// "more follows".
+fn queue_region(
+    pending: &mut Vec<XdpDesc>,
+    jumbo: &mut Jumbo,
+    regions_base: u64,
+    r: usize,
+    start: usize,
+    len: usize,
+) {
+    let base = regions_base + r as u64 * u64::from(REGION_SIZE);
+    let (mut at, end) = (base + start as u64, base + (start + len) as u64);
+    while at < end {
+        let piece_end = (Umem::chunk_of(at) + u64::from(FRAME_SIZE)).min(end);
+        pending.push(XdpDesc {
+            addr: at,
+            len: (piece_end - at) as u32,
+            options: if piece_end < end { XDP_PKT_CONTD } else { 0 },
+        });
+        jumbo.outstanding[r] += 1;
+        at = piece_end;
+    }
+    if jumbo.outstanding[r] == 0 {
+        jumbo.free.push(r);
     }
 }
 

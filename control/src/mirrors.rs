@@ -1,0 +1,552 @@
+//! Which mirror devices a config asks for, where they live, and the kernel routes that send
+//! the kernel's traffic into xpe: planned from the config and its compiled tables, checked by
+//! `xpe check` like the rest of the config, and made by `xpe run`.
+//!
+//! - A core interface's mirror is `cp-NAME` in the router's own namespace (the interface
+//!   itself is there, so the mirror cannot take its name).
+//! - A VRF attachment's mirror is `IFNAME.VLAN` (tagged) or `IFNAME` (untagged) in the VRF's
+//!   namespace, `ROUTER-VRF` unless the VRF names one. Linux names hold 15 bytes: a longer
+//!   default keeps its `.VLAN` and cuts the interface name to fit; `mirror = "..."` names it.
+//! - The router address sits on `xpe-lo` in the router's namespace.
+//!
+//! Kernel routes point into xpe through a gateway that is xpe itself: a permanent neighbour
+//! [`GATEWAY`] whose MAC is the port's, so what the kernel routes there arrives at the data
+//! plane addressed to the router and is looked up in the mirror's VRF
+//! (`pipeline::route_from_kernel`). A namespace that holds one VRF gets default routes; a
+//! namespace shared by several VRFs, and the router's own, get the config's static routes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use xpe_dataplane::tables::{IpPrefix, Ipv4Prefix, PortKind, Snapshot, VrfId};
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::xsk::mirror::MirrorSpec;
+
+use crate::compile::{ConfigError, Object, Problem};
+use crate::config::{Config, InterfaceKind};
+
+/// The kernel's next hop for routes into xpe: an IPv6 link-local address (so it never
+/// collides with a customer's IPv4 plan) whose permanent neighbour entry is the port's MAC.
+/// IPv4 routes use it too (RFC 5549 next hops, Linux 5.2 and later).
+pub const GATEWAY: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0x78, 0x7065);
+
+/// The device that holds the router address.
+pub const LOOPBACK: &str = "xpe-lo";
+
+/// Longest Linux interface name.
+const IFNAMSIZ: usize = 15;
+
+/// A kernel route into xpe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoute {
+    /// The destination.
+    pub prefix: IpPrefix,
+    /// The mirror it leaves by.
+    pub mirror: String,
+}
+
+/// One namespace's mirrors and routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// Its name; `None`: the router's own.
+    pub name: Option<String>,
+    /// The VRFs whose mirrors it holds.
+    pub vrfs: Vec<String>,
+    /// Routes into xpe.
+    pub routes: Vec<KernelRoute>,
+}
+
+/// Every mirror of a config, and the namespaces they live in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorPlan {
+    /// The devices.
+    pub mirrors: Vec<MirrorSpec>,
+    /// The namespaces, the router's own first.
+    pub namespaces: Vec<Namespace>,
+}
+
+impl MirrorPlan {
+    /// The plan with every namespace but the router's own renamed `PREFIX` + name (labs and
+    /// tests that run several copies of one config side by side).
+    pub fn with_prefix(mut self, prefix: &str) -> MirrorPlan {
+        if prefix.is_empty() {
+            return self;
+        }
+        for m in &mut self.mirrors {
+            if let Some(ns) = &mut m.netns {
+                *ns = format!("{prefix}{ns}");
+            }
+        }
+        for n in &mut self.namespaces {
+            if let Some(ns) = &mut n.name {
+                *ns = format!("{prefix}{ns}");
+            }
+        }
+        self
+    }
+
+    /// The `ip -batch` commands that give namespace `ns` its gateway neighbours and routes.
+    pub fn batch(&self, ns: &Namespace) -> String {
+        let mut out = String::new();
+        if ns.name.is_some() {
+            out.push_str("link set lo up\n");
+        }
+        let mut gateways: Vec<&str> = ns.routes.iter().map(|r| r.mirror.as_str()).collect();
+        gateways.sort_unstable();
+        gateways.dedup();
+        for name in gateways {
+            if let Some(m) = self.mirrors.iter().find(|m| m.name == name) {
+                out.push_str(&format!(
+                    "neigh replace {GATEWAY} lladdr {} dev {name} nud permanent\n",
+                    m.mac
+                ));
+            }
+        }
+        for r in &ns.routes {
+            let via = match r.prefix {
+                IpPrefix::V4(_) => format!("inet6 {GATEWAY}"),
+                IpPrefix::V6(_) => GATEWAY.to_string(),
+            };
+            out.push_str(&format!(
+                "route replace {} via {via} dev {}\n",
+                r.prefix, r.mirror
+            ));
+        }
+        out
+    }
+}
+
+/// A namespace name `ip netns` accepts.
+fn valid_netns(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c.is_whitespace())
+}
+
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// `base` + `suffix`, with `base` cut so the whole fits a Linux interface name.
+fn fit(base: &str, suffix: &str) -> String {
+    let room = IFNAMSIZ.saturating_sub(suffix.len());
+    let mut cut = base.len().min(room);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
+}
+
+/// A locally administered MAC for the router-address device, from the router's name.
+fn loopback_mac(name: &str) -> MacAddr {
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let b = h.to_be_bytes();
+    MacAddr([0x02, 0x78, b[0], b[1], b[2], b[3]])
+}
+
+/// Who claimed a mirror name first, for a clash report.
+struct Claim {
+    object: Object,
+}
+
+impl fmt::Display for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.object.fmt(f)
+    }
+}
+
+/// Plans the mirrors of a config whose tables compiled into `snap`; every problem is
+/// reported, naming the object.
+pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut mirrors = Vec::new();
+    let mut objects = Vec::new();
+    let router = &config.router.name;
+    let global = snap.vrf(VrfId::GLOBAL).name.clone();
+    for ifc in &config.interfaces {
+        if ifc.kind != InterfaceKind::Core {
+            continue;
+        }
+        let Some(port) = snap.port_by_name(&ifc.name) else {
+            continue;
+        };
+        let p = snap.port(port);
+        let att = p.attachment(0).map(|a| snap.attachment(a));
+        mirrors.push(MirrorSpec {
+            name: ifc
+                .mirror
+                .clone()
+                .unwrap_or_else(|| fit(&format!("cp-{}", ifc.name), "")),
+            netns: None,
+            carries: Some((port, None)),
+            vrf: global.clone(),
+            mac: p.mac,
+            mtu: p.mtu,
+            address: att.and_then(|a| a.address).map(|a| (a.addr(), a.len())),
+        });
+        objects.push(Object::Interface(ifc.name.clone()));
+    }
+    for v in &config.vrfs {
+        let netns = v
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("{router}-{}", v.name));
+        if !valid_netns(&netns) {
+            errors.push(ConfigError {
+                object: Object::Vrf(v.name.clone()),
+                problem: Problem::BadNamespace(netns.clone()),
+            });
+        }
+        for a in &v.attachments {
+            let Some(port) = snap.port_by_name(&a.interface) else {
+                continue;
+            };
+            let p = snap.port(port);
+            let vlan = a.vlan.and_then(|n| u16::try_from(n).ok());
+            let Some(att) = p
+                .attachment(vlan.unwrap_or(0))
+                .map(|id| snap.attachment(id))
+            else {
+                continue;
+            };
+            let name = a.mirror.clone().unwrap_or_else(|| match vlan {
+                Some(vid) => fit(&a.interface, &format!(".{vid}")),
+                None => fit(&a.interface, ""),
+            });
+            mirrors.push(MirrorSpec {
+                name,
+                netns: Some(netns.clone()),
+                carries: Some((port, vlan)),
+                vrf: v.name.clone(),
+                mac: p.mac,
+                mtu: p.mtu,
+                address: att.address.map(|a| (a.addr(), a.len())),
+            });
+            objects.push(Object::Attachment {
+                vrf: v.name.clone(),
+                interface: a.interface.clone(),
+                vlan: att.vlan,
+            });
+        }
+    }
+    if let Some(text) = &config.router.address {
+        if let Ok(addr) = text.parse::<Ipv4Addr>() {
+            mirrors.push(MirrorSpec {
+                name: LOOPBACK.to_string(),
+                netns: None,
+                carries: None,
+                vrf: global.clone(),
+                mac: loopback_mac(router),
+                mtu: 1500,
+                address: Some((addr, 32)),
+            });
+            objects.push(Object::Router);
+        }
+    }
+    // Names: valid, and each once per namespace.
+    let mut claimed: BTreeMap<(Option<String>, String), Claim> = BTreeMap::new();
+    for (m, object) in mirrors.iter().zip(&objects) {
+        if !valid_ifname(&m.name) {
+            errors.push(ConfigError {
+                object: object.clone(),
+                problem: Problem::BadMirrorName(m.name.clone()),
+            });
+            continue;
+        }
+        let key = (m.netns.clone(), m.name.clone());
+        if let Some(first) = claimed.get(&key) {
+            errors.push(ConfigError {
+                object: object.clone(),
+                problem: Problem::MirrorTwice {
+                    name: m.name.clone(),
+                    first: first.to_string(),
+                },
+            });
+        } else {
+            claimed.insert(
+                key,
+                Claim {
+                    object: object.clone(),
+                },
+            );
+        }
+        // A core mirror may not take the name of an interface xpe forwards on: both live in
+        // the router's namespace.
+        if m.netns.is_none() && config.interfaces.iter().any(|i| i.name == m.name) {
+            errors.push(ConfigError {
+                object: object.clone(),
+                problem: Problem::MirrorIsInterface(m.name.clone()),
+            });
+        }
+    }
+    // Namespaces, and overlapping subnets of different VRFs sharing one.
+    let mut namespaces: Vec<Namespace> = vec![Namespace {
+        name: None,
+        vrfs: vec![global.clone()],
+        routes: Vec::new(),
+    }];
+    for m in &mirrors {
+        let Some(ns) = &m.netns else { continue };
+        match namespaces.iter_mut().find(|n| n.name.as_ref() == Some(ns)) {
+            Some(n) if !n.vrfs.contains(&m.vrf) => n.vrfs.push(m.vrf.clone()),
+            Some(_) => {}
+            None => namespaces.push(Namespace {
+                name: Some(ns.clone()),
+                vrfs: vec![m.vrf.clone()],
+                routes: Vec::new(),
+            }),
+        }
+    }
+    for (i, a) in mirrors.iter().enumerate() {
+        for b in &mirrors[i + 1..] {
+            let (Some(x), Some(y)) = (a.address, b.address) else {
+                continue;
+            };
+            if a.netns != b.netns || a.vrf == b.vrf {
+                continue;
+            }
+            let (px, py) = (prefix(x), prefix(y));
+            if px.contains(py.network()) || py.contains(px.network()) {
+                errors.push(ConfigError {
+                    object: object_of(&mirrors, &objects, b),
+                    problem: Problem::NamespaceOverlap {
+                        netns: b.netns.clone().unwrap_or_default(),
+                        subnet: py.trunc(),
+                        other: object_of(&mirrors, &objects, a).to_string(),
+                    },
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for n in &mut namespaces {
+        n.routes = routes_of(config, &mirrors, n);
+    }
+    Ok(MirrorPlan {
+        mirrors,
+        namespaces,
+    })
+}
+
+fn prefix((addr, len): (Ipv4Addr, u8)) -> Ipv4Prefix {
+    Ipv4Prefix::new(addr, len).expect("a compiled attachment address")
+}
+
+fn object_of(mirrors: &[MirrorSpec], objects: &[Object], m: &MirrorSpec) -> Object {
+    let i = mirrors
+        .iter()
+        .position(|x| std::ptr::eq(x, m))
+        .expect("one of the mirrors");
+    objects[i].clone()
+}
+
+/// The kernel routes of namespace `n`: defaults into the VRF's first mirror when the
+/// namespace holds one VRF; otherwise each static route of its tables, by the mirror whose
+/// subnet holds the route's next hop, else the VRF's first mirror.
+fn routes_of(config: &Config, mirrors: &[MirrorSpec], n: &Namespace) -> Vec<KernelRoute> {
+    let here: Vec<&MirrorSpec> = mirrors
+        .iter()
+        .filter(|m| m.netns == n.name && m.carries.is_some())
+        .collect();
+    if n.name.is_some() && n.vrfs.len() == 1 {
+        let Some(first) = here.first() else {
+            return Vec::new();
+        };
+        return ["0.0.0.0/0", "::/0"]
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .map(|prefix| KernelRoute {
+                prefix,
+                mirror: first.name.clone(),
+            })
+            .collect();
+    }
+    let mut routes = Vec::new();
+    for vrf in &n.vrfs {
+        let table = if n.name.is_none() {
+            &config.routes
+        } else {
+            match config.vrfs.iter().find(|v| &v.name == vrf) {
+                Some(v) => &v.routes,
+                None => continue,
+            }
+        };
+        let of_vrf: Vec<&&MirrorSpec> = here.iter().filter(|m| &m.vrf == vrf).collect();
+        for r in table {
+            let Ok(prefix) = r.prefix.parse::<IpPrefix>() else {
+                continue;
+            };
+            let via = r.via.parse::<Ipv4Addr>().ok();
+            let by_subnet = of_vrf.iter().find(|m| {
+                m.address
+                    .zip(via)
+                    .is_some_and(|(a, via)| prefix_contains(a, via))
+            });
+            if let Some(m) = by_subnet.or(of_vrf.first()) {
+                routes.push(KernelRoute {
+                    prefix,
+                    mirror: m.name.clone(),
+                });
+            }
+        }
+    }
+    routes
+}
+
+fn prefix_contains(a: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
+    prefix(a).contains(ip)
+}
+
+/// Whether the port of a mirror is a core port (for `show interfaces`).
+pub fn is_core(snap: &Snapshot, m: &MirrorSpec) -> bool {
+    m.carries.is_some_and(|(p, _)| {
+        snap.ports()
+            .get(usize::from(p.0))
+            .is_some_and(|p| p.kind == PortKind::Core)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{compile, Offline};
+
+    fn example() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/dx-pe.toml"
+        ))
+        .expect("example config")
+    }
+
+    fn plan_of(text: &str) -> Result<MirrorPlan, Vec<ConfigError>> {
+        let config = Config::parse(text, "test").expect("parses");
+        compile(&config, &Offline)
+            .map(|c| c.mirrors)
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn the_example_gets_a_mirror_per_core_port_and_attachment() {
+        let text = example().replace(
+            "ttl_mode = \"uniform\"",
+            "ttl_mode = \"uniform\"\naddress = \"198.18.255.1\"",
+        );
+        let p = plan_of(&text).expect("plans");
+        let names: Vec<(Option<&str>, &str, &str)> = p
+            .mirrors
+            .iter()
+            .map(|m| (m.netns.as_deref(), m.name.as_str(), m.vrf.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (None, "cp-core0", "global"),
+                (Some("pe-dx-vpc-a"), "dx0.101", "vpc-a"),
+                (Some("pe-dx-vpc-b"), "dx0.102", "vpc-b"),
+                (None, "xpe-lo", "global"),
+            ]
+        );
+        let a = &p.mirrors[1];
+        assert_eq!(a.address, Some(("169.254.10.1".parse().unwrap(), 30)));
+        assert_eq!(a.mtu, 9001);
+        assert_eq!(a.mac.to_string(), "02:00:00:00:01:02");
+        // One VRF per namespace: default routes into xpe.
+        let ns = &p.namespaces[1];
+        assert_eq!(ns.name.as_deref(), Some("pe-dx-vpc-a"));
+        assert_eq!(
+            p.batch(ns),
+            "link set lo up\n\
+             neigh replace fe80::78:7065 lladdr 02:00:00:00:01:02 dev dx0.101 nud permanent\n\
+             route replace 0.0.0.0/0 via inet6 fe80::78:7065 dev dx0.101\n\
+             route replace ::/0 via fe80::78:7065 dev dx0.101\n"
+        );
+        let prefixed = p.clone().with_prefix("t1-");
+        assert_eq!(prefixed.mirrors[1].netns.as_deref(), Some("t1-pe-dx-vpc-a"));
+        assert_eq!(prefixed.mirrors[0].netns, None);
+    }
+
+    #[test]
+    fn long_names_are_cut_to_fit_and_clashes_named() {
+        assert_eq!(fit("averyverylongif", ".4094"), "averyveryl.4094");
+        assert_eq!(fit("core0", ""), "core0");
+        let text = example().replace(
+            "vlan = 102\naddress",
+            "vlan = 102\nmirror = \"dx0.101\"\naddress",
+        );
+        // Different namespaces: no clash.
+        assert!(plan_of(&text).is_ok());
+        let shared = text.replace(
+            "name = \"vpc-b\"",
+            "name = \"vpc-b\"\nnamespace = \"pe-dx-vpc-a\"",
+        );
+        let errors = plan_of(&shared).expect_err("clash");
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.iter().any(|t| t.contains(
+                "mirror dx0.101 is also the mirror of vrf \"vpc-a\" attachment dx0 VLAN 101"
+            )),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("169.254.10.0/30")
+                && t.contains("overlaps")
+                && t.contains("vrf \"vpc-a\" attachment dx0 VLAN 101")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_shared_namespace_gets_static_routes() {
+        let text = example()
+            .replace(
+                "name = \"vpc-b\"",
+                "name = \"vpc-b\"\nnamespace = \"pe-dx-vpc-a\"",
+            )
+            .replace(
+                "vlan = 102\naddress = \"169.254.10.1/30\"",
+                "vlan = 102\naddress = \"169.254.11.1/30\"",
+            )
+            .replace(
+                "[[vrf.route]]\nprefix = \"198.18.10.0/24\"\nvia = \"169.254.10.2\"\n\n[[vrf.route]]\nprefix = \"198.19.20.0/24\"\nvia = \"198.18.0.2\"\nlabels = [16001, 2002]",
+                "[[vrf.route]]\nprefix = \"198.18.11.0/24\"\nvia = \"169.254.11.2\"",
+            )
+            .replace("ip = \"169.254.10.2\"             # the same", "ip = \"169.254.11.2\"             # the same");
+        let p = plan_of(&text).expect("plans");
+        let ns = &p.namespaces[1];
+        assert_eq!(ns.vrfs, ["vpc-a", "vpc-b"]);
+        let routes: Vec<String> = ns
+            .routes
+            .iter()
+            .map(|r| format!("{} {}", r.prefix, r.mirror))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "198.18.10.0/24 dx0.101",
+                "198.19.20.0/24 dx0.101",
+                "2001:db8:20::/48 dx0.101",
+                "198.18.11.0/24 dx0.102"
+            ]
+        );
+    }
+
+    #[test]
+    fn loopback_macs_are_unicast_and_local() {
+        let m = loopback_mac("pe-dx");
+        assert_eq!(m.0[0] & 3, 2);
+    }
+}
