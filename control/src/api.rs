@@ -46,6 +46,26 @@ pub struct Counters {
     pub arp_requests_sent: u64,
     /// ARP requests not sent (a worker's queue was full).
     pub arp_requests_dropped: u64,
+    /// Whether punted frames go to the kernel's mirror devices (else they are dropped).
+    pub mirrors: bool,
+    /// Control-plane policing of punted frames, by class (`routing`, `arp-nd`, `icmp`,
+    /// `other`; every class, zeros included).
+    pub policed: BTreeMap<String, Policed>,
+    /// Punted frames within their rate that found the mirror thread's queue full.
+    pub punt_queue_full: u64,
+    /// Frames from the mirrors sent out (or routed) by the workers.
+    pub injected: u64,
+    /// Frames from the mirrors dropped by the workers (no free frame, no socket, too long).
+    pub inject_dropped: u64,
+}
+
+/// What control-plane policing did with one class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policed {
+    /// Frames within the rate, handed to the kernel.
+    pub passed: u64,
+    /// Frames over the rate, dropped.
+    pub dropped: u64,
 }
 
 /// One interface's counters.
@@ -174,6 +194,44 @@ pub enum NeighborState {
 pub struct Interfaces {
     /// One entry per interface.
     pub interfaces: Vec<Interface>,
+    /// The kernel's mirror devices (empty with `--no-mirrors`).
+    #[serde(default)]
+    pub mirrors: Vec<Mirror>,
+}
+
+/// One mirror device and what crossed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mirror {
+    /// The device name.
+    pub name: String,
+    /// Its network namespace; `null`: the router's own.
+    pub namespace: Option<String>,
+    /// What it mirrors: `core0`, `dx0.101`, or `router-address`.
+    pub mirrors: String,
+    /// The VRF it belongs to (`global` for core ports and the router address).
+    pub vrf: String,
+    /// Its address, if any (`169.254.10.1/30`).
+    pub address: Option<String>,
+    /// Its MAC (the port's).
+    pub mac: String,
+    /// Its MTU (the port's).
+    pub mtu: u16,
+    /// Frames written to it (punted to the kernel).
+    pub punted: u64,
+    /// Bytes written.
+    pub punted_bytes: u64,
+    /// Frames the kernel sent on it, queued for the wire or for routing.
+    pub injected: u64,
+    /// Bytes of those.
+    pub injected_bytes: u64,
+    /// Frames from the kernel too long for the port's MTU (or too short for Ethernet).
+    pub bad_length: u64,
+    /// Frames from the kernel that found worker 0's queue full.
+    pub inject_queue_full: u64,
+    /// Writes to the device that failed (the kernel's queue full).
+    pub write_errors: u64,
+    /// Frames refused because the running tables moved the attachment to another VRF.
+    pub stale: u64,
 }
 
 /// One interface as the runtime drives it.

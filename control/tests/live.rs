@@ -155,6 +155,8 @@ impl Lab {
             .arg(&config)
             .arg("--socket")
             .arg(self.socket(router))
+            // The mirror namespaces carry the lab's prefix, so tests side by side never meet.
+            .args(["--netns-prefix", &format!("{}-", self.prefix)])
             .args(args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -342,6 +344,14 @@ impl Drop for Lab {
         }
         for ns in self.namespaces.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+        // Mirror namespaces a router made and could not remove (it was killed).
+        let ours = format!("{}-", self.prefix);
+        for entry in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&ours) {
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -1429,4 +1439,335 @@ fn label_changes_are_deltas_that_leave_the_routes_alone() {
     untouched("label add, replace and del");
     let log = lab.stop("lsr");
     assert!(log.contains("XDP detached"), "{log}");
+}
+
+/// A TCP server for the mirror test, run in a namespace: listens on ADDR:PORT, prints
+/// "ready", then for one connection answers every line with `TAG LINE`, until EOF.
+const LINE_SERVER: &str = r#"
+import socket, sys
+addr, port, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port)); s.listen(1); s.settimeout(30)
+print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(30); f = c.makefile("rwb")
+for line in f:
+    f.write(tag.encode() + b" " + line); f.flush()
+"#;
+
+/// The client: connects from source port SPORT, sends a line every INTERVAL seconds for
+/// SECONDS, and prints "TAG REPLIES MAXGAP" (the server's tag, replies received, and the
+/// longest time between two replies).
+const LINE_CLIENT: &str = r#"
+import socket, sys, time
+addr, port, sport, interval, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+s = socket.create_connection((addr, port), timeout=5, source_address=("", sport))
+f = s.makefile("rwb"); tag, n, gap, last, end = "-", 0, 0.0, time.time(), time.time() + seconds
+while True:
+    f.write(b"hello\n"); f.flush()
+    reply = f.readline().split()
+    if not reply:
+        sys.exit(f"the server closed the session after {n} replies, {time.time() - last:.3f} s after the last")
+    tag = reply[0].decode(); n += 1
+    now = time.time(); gap = max(gap, now - last); last = now
+    if now >= end:
+        break
+    time.sleep(interval)
+print(tag, n, round(gap, 3))
+"#;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+impl Lab {
+    /// Starts LINE_SERVER in namespace `ns` (a full name) and waits until it listens.
+    fn line_server(&self, ns: &str, addr: &str, port: u16, tag: &str) -> Guard {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, PYTHON, "-c", LINE_SERVER, addr])
+            .args([&port.to_string(), tag])
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(self.dir.join(format!("server-{tag}-{port}.log")))
+                    .expect("log"),
+            )
+            .spawn()
+            .expect("server");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
+            .expect("server output");
+        assert_eq!(ready.trim(), "ready", "the server in {ns} did not start");
+        scopeguard(child)
+    }
+
+    /// Runs LINE_CLIENT in host `host`; returns (tag, replies, longest gap in seconds).
+    fn line_client(
+        &self,
+        host: &str,
+        addr: &str,
+        sport: u16,
+        interval: f64,
+        seconds: f64,
+    ) -> (String, u32, f64) {
+        let out = ns_sh(
+            &self.ns(host),
+            &[
+                "timeout",
+                "60",
+                PYTHON,
+                "-c",
+                LINE_CLIENT,
+                addr,
+                "179",
+                &sport.to_string(),
+                &interval.to_string(),
+                &seconds.to_string(),
+            ],
+        );
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f.len(), 3, "client output: {out}");
+        (
+            f[0].to_string(),
+            f[1].parse().expect("replies"),
+            f[2].parse().expect("gap"),
+        )
+    }
+
+    /// `show interfaces --json` of a router.
+    fn interfaces(&self, router: &str) -> xpe_control::api::Interfaces {
+        let text = self.ask(
+            router,
+            &Request::Show {
+                what: What::Interfaces,
+                name: None,
+                json: true,
+            },
+        );
+        serde_json::from_str(&text).expect("interfaces JSON")
+    }
+
+    /// Whether device `dev` exists in namespace `ns` (a full name).
+    fn has_device(&self, ns: &str, dev: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", ns, "link", "show", "dev", dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// A counter of a namespace's kernel: `/proc/net/snmp` group `group`, field `field`.
+fn snmp(ns: &str, group: &str, field: &str) -> u64 {
+    let snmp = ns_sh(ns, &["cat", "/proc/net/snmp"]);
+    let mut lines = snmp.lines().filter(|l| l.starts_with(&format!("{group}:")));
+    let (names, values) = (lines.next().expect("header"), lines.next().expect("values"));
+    let at = names
+        .split_whitespace()
+        .position(|n| n == field)
+        .expect("field");
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("value")
+}
+
+/// The PE's kernel through its mirrors:
+///
+/// ```text
+///  h1a (VLAN 101) ─┐
+///  h1b (VLAN 102) ─┼ sw ─ dx0 [mpe] core0 ─ c1 [mp] c2 ─ c (198.18.5.2)
+///  f1 (flood) ─────┘
+/// ```
+///
+/// Two VRFs with the same VIF address (169.254.10.1/30) get their own namespaces; TCP
+/// sessions from h1a and h1b reach each VRF's kernel, and each session is seen on its own
+/// mirror only. Host c reaches the router address two hops away through an xpe LSR. A UDP
+/// flood at the VIF address is policed under `other` while a session keeps talking. Stop
+/// and SIGKILL leave no mirror behind, and a restart makes them again.
+#[test]
+fn mirrors_carry_the_pe_kernels_sessions() {
+    let mut lab = Lab::new("m");
+    for ns in ["h1a", "h1b", "f1", "sw", "mpe", "mp", "c"] {
+        lab.add_ns(ns);
+    }
+    lab.link("h1a", "eth0", "sw", "sa");
+    lab.link("h1b", "eth0", "sw", "sb");
+    lab.link("f1", "eth0", "sw", "sf");
+    lab.link("sw", "spe", "mpe", "dx0");
+    lab.link("mpe", "core0", "mp", "c1");
+    lab.link("mp", "c2", "c", "eth0");
+    lab.bridge("sw", &["sa", "sb", "sf", "spe"]);
+    // The generator's XDP frames reach the bridge only through GRO on the veth's far end.
+    ns_sh(&lab.ns("sw"), &["ethtool", "-K", "sf", "gro", "on"]);
+    lab.host("h1a", "eth0", "169.254.10.2/30", "169.254.10.1", Some(101));
+    lab.host("h1b", "eth0", "169.254.10.2/30", "169.254.10.1", Some(102));
+    lab.host("c", "eth0", "198.18.5.2/24", "198.18.5.1", None);
+    lab.start("mp");
+    lab.start("mpe");
+    let (vpc_a, vpc_b, router) = (lab.ns("mpe-vpc-a"), lab.ns("mpe-vpc-b"), lab.ns("mpe"));
+
+    // The mirrors, where the config says, with the attachments' addresses.
+    let mirrors = lab.interfaces("mpe").mirrors;
+    let listed: Vec<(String, Option<String>, String, Option<String>)> = mirrors
+        .iter()
+        .map(|m| {
+            (
+                m.name.clone(),
+                m.namespace.clone(),
+                m.mirrors.clone(),
+                m.address.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("cp-core0".into(), None, "core0".into(), Some("198.18.0.1/30".into())),
+            ("dx0.101".into(), Some(vpc_a.clone()), "dx0.101".into(), Some("169.254.10.1/30".into())),
+            ("dx0.102".into(), Some(vpc_b.clone()), "dx0.102".into(), Some("169.254.10.1/30".into())),
+            ("xpe-lo".into(), None, "router-address".into(), Some("198.18.255.1/32".into())),
+        ]
+    );
+    assert!(lab.has_device(&vpc_a, "dx0.101") && lab.has_device(&vpc_b, "dx0.102"));
+    assert!(lab.has_device(&router, "cp-core0") && lab.has_device(&router, "xpe-lo"));
+
+    // TCP from each VLAN to the PE's VIF address reaches that VRF's kernel, and is seen on
+    // that VRF's mirror only (a capture on each mirror, by the clients' source ports).
+    let captures: Vec<(PathBuf, Child)> = [(&vpc_a, "dx0.101"), (&vpc_b, "dx0.102")]
+        .iter()
+        .map(|(ns, dev)| {
+            let file = lab.dir.join(format!("{dev}.pcapng"));
+            let child = Command::new("ip")
+                .args(["netns", "exec", ns, "dumpcap", "-q", "-i", dev])
+                .args(["-f", "tcp port 179", "-a", "duration:20", "-w"])
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dumpcap");
+            (file, child)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    converge(&lab, "h1a", "169.254.10.1");
+    converge(&lab, "h1b", "169.254.10.1");
+    {
+        let _a = lab.line_server(&vpc_a, "169.254.10.1", 179, "vpc-a");
+        let _b = lab.line_server(&vpc_b, "169.254.10.1", 179, "vpc-b");
+        assert_eq!(
+            lab.line_client("h1a", "169.254.10.1", 40101, 0.05, 0.5).0,
+            "vpc-a"
+        );
+        assert_eq!(
+            lab.line_client("h1b", "169.254.10.1", 40102, 0.05, 0.5).0,
+            "vpc-b"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for (file, mut child) in captures {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        child.wait().expect("dumpcap");
+        let ports = sh(&[
+            "tshark", "-r", file.to_str().expect("path"), "-T", "fields", "-e", "tcp.srcport",
+            "-e", "tcp.dstport",
+        ]);
+        let ours = if file.ends_with("dx0.101.pcapng") {
+            "40101"
+        } else {
+            "40102"
+        };
+        let lines: Vec<&str> = ports.lines().collect();
+        assert!(lines.len() >= 6, "{}: too few segments: {ports}", file.display());
+        for l in &lines {
+            assert!(
+                l.split_whitespace().any(|p| p == ours),
+                "{}: a segment of another session: {l}",
+                file.display()
+            );
+        }
+    }
+
+    // The router address, two hops away through the LSR, from a Linux host.
+    converge(&lab, "c", "198.18.255.1");
+    {
+        let _r = lab.line_server(&router, "198.18.255.1", 179, "router");
+        let (tag, n, _) = lab.line_client("c", "198.18.255.1", 40200, 0.05, 0.5);
+        assert_eq!((tag.as_str(), n >= 5), ("router", true));
+    }
+
+    // A UDP flood at the VIF address of vpc-b while a session in vpc-a keeps talking: the
+    // flood's excess is dropped under `other`, what passes reaches vpc-b's kernel, exactly.
+    let before = lab.counters("mpe");
+    let no_ports_before = snmp(&vpc_b, "Udp", "NoPorts");
+    let dx0_mac = ns_sh(&router, &["cat", "/sys/class/net/dx0/address"]);
+    let session = {
+        let _a = lab.line_server(&vpc_a, "169.254.10.1", 179, "vpc-a");
+        let client = {
+            let host = lab.ns("h1a");
+            std::thread::spawn(move || {
+                let out = ns_sh(
+                    &host,
+                    &[
+                        "timeout", "60", PYTHON, "-c", LINE_CLIENT, "169.254.10.1", "179",
+                        "40103", "1", "6",
+                    ],
+                );
+                out
+            })
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        let flood = ns_sh(
+            &lab.ns("f1"),
+            &[
+                XPE, "gen", "--dev", "eth0", "--src", "169.254.10.2", "--dst", "169.254.10.1",
+                "--dst-mac", dx0_mac.trim(), "--vlan", "102", "--dport", "9", "--duration",
+                "2", "--json",
+            ],
+        );
+        let flood: serde_json::Value = serde_json::from_str(&flood).expect("gen JSON");
+        assert!(flood["sent"].as_u64().unwrap_or(0) > 100_000, "{flood}");
+        client.join().expect("client")
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let after = lab.counters("mpe");
+    let no_ports = snmp(&vpc_b, "Udp", "NoPorts") - no_ports_before;
+    let class = |c: &serde_json::Value, k: &str, f: &str| c["policed"][k][f].as_u64().expect("n");
+    let passed = class(&after, "other", "passed") - class(&before, "other", "passed");
+    let dropped = class(&after, "other", "dropped") - class(&before, "other", "dropped");
+    eprintln!(
+        "flood: other passed {passed}, dropped {dropped}; vpc-b's kernel got {no_ports}; session {}",
+        session.trim()
+    );
+    let f: Vec<&str> = session.split_whitespace().collect();
+    assert_eq!(f.first(), Some(&"vpc-a"), "session: {session}");
+    let gap: f64 = f[2].parse().expect("gap");
+    assert!(gap < 3.0, "the session stalled {gap} s under the flood");
+    assert!(dropped > 10_000, "the flood was not policed: {dropped} dropped");
+    // 1000/s with a bucket of 100, over the 2 s flood and the settling time.
+    assert!((100..=100 + 1000 * 4).contains(&passed), "{passed} passed");
+    assert_eq!(
+        after["punt_queue_full"], before["punt_queue_full"],
+        "the policed rate never fills the queue"
+    );
+    assert_eq!(no_ports, passed, "vpc-b's kernel got every datagram policing let pass");
+
+    // Stop: no mirror left, and the namespaces xpe made are gone. A restart makes them again;
+    // a SIGKILL leaves no device either (TAP devices die with their descriptor).
+    let log = lab.stop("mpe");
+    assert!(log.contains("XDP detached"), "{log}");
+    assert!(!lab.has_device(&router, "cp-core0") && !lab.has_device(&router, "xpe-lo"));
+    assert!(!Path::new("/run/netns").join(&vpc_a).exists(), "{vpc_a} left behind");
+    lab.start("mpe");
+    assert!(lab.has_device(&vpc_a, "dx0.101") && lab.has_device(&router, "cp-core0"));
+    lab.crash("mpe");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!lab.has_device(&vpc_a, "dx0.101") && !lab.has_device(&vpc_b, "dx0.102"));
+    assert!(!lab.has_device(&router, "cp-core0") && !lab.has_device(&router, "xpe-lo"));
+    lab.start("mpe");
+    assert!(lab.has_device(&vpc_b, "dx0.102"));
+    converge(&lab, "h1b", "169.254.10.1");
+    let _b = lab.line_server(&vpc_b, "169.254.10.1", 179, "vpc-b");
+    assert_eq!(lab.line_client("h1b", "169.254.10.1", 40104, 0.05, 0.3).0, "vpc-b");
 }

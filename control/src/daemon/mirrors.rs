@@ -7,6 +7,7 @@
 //! one `ip -batch` per namespace is one process however many routes there are.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -17,50 +18,110 @@ use crate::mirrors::MirrorPlan;
 
 /// Namespaces this run created: removed when it stops.
 #[derive(Debug, Default)]
-pub(super) struct Created(Vec<String>);
+pub(super) struct Created {
+    names: Vec<String>,
+    /// The mount namespace they were made in, when not ours (see [`NetnsTool`]).
+    tool: NetnsTool,
+}
 
 impl Created {
     /// Removes the namespaces (their mirrors are gone by now: the devices closed with the
     /// runtime). A daemon still running inside one keeps it alive, unnamed, until it exits.
-    pub(super) fn remove(&mut self) {
-        for ns in self.0.drain(..) {
-            let _gone_already = Command::new("ip")
-                .args(["netns", "delete", &ns])
-                .stderr(Stdio::null())
-                .status();
+    pub(super) fn remove(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for ns in self.names.drain(..) {
+            if let Err(e) = self.tool.run(&["netns", "delete", &ns], "") {
+                failed.push(format!("cannot remove network namespace {ns}: {e}"));
+            }
         }
+        failed
     }
 }
 
 impl Drop for Created {
     fn drop(&mut self) {
-        self.remove();
+        // Only reached on an error path (`run` removes them itself and reports failures).
+        let _reported_by_run = self.remove();
+    }
+}
+
+/// How `ip netns add` and `delete` are run. Under `ip netns exec`, xpe has a mount namespace
+/// of its own, and a namespace's bind mount made there (under /run/netns) would never
+/// propagate back: nobody else could enter it. Then the command runs in the mount namespace
+/// of the process that started xpe, through nsenter (util-linux), so the namespace is
+/// visible there and, by propagation, to xpe too.
+#[derive(Debug, Default)]
+struct NetnsTool {
+    /// The mount namespace to run in, if not ours: held open, so it outlives the process
+    /// that started xpe, and named for nsenter through our own /proc/PID/fd entry.
+    mounts: Option<(std::fs::File, String)>,
+    /// Our /run/netns receives mounts but does not send them, and no other mount namespace
+    /// could be found to make namespaces in: they must exist beforehand.
+    stranded: bool,
+}
+
+impl NetnsTool {
+    fn here() -> NetnsTool {
+        if !netns_mount_is_slave() {
+            return NetnsTool::default();
+        }
+        let parent = std::os::unix::process::parent_id();
+        let theirs = format!("/proc/{parent}/ns/mnt");
+        let differ = matches!(
+            (std::fs::read_link("/proc/self/ns/mnt"), std::fs::read_link(&theirs)),
+            (Ok(a), Ok(b)) if a != b
+        );
+        let mounts = differ
+            .then(|| std::fs::File::open(&theirs).ok())
+            .flatten()
+            .map(|f| {
+                let path = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+                (f, path)
+            });
+        NetnsTool {
+            stranded: mounts.is_none(),
+            mounts,
+        }
+    }
+
+    fn run(&self, args: &[&str], input: &str) -> Result<(), String> {
+        match &self.mounts {
+            None => run("ip", args, input),
+            Some((_, mnt)) => {
+                let mut all = vec![format!("--mount={mnt}"), "ip".to_string()];
+                all.extend(args.iter().map(|a| a.to_string()));
+                let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                run("nsenter", &all, input)
+            }
+        }
     }
 }
 
 /// Creates what `plan` asks for; on any error, nothing it made is left.
 pub(super) fn make(plan: &MirrorPlan) -> Result<(Vec<Mirror>, Created), Failure> {
-    let mut created = Created::default();
-    let private_mounts = in_private_mount_namespace();
+    let mut created = Created {
+        names: Vec::new(),
+        tool: NetnsTool::here(),
+    };
     for ns in plan.namespaces.iter().filter_map(|n| n.name.as_ref()) {
         if Path::new("/run/netns").join(ns).exists() {
             continue;
         }
-        if private_mounts {
+        if created.tool.stranded {
             return Err(Failure::new(format!(
-                "network namespace {ns} for mirrors does not exist, and xpe runs in a mount namespace of its own (as under `ip netns exec`), where a namespace it made would be invisible to everything else"
+                "network namespace {ns} for mirrors does not exist, and xpe runs in a mount namespace of its own (as under `ip netns exec`) whose parent is gone, where a namespace it made would be invisible to everything else"
             ))
             .hint(format!(
                 "create it first: ip netns add {ns} (xpe uses it, and leaves it when it stops); or run with --no-mirrors"
             )));
         }
-        run_ip(&["netns", "add", ns], "").map_err(|e| {
+        created.tool.run(&["netns", "add", ns], "").map_err(|e| {
             Failure::new(format!(
                 "cannot create network namespace {ns} for mirrors: {e}"
             ))
             .hint("name another with namespace = \"...\" in the VRF, or run with --no-mirrors")
         })?;
-        created.0.push(ns.clone());
+        created.names.push(ns.clone());
     }
     let mirrors = open_mirrors(&plan.mirrors).map_err(|e| {
         Failure::new(e.to_string()).hint("or run with --no-mirrors to make no mirror devices")
@@ -75,7 +136,7 @@ pub(super) fn make(plan: &MirrorPlan) -> Result<(Vec<Mirror>, Created), Failure>
             args.extend(["-n", name.as_str()]);
         }
         args.extend(["-batch", "-"]);
-        run_ip(&args, &batch).map_err(|e| {
+        run("ip", &args, &batch).map_err(|e| {
             let place = ns
                 .name
                 .as_ref()
@@ -91,33 +152,39 @@ pub(super) fn make(plan: &MirrorPlan) -> Result<(Vec<Mirror>, Created), Failure>
     Ok((mirrors, created))
 }
 
-/// Whether this process has a mount namespace its parent does not share: `ip netns exec`
-/// gives the command one, whose new mounts (such as `ip netns add`'s bind mount under
-/// /run/netns) do not propagate back.
-fn in_private_mount_namespace() -> bool {
-    let parent = std::os::unix::process::parent_id();
-    let ours = std::fs::read_link("/proc/self/ns/mnt");
-    let theirs = std::fs::read_link(format!("/proc/{parent}/ns/mnt"));
-    matches!((ours, theirs), (Ok(a), Ok(b)) if a != b)
+/// Whether /run/netns is a slave mount here (`master:N` and no `shared:N` in
+/// /proc/self/mountinfo), as `ip netns exec` leaves it: a namespace added here would not
+/// propagate to the mount namespace it came from.
+fn netns_mount_is_slave() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        fields.get(4) == Some(&"/run/netns")
+            && optional.clone().any(|f| f.starts_with("master:"))
+            && !optional.clone().any(|f| f.starts_with("shared:"))
+    })
 }
 
-/// Runs `ip ARGS` with `input` on its standard input; its error output when it fails.
-fn run_ip(args: &[&str], input: &str) -> Result<(), String> {
-    let mut child = Command::new("ip")
+/// Runs `program ARGS` with `input` on its standard input; its error output when it fails.
+fn run(program: &str, args: &[&str], input: &str) -> Result<(), String> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(input.as_bytes())
-            .map_err(|e| format!("cannot write to ip: {e}"))?;
+            .map_err(|e| format!("cannot write to {program}: {e}"))?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("ip did not finish: {e}"))?;
+        .map_err(|e| format!("{program} did not finish: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {

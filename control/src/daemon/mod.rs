@@ -288,7 +288,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         .map(Runtime::stop)
         .unwrap_or_default();
     startup::remove_socket(&socket);
-    created.remove();
+    for problem in created.remove() {
+        let _ignored = writeln!(out, "warning: {problem}");
+    }
     if neighbours.join().is_err() {
         let _ignored = writeln!(out, "warning: the neighbour thread panicked");
     }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use xpe_dataplane::pipeline::{DropReason, Punt};
+use xpe_dataplane::pipeline::{DropReason, Punt, PuntClass};
 use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};
@@ -94,6 +94,25 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         learn_dropped: lp.learn_dropped,
         arp_requests_sent: lp.originated,
         arp_requests_dropped: lp.originate_dropped,
+        mirrors: lock(&live.runtime)
+            .as_ref()
+            .is_some_and(|rt| !rt.mirror_counters().is_empty()),
+        policed: PuntClass::ALL
+            .iter()
+            .map(|c| {
+                let p = total.policed[*c as usize];
+                (
+                    c.name().to_string(),
+                    api::Policed {
+                        passed: p.passed,
+                        dropped: p.dropped,
+                    },
+                )
+            })
+            .collect(),
+        punt_queue_full: lp.punt_queue_full,
+        injected: lp.injected,
+        inject_dropped: lp.inject_dropped,
     }
 }
 
@@ -207,7 +226,43 @@ pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) ->
             i
         })
         .collect();
-    api::Interfaces { interfaces }
+    let mirrors = rt
+        .mirror_counters()
+        .into_iter()
+        .map(|(m, c)| api::Mirror {
+            mirrors: match m.carries {
+                None => "router-address".to_string(),
+                Some((port, vlan)) => {
+                    let name = snap
+                        .ports()
+                        .get(usize::from(port.0))
+                        .map_or("?", |p| p.name.as_str());
+                    match vlan {
+                        Some(v) => format!("{name}.{v}"),
+                        None => name.to_string(),
+                    }
+                }
+            },
+            name: m.name,
+            namespace: m.netns,
+            vrf: m.vrf,
+            address: m.address.map(|(a, len)| format!("{a}/{len}")),
+            mac: m.mac.to_string(),
+            mtu: m.mtu,
+            punted: c.punted,
+            punted_bytes: c.punted_bytes,
+            injected: c.injected,
+            injected_bytes: c.injected_bytes,
+            bad_length: c.bad_length,
+            inject_queue_full: c.inject_queue_full,
+            write_errors: c.write_errors,
+            stale: c.stale,
+        })
+        .collect();
+    api::Interfaces {
+        interfaces,
+        mirrors,
+    }
 }
 
 /// `show labels`: the MPLS forwarding table.

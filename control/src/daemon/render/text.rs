@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use xpe_dataplane::pipeline::{DropReason, Punt};
+use xpe_dataplane::pipeline::{DropReason, Punt, PuntClass};
 
 use crate::api;
 
@@ -65,12 +65,40 @@ pub(super) fn counters(c: &api::Counters) -> String {
             let _ = writeln!(s, "  {name:<22} {n}");
         }
     }
-    let _ = writeln!(s, "Punts by reason (non-zero; the live runtime has no path to the kernel: punted frames are dropped)");
+    if c.mirrors {
+        let _ = writeln!(s, "Punts by reason (non-zero; to the kernel's mirrors, policed below)");
+    } else {
+        let _ = writeln!(
+            s,
+            "Punts by reason (non-zero; no mirrors (--no-mirrors): punted frames are dropped)"
+        );
+    }
     for p in Punt::ALL {
         let n = c.punts.get(p.name()).copied().unwrap_or(0);
         if n > 0 {
             let _ = writeln!(s, "  {:<22} {n}", p.name());
         }
+    }
+    if c.mirrors {
+        let _ = writeln!(
+            s,
+            "Control-plane policing (per class: passed to the kernel / dropped over the rate)"
+        );
+        for class in PuntClass::ALL {
+            let p = c.policed.get(class.name()).copied().unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>12} {:>12}",
+                class.name(),
+                p.passed,
+                p.dropped
+            );
+        }
+        let _ = writeln!(
+            s,
+            "Mirrors: {} punted frames found the queue full; {} frames from the kernel sent, {} dropped",
+            c.punt_queue_full, c.injected, c.inject_dropped
+        );
     }
     let _ = writeln!(
         s,
@@ -201,6 +229,29 @@ pub(super) fn interfaces(i: &api::Interfaces) -> String {
             e.rx_ring_full,
             e.rx_fill_ring_empty
         );
+    }
+    if !i.mirrors.is_empty() {
+        let _ = writeln!(s, "Mirrors (kernel devices; punted = to the kernel, injected = from it)");
+        let _ = writeln!(
+            s,
+            "  {:<15} {:<20} {:<14} {:<10} {:<18} {:>10} {:>10} {:>8}",
+            "Name", "Namespace", "Mirrors", "VRF", "Address", "Punted", "Injected", "Errors"
+        );
+        for m in &i.mirrors {
+            let errors = m.bad_length + m.inject_queue_full + m.write_errors + m.stale;
+            let _ = writeln!(
+                s,
+                "  {:<15} {:<20} {:<14} {:<10} {:<18} {:>10} {:>10} {:>8}",
+                m.name,
+                m.namespace.as_deref().unwrap_or("(router's)"),
+                m.mirrors,
+                m.vrf,
+                m.address.as_deref().unwrap_or("-"),
+                m.punted,
+                m.injected,
+                errors
+            );
+        }
     }
     s
 }
