@@ -277,6 +277,49 @@ check "pe-site dropped the 3 forged frames as mpls-on-edge" equals "$((e1 - e0))
 check "nothing reached pe-dx's vpc-b label or vpc-b's host" equals "$((l1 - l0)),$((b1 - b0))" 0,0
 
 # ---------------------------------------------------------------------------------------
+step "The PEs' own kernels: pe-dx's mirror devices, and TCP (BGP's port) into each VRF's namespace"
+say "Each VRF attachment has a mirror device in a namespace of the VRF's own (pe-dx-vpc-a,"
+say "pe-dx-vpc-b): what xpe does not answer itself goes there, and what that kernel sends goes"
+say "out of the VIF or, routed by xpe, into the VPN. Both hold 198.18.10.1 and never meet."
+show_xpe pe-dx show interfaces
+# kernel_session FROM NS: a TCP session from FROM's host to pe-dx's 198.18.10.1 port 179,
+# answered by a server in pe-dx's mirror namespace NS, which replies with its own name.
+KERNEL_SERVER='
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.10.1", 179)); s.listen(1); s.settimeout(10)
+print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(10); c.recv(100); c.sendall(sys.argv[1].encode()); c.close()
+'
+KERNEL_CLIENT='
+import socket
+try:
+    s = socket.create_connection(("198.18.10.1", 179), timeout=5)
+    s.sendall(b"hello"); print(s.recv(100).decode() or "closed")
+except OSError as e:
+    print(f"failed ({e})")
+'
+kernel_session() {
+    local from=$1 ns=$2 fifo
+    fifo=$(mktemp -u)
+    mkfifo "$fifo"
+    in_ns "$ns" timeout 15 "$PYTHON" -c "$KERNEL_SERVER" "$ns" >"$fifo" 2>/dev/null &
+    local server=$!
+    read -r -t 10 _ <"$fifo" || true
+    in_ns "$from" timeout 15 "$PYTHON" -c "$KERNEL_CLIENT" 2>&1 | tail -n 1
+    wait "$server" 2>/dev/null || true
+    rm -f "$fifo"
+}
+for pair in "vpc-a pe-dx-vpc-a" "vpc-b pe-dx-vpc-b" "site-a pe-dx-vpc-a" "site-b pe-dx-vpc-b"; do
+    read -r from ns <<<"$pair"
+    got=$(kernel_session "$from" "$ns")
+    say "$from -> 198.18.10.1:179 answered by: $got"
+    check "$from's session was answered by pe-dx's kernel in $(ns "$ns")" equals "$got" "$ns"
+done
+say "(vpc-a and vpc-b reach the mirrors on their VLANs; site-a and site-b come across the core"
+say " under the VPN labels 1001 and 1002, and the kernel's answers go back under pe-site's.)"
+
+# ---------------------------------------------------------------------------------------
 step "One ping from each site, decoded on the VIF trunk and on both core links (tshark)"
 say "The links run through bridges in namespace $(ns wires) (the lab's patch panel), where tshark"
 say "captures: -i vif -f 'vlan and icmp', -i core1 -f mpls, -i core2 -f mpls, 4 frames each."

@@ -42,6 +42,9 @@ STATE=/run/xpe-lab/${P:-lab}
 SOCKETS=/run/xpe
 ROUTERS=(pe-dx p1 pe-site)
 NAMESPACES=(vpc-a vpc-b wires pe-dx p1 pe-site site-a site-b)
+# The PEs' mirror namespaces (their kernels' side of each VRF), made by xpe run; listed here
+# so `down` removes them also after a router was killed.
+MIRROR_NAMESPACES=(pe-dx-vpc-a pe-dx-vpc-b pe-site-vpc-a pe-site-vpc-b)
 # Scapy is in Debian's python3; a pyenv `python3` earlier on PATH would not have it.
 PYTHON=/usr/bin/python3
 
@@ -135,7 +138,7 @@ start_router() {
     local r=$1
     # `ip netns exec` execs xpe, so $! is xpe's own PID; setsid keeps it out of our job control.
     setsid ip netns exec "$(ns "$r")" "$XPE" run "$STATE/$r.toml" --socket "$(sock "$r")" \
-        </dev/null >"$STATE/$r.log" 2>&1 &
+        --netns-prefix "$P" </dev/null >"$STATE/$r.log" 2>&1 &
     echo $! >"$STATE/$r.pid"
 }
 
@@ -244,7 +247,7 @@ cmd_down() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     done
-    for n in "${NAMESPACES[@]}"; do
+    for n in "${NAMESPACES[@]}" "${MIRROR_NAMESPACES[@]}"; do
         ip netns del "$(ns "$n")" 2>/dev/null || true
     done
     for r in "${ROUTERS[@]}"; do rm -f "$(sock "$r")"; done

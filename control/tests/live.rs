@@ -347,7 +347,11 @@ impl Drop for Lab {
         }
         // Mirror namespaces a router made and could not remove (it was killed).
         let ours = format!("{}-", self.prefix);
-        for entry in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(&ours) {
                 let _ = Command::new("ip").args(["netns", "del", &name]).status();
@@ -1622,10 +1626,30 @@ fn mirrors_carry_the_pe_kernels_sessions() {
     assert_eq!(
         listed,
         [
-            ("cp-core0".into(), None, "core0".into(), Some("198.18.0.1/30".into())),
-            ("dx0.101".into(), Some(vpc_a.clone()), "dx0.101".into(), Some("169.254.10.1/30".into())),
-            ("dx0.102".into(), Some(vpc_b.clone()), "dx0.102".into(), Some("169.254.10.1/30".into())),
-            ("xpe-lo".into(), None, "router-address".into(), Some("198.18.255.1/32".into())),
+            (
+                "cp-core0".into(),
+                None,
+                "core0".into(),
+                Some("198.18.0.1/30".into())
+            ),
+            (
+                "dx0.101".into(),
+                Some(vpc_a.clone()),
+                "dx0.101".into(),
+                Some("169.254.10.1/30".into())
+            ),
+            (
+                "dx0.102".into(),
+                Some(vpc_b.clone()),
+                "dx0.102".into(),
+                Some("169.254.10.1/30".into())
+            ),
+            (
+                "xpe-lo".into(),
+                None,
+                "router-address".into(),
+                Some("198.18.255.1/32".into())
+            ),
         ]
     );
     assert!(lab.has_device(&vpc_a, "dx0.101") && lab.has_device(&vpc_b, "dx0.102"));
@@ -1670,8 +1694,15 @@ fn mirrors_carry_the_pe_kernels_sessions() {
             .status();
         child.wait().expect("dumpcap");
         let ports = sh(&[
-            "tshark", "-r", file.to_str().expect("path"), "-T", "fields", "-e", "tcp.srcport",
-            "-e", "tcp.dstport",
+            "tshark",
+            "-r",
+            file.to_str().expect("path"),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
         ]);
         let ours = if file.ends_with("dx0.101.pcapng") {
             "40101"
@@ -1679,7 +1710,11 @@ fn mirrors_carry_the_pe_kernels_sessions() {
             "40102"
         };
         let lines: Vec<&str> = ports.lines().collect();
-        assert!(lines.len() >= 6, "{}: too few segments: {ports}", file.display());
+        assert!(
+            lines.len() >= 6,
+            "{}: too few segments: {ports}",
+            file.display()
+        );
         for l in &lines {
             assert!(
                 l.split_whitespace().any(|p| p == ours),
@@ -1710,8 +1745,16 @@ fn mirrors_carry_the_pe_kernels_sessions() {
                 let out = ns_sh(
                     &host,
                     &[
-                        "timeout", "60", PYTHON, "-c", LINE_CLIENT, "169.254.10.1", "179",
-                        "40103", "1", "6",
+                        "timeout",
+                        "60",
+                        PYTHON,
+                        "-c",
+                        LINE_CLIENT,
+                        "169.254.10.1",
+                        "179",
+                        "40103",
+                        "1",
+                        "6",
                     ],
                 );
                 out
@@ -1721,9 +1764,23 @@ fn mirrors_carry_the_pe_kernels_sessions() {
         let flood = ns_sh(
             &lab.ns("f1"),
             &[
-                XPE, "gen", "--dev", "eth0", "--src", "169.254.10.2", "--dst", "169.254.10.1",
-                "--dst-mac", dx0_mac.trim(), "--vlan", "102", "--dport", "9", "--duration",
-                "2", "--json",
+                XPE,
+                "gen",
+                "--dev",
+                "eth0",
+                "--src",
+                "169.254.10.2",
+                "--dst",
+                "169.254.10.1",
+                "--dst-mac",
+                dx0_mac.trim(),
+                "--vlan",
+                "102",
+                "--dport",
+                "9",
+                "--duration",
+                "2",
+                "--json",
             ],
         );
         let flood: serde_json::Value = serde_json::from_str(&flood).expect("gen JSON");
@@ -1744,21 +1801,30 @@ fn mirrors_carry_the_pe_kernels_sessions() {
     assert_eq!(f.first(), Some(&"vpc-a"), "session: {session}");
     let gap: f64 = f[2].parse().expect("gap");
     assert!(gap < 3.0, "the session stalled {gap} s under the flood");
-    assert!(dropped > 10_000, "the flood was not policed: {dropped} dropped");
+    assert!(
+        dropped > 10_000,
+        "the flood was not policed: {dropped} dropped"
+    );
     // 1000/s with a bucket of 100, over the 2 s flood and the settling time.
     assert!((100..=100 + 1000 * 4).contains(&passed), "{passed} passed");
     assert_eq!(
         after["punt_queue_full"], before["punt_queue_full"],
         "the policed rate never fills the queue"
     );
-    assert_eq!(no_ports, passed, "vpc-b's kernel got every datagram policing let pass");
+    assert_eq!(
+        no_ports, passed,
+        "vpc-b's kernel got every datagram policing let pass"
+    );
 
     // Stop: no mirror left, and the namespaces xpe made are gone. A restart makes them again;
     // a SIGKILL leaves no device either (TAP devices die with their descriptor).
     let log = lab.stop("mpe");
     assert!(log.contains("XDP detached"), "{log}");
     assert!(!lab.has_device(&router, "cp-core0") && !lab.has_device(&router, "xpe-lo"));
-    assert!(!Path::new("/run/netns").join(&vpc_a).exists(), "{vpc_a} left behind");
+    assert!(
+        !Path::new("/run/netns").join(&vpc_a).exists(),
+        "{vpc_a} left behind"
+    );
     lab.start("mpe");
     assert!(lab.has_device(&vpc_a, "dx0.101") && lab.has_device(&router, "cp-core0"));
     lab.crash("mpe");
@@ -1769,5 +1835,8 @@ fn mirrors_carry_the_pe_kernels_sessions() {
     assert!(lab.has_device(&vpc_b, "dx0.102"));
     converge(&lab, "h1b", "169.254.10.1");
     let _b = lab.line_server(&vpc_b, "169.254.10.1", 179, "vpc-b");
-    assert_eq!(lab.line_client("h1b", "169.254.10.1", 40104, 0.05, 0.3).0, "vpc-b");
+    assert_eq!(
+        lab.line_client("h1b", "169.254.10.1", 40104, 0.05, 0.3).0,
+        "vpc-b"
+    );
 }

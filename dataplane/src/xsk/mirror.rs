@@ -573,6 +573,12 @@ fn deliver(snap: &Snapshot, routing: &Routing, mirrors: &[Mirror], p: &Punted, o
         return;
     };
     let m = &mirrors[i];
+    // A unicast frame is for the mirror itself, whatever port it came in on: one that came
+    // from the core under a VPN label carries the core port's MAC, which the VRF's mirror
+    // would take for another host's.
+    if out.first().is_some_and(|b| b & 1 == 0) {
+        out[..6].copy_from_slice(&m.spec.mac.0);
+    }
     match m.dev.send(out) {
         Ok(_) => {
             bump(&m.counters.punted, 1);

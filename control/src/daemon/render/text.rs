@@ -66,7 +66,10 @@ pub(super) fn counters(c: &api::Counters) -> String {
         }
     }
     if c.mirrors {
-        let _ = writeln!(s, "Punts by reason (non-zero; to the kernel's mirrors, policed below)");
+        let _ = writeln!(
+            s,
+            "Punts by reason (non-zero; to the kernel's mirrors, policed below)"
+        );
     } else {
         let _ = writeln!(
             s,
@@ -231,7 +234,10 @@ pub(super) fn interfaces(i: &api::Interfaces) -> String {
         );
     }
     if !i.mirrors.is_empty() {
-        let _ = writeln!(s, "Mirrors (kernel devices; punted = to the kernel, injected = from it)");
+        let _ = writeln!(
+            s,
+            "Mirrors (kernel devices; punted = to the kernel, injected = from it)"
+        );
         let _ = writeln!(
             s,
             "  {:<15} {:<20} {:<14} {:<10} {:<18} {:>10} {:>10} {:>8}",
