@@ -544,6 +544,107 @@ mod tests {
         );
     }
 
+    /// The example's tables, and a TCP/IPv4 segment 169.254.10.2 -> DST port 179.
+    fn example_tables() -> Snapshot {
+        let config = Config::parse(&example(), "test").expect("parses");
+        compile(&config, &Offline).expect("compiles").snapshot
+    }
+
+    fn segment(dst: [u8; 4]) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 169, 254, 10, 2];
+        ip.extend_from_slice(&dst);
+        let sum = xpe_dataplane::wire::checksum::compute(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        ip.extend_from_slice(&[0x9c, 0x40, 0, 179]);
+        ip.extend_from_slice(&[0; 16]);
+        ip
+    }
+
+    #[test]
+    fn the_kernel_gets_frames_untagged_and_unlabelled() {
+        use xpe_dataplane::pipeline::punt::{for_kernel, KernelPath};
+        let snap = example_tables();
+        let dx0 = snap.port_by_name("dx0").unwrap();
+        let core0 = snap.port_by_name("core0").unwrap();
+        let ip = segment([169, 254, 10, 1]);
+        // On VLAN 102: the tag goes, the attachment picks the mirror.
+        let mut tagged = vec![2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 0xbb, 1, 0x81, 0, 0, 102, 8, 0];
+        tagged.extend_from_slice(&ip);
+        let mut out = Vec::new();
+        let path = for_kernel(&snap, dx0, &tagged, &mut out).expect("for the kernel");
+        let att = snap.port(dx0).attachment(102).unwrap();
+        assert_eq!(path, KernelPath::Attachment(att));
+        assert_eq!(&out[..12], &tagged[..12]);
+        assert_eq!(&out[12..14], &[8, 0]);
+        assert_eq!(&out[14..], &ip[..]);
+        // From the core under vpc-b's VPN label 1002: the labels go, the VRF picks the mirror.
+        let mut labelled = vec![2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 2, 1, 0x88, 0x47];
+        labelled
+            .extend_from_slice(&xpe_dataplane::wire::mpls::encode(1002, 0, true, 63).to_be_bytes());
+        labelled.extend_from_slice(&ip);
+        let path = for_kernel(&snap, core0, &labelled, &mut out).expect("for the kernel");
+        assert_eq!(path, KernelPath::Vrf(snap.vrf_by_name("vpc-b").unwrap()));
+        assert_eq!(&out[12..14], &[8, 0]);
+        assert_eq!(&out[14..], &ip[..]);
+        // A transit label is not ours to pop for the kernel; a VLAN without attachment has no
+        // mirror.
+        labelled[14..18]
+            .copy_from_slice(&xpe_dataplane::wire::mpls::encode(16002, 0, true, 63).to_be_bytes());
+        assert_eq!(for_kernel(&snap, core0, &labelled, &mut out), None);
+        tagged[15] = 103;
+        assert_eq!(for_kernel(&snap, dx0, &tagged, &mut out), None);
+    }
+
+    #[test]
+    fn what_the_kernel_routes_through_xpe_stays_in_its_vrf() {
+        use xpe_dataplane::pipeline::{route_from_kernel, Counters, DropReason, Frame, Verdict};
+        let snap = example_tables();
+        let dx0 = snap.port_by_name("dx0").unwrap();
+        let core0 = snap.port_by_name("core0").unwrap();
+        // vpc-b's kernel sends to a remote site through xpe's MAC: labels 16001/2002 out of
+        // core0, the IP packet as the kernel made it (TTL kept: we originate it).
+        let mut ip = segment([198, 19, 20, 10]);
+        ip[12..16].copy_from_slice(&[169, 254, 10, 1]);
+        ip[10..12].fill(0);
+        let sum = xpe_dataplane::wire::checksum::compute(&ip[..20]);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 1, 2, 8, 0];
+        frame.extend_from_slice(&ip);
+        let mut buf = vec![0u8; 64];
+        buf.extend_from_slice(&frame);
+        let len = frame.len();
+        let att_b = snap.port(dx0).attachment(102).unwrap();
+        let mut counters = Counters::new(snap.ports().len());
+        let mut f = Frame::new(&mut buf, 64, len).unwrap();
+        assert_eq!(
+            route_from_kernel(&snap, att_b, &mut f, &mut counters),
+            Verdict::Forward(core0)
+        );
+        let out = f.data();
+        assert_eq!(&out[12..14], &[0x88, 0x47]);
+        let labels: Vec<u32> = out[14..22]
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) >> 12)
+            .collect();
+        assert_eq!(labels, [16001, 2002]);
+        assert_eq!(out[22 + 8], 64, "the kernel's TTL is kept");
+        // For one of our own addresses: never looped back.
+        let mut own = frame.clone();
+        own[14 + 16..14 + 20].copy_from_slice(&[169, 254, 10, 1]);
+        own[14 + 10..14 + 12].fill(0);
+        let sum = xpe_dataplane::wire::checksum::compute(&own[14..34]);
+        own[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+        let mut buf = vec![0u8; 64];
+        buf.extend_from_slice(&own);
+        let mut f = Frame::new(&mut buf, 64, len).unwrap();
+        assert_eq!(
+            route_from_kernel(&snap, att_b, &mut f, &mut counters),
+            Verdict::Drop(DropReason::FromKernelNotRouted)
+        );
+        assert_eq!(counters.forwarded, 1);
+        assert_eq!(counters.drop_count(DropReason::FromKernelNotRouted), 1);
+    }
+
     #[test]
     fn loopback_macs_are_unicast_and_local() {
         let m = loopback_mac("pe-dx");

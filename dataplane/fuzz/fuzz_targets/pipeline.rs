@@ -18,6 +18,10 @@
 //!
 //! A forwarded frame must hold at least an Ethernet header with the egress port's MAC as
 //! source. `pipeline.dict` (`-dict=`) holds the config's MACs, VLANs, labels and addresses.
+//!
+//! The same bytes also go through the punt path's helpers (`punt_class`, `for_kernel`) as
+//! they arrived, and through `route_from_kernel` as a frame a mirror's kernel sent on an
+//! attachment picked by bits 0-4: none may panic, and a routed frame is counted once.
 
 #![no_main]
 
@@ -26,8 +30,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use xpe_control::compile::{compile, Offline};
 use xpe_control::config::Config;
-use xpe_dataplane::pipeline::{process, Counters, Frame, NoTrace, Verdict};
-use xpe_dataplane::tables::{PortId, Snapshot};
+use xpe_dataplane::pipeline::punt::{for_kernel, punt_class};
+use xpe_dataplane::pipeline::{process, route_from_kernel, Counters, Frame, NoTrace, Verdict};
+use xpe_dataplane::tables::{AttachmentId, PortId, Snapshot};
 
 const CONFIG: &str = include_str!("../../../examples/dx-pe.toml");
 
@@ -128,6 +133,25 @@ fuzz_target!(|data: &[u8]| {
     }
     if selector & 0x20 != 0 {
         repair_checksums(input);
+    }
+    let arrived = buf[HEADROOM..].to_vec();
+    punt_class(&arrived);
+    let mut out = Vec::new();
+    if for_kernel(snap, ingress, &arrived, &mut out).is_some() {
+        assert!(out.len() >= 14, "a {}-byte frame for the kernel", out.len());
+    }
+    let atts = snap.attachments().len() as u16;
+    if atts > 0 {
+        let att = AttachmentId(u16::from(selector & 0x1f) % atts);
+        let mut from_kernel = buf.clone();
+        let mut frame = Frame::new(&mut from_kernel, HEADROOM, bytes.len()).expect("fits");
+        let mut counters = Counters::new(snap.ports().len());
+        route_from_kernel(snap, att, &mut frame, &mut counters);
+        assert_eq!(
+            counters.forwarded + counters.total_drops() + counters.total_punts(),
+            1,
+            "a frame from the kernel was not counted exactly once"
+        );
     }
     let mut frame =
         Frame::new(&mut buf, HEADROOM, bytes.len()).expect("the buffer holds the frame");
