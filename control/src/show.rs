@@ -44,6 +44,16 @@ pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) 
         s.adjacencies().len(),
         s.fecs().len(),
     )?;
+    let m = &c.mirrors;
+    let names: Vec<String> = m
+        .mirrors
+        .iter()
+        .map(|x| match &x.netns {
+            Some(ns) => format!("{} ({ns})", x.name),
+            None => x.name.clone(),
+        })
+        .collect();
+    writeln!(out, "xpe run mirrors: {}", names.join(", "))?;
     for w in &c.warnings {
         writeln!(out, "warning: {w}")?;
     }

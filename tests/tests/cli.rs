@@ -178,6 +178,12 @@ fn check_example() {
     let run = xpe(["check".into(), OsString::from(example_config())]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains(": ok"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("xpe run mirrors: cp-core0, dx0.101 (pe-dx-vpc-a), dx0.102 (pe-dx-vpc-b)\n"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     for name in ["pipe", "extras"] {
         let run = xpe(["check".into(), OsString::from(test_config(name))]);
