@@ -1607,8 +1607,44 @@ fn mirrors_carry_the_pe_kernels_sessions() {
     lab.host("h1b", "eth0", "169.254.10.2/30", "169.254.10.1", Some(102));
     lab.host("c", "eth0", "198.18.5.2/24", "198.18.5.1", None);
     lab.start("mp");
-    lab.start("mpe");
     let (vpc_a, vpc_b, router) = (lab.ns("mpe-vpc-a"), lab.ns("mpe-vpc-b"), lab.ns("mpe"));
+
+    // A device already named like a mirror: one sentence naming it, and nothing made.
+    sh(&["ip", "netns", "add", &vpc_b]);
+    let clash = [
+        "ip", "link", "add", "dx0.102", "type", "veth", "peer", "name", "other",
+    ];
+    ns_sh(&vpc_b, &clash);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/live/mpe.toml");
+    let refused = Command::new("ip")
+        .args(["netns", "exec", &router, XPE, "run"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(lab.socket("mpe"))
+        .args(["--netns-prefix", &format!("{}-", lab.prefix)])
+        .output()
+        .expect("xpe run");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "xpe ran over a clashing device: {said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "cannot create mirror dx0.102 in namespace {vpc_b}: a device named dx0.102 already exists there"
+        )),
+        "{said}"
+    );
+    assert!(
+        !lab.has_device(&router, "cp-core0"),
+        "a mirror was left behind"
+    );
+    assert!(
+        !Path::new("/run/netns").join(&vpc_a).exists(),
+        "a namespace was left behind"
+    );
+    sh(&["ip", "netns", "del", &vpc_b]);
+    lab.start("mpe");
 
     // The mirrors, where the config says, with the attachments' addresses.
     let mirrors = lab.interfaces("mpe").mirrors;

@@ -25,6 +25,11 @@ pub(super) struct Created {
 }
 
 impl Created {
+    /// Whether this run created namespace `ns`.
+    pub(super) fn made(&self, ns: &str) -> bool {
+        self.names.iter().any(|n| n == ns)
+    }
+
     /// Removes the namespaces (their mirrors are gone by now: the devices closed with the
     /// runtime). A daemon still running inside one keeps it alive, unnamed, until it exits.
     pub(super) fn remove(&mut self) -> Vec<String> {

@@ -240,14 +240,22 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     );
     let _ignored = out.flush();
     if mirror_count > 0 {
-        let namespaces: Vec<&str> = mirror_plan
+        let namespaces: Vec<String> = mirror_plan
             .namespaces
             .iter()
             .filter_map(|n| n.name.as_deref())
+            .map(|n| {
+                let how = if created.made(n) {
+                    "created"
+                } else {
+                    "existing"
+                };
+                format!("{n} ({how})")
+            })
             .collect();
         let _ignored = writeln!(
             out,
-            "mirrors: {mirror_count} device(s), VRFs in namespace(s) {}",
+            "mirrors: {mirror_count} device(s); VRF namespaces {}",
             if namespaces.is_empty() {
                 "-".to_string()
             } else {
