@@ -1778,7 +1778,7 @@ fn mirrors_carry_the_pe_kernels_sessions() {
         let client = {
             let host = lab.ns("h1a");
             std::thread::spawn(move || {
-                let out = ns_sh(
+                ns_sh(
                     &host,
                     &[
                         "timeout",
@@ -1792,8 +1792,7 @@ fn mirrors_carry_the_pe_kernels_sessions() {
                         "1",
                         "6",
                     ],
-                );
-                out
+                )
             })
         };
         std::thread::sleep(Duration::from_millis(1500));
