@@ -53,6 +53,8 @@ pub struct Counters {
     pub policed: BTreeMap<String, Policed>,
     /// Punted frames within their rate that found the mirror thread's queue full.
     pub punt_queue_full: u64,
+    /// Punted frames the kernel has no place for (labels not ending in IP, no mirror).
+    pub punt_no_mirror: u64,
     /// Frames from the mirrors sent out (or routed) by the workers.
     pub injected: u64,
     /// Frames from the mirrors dropped by the workers (no free frame, no socket, too long).

@@ -362,6 +362,7 @@ struct Ends {
     /// Gives a buffer back to the inject pool when its frame could not be queued.
     inject_return: Sender<Vec<u8>>,
     waker: Arc<Waker>,
+    no_mirror: Arc<AtomicU64>,
 }
 
 /// The running mirrors: their thread and the workers' ends of its queues.
@@ -371,6 +372,8 @@ pub struct MirrorPath {
     /// Worker 0's inject link.
     pub inject: Option<InjectLink>,
     counters: Vec<(MirrorSpec, Arc<MirrorCounters>)>,
+    /// Punted frames that had no mirror to go to (see [`MirrorPath::no_mirror`]).
+    no_mirror: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -410,12 +413,14 @@ impl MirrorPath {
             .map(|m| (m.spec.clone(), m.counters.clone()))
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
+        let no_mirror = Arc::new(AtomicU64::new(0));
         let ends = Ends {
             punted,
             inject: inject_tx,
             inject_free: inject_free_rx,
             inject_return: inject_free_tx.clone(),
             waker,
+            no_mirror: no_mirror.clone(),
         };
         let thread = {
             let stop = stop.clone();
@@ -431,9 +436,17 @@ impl MirrorPath {
                 free: inject_free_tx,
             }),
             counters,
+            no_mirror,
             thread: Some(thread),
             stop,
         })
+    }
+
+    /// Punted frames the kernel has no place for, dropped by the mirror thread: labels that
+    /// do not end in IP or that are not ours to pop (a router alert above a transit label),
+    /// a VRF or attachment with no mirror, frames that do not parse.
+    pub fn no_mirror(&self) -> u64 {
+        self.no_mirror.load(Ordering::Relaxed)
     }
 
     /// Every mirror and its counters now.
@@ -482,19 +495,20 @@ impl Routing {
     }
 
     /// The mirror for a punted frame's path, if it still belongs to the VRF the tables say.
-    fn mirror(&self, snap: &Snapshot, path: KernelPath, mirrors: &[Mirror]) -> Option<usize> {
+    /// `Err(true)` when the mirror is stale (counted on it), `Err(false)` when there is none.
+    fn mirror(&self, snap: &Snapshot, path: KernelPath, mirrors: &[Mirror]) -> Result<usize, bool> {
         match path {
             KernelPath::Attachment(a) => {
-                let att = snap.attachments().get(usize::from(a.0))?;
+                let att = snap.attachments().get(usize::from(a.0)).ok_or(false)?;
                 let key = (att.port, att.vlan.map_or(0, |v| v.get()));
-                let &i = self.by_attachment.get(&key)?;
+                let &i = self.by_attachment.get(&key).ok_or(false)?;
                 if snap.vrf(att.vrf).name != mirrors[i].spec.vrf {
                     bump(&mirrors[i].counters.stale, 1);
-                    return None;
+                    return Err(true);
                 }
-                Some(i)
+                Ok(i)
             }
-            KernelPath::Vrf(v) => self.by_vrf.get(&snap.vrf(v).name).copied(),
+            KernelPath::Vrf(v) => self.by_vrf.get(&snap.vrf(v).name).copied().ok_or(false),
         }
     }
 }
@@ -528,7 +542,9 @@ fn mirror_loop(
         for (full, free) in &ends.punted {
             while let Ok(p) = full.try_recv() {
                 work += 1;
-                deliver(&snap, &routing, &mirrors, &p, &mut out);
+                if !deliver(&snap, &routing, &mirrors, &p, &mut out) {
+                    bump(&ends.no_mirror, 1);
+                }
                 let _pool_full = free.try_send(p.buf);
             }
         }
@@ -564,13 +580,21 @@ fn sleep(pollfds: &mut [libc::pollfd]) {
     };
 }
 
-/// Writes one punted frame to its mirror.
-fn deliver(snap: &Snapshot, routing: &Routing, mirrors: &[Mirror], p: &Punted, out: &mut Vec<u8>) {
+/// Writes one punted frame to its mirror; false when it has none (the caller counts it).
+fn deliver(
+    snap: &Snapshot,
+    routing: &Routing,
+    mirrors: &[Mirror],
+    p: &Punted,
+    out: &mut Vec<u8>,
+) -> bool {
     let Some(path) = for_kernel(snap, p.port, &p.buf, out) else {
-        return;
+        return false;
     };
-    let Some(i) = routing.mirror(snap, path, mirrors) else {
-        return;
+    let i = match routing.mirror(snap, path, mirrors) {
+        Ok(i) => i,
+        // A stale mirror counted it already.
+        Err(stale) => return stale,
     };
     let m = &mirrors[i];
     // A unicast frame is for the mirror itself, whatever port it came in on: one that came
@@ -586,6 +610,7 @@ fn deliver(snap: &Snapshot, routing: &Routing, mirrors: &[Mirror], p: &Punted, o
         }
         Err(_) => bump(&m.counters.write_errors, 1),
     }
+    true
 }
 
 /// Queues one frame the kernel sent on mirror `m` for worker 0.

@@ -275,6 +275,11 @@ impl Runtime {
         &self.originate
     }
 
+    /// Punted frames the mirror thread had no mirror for (0 when mirrors are off).
+    pub fn punt_no_mirror(&self) -> u64 {
+        self.mirrors.as_ref().map_or(0, MirrorPath::no_mirror)
+    }
+
     /// Every mirror and its counters (empty when mirrors are off).
     pub fn mirror_counters(&self) -> Vec<(MirrorSpec, MirrorCount)> {
         self.mirrors

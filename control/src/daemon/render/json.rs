@@ -97,6 +97,9 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         mirrors: lock(&live.runtime)
             .as_ref()
             .is_some_and(|rt| !rt.mirror_counters().is_empty()),
+        punt_no_mirror: lock(&live.runtime)
+            .as_ref()
+            .map_or(0, |rt| rt.punt_no_mirror()),
         policed: PuntClass::ALL
             .iter()
             .map(|c| {

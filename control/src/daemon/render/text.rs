@@ -99,8 +99,8 @@ pub(super) fn counters(c: &api::Counters) -> String {
         }
         let _ = writeln!(
             s,
-            "Mirrors: {} punted frames found the queue full; {} frames from the kernel sent, {} dropped",
-            c.punt_queue_full, c.injected, c.inject_dropped
+            "Mirrors: {} punted frames found the queue full, {} had no mirror to go to; {} frames from the kernel sent, {} dropped",
+            c.punt_queue_full, c.punt_no_mirror, c.injected, c.inject_dropped
         );
     }
     let _ = writeln!(
