@@ -12,8 +12,8 @@ use std::net::{AddrParseError, Ipv4Addr};
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
-    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, LpmError, Port, PortId, PortKind,
-    PrefixError, Snapshot, SnapshotParts, TableError, Vrf as TVrf, VrfId,
+    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, Ipv6Prefix, LabelStack, LpmError, Port, PortId,
+    PortKind, PrefixError, Snapshot, SnapshotParts, TableError, Vrf as TVrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::{MacAddr, ParseMacAddrError};
 use xpe_dataplane::wire::mpls::Label;
@@ -209,6 +209,19 @@ pub enum Problem {
     /// An interface or attachment address that is its subnet's network or broadcast address.
     #[error("address {0} is the subnet's network or broadcast address")]
     AddressNotHost(Ipv4Prefix),
+    /// An interface or attachment IPv6 address that does not parse.
+    #[error("address6 {0}")]
+    Address6(#[source] PrefixError),
+    /// An interface or attachment IPv6 address that is a /128.
+    #[error("address6 {0} has no subnet: neighbours need a prefix of /127 or shorter")]
+    Address6WithoutSubnet(Ipv6Prefix),
+    /// An interface or attachment IPv6 address that is its subnet's Subnet-Router anycast
+    /// address (the host part all zeros, RFC 4291 §2.6.1).
+    #[error("address6 {0} is the subnet's Subnet-Router anycast address (RFC 4291 §2.6.1): give a host address")]
+    Address6NotHost(Ipv6Prefix),
+    /// An interface or attachment IPv6 address that is not a global unicast address.
+    #[error("address6 {0} is not a global unicast address (multicast, loopback, unspecified, IPv4-mapped or link-local; the link-local address comes from the MAC)")]
+    Address6NotUnicast(Ipv6Prefix),
     /// A VRF named `global` or nothing.
     #[error("name must be non-empty and not \"global\" (the core table)")]
     BadVrfName,
@@ -231,13 +244,13 @@ pub enum Problem {
         /// The VRF of the second.
         second: String,
     },
-    /// Two attachments of one VRF with overlapping subnets.
+    /// Two attachments of one VRF with overlapping subnets (IPv4 or IPv6).
     #[error("subnet {subnet} overlaps {other} of another attachment of the same VRF")]
     SubnetOverlap {
         /// This attachment's subnet.
-        subnet: Ipv4Prefix,
+        subnet: IpPrefix,
         /// The other attachment's.
-        other: Ipv4Prefix,
+        other: IpPrefix,
     },
     /// A neighbour on a core interface with a VLAN.
     #[error("core interfaces are untagged: remove `vlan`")]
@@ -649,6 +662,14 @@ impl Compiler {
                 }
                 (Some(text), InterfaceKind::Core) => self.subnet(&obj, text),
             };
+            let address6 = match (&ifc.address6, ifc.kind) {
+                (None, _) => None,
+                (Some(_), InterfaceKind::Edge) => {
+                    self.error(&obj, Problem::EdgeAddress);
+                    None
+                }
+                (Some(text), InterfaceKind::Core) => self.subnet6(&obj, text),
+            };
             let kind = match ifc.kind {
                 InterfaceKind::Core => PortKind::Core,
                 InterfaceKind::Edge => PortKind::Edge,
@@ -666,6 +687,7 @@ impl Compiler {
                     vlan: None,
                     vrf: VrfId::GLOBAL,
                     address,
+                    address6,
                 });
             }
         }
@@ -698,6 +720,37 @@ impl Compiler {
         Some(p)
     }
 
+    /// Parses an interface IPv6 address: a global unicast address with a subnet, not the
+    /// subnet's Subnet-Router anycast address (except on a /127, RFC 6164).
+    fn subnet6(&mut self, obj: &Object, text: &str) -> Option<Ipv6Prefix> {
+        let p = match text.parse::<Ipv6Prefix>() {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(obj, Problem::Address6(e));
+                return None;
+            }
+        };
+        let a = p.addr();
+        if a.is_multicast()
+            || a.is_unspecified()
+            || a.is_loopback()
+            || a.is_unicast_link_local()
+            || a.to_ipv4_mapped().is_some()
+        {
+            self.error(obj, Problem::Address6NotUnicast(p));
+            return None;
+        }
+        if p.len() == 128 {
+            self.error(obj, Problem::Address6WithoutSubnet(p));
+            return None;
+        }
+        if p.len() < 127 && a == p.network() {
+            self.error(obj, Problem::Address6NotHost(p));
+            return None;
+        }
+        Some(p)
+    }
+
     fn port_named(&self, config: &Config, name: &str) -> Option<(PortId, InterfaceKind)> {
         config
             .interfaces
@@ -722,6 +775,7 @@ impl Compiler {
             self.table_labels.push(None);
             self.routes.push(BTreeMap::new());
             let mut subnets: Vec<Ipv4Prefix> = Vec::new();
+            let mut subnets6: Vec<Ipv6Prefix> = Vec::new();
             for a in &v.attachments {
                 let vlan = match vlan_of(a.vlan) {
                     Ok(v) => v,
@@ -765,18 +819,32 @@ impl Compiler {
                         self.error(
                             &aobj,
                             Problem::SubnetOverlap {
-                                subnet: p,
-                                other: o,
+                                subnet: IpPrefix::V4(p),
+                                other: IpPrefix::V4(o),
                             },
                         );
                     }
                     subnets.push(p);
+                }
+                let address6 = a.address6.as_ref().and_then(|t| self.subnet6(&aobj, t));
+                if let Some(p) = address6 {
+                    if let Some(&o) = subnets6.iter().find(|o| o.overlaps(&p)) {
+                        self.error(
+                            &aobj,
+                            Problem::SubnetOverlap {
+                                subnet: IpPrefix::V6(p),
+                                other: IpPrefix::V6(o),
+                            },
+                        );
+                    }
+                    subnets6.push(p);
                 }
                 self.attachments.push(TAttachment {
                     port,
                     vlan,
                     vrf,
                     address,
+                    address6,
                 });
             }
         }
@@ -906,8 +974,17 @@ impl Compiler {
     fn connected(&mut self) {
         for i in 0..self.attachments.len() {
             let a = self.attachments[i].clone();
-            let Some(p) = a.address else { continue };
             let vrf = usize::from(a.vrf.0);
+            if let Some(p) = a.address6 {
+                let glean = self.fec(Fec::Glean {
+                    attachment: AttachmentId(i as u16),
+                });
+                self.routes[vrf].insert(IpPrefix::V6(p.trunc()), (Source::Connected, glean));
+                let local = self.fec(Fec::Local);
+                let host = Ipv6Prefix::new(p.addr(), 128).expect("128 is a valid length");
+                self.routes[vrf].insert(IpPrefix::V6(host), (Source::Local, local));
+            }
+            let Some(p) = a.address else { continue };
             let glean = self.fec(Fec::Glean {
                 attachment: AttachmentId(i as u16),
             });
@@ -1328,6 +1405,139 @@ mod tests {
         assert_error(
             &example_with("name = \"dx0\"", "name = \"core0\""),
             "defined twice",
+        );
+    }
+
+    /// The example with an IPv6 address on core0 and on both VPCs' attachments.
+    fn example_with_v6(core: &str, vpc_a: &str, vpc_b: &str) -> String {
+        let text = example_with(
+            "address = \"198.18.0.1/30\"",
+            &format!("address = \"198.18.0.1/30\"\naddress6 = \"{core}\""),
+        );
+        let mut parts = text.splitn(3, "address = \"169.254.10.1/30\"");
+        let (head, a, b) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        format!(
+            "{head}address = \"169.254.10.1/30\"\naddress6 = \"{vpc_a}\"{a}address = \"169.254.10.1/30\"\naddress6 = \"{vpc_b}\"{b}"
+        )
+    }
+
+    #[test]
+    fn ipv6_addresses_are_local_and_their_subnets_connected() {
+        // The same subnet in two VRFs, as for IPv4.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:a::1/64");
+        let config = Config::parse(&text, "t").unwrap();
+        let c = compile(&config, &Offline).unwrap();
+        let s = &c.snapshot;
+        let core = s.attachment(AttachmentId(0));
+        assert_eq!(core.address6, Some("2001:db8::1/64".parse().unwrap()));
+        let global = s.vrf(VrfId::GLOBAL);
+        let fec = |v: &TVrf, ip: &str| {
+            v.v6.lookup(u128::from(ip.parse::<std::net::Ipv6Addr>().unwrap()))
+                .map(|f| *s.fec(FecId(f)))
+        };
+        assert_eq!(fec(global, "2001:db8::1"), Some(Fec::Local));
+        assert_eq!(
+            fec(global, "2001:db8::2"),
+            Some(Fec::Glean {
+                attachment: AttachmentId(0)
+            })
+        );
+        for name in ["vpc-a", "vpc-b"] {
+            let v = s.vrf(s.vrf_by_name(name).unwrap());
+            assert_eq!(fec(v, "2001:db8:a::1"), Some(Fec::Local), "{name}");
+            assert!(matches!(fec(v, "2001:db8:a::9"), Some(Fec::Glean { .. })));
+            assert_eq!(fec(v, "2001:db8::1"), None, "{name} does not see the core");
+        }
+        // A link-local address is the port's own, from its MAC: not in the tables.
+        assert_eq!(
+            s.port(PortId(1)).link_local(),
+            "fe80::ff:fe00:102".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        // A route may not take our address or a connected subnet.
+        assert_error(
+            &text.replace(
+                "prefix = \"2001:db8:20::/48\"",
+                "prefix = \"2001:db8:a::/64\"",
+            ),
+            "prefix 2001:db8:a::/64 is already a connected subnet in this table",
+        );
+    }
+
+    #[test]
+    fn ipv6_address_checks() {
+        let bad = |core: &str, a: &str, expected: &str| {
+            assert_error(&example_with_v6(core, a, "2001:db8:b::1/64"), expected);
+        };
+        bad(
+            "2001:db8::1",
+            "2001:db8:a::1/64",
+            "interface \"core0\": address6 `2001:db8::1` is not a prefix",
+        );
+        bad(
+            "2001:db8::1/129",
+            "2001:db8:a::1/64",
+            "address6 `2001:db8::1/129`: prefix length must be 0..=128",
+        );
+        bad(
+            "2001:db8::/64",
+            "2001:db8:a::1/64",
+            "address6 2001:db8::/64 is the subnet's Subnet-Router anycast address",
+        );
+        bad(
+            "2001:db8::1/128",
+            "2001:db8:a::1/64",
+            "address6 2001:db8::1/128 has no subnet",
+        );
+        bad(
+            "fe80::1/64",
+            "2001:db8:a::1/64",
+            "address6 fe80::1/64 is not a global unicast address",
+        );
+        bad(
+            "2001:db8::1/64",
+            "ff02::1/64",
+            "vrf \"vpc-a\" attachment dx0 VLAN 101: address6 ff02::1/64 is not a global unicast address",
+        );
+        bad(
+            "2001:db8::1/64",
+            "198.18.0.1/30",
+            "address6 `198.18.0.1` is not a valid address",
+        );
+        // A /127 has no anycast address to avoid (RFC 6164).
+        assert!(errors_of(&example_with_v6(
+            "2001:db8::/127",
+            "2001:db8:a::1/64",
+            "2001:db8:b::1/64"
+        ))
+        .is_empty());
+        // Edge interfaces take no address of either family.
+        assert_error(
+            &example_with("mtu = 9001", "mtu = 9001\naddress6 = \"2001:db8:e::1/64\""),
+            "interface \"dx0\": an edge interface takes no address",
+        );
+    }
+
+    #[test]
+    fn ipv6_subnets_of_one_vrf_may_not_overlap() {
+        // A second attachment of vpc-a on an untagged dx1, overlapping VLAN 101's subnet.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:a::1/64")
+            .replacen(
+                "[[neighbor]]",
+                "[[interface]]\nname = \"dx1\"\nkind = \"edge\"\nmac = \"02:00:00:00:01:03\"\n\n[[neighbor]]",
+                1,
+            )
+            .replacen(
+                "[[vrf.route]]",
+                "[[vrf.attachment]]\ninterface = \"dx1\"\naddress6 = \"2001:db8:a:0:8000::1/65\"\n\n[[vrf.route]]",
+                1,
+            );
+        assert_error(
+            &text,
+            "vrf \"vpc-a\" attachment dx1 untagged: subnet 2001:db8:a:0:8000::1/65 overlaps 2001:db8:a::1/64 of another attachment of the same VRF",
         );
     }
 

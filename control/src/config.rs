@@ -95,6 +95,8 @@ pub struct Interface {
     pub mac: Option<String>,
     /// Our address and subnet on a core interface (`198.18.0.1/30`).
     pub address: Option<String>,
+    /// Our IPv6 address and subnet on a core interface (`2001:db8::1/64`).
+    pub address6: Option<String>,
     /// Largest L3 payload (labels + IP) sent; default 1500.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
@@ -145,6 +147,8 @@ pub struct Attachment {
     pub vlan: Option<i64>,
     /// Our address and the connected subnet (`169.254.10.1/30`).
     pub address: Option<String>,
+    /// Our IPv6 address and the connected subnet (`2001:db8:a::1/64`).
+    pub address6: Option<String>,
 }
 
 /// `[[route]]` and `[[vrf.route]]`.

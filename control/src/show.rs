@@ -82,7 +82,10 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
                 let vlan = a
                     .vlan
                     .map_or("untagged".to_string(), |v| format!("VLAN {v}"));
-                let addr = a.address.map_or(String::new(), |p| format!(" {p}"));
+                let mut addr = a.address.map_or(String::new(), |p| format!(" {p}"));
+                if let Some(p) = a.address6 {
+                    addr.push_str(&format!(" {p}"));
+                }
                 format!("{vlan} vrf {}{addr}", s.vrf(a.vrf).name)
             })
             .collect();

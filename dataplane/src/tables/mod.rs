@@ -12,7 +12,7 @@ pub mod lpm;
 pub mod prefix;
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
@@ -117,6 +117,13 @@ impl Port {
         }
     }
 
+    /// Our IPv6 link-local address on this port, formed from its MAC (RFC 4291 App. A); every
+    /// attachment of the port has it, as every VLAN subinterface of a Linux device would.
+    #[inline]
+    pub fn link_local(&self) -> Ipv6Addr {
+        crate::wire::ipv6::link_local(self.mac)
+    }
+
     /// The attachment for a VLAN id (0 = untagged or priority-tagged), if any.
     #[inline]
     pub fn attachment(&self, vid: u16) -> Option<AttachmentId> {
@@ -138,6 +145,9 @@ pub struct Attachment {
     pub vrf: VrfId,
     /// Our address and the connected subnet, if any.
     pub address: Option<Ipv4Prefix>,
+    /// Our IPv6 (global) address and its connected subnet, if any; the link-local address
+    /// is the port's ([`Port::link_local`]).
+    pub address6: Option<Ipv6Prefix>,
 }
 
 /// A next hop on an attachment, with its MAC once known.
@@ -788,6 +798,7 @@ mod tests {
                 vlan: None,
                 vrf: VrfId::GLOBAL,
                 address: "198.18.0.1/30".parse().ok(),
+                address6: None,
             }],
             vrfs: vec![global()],
             ..Default::default()
