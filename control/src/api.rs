@@ -20,12 +20,18 @@ pub struct Counters {
     pub workers: usize,
     /// Per interface, in config order.
     pub interfaces: Vec<InterfaceCounters>,
-    /// Frames forwarded (including the ARP and echo replies below).
+    /// Frames forwarded (including the ARP, ND and echo replies below).
     pub forwarded: u64,
     /// ARP requests answered for our addresses.
     pub arp_replies: u64,
     /// ICMP echo requests answered for our addresses.
     pub echo_replies: u64,
+    /// Neighbour solicitations for our IPv6 addresses answered with an advertisement.
+    #[serde(default)]
+    pub nd_replies: u64,
+    /// ICMPv6 echo requests answered for our IPv6 addresses.
+    #[serde(default)]
+    pub echo6_replies: u64,
     /// Dropped frames by reason (`no-route`, `truncated`, ...; every reason, zeros included).
     pub drops: BTreeMap<String, u64>,
     /// Punted frames by reason (every reason, zeros included).

@@ -113,7 +113,11 @@ pub(super) fn neighbour_loop(live: &Live) {
         let mut st = lock(&live.state);
         match event {
             Event::Learned { port, neighbor } => {
-                let key = (port.0, neighbor.vid, neighbor.ip);
+                // IPv6 neighbours resolve nothing yet: next hops are IPv4.
+                let std::net::IpAddr::V4(ip) = neighbor.ip else {
+                    continue;
+                };
+                let key = (port.0, neighbor.vid, ip);
                 // Keep only neighbours something waits for: a flood of ARP from arbitrary
                 // addresses cannot grow the tables.
                 let next_hop = st.base.adjacencies().iter().any(|a| {

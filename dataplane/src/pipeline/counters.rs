@@ -63,6 +63,10 @@ reasons! {
         BadArp => "bad-arp",
         /// An ARP request for an address that is not ours.
         ArpNotForUs => "arp-not-for-us",
+        /// A neighbour solicitation or advertisement that fails RFC 4861's validity checks
+        /// (§7.1: hop limit 255, checksum, code 0, length, well-formed options, target not
+        /// multicast, the rules for unspecified sources and multicast destinations).
+        BadNd => "bad-nd",
         /// IP TTL/hop limit or label TTL would reach 0.
         TtlExpired => "ttl-expired",
         /// No route in the VRF.
@@ -87,6 +91,9 @@ reasons! {
         RouterAlert => "router-alert",
         /// ARP replies and gratuitous ARP (neighbour learning).
         Arp => "arp",
+        /// Neighbour advertisements, and solicitations not for our addresses, that carry a
+        /// link-layer address option (neighbour learning).
+        Nd => "nd",
         /// A multicast destination (MAC or IP).
         Multicast => "multicast",
         /// A broadcast destination that is not ARP.
@@ -129,12 +136,16 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// Punts by reason.
     pub punts: [u64; Punt::COUNT],
-    /// Frames forwarded (including our ARP and echo replies).
+    /// Frames forwarded (including our ARP, ND and echo replies).
     pub forwarded: u64,
     /// ARP replies we sent.
     pub arp_replies: u64,
     /// ICMP echo replies we sent.
     pub echo_replies: u64,
+    /// Neighbour advertisements we sent in answer to solicitations for our IPv6 addresses.
+    pub nd_replies: u64,
+    /// ICMPv6 echo replies we sent.
+    pub echo6_replies: u64,
     /// Per-port counters, indexed by port id.
     pub ports: Vec<PortCounters>,
     /// Connected hosts that had no MAC (glean), for the run loop to resolve.
@@ -243,6 +254,8 @@ impl Counters {
         self.forwarded = o.forwarded;
         self.arp_replies = o.arp_replies;
         self.echo_replies = o.echo_replies;
+        self.nd_replies = o.nd_replies;
+        self.echo6_replies = o.echo6_replies;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
         self.labels.clear();
@@ -263,6 +276,8 @@ impl AddAssign<&Counters> for Counters {
         self.forwarded += o.forwarded;
         self.arp_replies += o.arp_replies;
         self.echo_replies += o.echo_replies;
+        self.nd_replies += o.nd_replies;
+        self.echo6_replies += o.echo6_replies;
         self.ensure_ports(o.ports.len());
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;
@@ -294,7 +309,7 @@ mod tests {
         for p in Punt::ALL {
             assert_eq!(Punt::from_name(p.name()), Some(*p));
         }
-        assert_eq!(DropReason::COUNT, 20);
+        assert_eq!(DropReason::COUNT, 21);
     }
 
     #[test]

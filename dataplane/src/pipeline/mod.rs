@@ -11,6 +11,9 @@
 mod counters;
 mod frame;
 pub mod learn;
+mod local6;
+#[cfg(test)]
+mod tests;
 mod trace;
 
 pub use counters::{Counters, DropReason, GleanLog, PortCounters, Punt, Verdict};
@@ -23,6 +26,7 @@ use crate::tables::{
 };
 use crate::wire::ethernet::{self, EtherType, MacAddr};
 use crate::wire::{arp, icmp, ipv4, ipv6, mpls, vlan, Error as WireError, IpVersion};
+use local6::{ipv6_group_in, local_ipv6};
 
 /// Deepest label stack we walk looking for the bottom; deeper stacks are `bad-label-stack`.
 pub const MAX_LABEL_DEPTH: usize = 16;
@@ -55,6 +59,9 @@ fn mac_word(mac: MacAddr) -> u64 {
 const BROADCAST_WORD: u64 = 0xffff_ffff_ffff;
 /// The I/G bit: the lowest bit of the first octet (IEEE 802 §8.2), so of a [`mac_word`].
 const GROUP_BIT: u64 = 1;
+/// The first two octets of every IPv6 multicast MAC, 33:33 (RFC 2464 §7), as the low 16 bits
+/// of a [`mac_word`].
+const IPV6_GROUP_WORD: u64 = 0x3333;
 
 /// The port frames arrived on, resolved once per call of [`process`] or [`process_batch`].
 #[derive(Clone, Copy)]
@@ -341,7 +348,9 @@ fn classify<T: Tracer>(
         if dst & GROUP_BIT == 0 {
             return dropped(DropReason::OtherMac);
         }
-        if !broadcast {
+        // IPv6 multicast MACs go on: solicitations for our addresses come to their
+        // solicited-node group (RFC 4861 §7.2.2).
+        if !broadcast && dst & 0xffff != IPV6_GROUP_WORD {
             return punted(Punt::Multicast);
         }
     }
@@ -389,8 +398,17 @@ fn classify<T: Tracer>(
         hint,
     };
     match ethertype {
-        ETH_ARP => arp_in(snap, frame, l3, &ctx, counters, trace),
-        _ if broadcast => punted(Punt::Broadcast),
+        ETH_ARP if broadcast || dst == rx.mac => arp_in(snap, frame, l3, &ctx, counters, trace),
+        // One compare for unicast frames, as the broadcast check alone was.
+        _ if dst != rx.mac => {
+            if broadcast {
+                punted(Punt::Broadcast)
+            } else if ethertype == ETH_IPV6 {
+                ipv6_group_in(snap, frame, l3, att.vrf, &ctx, counters, trace)
+            } else {
+                punted(Punt::Multicast)
+            }
+        }
         ETH_MPLS => {
             if rx.port.kind == PortKind::Edge {
                 return dropped(DropReason::MplsOnEdge);
@@ -415,6 +433,7 @@ fn classify<T: Tracer>(
             att.vrf,
             Hop::Ip,
             Qos::FromIp,
+            &ctx,
             counters,
             trace,
         ),
@@ -569,6 +588,7 @@ fn mpls_in<T: Tracer>(
                                 vrf,
                                 hop,
                                 Qos::Given(tc),
+                                ctx,
                                 counters,
                                 trace,
                             ),
@@ -590,7 +610,7 @@ fn mpls_in<T: Tracer>(
                     return if label == 0 {
                         route_ipv4(snap, frame, next, vrf, hop, qos, ctx, counters, trace)
                     } else {
-                        route_ipv6(snap, frame, next, vrf, hop, qos, counters, trace)
+                        route_ipv6(snap, frame, next, vrf, hop, qos, ctx, counters, trace)
                     };
                 }
                 // The pop and the lookup below are one hop: carry the TTL down unchanged.
@@ -927,7 +947,7 @@ fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> OrV
     Ok(())
 }
 
-/// IPv6 in a VRF: lookup, hop limit, then out by the FEC. We own no IPv6 addresses yet.
+/// IPv6 in a VRF: lookup, local delivery, hop limit, then out by the FEC.
 // The stage's state travels as arguments, as in `route_ipv4`, so it stays in registers.
 #[allow(clippy::too_many_arguments)]
 fn route_ipv6<T: Tracer>(
@@ -937,6 +957,7 @@ fn route_ipv6<T: Tracer>(
     vrf: VrfId,
     hop: Hop,
     qos: Qos,
+    ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
 ) -> OrVerdict<PortId> {
@@ -957,9 +978,13 @@ fn route_ipv6<T: Tracer>(
         )
     };
     if dst.is_multicast() {
-        return punted(Punt::Multicast);
+        return local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::Multicast);
     }
     if dst.is_unicast_link_local() {
+        // Link-local addresses are not in the tables: ours is the ingress port's.
+        if dst == snap.port(ctx.ingress).link_local() && !matches!(hop, Hop::Originated) {
+            return local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::ForUs);
+        }
         return punted(Punt::ForUs);
     }
     let fec_id = snap.vrf(vrf).v6.lookup(u128::from(dst)).map(FecId);
@@ -975,7 +1000,9 @@ fn route_ipv6<T: Tracer>(
         return dropped(DropReason::NoRoute);
     };
     match *fec {
-        Fec::Local => punted(Punt::ForUs),
+        // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
+        Fec::Local if matches!(hop, Hop::Originated) => punted(Punt::ForUs),
+        Fec::Local => local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::ForUs),
         Fec::Glean { .. } => dropped(DropReason::NoNeighbor),
         Fec::Forward { adj, ref push } => {
             frame.truncate(l3 + total);

@@ -78,6 +78,8 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         forwarded: total.forwarded,
         arp_replies: total.arp_replies,
         echo_replies: total.echo_replies,
+        nd_replies: total.nd_replies,
+        echo6_replies: total.echo6_replies,
         drops: DropReason::ALL
             .iter()
             .map(|d| (d.name().to_string(), total.drop_count(*d)))

@@ -45,10 +45,12 @@ pub(super) fn counters(c: &api::Counters) -> String {
     let punts: u64 = c.punts.values().sum();
     let _ = writeln!(
         s,
-        "Forwarded {} (ARP replies {}, echo replies {}); dropped {}; punted {}",
+        "Forwarded {} (ARP replies {}, echo replies {}, ND replies {}, echo6 replies {}); dropped {}; punted {}",
         c.forwarded,
         c.arp_replies,
         c.echo_replies,
+        c.nd_replies,
+        c.echo6_replies,
         drops + c.tx_ring_full + c.no_tx_socket,
         punts
     );
