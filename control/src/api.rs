@@ -44,13 +44,15 @@ pub struct Counters {
     pub tx_ring_full: u64,
     /// Frames dropped because the worker had no socket on the egress interface.
     pub no_tx_socket: u64,
-    /// ARP frames the workers passed to the neighbour resolver.
+    /// ARP and neighbour discovery frames (and gleans) the workers passed to the neighbour
+    /// resolver.
     pub learned: u64,
-    /// ARP frames not passed on (the resolver's queue was full).
+    /// Those not passed on (the resolver's queue was full).
     pub learn_dropped: u64,
-    /// ARP requests the resolver sent.
+    /// ARP requests and neighbour solicitations the resolver sent (the name is older than
+    /// IPv6 next hops).
     pub arp_requests_sent: u64,
-    /// ARP requests not sent (a worker's queue was full).
+    /// ARP requests and neighbour solicitations not sent (a worker's queue was full).
     pub arp_requests_dropped: u64,
 }
 
@@ -155,7 +157,7 @@ pub struct Neighbors {
 pub struct Neighbor {
     /// The attachment it is reached on: `dx0.101` (VLAN 101), `core0` (untagged).
     pub attachment: String,
-    /// Its IPv4 address.
+    /// Its IPv4 or IPv6 address.
     pub ip: String,
     /// Its MAC; `null` while incomplete.
     pub mac: Option<String>,
@@ -310,7 +312,7 @@ pub enum RouteOrigin {
     Connected,
     /// One of our own addresses.
     Local,
-    /// A neighbour's host route (static or ARP-learned).
+    /// A neighbour's host route (static, or learned by ARP or ND).
     Neighbor,
     /// A configured route.
     Static,

@@ -8,7 +8,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{AddrParseError, Ipv4Addr};
+use std::net::{AddrParseError, IpAddr, Ipv4Addr};
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
@@ -264,7 +264,7 @@ pub enum Problem {
         vlan: Option<VlanId>,
     },
     /// A neighbour address that does not parse.
-    #[error("ip \"{text}\" is not an IPv4 address")]
+    #[error("ip \"{text}\" is not an IPv4 or IPv6 address")]
     BadNeighborIp {
         /// The address as written.
         text: String,
@@ -274,18 +274,18 @@ pub enum Problem {
     },
     /// A neighbour at our own address.
     #[error("{0} is our own address on this subnet")]
-    OwnAddress(Ipv4Addr),
+    OwnAddress(IpAddr),
     /// A neighbour outside its attachment's subnet.
     #[error("{ip} is not in the connected subnet {subnet}")]
     OutsideSubnet {
         /// The neighbour.
-        ip: Ipv4Addr,
-        /// The attachment's subnet.
-        subnet: Ipv4Prefix,
+        ip: IpAddr,
+        /// The attachment's subnet of the neighbour's family.
+        subnet: IpPrefix,
     },
-    /// A neighbour on an attachment without an address.
-    #[error("the attachment has no address, so no connected subnet")]
-    NoSubnet,
+    /// A neighbour on an attachment without an address of its family.
+    #[error("the attachment has no {0}, so no connected subnet for it")]
+    NoSubnet(&'static str),
     /// One in-label claimed twice.
     #[error("duplicate in-label {label} used by {first} and {second}")]
     DuplicateInLabel {
@@ -396,7 +396,7 @@ pub struct CheckedLabel {
     /// The core attachment the next hop is on.
     pub attachment: AttachmentId,
     /// The next hop.
-    pub next_hop: Ipv4Addr,
+    pub next_hop: IpAddr,
 }
 
 impl CheckedLabel {
@@ -471,9 +471,14 @@ pub fn check_label_entry(
 }
 
 /// The warning for a next hop `ip` of `object` that no static neighbour resolves.
-pub fn unresolved_next_hop(object: &Object, ip: Ipv4Addr) -> String {
+pub fn unresolved_next_hop(object: &Object, ip: IpAddr) -> String {
+    let how = if ip.is_ipv4() {
+        "ARP"
+    } else {
+        "neighbour discovery"
+    };
     format!(
-        "{object}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
+        "{object}: via {ip} has no static neighbour; its traffic counts as no-neighbor until {how} resolves it"
     )
 }
 
@@ -532,10 +537,10 @@ struct Compiler {
     vrf_names: Vec<String>,
     table_labels: Vec<Option<Label>>,
     /// (attachment, next hop) -> adjacency.
-    adj_index: HashMap<(u16, Ipv4Addr), AdjacencyId>,
+    adj_index: HashMap<(u16, IpAddr), AdjacencyId>,
     adjacencies: Vec<Adjacency>,
     /// Static neighbours by (attachment, ip).
-    neighbors: BTreeMap<(u16, Ipv4Addr), MacAddr>,
+    neighbors: BTreeMap<(u16, IpAddr), MacAddr>,
     fec_index: HashMap<Fec, FecId>,
     fecs: Vec<Fec>,
     /// Routes per VRF: prefix -> (origin, fec).
@@ -554,6 +559,14 @@ fn valid_ifname(name: &str) -> bool {
         && !name
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// The host route of one address: a /32 or a /128.
+pub fn host_prefix(ip: IpAddr) -> IpPrefix {
+    match ip {
+        IpAddr::V4(ip) => IpPrefix::V4(Ipv4Prefix::new(ip, 32).expect("32 is a valid length")),
+        IpAddr::V6(ip) => IpPrefix::V6(Ipv6Prefix::new(ip, 128).expect("128 is a valid length")),
+    }
 }
 
 fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, Problem> {
@@ -889,7 +902,7 @@ impl Compiler {
                 );
                 continue;
             };
-            let ip = match n.ip.parse::<Ipv4Addr>() {
+            let ip = match n.ip.parse::<IpAddr>() {
                 Ok(ip) => ip,
                 Err(source) => {
                     self.error(
@@ -919,24 +932,30 @@ impl Compiler {
                     continue;
                 }
             };
-            match self.attachments[usize::from(att)].address {
-                Some(p) if p.addr() == ip => {
+            let a = &self.attachments[usize::from(att)];
+            // The attachment's own address and subnet of the neighbour's family.
+            let subnet = match ip {
+                IpAddr::V4(v4) => a
+                    .address
+                    .map(|p| (p.addr() == v4, p.contains(v4), IpPrefix::V4(p.trunc())))
+                    .ok_or(Problem::NoSubnet("address")),
+                IpAddr::V6(v6) => a
+                    .address6
+                    .map(|p| (p.addr() == v6, p.contains(v6), IpPrefix::V6(p.trunc())))
+                    .ok_or(Problem::NoSubnet("address6")),
+            };
+            match subnet {
+                Ok((true, _, _)) => {
                     self.error(&obj, Problem::OwnAddress(ip));
                     continue;
                 }
-                Some(p) if p.contains(ip) => {}
-                Some(p) => {
-                    self.error(
-                        &obj,
-                        Problem::OutsideSubnet {
-                            ip,
-                            subnet: p.trunc(),
-                        },
-                    );
+                Ok((false, true, _)) => {}
+                Ok((false, false, subnet)) => {
+                    self.error(&obj, Problem::OutsideSubnet { ip, subnet });
                     continue;
                 }
-                None => {
-                    self.error(&obj, Problem::NoSubnet);
+                Err(problem) => {
+                    self.error(&obj, problem);
                     continue;
                 }
             }
@@ -956,7 +975,7 @@ impl Compiler {
         id
     }
 
-    fn adjacency(&mut self, att: u16, next_hop: Ipv4Addr) -> AdjacencyId {
+    fn adjacency(&mut self, att: u16, next_hop: IpAddr) -> AdjacencyId {
         if let Some(id) = self.adj_index.get(&(att, next_hop)) {
             return *id;
         }
@@ -970,31 +989,36 @@ impl Compiler {
         id
     }
 
-    /// Connected subnets, our own addresses and static neighbours' host routes.
+    /// Connected subnets, our own addresses and static neighbours' host routes, of both
+    /// families.
     fn connected(&mut self) {
         for i in 0..self.attachments.len() {
             let a = self.attachments[i].clone();
             let vrf = usize::from(a.vrf.0);
-            if let Some(p) = a.address6 {
+            let subnets = [
+                a.address.map(|p| {
+                    let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
+                    (IpPrefix::V4(p.trunc()), IpPrefix::V4(host))
+                }),
+                a.address6.map(|p| {
+                    let host = Ipv6Prefix::new(p.addr(), 128).expect("128 is a valid length");
+                    (IpPrefix::V6(p.trunc()), IpPrefix::V6(host))
+                }),
+            ];
+            for (subnet, ours) in subnets.into_iter().flatten() {
                 let glean = self.fec(Fec::Glean {
                     attachment: AttachmentId(i as u16),
                 });
-                self.routes[vrf].insert(IpPrefix::V6(p.trunc()), (Source::Connected, glean));
+                self.routes[vrf].insert(subnet, (Source::Connected, glean));
                 let local = self.fec(Fec::Local);
-                let host = Ipv6Prefix::new(p.addr(), 128).expect("128 is a valid length");
-                self.routes[vrf].insert(IpPrefix::V6(host), (Source::Local, local));
+                self.routes[vrf].insert(ours, (Source::Local, local));
             }
-            let Some(p) = a.address else { continue };
-            let glean = self.fec(Fec::Glean {
-                attachment: AttachmentId(i as u16),
-            });
-            self.routes[vrf].insert(IpPrefix::V4(p.trunc()), (Source::Connected, glean));
-            let local = self.fec(Fec::Local);
-            let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
-            self.routes[vrf].insert(IpPrefix::V4(host), (Source::Local, local));
-            let hosts: Vec<Ipv4Addr> = self
+            let hosts: Vec<IpAddr> = self
                 .neighbors
-                .range((i as u16, Ipv4Addr::UNSPECIFIED)..=(i as u16, Ipv4Addr::BROADCAST))
+                .range(
+                    (i as u16, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                        ..(i as u16 + 1, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                )
                 .map(|((_, ip), _)| *ip)
                 .collect();
             for ip in hosts {
@@ -1003,8 +1027,7 @@ impl Compiler {
                     adj,
                     push: LabelStack::EMPTY,
                 });
-                let host = Ipv4Prefix::new(ip, 32).expect("32 is a valid length");
-                self.routes[vrf].insert(IpPrefix::V4(host), (Source::Neighbor, fec));
+                self.routes[vrf].insert(host_prefix(ip), (Source::Neighbor, fec));
             }
         }
     }
@@ -1054,7 +1077,7 @@ impl Compiler {
 
     /// The adjacency of next hop `ip` on `att`, with a warning when no static neighbour
     /// resolves it.
-    fn next_hop(&mut self, obj: &Object, att: AttachmentId, ip: Ipv4Addr) -> AdjacencyId {
+    fn next_hop(&mut self, obj: &Object, att: AttachmentId, ip: IpAddr) -> AdjacencyId {
         if !self.neighbors.contains_key(&(att.0, ip)) {
             self.warnings.push(unresolved_next_hop(obj, ip));
         }
@@ -1342,7 +1365,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             (checked.label.get(), checked.attachment, checked.next_hop),
-            (16002, AttachmentId(0), Ipv4Addr::new(198, 18, 0, 2))
+            (
+                16002,
+                AttachmentId(0),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))
+            )
         );
         assert_eq!(
             checked.swap.map(|s| s.to_string()),
@@ -1542,6 +1569,124 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_next_hops_and_static_neighbours() {
+        // vpc-a reaches 2001:db8:30::/48 through a customer router on its VLAN, resolved by a
+        // static IPv6 neighbour; vpc-b's router there is left to neighbour discovery; a
+        // labelled route leaves by an IPv6 next hop on core0.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:b::1/64")
+            .replacen(
+                "[[vrf]]",
+                "[[neighbor]]\ninterface = \"dx0\"\nvlan = 101\nip = \"2001:DB8:A::2\"\nmac = \"02:00:00:00:aa:06\"\n\n[[vrf]]",
+                1,
+            )
+            .replace(
+                "prefix = \"2001:db8:20::/48\"\nvia = \"198.18.0.2\"",
+                "prefix = \"2001:db8:20::/48\"\nvia = \"2001:db8::2\"",
+            )
+            .replacen(
+                "[[vrf.route]]",
+                "[[vrf.route]]\nprefix = \"2001:db8:30::/48\"\nvia = \"2001:db8:a::2\"\n\n[[vrf.route]]",
+                1,
+            )
+            + "\n[[vrf.route]]\nprefix = \"2001:db8:31::/48\"\nvia = \"2001:db8:b::2\"\n";
+        let config = Config::parse(&text, "t").unwrap();
+        let c = compile(&config, &Offline).unwrap_or_else(|e| panic!("{e}"));
+        let s = &c.snapshot;
+        let lookup = |vrf: &str, ip: &str| {
+            let v = s.vrf(s.vrf_by_name(vrf).unwrap());
+            let fec =
+                v.v6.lookup(u128::from(ip.parse::<std::net::Ipv6Addr>().unwrap()));
+            *s.fec(FecId(fec.expect("a route")))
+        };
+        let via = |fec: Fec| match fec {
+            Fec::Forward { adj, push } => {
+                let a = s.adjacency(adj);
+                (a.next_hop.to_string(), a.mac, push.len())
+            }
+            other => panic!("{other:?}"),
+        };
+        let mac = MacAddr([2, 0, 0, 0, 0xaa, 6]);
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:30::1")),
+            ("2001:db8:a::2".into(), Some(mac), 0)
+        );
+        // The static neighbour's host route, a /128.
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:a::2")),
+            ("2001:db8:a::2".into(), Some(mac), 0)
+        );
+        assert_eq!(
+            c.rib.candidates(
+                s.vrf_by_name("vpc-a").unwrap(),
+                "2001:db8:a::2/128".parse().unwrap()
+            )[0]
+            .source,
+            Source::Neighbor
+        );
+        assert_eq!(
+            via(lookup("vpc-b", "2001:db8:31::1")),
+            ("2001:db8:b::2".into(), None, 0)
+        );
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:20::1")),
+            ("2001:db8::2".into(), None, 2)
+        );
+        assert!(
+            c.warnings.iter().any(|w| w
+                == "vrf \"vpc-b\" route 2001:db8:31::/48: via 2001:db8:b::2 has no static neighbour; its traffic counts as no-neighbor until neighbour discovery resolves it"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn ipv6_next_hop_and_neighbour_checks() {
+        let base = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:b::1/64");
+        let with_route = |via: &str| {
+            base.replacen(
+                "[[vrf.route]]",
+                &format!("[[vrf.route]]\nprefix = \"2001:db8:30::/48\"\nvia = \"{via}\"\n\n[[vrf.route]]"),
+                1,
+            )
+        };
+        assert_error(
+            &with_route("2001:db8:b::2"),
+            "vrf \"vpc-a\" route 2001:db8:30::/48: via 2001:db8:b::2 is not in any connected subnet of vrf \"vpc-a\"",
+        );
+        assert_error(
+            &with_route("fe80::2"),
+            "via fe80::2 is a link-local address: give the next hop's global address",
+        );
+        assert_error(
+            &with_route("2001:db8:a::1"),
+            "via 2001:db8:a::1 is our own address",
+        );
+        let with_neighbor = |vlan: u16, ip: &str, text: &str| {
+            text.replacen(
+                "[[vrf]]",
+                &format!("[[neighbor]]\ninterface = \"dx0\"\nvlan = {vlan}\nip = \"{ip}\"\nmac = \"02:00:00:00:aa:06\"\n\n[[vrf]]"),
+                1,
+            )
+        };
+        assert_error(
+            &with_neighbor(101, "2001:db8:b::2", &base),
+            "neighbor 2001:db8:b::2 on dx0: 2001:db8:b::2 is not in the connected subnet 2001:db8:a::/64",
+        );
+        assert_error(
+            &with_neighbor(101, "2001:db8:a::1", &base),
+            "2001:db8:a::1 is our own address on this subnet",
+        );
+        assert_error(
+            &with_neighbor(101, "2001:db8:a::2", EXAMPLE),
+            "neighbor 2001:db8:a::2 on dx0: the attachment has no address6, so no connected subnet for it",
+        );
+        assert_error(
+            &with_neighbor(101, "not-an-ip", &base),
+            "ip \"not-an-ip\" is not an IPv4 or IPv6 address",
+        );
+    }
+
+    #[test]
     fn every_error_is_reported_at_once() {
         let text = example_with("in = 16002", "in = 15").replace("mtu = 9001", "mtu = 1");
         assert!(errors_of(&text).len() >= 2);
@@ -1660,7 +1805,7 @@ mod tests {
                 ConfigError {
                     object: Object::Route { vrf: Some(vrf), index: 2, .. },
                     problem: Problem::Route(RouteError::Unreachable { ip, .. }),
-                } if vrf == "vpc-b" && *ip == Ipv4Addr::new(198, 18, 5, 5)
+                } if vrf == "vpc-b" && *ip == IpAddr::V4(Ipv4Addr::new(198, 18, 5, 5))
             )),
             "{errors:#?}"
         );

@@ -1,8 +1,8 @@
 //! IPv6 for the router itself (tests/configs/nd.toml): neighbour solicitations for our
 //! addresses are answered in place with an advertisement (RFC 4861 §7.2.4), echo requests to
-//! our link-local address are answered, advertisements are punted for learning, and malformed
-//! neighbour discovery is dropped as `bad-nd`. tshark reads what comes out, ICMPv6 checksums
-//! included.
+//! our addresses are answered, advertisements are punted for learning, malformed neighbour
+//! discovery is dropped as `bad-nd`, and routes leave by IPv6 next hops. tshark reads what
+//! comes out, ICMPv6 checksums included.
 
 use xpe_tests::*;
 
@@ -274,4 +274,72 @@ fn advertisements_are_punted_and_malformed_nd_dropped() {
         ],
     );
     assert_fields(&rows[3], &[("icmpv6.checksum.status", CHECKSUM_BAD)]);
+}
+
+#[test]
+fn echo_requests_to_our_global_address_are_routed_back() {
+    let r = replay(
+        &config(),
+        &[(
+            "dx0",
+            V6::new(Eth::dx0(101), "2001:db8:a::2", "2001:db8:a::1").echo_request(7),
+        )],
+    );
+    assert_eq!(r.report.echo6_replies, 1, "{}", r.stdout);
+    let rows = r.out_fields(&[
+        "eth.dst",
+        "vlan.id",
+        "ipv6.src",
+        "ipv6.dst",
+        "ipv6.hlim",
+        "icmpv6.type",
+        "icmpv6.checksum.status",
+        "icmpv6.echo.sequence_number",
+    ]);
+    assert_fields(
+        &rows[0],
+        &[
+            // The static IPv6 neighbour's host route.
+            ("eth.dst", "02:00:00:00:aa:01"),
+            ("vlan.id", "101"),
+            ("ipv6.src", "2001:db8:a::1"),
+            ("ipv6.dst", "2001:db8:a::2"),
+            ("ipv6.hlim", "64"),
+            ("icmpv6.type", "129"),
+            ("icmpv6.checksum.status", CHECKSUM_GOOD),
+            ("icmpv6.echo.sequence_number", "7"),
+        ],
+    );
+}
+
+#[test]
+fn routes_leave_by_ipv6_next_hops() {
+    // From the core under each VRF's table label to 2001:db8:30::5: vpc-a's next hop
+    // 2001:db8:a::2 has a static neighbour, vpc-b's 2001:db8:a::3 is not resolved offline.
+    let to = |label| {
+        with_labels(
+            &V6::new(Eth::core0(), "2001:db8:ff::1", "2001:db8:30::5").udp(),
+            &[lse(label, 0, true, 60)],
+        )
+    };
+    let r = replay(&config(), &[("core0", to(1001)), ("core0", to(1002))]);
+    assert_eq!(
+        r.report.drops,
+        counts(&[("no-neighbor", 1)]),
+        "{}",
+        r.stdout
+    );
+    let rows = r.out_fields(FIELDS);
+    assert_eq!(rows.len(), 1);
+    assert_fields(
+        &rows[0],
+        &[
+            ("frame.interface_name", "dx0"),
+            ("eth.src", "02:00:00:00:01:02"),
+            ("eth.dst", "02:00:00:00:aa:01"),
+            ("vlan.id", "101"),
+            ("ipv6.dst", "2001:db8:30::5"),
+            ("ipv6.hlim", "59"),
+        ],
+    );
 }

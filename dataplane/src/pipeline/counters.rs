@@ -160,14 +160,24 @@ pub struct Counters {
     pub vrfs: Vec<u64>,
 }
 
-/// Connected IPv4 hosts the pipeline found no MAC for, newest kept: a small fixed ring the
-/// run loop drains after each batch (no allocation; entries past its size overwrite the
-/// oldest, and the next frame to the host logs it again).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Connected hosts (IPv4 or IPv6) the pipeline found no MAC for, newest kept: a small fixed
+/// ring the run loop drains after each batch (no allocation; entries past its size overwrite
+/// the oldest, and the next frame to the host logs it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GleanLog {
-    entries: [(u16, u32); GleanLog::SIZE],
+    entries: [(u16, core::net::IpAddr); GleanLog::SIZE],
     len: u8,
     next: u8,
+}
+
+impl Default for GleanLog {
+    fn default() -> Self {
+        GleanLog {
+            entries: [(0, core::net::IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)); Self::SIZE],
+            len: 0,
+            next: 0,
+        }
+    }
 }
 
 impl GleanLog {
@@ -176,8 +186,8 @@ impl GleanLog {
 
     /// Logs a host on an attachment.
     #[inline]
-    pub fn push(&mut self, attachment: crate::tables::AttachmentId, ip: core::net::Ipv4Addr) {
-        self.entries[usize::from(self.next) % Self::SIZE] = (attachment.0, u32::from(ip));
+    pub fn push(&mut self, attachment: crate::tables::AttachmentId, ip: core::net::IpAddr) {
+        self.entries[usize::from(self.next) % Self::SIZE] = (attachment.0, ip);
         self.next = ((usize::from(self.next) + 1) % Self::SIZE) as u8;
         self.len = (usize::from(self.len) + 1).min(Self::SIZE) as u8;
     }
@@ -191,14 +201,11 @@ impl GleanLog {
     /// Takes every logged (attachment, host) out.
     pub fn drain(
         &mut self,
-    ) -> impl Iterator<Item = (crate::tables::AttachmentId, core::net::Ipv4Addr)> {
+    ) -> impl Iterator<Item = (crate::tables::AttachmentId, core::net::IpAddr)> {
         let taken = core::mem::take(self);
         (0..usize::from(taken.len)).map(move |i| {
             let (a, ip) = taken.entries[i];
-            (
-                crate::tables::AttachmentId(a),
-                core::net::Ipv4Addr::from(ip),
-            )
+            (crate::tables::AttachmentId(a), ip)
         })
     }
 }

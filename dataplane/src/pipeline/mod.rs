@@ -817,7 +817,7 @@ fn route_ipv4<T: Tracer>(
         Fec::Glean { attachment } => {
             // A host on a connected subnet with no MAC yet: the run loop asks the control
             // side to resolve it (ARP). A drop path, so the extra store costs nothing here.
-            counters.glean.push(attachment, dst);
+            counters.glean.push(attachment, core::net::IpAddr::V4(dst));
             dropped(DropReason::NoNeighbor)
         }
         Fec::Forward { adj, ref push } => {
@@ -1003,7 +1003,11 @@ fn route_ipv6<T: Tracer>(
         // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
         Fec::Local if matches!(hop, Hop::Originated) => punted(Punt::ForUs),
         Fec::Local => local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::ForUs),
-        Fec::Glean { .. } => dropped(DropReason::NoNeighbor),
+        Fec::Glean { attachment } => {
+            // As for IPv4: the run loop asks the control side to resolve the host (ND).
+            counters.glean.push(attachment, core::net::IpAddr::V6(dst));
+            dropped(DropReason::NoNeighbor)
+        }
         Fec::Forward { adj, ref push } => {
             frame.truncate(l3 + total);
             let hl = {

@@ -22,7 +22,7 @@ use super::umem::{
 use crate::pipeline::learn::{self, Neighbor};
 use crate::pipeline::{process_batch, Counters, Frame, Punt, Verdict};
 use crate::tables::{AttachmentId, PortId, Published};
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 /// Frames taken from one RX ring per iteration.
 pub const BATCH: usize = 64;
@@ -50,7 +50,7 @@ pub enum Event {
         /// The attachment whose subnet it is on.
         attachment: AttachmentId,
         /// The host.
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
 }
 

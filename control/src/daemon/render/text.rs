@@ -76,7 +76,7 @@ pub(super) fn counters(c: &api::Counters) -> String {
     }
     let _ = writeln!(
         s,
-        "Neighbours: {} ARP frames learned from ({} not passed on), {} ARP requests sent ({} dropped)",
+        "Neighbours: {} ARP and ND frames learned from ({} not passed on), {} ARP requests and neighbour solicitations sent ({} dropped)",
         c.learned, c.learn_dropped, c.arp_requests_sent, c.arp_requests_dropped
     );
     s
@@ -136,9 +136,17 @@ pub(super) fn runtime(r: &api::Runtime) -> String {
 pub(super) fn neighbors(n: &api::Neighbors) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Neighbours");
+    // IPv6 addresses are wider than IPv4 ones: the column takes the longest.
+    let width = n
+        .neighbors
+        .iter()
+        .map(|e| e.ip.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let _ = writeln!(
         s,
-        "  {:<12} {:<16} {:<18} State",
+        "  {:<12} {:<width$} {:<18} State",
         "Interface", "Address", "MAC"
     );
     for e in &n.neighbors {
@@ -149,7 +157,7 @@ pub(super) fn neighbors(n: &api::Neighbors) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:<12} {:<16} {:<18} {state}",
+            "  {:<12} {:<width$} {:<18} {state}",
             e.attachment,
             e.ip,
             e.mac.as_deref().unwrap_or("-")
