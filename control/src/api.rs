@@ -20,12 +20,18 @@ pub struct Counters {
     pub workers: usize,
     /// Per interface, in config order.
     pub interfaces: Vec<InterfaceCounters>,
-    /// Frames forwarded (including the ARP and echo replies below).
+    /// Frames forwarded (including the ARP, ND and echo replies below).
     pub forwarded: u64,
     /// ARP requests answered for our addresses.
     pub arp_replies: u64,
     /// ICMP echo requests answered for our addresses.
     pub echo_replies: u64,
+    /// Neighbour solicitations for our IPv6 addresses answered with an advertisement.
+    #[serde(default)]
+    pub nd_replies: u64,
+    /// ICMPv6 echo requests answered for our IPv6 addresses.
+    #[serde(default)]
+    pub echo6_replies: u64,
     /// Dropped frames by reason (`no-route`, `truncated`, ...; every reason, zeros included).
     pub drops: BTreeMap<String, u64>,
     /// Punted frames by reason (every reason, zeros included).
@@ -38,13 +44,15 @@ pub struct Counters {
     pub tx_ring_full: u64,
     /// Frames dropped because the worker had no socket on the egress interface.
     pub no_tx_socket: u64,
-    /// ARP frames the workers passed to the neighbour resolver.
+    /// ARP and neighbour discovery frames (and gleans) the workers passed to the neighbour
+    /// resolver.
     pub learned: u64,
-    /// ARP frames not passed on (the resolver's queue was full).
+    /// Those not passed on (the resolver's queue was full).
     pub learn_dropped: u64,
-    /// ARP requests the resolver sent.
+    /// ARP requests and neighbour solicitations the resolver sent (the name is older than
+    /// IPv6 next hops).
     pub arp_requests_sent: u64,
-    /// ARP requests not sent (a worker's queue was full).
+    /// ARP requests and neighbour solicitations not sent (a worker's queue was full).
     pub arp_requests_dropped: u64,
     /// Whether punted frames go to the kernel's mirror devices (else they are dropped).
     pub mirrors: bool,
@@ -171,7 +179,7 @@ pub struct Neighbors {
 pub struct Neighbor {
     /// The attachment it is reached on: `dx0.101` (VLAN 101), `core0` (untagged).
     pub attachment: String,
-    /// Its IPv4 address.
+    /// Its IPv4 or IPv6 address.
     pub ip: String,
     /// Its MAC; `null` while incomplete.
     pub mac: Option<String>,
@@ -214,6 +222,9 @@ pub struct Mirror {
     pub vrf: String,
     /// Its address, if any (`169.254.10.1/30`).
     pub address: Option<String>,
+    /// Its IPv6 address, if any (`2001:db8:a::1/64`; the link-local one is not listed).
+    #[serde(default)]
+    pub address6: Option<String>,
     /// Its MAC (the port's).
     pub mac: String,
     /// Its MTU (the port's).
@@ -364,7 +375,7 @@ pub enum RouteOrigin {
     Connected,
     /// One of our own addresses.
     Local,
-    /// A neighbour's host route (static or ARP-learned).
+    /// A neighbour's host route (static, or learned by ARP or ND).
     Neighbor,
     /// A configured route.
     Static,

@@ -8,12 +8,12 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{AddrParseError, Ipv4Addr};
+use std::net::{AddrParseError, IpAddr, Ipv4Addr};
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment as TAttachment, AttachmentId, Fec, FecId, IlmAction,
-    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, LabelStack, LpmError, Port, PortId, PortKind,
-    PrefixError, Snapshot, SnapshotParts, TableError, Vrf as TVrf, VrfId,
+    IlmEntry, IlmOrigin, IpPrefix, Ipv4Prefix, Ipv6Prefix, LabelStack, LpmError, Port, PortId,
+    PortKind, PrefixError, Snapshot, SnapshotParts, TableError, Vrf as TVrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::{MacAddr, ParseMacAddrError};
 use xpe_dataplane::wire::mpls::Label;
@@ -209,6 +209,19 @@ pub enum Problem {
     /// An interface or attachment address that is its subnet's network or broadcast address.
     #[error("address {0} is the subnet's network or broadcast address")]
     AddressNotHost(Ipv4Prefix),
+    /// An interface or attachment IPv6 address that does not parse.
+    #[error("address6 {0}")]
+    Address6(#[source] PrefixError),
+    /// An interface or attachment IPv6 address that is a /128.
+    #[error("address6 {0} has no subnet: neighbours need a prefix of /127 or shorter")]
+    Address6WithoutSubnet(Ipv6Prefix),
+    /// An interface or attachment IPv6 address that is its subnet's Subnet-Router anycast
+    /// address (the host part all zeros, RFC 4291 §2.6.1).
+    #[error("address6 {0} is the subnet's Subnet-Router anycast address (RFC 4291 §2.6.1): give a host address")]
+    Address6NotHost(Ipv6Prefix),
+    /// An interface or attachment IPv6 address that is not a global unicast address.
+    #[error("address6 {0} is not a global unicast address (multicast, loopback, unspecified, IPv4-mapped or link-local; the link-local address comes from the MAC)")]
+    Address6NotUnicast(Ipv6Prefix),
     /// A VRF named `global` or nothing.
     #[error("name must be non-empty and not \"global\" (the core table)")]
     BadVrfName,
@@ -231,13 +244,13 @@ pub enum Problem {
         /// The VRF of the second.
         second: String,
     },
-    /// Two attachments of one VRF with overlapping subnets.
+    /// Two attachments of one VRF with overlapping subnets (IPv4 or IPv6).
     #[error("subnet {subnet} overlaps {other} of another attachment of the same VRF")]
     SubnetOverlap {
         /// This attachment's subnet.
-        subnet: Ipv4Prefix,
+        subnet: IpPrefix,
         /// The other attachment's.
-        other: Ipv4Prefix,
+        other: IpPrefix,
     },
     /// A neighbour on a core interface with a VLAN.
     #[error("core interfaces are untagged: remove `vlan`")]
@@ -251,7 +264,7 @@ pub enum Problem {
         vlan: Option<VlanId>,
     },
     /// A neighbour address that does not parse.
-    #[error("ip \"{text}\" is not an IPv4 address")]
+    #[error("ip \"{text}\" is not an IPv4 or IPv6 address")]
     BadNeighborIp {
         /// The address as written.
         text: String,
@@ -261,18 +274,18 @@ pub enum Problem {
     },
     /// A neighbour at our own address.
     #[error("{0} is our own address on this subnet")]
-    OwnAddress(Ipv4Addr),
+    OwnAddress(IpAddr),
     /// A neighbour outside its attachment's subnet.
     #[error("{ip} is not in the connected subnet {subnet}")]
     OutsideSubnet {
         /// The neighbour.
-        ip: Ipv4Addr,
-        /// The attachment's subnet.
-        subnet: Ipv4Prefix,
+        ip: IpAddr,
+        /// The attachment's subnet of the neighbour's family.
+        subnet: IpPrefix,
     },
-    /// A neighbour on an attachment without an address.
-    #[error("the attachment has no address, so no connected subnet")]
-    NoSubnet,
+    /// A neighbour on an attachment without an address of its family.
+    #[error("the attachment has no {0}, so no connected subnet for it")]
+    NoSubnet(&'static str),
     /// One in-label claimed twice.
     #[error("duplicate in-label {label} used by {first} and {second}")]
     DuplicateInLabel {
@@ -327,7 +340,7 @@ pub enum Problem {
         /// The shared namespace.
         netns: String,
         /// This attachment's subnet.
-        subnet: Ipv4Prefix,
+        subnet: IpPrefix,
         /// The other attachment.
         other: String,
     },
@@ -423,7 +436,7 @@ pub struct CheckedLabel {
     /// The core attachment the next hop is on.
     pub attachment: AttachmentId,
     /// The next hop.
-    pub next_hop: Ipv4Addr,
+    pub next_hop: IpAddr,
 }
 
 impl CheckedLabel {
@@ -498,9 +511,14 @@ pub fn check_label_entry(
 }
 
 /// The warning for a next hop `ip` of `object` that no static neighbour resolves.
-pub fn unresolved_next_hop(object: &Object, ip: Ipv4Addr) -> String {
+pub fn unresolved_next_hop(object: &Object, ip: IpAddr) -> String {
+    let how = if ip.is_ipv4() {
+        "ARP"
+    } else {
+        "neighbour discovery"
+    };
     format!(
-        "{object}: via {ip} has no static neighbour; its traffic counts as no-neighbor until ARP resolves it"
+        "{object}: via {ip} has no static neighbour; its traffic counts as no-neighbor until {how} resolves it"
     )
 }
 
@@ -584,10 +602,10 @@ struct Compiler {
     vrf_names: Vec<String>,
     table_labels: Vec<Option<Label>>,
     /// (attachment, next hop) -> adjacency.
-    adj_index: HashMap<(u16, Ipv4Addr), AdjacencyId>,
+    adj_index: HashMap<(u16, IpAddr), AdjacencyId>,
     adjacencies: Vec<Adjacency>,
     /// Static neighbours by (attachment, ip).
-    neighbors: BTreeMap<(u16, Ipv4Addr), MacAddr>,
+    neighbors: BTreeMap<(u16, IpAddr), MacAddr>,
     fec_index: HashMap<Fec, FecId>,
     fecs: Vec<Fec>,
     /// Routes per VRF: prefix -> (origin, fec).
@@ -606,6 +624,14 @@ fn valid_ifname(name: &str) -> bool {
         && !name
             .chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// The host route of one address: a /32 or a /128.
+pub fn host_prefix(ip: IpAddr) -> IpPrefix {
+    match ip {
+        IpAddr::V4(ip) => IpPrefix::V4(Ipv4Prefix::new(ip, 32).expect("32 is a valid length")),
+        IpAddr::V6(ip) => IpPrefix::V6(Ipv6Prefix::new(ip, 128).expect("128 is a valid length")),
+    }
 }
 
 fn vlan_of(v: Option<i64>) -> Result<Option<VlanId>, Problem> {
@@ -726,6 +752,14 @@ impl Compiler {
                 }
                 (Some(text), InterfaceKind::Core) => self.subnet(&obj, text),
             };
+            let address6 = match (&ifc.address6, ifc.kind) {
+                (None, _) => None,
+                (Some(_), InterfaceKind::Edge) => {
+                    self.error(&obj, Problem::EdgeAddress);
+                    None
+                }
+                (Some(text), InterfaceKind::Core) => self.subnet6(&obj, text),
+            };
             let kind = match ifc.kind {
                 InterfaceKind::Core => PortKind::Core,
                 InterfaceKind::Edge => PortKind::Edge,
@@ -743,6 +777,7 @@ impl Compiler {
                     vlan: None,
                     vrf: VrfId::GLOBAL,
                     address,
+                    address6,
                 });
             }
         }
@@ -775,6 +810,37 @@ impl Compiler {
         Some(p)
     }
 
+    /// Parses an interface IPv6 address: a global unicast address with a subnet, not the
+    /// subnet's Subnet-Router anycast address (except on a /127, RFC 6164).
+    fn subnet6(&mut self, obj: &Object, text: &str) -> Option<Ipv6Prefix> {
+        let p = match text.parse::<Ipv6Prefix>() {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(obj, Problem::Address6(e));
+                return None;
+            }
+        };
+        let a = p.addr();
+        if a.is_multicast()
+            || a.is_unspecified()
+            || a.is_loopback()
+            || a.is_unicast_link_local()
+            || a.to_ipv4_mapped().is_some()
+        {
+            self.error(obj, Problem::Address6NotUnicast(p));
+            return None;
+        }
+        if p.len() == 128 {
+            self.error(obj, Problem::Address6WithoutSubnet(p));
+            return None;
+        }
+        if p.len() < 127 && a == p.network() {
+            self.error(obj, Problem::Address6NotHost(p));
+            return None;
+        }
+        Some(p)
+    }
+
     fn port_named(&self, config: &Config, name: &str) -> Option<(PortId, InterfaceKind)> {
         config
             .interfaces
@@ -799,6 +865,7 @@ impl Compiler {
             self.table_labels.push(None);
             self.routes.push(BTreeMap::new());
             let mut subnets: Vec<Ipv4Prefix> = Vec::new();
+            let mut subnets6: Vec<Ipv6Prefix> = Vec::new();
             for a in &v.attachments {
                 let vlan = match vlan_of(a.vlan) {
                     Ok(v) => v,
@@ -842,18 +909,32 @@ impl Compiler {
                         self.error(
                             &aobj,
                             Problem::SubnetOverlap {
-                                subnet: p,
-                                other: o,
+                                subnet: IpPrefix::V4(p),
+                                other: IpPrefix::V4(o),
                             },
                         );
                     }
                     subnets.push(p);
+                }
+                let address6 = a.address6.as_ref().and_then(|t| self.subnet6(&aobj, t));
+                if let Some(p) = address6 {
+                    if let Some(&o) = subnets6.iter().find(|o| o.overlaps(&p)) {
+                        self.error(
+                            &aobj,
+                            Problem::SubnetOverlap {
+                                subnet: IpPrefix::V6(p),
+                                other: IpPrefix::V6(o),
+                            },
+                        );
+                    }
+                    subnets6.push(p);
                 }
                 self.attachments.push(TAttachment {
                     port,
                     vlan,
                     vrf,
                     address,
+                    address6,
                 });
             }
         }
@@ -898,7 +979,7 @@ impl Compiler {
                 );
                 continue;
             };
-            let ip = match n.ip.parse::<Ipv4Addr>() {
+            let ip = match n.ip.parse::<IpAddr>() {
                 Ok(ip) => ip,
                 Err(source) => {
                     self.error(
@@ -928,24 +1009,30 @@ impl Compiler {
                     continue;
                 }
             };
-            match self.attachments[usize::from(att)].address {
-                Some(p) if p.addr() == ip => {
+            let a = &self.attachments[usize::from(att)];
+            // The attachment's own address and subnet of the neighbour's family.
+            let subnet = match ip {
+                IpAddr::V4(v4) => a
+                    .address
+                    .map(|p| (p.addr() == v4, p.contains(v4), IpPrefix::V4(p.trunc())))
+                    .ok_or(Problem::NoSubnet("address")),
+                IpAddr::V6(v6) => a
+                    .address6
+                    .map(|p| (p.addr() == v6, p.contains(v6), IpPrefix::V6(p.trunc())))
+                    .ok_or(Problem::NoSubnet("address6")),
+            };
+            match subnet {
+                Ok((true, _, _)) => {
                     self.error(&obj, Problem::OwnAddress(ip));
                     continue;
                 }
-                Some(p) if p.contains(ip) => {}
-                Some(p) => {
-                    self.error(
-                        &obj,
-                        Problem::OutsideSubnet {
-                            ip,
-                            subnet: p.trunc(),
-                        },
-                    );
+                Ok((false, true, _)) => {}
+                Ok((false, false, subnet)) => {
+                    self.error(&obj, Problem::OutsideSubnet { ip, subnet });
                     continue;
                 }
-                None => {
-                    self.error(&obj, Problem::NoSubnet);
+                Err(problem) => {
+                    self.error(&obj, problem);
                     continue;
                 }
             }
@@ -965,7 +1052,7 @@ impl Compiler {
         id
     }
 
-    fn adjacency(&mut self, att: u16, next_hop: Ipv4Addr) -> AdjacencyId {
+    fn adjacency(&mut self, att: u16, next_hop: IpAddr) -> AdjacencyId {
         if let Some(id) = self.adj_index.get(&(att, next_hop)) {
             return *id;
         }
@@ -979,22 +1066,36 @@ impl Compiler {
         id
     }
 
-    /// Connected subnets, our own addresses and static neighbours' host routes.
+    /// Connected subnets, our own addresses and static neighbours' host routes, of both
+    /// families.
     fn connected(&mut self) {
         for i in 0..self.attachments.len() {
             let a = self.attachments[i].clone();
-            let Some(p) = a.address else { continue };
             let vrf = usize::from(a.vrf.0);
-            let glean = self.fec(Fec::Glean {
-                attachment: AttachmentId(i as u16),
-            });
-            self.routes[vrf].insert(IpPrefix::V4(p.trunc()), (Source::Connected, glean));
-            let local = self.fec(Fec::Local);
-            let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
-            self.routes[vrf].insert(IpPrefix::V4(host), (Source::Local, local));
-            let hosts: Vec<Ipv4Addr> = self
+            let subnets = [
+                a.address.map(|p| {
+                    let host = Ipv4Prefix::new(p.addr(), 32).expect("32 is a valid length");
+                    (IpPrefix::V4(p.trunc()), IpPrefix::V4(host))
+                }),
+                a.address6.map(|p| {
+                    let host = Ipv6Prefix::new(p.addr(), 128).expect("128 is a valid length");
+                    (IpPrefix::V6(p.trunc()), IpPrefix::V6(host))
+                }),
+            ];
+            for (subnet, ours) in subnets.into_iter().flatten() {
+                let glean = self.fec(Fec::Glean {
+                    attachment: AttachmentId(i as u16),
+                });
+                self.routes[vrf].insert(subnet, (Source::Connected, glean));
+                let local = self.fec(Fec::Local);
+                self.routes[vrf].insert(ours, (Source::Local, local));
+            }
+            let hosts: Vec<IpAddr> = self
                 .neighbors
-                .range((i as u16, Ipv4Addr::UNSPECIFIED)..=(i as u16, Ipv4Addr::BROADCAST))
+                .range(
+                    (i as u16, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                        ..(i as u16 + 1, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                )
                 .map(|((_, ip), _)| *ip)
                 .collect();
             for ip in hosts {
@@ -1003,8 +1104,7 @@ impl Compiler {
                     adj,
                     push: LabelStack::EMPTY,
                 });
-                let host = Ipv4Prefix::new(ip, 32).expect("32 is a valid length");
-                self.routes[vrf].insert(IpPrefix::V4(host), (Source::Neighbor, fec));
+                self.routes[vrf].insert(host_prefix(ip), (Source::Neighbor, fec));
             }
         }
     }
@@ -1079,7 +1179,7 @@ impl Compiler {
 
     /// The adjacency of next hop `ip` on `att`, with a warning when no static neighbour
     /// resolves it.
-    fn next_hop(&mut self, obj: &Object, att: AttachmentId, ip: Ipv4Addr) -> AdjacencyId {
+    fn next_hop(&mut self, obj: &Object, att: AttachmentId, ip: IpAddr) -> AdjacencyId {
         if !self.neighbors.contains_key(&(att.0, ip)) {
             self.warnings.push(unresolved_next_hop(obj, ip));
         }
@@ -1367,7 +1467,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             (checked.label.get(), checked.attachment, checked.next_hop),
-            (16002, AttachmentId(0), Ipv4Addr::new(198, 18, 0, 2))
+            (
+                16002,
+                AttachmentId(0),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))
+            )
         );
         assert_eq!(
             checked.swap.map(|s| s.to_string()),
@@ -1430,6 +1534,257 @@ mod tests {
         assert_error(
             &example_with("name = \"dx0\"", "name = \"core0\""),
             "defined twice",
+        );
+    }
+
+    /// The example with an IPv6 address on core0 and on both VPCs' attachments.
+    fn example_with_v6(core: &str, vpc_a: &str, vpc_b: &str) -> String {
+        let text = example_with(
+            "address = \"198.18.0.1/30\"",
+            &format!("address = \"198.18.0.1/30\"\naddress6 = \"{core}\""),
+        );
+        let mut parts = text.splitn(3, "address = \"169.254.10.1/30\"");
+        let (head, a, b) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        format!(
+            "{head}address = \"169.254.10.1/30\"\naddress6 = \"{vpc_a}\"{a}address = \"169.254.10.1/30\"\naddress6 = \"{vpc_b}\"{b}"
+        )
+    }
+
+    #[test]
+    fn ipv6_addresses_are_local_and_their_subnets_connected() {
+        // The same subnet in two VRFs, as for IPv4.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:a::1/64");
+        let config = Config::parse(&text, "t").unwrap();
+        let c = compile(&config, &Offline).unwrap();
+        let s = &c.snapshot;
+        let core = s.attachment(AttachmentId(0));
+        assert_eq!(core.address6, Some("2001:db8::1/64".parse().unwrap()));
+        let global = s.vrf(VrfId::GLOBAL);
+        let fec = |v: &TVrf, ip: &str| {
+            v.v6.lookup(u128::from(ip.parse::<std::net::Ipv6Addr>().unwrap()))
+                .map(|f| *s.fec(FecId(f)))
+        };
+        assert_eq!(fec(global, "2001:db8::1"), Some(Fec::Local));
+        assert_eq!(
+            fec(global, "2001:db8::2"),
+            Some(Fec::Glean {
+                attachment: AttachmentId(0)
+            })
+        );
+        for name in ["vpc-a", "vpc-b"] {
+            let v = s.vrf(s.vrf_by_name(name).unwrap());
+            assert_eq!(fec(v, "2001:db8:a::1"), Some(Fec::Local), "{name}");
+            assert!(matches!(fec(v, "2001:db8:a::9"), Some(Fec::Glean { .. })));
+            assert_eq!(fec(v, "2001:db8::1"), None, "{name} does not see the core");
+        }
+        // A link-local address is the port's own, from its MAC: not in the tables.
+        assert_eq!(
+            s.port(PortId(1)).link_local(),
+            "fe80::ff:fe00:102".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        // A route may not take our address or a connected subnet.
+        assert_error(
+            &text.replace(
+                "prefix = \"2001:db8:20::/48\"",
+                "prefix = \"2001:db8:a::/64\"",
+            ),
+            "prefix 2001:db8:a::/64 is already a connected subnet in this table",
+        );
+    }
+
+    #[test]
+    fn ipv6_address_checks() {
+        let bad = |core: &str, a: &str, expected: &str| {
+            assert_error(&example_with_v6(core, a, "2001:db8:b::1/64"), expected);
+        };
+        bad(
+            "2001:db8::1",
+            "2001:db8:a::1/64",
+            "interface \"core0\": address6 `2001:db8::1` is not a prefix",
+        );
+        bad(
+            "2001:db8::1/129",
+            "2001:db8:a::1/64",
+            "address6 `2001:db8::1/129`: prefix length must be 0..=128",
+        );
+        bad(
+            "2001:db8::/64",
+            "2001:db8:a::1/64",
+            "address6 2001:db8::/64 is the subnet's Subnet-Router anycast address",
+        );
+        bad(
+            "2001:db8::1/128",
+            "2001:db8:a::1/64",
+            "address6 2001:db8::1/128 has no subnet",
+        );
+        bad(
+            "fe80::1/64",
+            "2001:db8:a::1/64",
+            "address6 fe80::1/64 is not a global unicast address",
+        );
+        bad(
+            "2001:db8::1/64",
+            "ff02::1/64",
+            "vrf \"vpc-a\" attachment dx0 VLAN 101: address6 ff02::1/64 is not a global unicast address",
+        );
+        bad(
+            "2001:db8::1/64",
+            "198.18.0.1/30",
+            "address6 `198.18.0.1` is not a valid address",
+        );
+        // A /127 has no anycast address to avoid (RFC 6164).
+        assert!(errors_of(&example_with_v6(
+            "2001:db8::/127",
+            "2001:db8:a::1/64",
+            "2001:db8:b::1/64"
+        ))
+        .is_empty());
+        // Edge interfaces take no address of either family.
+        assert_error(
+            &example_with("mtu = 9001", "mtu = 9001\naddress6 = \"2001:db8:e::1/64\""),
+            "interface \"dx0\": an edge interface takes no address",
+        );
+    }
+
+    #[test]
+    fn ipv6_subnets_of_one_vrf_may_not_overlap() {
+        // A second attachment of vpc-a on an untagged dx1, overlapping VLAN 101's subnet.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:a::1/64")
+            .replacen(
+                "[[neighbor]]",
+                "[[interface]]\nname = \"dx1\"\nkind = \"edge\"\nmac = \"02:00:00:00:01:03\"\n\n[[neighbor]]",
+                1,
+            )
+            .replacen(
+                "[[vrf.route]]",
+                "[[vrf.attachment]]\ninterface = \"dx1\"\naddress6 = \"2001:db8:a:0:8000::1/65\"\n\n[[vrf.route]]",
+                1,
+            );
+        assert_error(
+            &text,
+            "vrf \"vpc-a\" attachment dx1 untagged: subnet 2001:db8:a:0:8000::1/65 overlaps 2001:db8:a::1/64 of another attachment of the same VRF",
+        );
+    }
+
+    #[test]
+    fn ipv6_next_hops_and_static_neighbours() {
+        // vpc-a reaches 2001:db8:30::/48 through a customer router on its VLAN, resolved by a
+        // static IPv6 neighbour; vpc-b's router there is left to neighbour discovery; a
+        // labelled route leaves by an IPv6 next hop on core0.
+        let text = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:b::1/64")
+            .replacen(
+                "[[vrf]]",
+                "[[neighbor]]\ninterface = \"dx0\"\nvlan = 101\nip = \"2001:DB8:A::2\"\nmac = \"02:00:00:00:aa:06\"\n\n[[vrf]]",
+                1,
+            )
+            .replace(
+                "prefix = \"2001:db8:20::/48\"\nvia = \"198.18.0.2\"",
+                "prefix = \"2001:db8:20::/48\"\nvia = \"2001:db8::2\"",
+            )
+            .replacen(
+                "[[vrf.route]]",
+                "[[vrf.route]]\nprefix = \"2001:db8:30::/48\"\nvia = \"2001:db8:a::2\"\n\n[[vrf.route]]",
+                1,
+            )
+            + "\n[[vrf.route]]\nprefix = \"2001:db8:31::/48\"\nvia = \"2001:db8:b::2\"\n";
+        let config = Config::parse(&text, "t").unwrap();
+        let c = compile(&config, &Offline).unwrap_or_else(|e| panic!("{e}"));
+        let s = &c.snapshot;
+        let lookup = |vrf: &str, ip: &str| {
+            let v = s.vrf(s.vrf_by_name(vrf).unwrap());
+            let fec =
+                v.v6.lookup(u128::from(ip.parse::<std::net::Ipv6Addr>().unwrap()));
+            *s.fec(FecId(fec.expect("a route")))
+        };
+        let via = |fec: Fec| match fec {
+            Fec::Forward { adj, push } => {
+                let a = s.adjacency(adj);
+                (a.next_hop.to_string(), a.mac, push.len())
+            }
+            other => panic!("{other:?}"),
+        };
+        let mac = MacAddr([2, 0, 0, 0, 0xaa, 6]);
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:30::1")),
+            ("2001:db8:a::2".into(), Some(mac), 0)
+        );
+        // The static neighbour's host route, a /128.
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:a::2")),
+            ("2001:db8:a::2".into(), Some(mac), 0)
+        );
+        assert_eq!(
+            c.rib.candidates(
+                s.vrf_by_name("vpc-a").unwrap(),
+                "2001:db8:a::2/128".parse().unwrap()
+            )[0]
+            .source,
+            Source::Neighbor
+        );
+        assert_eq!(
+            via(lookup("vpc-b", "2001:db8:31::1")),
+            ("2001:db8:b::2".into(), None, 0)
+        );
+        assert_eq!(
+            via(lookup("vpc-a", "2001:db8:20::1")),
+            ("2001:db8::2".into(), None, 2)
+        );
+        assert!(
+            c.warnings.iter().any(|w| w
+                == "vrf \"vpc-b\" route 2001:db8:31::/48: via 2001:db8:b::2 has no static neighbour; its traffic counts as no-neighbor until neighbour discovery resolves it"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn ipv6_next_hop_and_neighbour_checks() {
+        let base = example_with_v6("2001:db8::1/64", "2001:db8:a::1/64", "2001:db8:b::1/64");
+        let with_route = |via: &str| {
+            base.replacen(
+                "[[vrf.route]]",
+                &format!("[[vrf.route]]\nprefix = \"2001:db8:30::/48\"\nvia = \"{via}\"\n\n[[vrf.route]]"),
+                1,
+            )
+        };
+        assert_error(
+            &with_route("2001:db8:b::2"),
+            "vrf \"vpc-a\" route 2001:db8:30::/48: via 2001:db8:b::2 is not in any connected subnet of vrf \"vpc-a\"",
+        );
+        assert_error(
+            &with_route("fe80::2"),
+            "via fe80::2 is a link-local address: give the next hop's global address",
+        );
+        assert_error(
+            &with_route("2001:db8:a::1"),
+            "via 2001:db8:a::1 is our own address",
+        );
+        let with_neighbor = |vlan: u16, ip: &str, text: &str| {
+            text.replacen(
+                "[[vrf]]",
+                &format!("[[neighbor]]\ninterface = \"dx0\"\nvlan = {vlan}\nip = \"{ip}\"\nmac = \"02:00:00:00:aa:06\"\n\n[[vrf]]"),
+                1,
+            )
+        };
+        assert_error(
+            &with_neighbor(101, "2001:db8:b::2", &base),
+            "neighbor 2001:db8:b::2 on dx0: 2001:db8:b::2 is not in the connected subnet 2001:db8:a::/64",
+        );
+        assert_error(
+            &with_neighbor(101, "2001:db8:a::1", &base),
+            "2001:db8:a::1 is our own address on this subnet",
+        );
+        assert_error(
+            &with_neighbor(101, "2001:db8:a::2", EXAMPLE),
+            "neighbor 2001:db8:a::2 on dx0: the attachment has no address6, so no connected subnet for it",
+        );
+        assert_error(
+            &with_neighbor(101, "not-an-ip", &base),
+            "ip \"not-an-ip\" is not an IPv4 or IPv6 address",
         );
     }
 
@@ -1552,7 +1907,7 @@ mod tests {
                 ConfigError {
                     object: Object::Route { vrf: Some(vrf), index: 2, .. },
                     problem: Problem::Route(RouteError::Unreachable { ip, .. }),
-                } if vrf == "vpc-b" && *ip == Ipv4Addr::new(198, 18, 5, 5)
+                } if vrf == "vpc-b" && *ip == IpAddr::V4(Ipv4Addr::new(198, 18, 5, 5))
             )),
             "{errors:#?}"
         );

@@ -101,6 +101,8 @@ pub struct Interface {
     pub mac: Option<String>,
     /// Our address and subnet on a core interface (`198.18.0.1/30`).
     pub address: Option<String>,
+    /// Our IPv6 address and subnet on a core interface (`2001:db8::1/64`).
+    pub address6: Option<String>,
     /// Largest L3 payload (labels + IP) sent; default 1500.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
@@ -155,6 +157,8 @@ pub struct Attachment {
     pub vlan: Option<i64>,
     /// Our address and the connected subnet (`169.254.10.1/30`).
     pub address: Option<String>,
+    /// Our IPv6 address and the connected subnet (`2001:db8:a::1/64`).
+    pub address6: Option<String>,
     /// The name of its mirror device; default `IFNAME.VLAN` (tagged) or `IFNAME`.
     pub mirror: Option<String>,
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use xpe_dataplane::tables::{IpPrefix, Ipv4Prefix, PortKind, Snapshot, VrfId};
+use xpe_dataplane::tables::{IpPrefix, Ipv4Prefix, Ipv6Prefix, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::mirror::MirrorSpec;
 
@@ -194,6 +194,7 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
             mac: p.mac,
             mtu: p.mtu,
             address: att.and_then(|a| a.address).map(|a| (a.addr(), a.len())),
+            address6: att.and_then(|a| a.address6).map(|a| (a.addr(), a.len())),
         });
         objects.push(Object::Interface(ifc.name.clone()));
     }
@@ -232,6 +233,7 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
                 mac: p.mac,
                 mtu: p.mtu,
                 address: att.address.map(|a| (a.addr(), a.len())),
+                address6: att.address6.map(|a| (a.addr(), a.len())),
             });
             objects.push(Object::Attachment {
                 vrf: v.name.clone(),
@@ -250,6 +252,7 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
                 mac: loopback_mac(router),
                 mtu: 1500,
                 address: Some((addr, 32)),
+                address6: None,
             });
             objects.push(Object::Router);
         }
@@ -310,19 +313,28 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
     }
     for (i, a) in mirrors.iter().enumerate() {
         for b in &mirrors[i + 1..] {
-            let (Some(x), Some(y)) = (a.address, b.address) else {
-                continue;
-            };
             if a.netns != b.netns || a.vrf == b.vrf {
                 continue;
             }
-            let (px, py) = (prefix(x), prefix(y));
-            if px.contains(py.network()) || py.contains(px.network()) {
+            let mut overlaps = Vec::new();
+            if let (Some(x), Some(y)) = (a.address, b.address) {
+                let (px, py) = (prefix(x), prefix(y));
+                if px.contains(py.network()) || py.contains(px.network()) {
+                    overlaps.push(IpPrefix::V4(py.trunc()));
+                }
+            }
+            if let (Some(x), Some(y)) = (a.address6, b.address6) {
+                let (px, py) = (prefix6(x), prefix6(y));
+                if px.contains(py.network()) || py.contains(px.network()) {
+                    overlaps.push(IpPrefix::V6(py.trunc()));
+                }
+            }
+            for subnet in overlaps {
                 errors.push(ConfigError {
                     object: object_of(&mirrors, &objects, b),
                     problem: Problem::NamespaceOverlap {
                         netns: b.netns.clone().unwrap_or_default(),
-                        subnet: py.trunc(),
+                        subnet,
                         other: object_of(&mirrors, &objects, a).to_string(),
                     },
                 });
@@ -343,6 +355,10 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
 
 fn prefix((addr, len): (Ipv4Addr, u8)) -> Ipv4Prefix {
     Ipv4Prefix::new(addr, len).expect("a compiled attachment address")
+}
+
+fn prefix6((addr, len): (Ipv6Addr, u8)) -> Ipv6Prefix {
+    Ipv6Prefix::new(addr, len).expect("a compiled attachment address")
 }
 
 fn object_of(mirrors: &[MirrorSpec], objects: &[Object], m: &MirrorSpec) -> Object {
@@ -408,15 +424,6 @@ fn routes_of(config: &Config, mirrors: &[MirrorSpec], n: &Namespace) -> Vec<Kern
 
 fn prefix_contains(a: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
     prefix(a).contains(ip)
-}
-
-/// Whether the port of a mirror is a core port (for `show interfaces`).
-pub fn is_core(snap: &Snapshot, m: &MirrorSpec) -> bool {
-    m.carries.is_some_and(|(p, _)| {
-        snap.ports()
-            .get(usize::from(p.0))
-            .is_some_and(|p| p.kind == PortKind::Core)
-    })
 }
 
 #[cfg(test)]

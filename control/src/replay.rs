@@ -325,6 +325,13 @@ pub fn print_report(out: &mut dyn Write, s: &Snapshot, r: &Report) -> io::Result
             c.arp_replies, c.echo_replies
         )?;
     }
+    if c.nd_replies + c.echo6_replies > 0 {
+        writeln!(
+            out,
+            "  replies6: {} ND, {} ICMPv6 echo",
+            c.nd_replies, c.echo6_replies
+        )?;
+    }
     for (i, p) in c.ports.iter().enumerate() {
         if p.tx_packets > 0 || p.rx_packets > 0 {
             writeln!(

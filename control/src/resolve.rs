@@ -1,9 +1,9 @@
 //! The checks of one route that the config compiler and the running daemon share: its prefix,
-//! its label stack, and the attachment its next hop is on. The compiler runs them over a whole
+//! its label stack, and the attachment its next hop (IPv4 or IPv6) is on. The compiler runs them over a whole
 //! config; `route add` and `route load` run them against the running tables, so a route is
 //! held to the same rules whichever way it arrives.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use xpe_dataplane::tables::{Attachment, AttachmentId, IpPrefix, LabelStack, VrfId, MAX_PUSH};
 use xpe_dataplane::wire::mpls::Label;
@@ -36,23 +36,23 @@ pub enum RouteError {
         /// The number given.
         value: i64,
     },
-    /// The next hop is an IPv6 address.
-    #[error("via {0}: next hops are IPv4 addresses")]
-    Ipv6NextHop(String),
+    /// The next hop is an IPv6 link-local address.
+    #[error("via {0} is a link-local address: give the next hop's global address, in a connected subnet (an address6)")]
+    LinkLocalNextHop(std::net::Ipv6Addr),
     /// The next hop does not parse.
-    #[error("via \"{0}\" is not an IPv4 address")]
+    #[error("via \"{0}\" is not an IPv4 or IPv6 address")]
     NotAnAddress(String),
     /// No attachment of the right table has the next hop's subnet.
     #[error("via {ip} is not in {place}")]
     Unreachable {
         /// The next hop.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Where it should have been.
         place: String,
     },
     /// The next hop is one of our addresses.
     #[error("via {0} is our own address")]
-    OwnAddress(Ipv4Addr),
+    OwnAddress(IpAddr),
     /// The prefix already has a route of a source a static route may not override.
     #[error("prefix {prefix} is already {} in this table", clash_text(*.existing))]
     Clash {
@@ -109,29 +109,47 @@ pub fn labels(labels: &[i64], explicit_null_ok: bool) -> Result<LabelStack, Rout
     LabelStack::new(&out).ok_or(RouteError::TooManyLabels(labels.len()))
 }
 
-/// A next hop: an IPv4 address.
-pub fn next_hop(via: &str) -> Result<Ipv4Addr, RouteError> {
+/// A next hop: an IPv4 address, or a global IPv6 address (a link-local one would need an
+/// interface to go with it, which routes do not name).
+pub fn next_hop(via: &str) -> Result<IpAddr, RouteError> {
     match via.trim().parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => Ok(ip),
-        Ok(IpAddr::V6(_)) => Err(RouteError::Ipv6NextHop(via.to_string())),
+        Ok(IpAddr::V6(ip)) if ip.is_unicast_link_local() => Err(RouteError::LinkLocalNextHop(ip)),
+        Ok(ip) => Ok(ip),
         Err(_) => Err(RouteError::NotAnAddress(via.to_string())),
     }
 }
 
-/// The attachment a route's next hop `ip` is on: in the table's own connected subnets for
-/// unlabelled routes, on core interfaces (the global table) for labelled ones, whose labels
-/// carry the VRF across the core. `vrf_name` names `vrf` in the refusal.
+/// Whether `ip` is in the attachment's connected subnet of its family.
+fn in_subnet(a: &Attachment, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => a.address.is_some_and(|p| p.contains(ip)),
+        IpAddr::V6(ip) => a.address6.is_some_and(|p| p.contains(ip)),
+    }
+}
+
+/// Whether `ip` is the attachment's own address of its family.
+fn is_own(a: &Attachment, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => a.address.is_some_and(|p| p.addr() == ip),
+        IpAddr::V6(ip) => a.address6.is_some_and(|p| p.addr() == ip),
+    }
+}
+
+/// The attachment a route's next hop `ip` is on: in the table's own connected subnets (of the
+/// next hop's family: `address` or `address6`) for unlabelled routes, on core interfaces (the
+/// global table) for labelled ones, whose labels carry the VRF across the core. `vrf_name`
+/// names `vrf` in the refusal.
 pub fn attachment(
     attachments: &[Attachment],
     vrf: VrfId,
     vrf_name: &str,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     core: bool,
 ) -> Result<AttachmentId, RouteError> {
     let table = if core { VrfId::GLOBAL } else { vrf };
     let Some(att) = attachments
         .iter()
-        .position(|a| a.vrf == table && a.address.is_some_and(|p| p.contains(ip)))
+        .position(|a| a.vrf == table && in_subnet(a, ip))
     else {
         let place = if core {
             "any core interface's subnet (labelled routes leave by the core)".to_string()
@@ -144,7 +162,7 @@ pub fn attachment(
         };
         return Err(RouteError::Unreachable { ip, place });
     };
-    if attachments[att].address.is_some_and(|p| p.addr() == ip) {
+    if is_own(&attachments[att], ip) {
         return Err(RouteError::OwnAddress(ip));
     }
     Ok(AttachmentId(att as u16))

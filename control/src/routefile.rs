@@ -13,7 +13,7 @@
 //! (prefix, host bits, next hop, labels) is checked here, each error naming its line; the
 //! daemon checks the rest (VRF, next-hop subnet, clashes) before it applies anything.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xpe_dataplane::tables::{IpPrefix, LabelStack};
 
@@ -29,7 +29,7 @@ pub struct RouteLine<'a> {
     /// The prefix.
     pub prefix: IpPrefix,
     /// The next hop and the labels to push, or `None` to remove the route.
-    pub next: Option<(Ipv4Addr, LabelStack)>,
+    pub next: Option<(IpAddr, LabelStack)>,
 }
 
 /// What is wrong with one line.
@@ -117,7 +117,7 @@ pub fn parse_line(line: usize, body: &str) -> Result<RouteLine<'_>, LineError> {
 }
 
 /// The line for one route, as `parse_line` reads it.
-pub fn format_line(vrf: &str, prefix: IpPrefix, next: Option<(Ipv4Addr, LabelStack)>) -> String {
+pub fn format_line(vrf: &str, prefix: IpPrefix, next: Option<(IpAddr, LabelStack)>) -> String {
     match next {
         None => format!("del {vrf} {prefix}"),
         Some((via, labels)) if labels.is_empty() => format!("{vrf} {prefix} via {via}"),
@@ -146,6 +146,12 @@ mod tests {
         assert!(routes[1].next.unwrap().1.is_empty());
         assert_eq!((routes[2].line, routes[2].next), (5, None));
         assert_eq!(routes[3].next.unwrap().1.to_string(), "16001/2002");
+        // An IPv6 next hop (whether the table has its subnet is checked against the tables).
+        let v6 = parse_line(9, "vpc-a 2001:db8:20::/48 via 2001:db8:a::2").unwrap();
+        assert_eq!(
+            v6.next.map(|(via, _)| via),
+            Some("2001:db8:a::2".parse().unwrap())
+        );
         // Each route written back reads the same.
         for r in &routes {
             let text = format_line(r.vrf, r.prefix, r.next);
@@ -155,7 +161,7 @@ mod tests {
 
     #[test]
     fn every_bad_line_is_named_with_its_number() {
-        let text = "v 198.19.0.0/16 via 198.18.0.2\nv 198.19.0.1/16 via 198.18.0.2\nv 198.19.0.0/16 to 198.18.0.2\nv 198.19.0.0/16 via 2001:db8::1\nv 198.19.0.0/16 via 198.18.0.2 labels 16001/x\nv 198.19.0.0/16 via 198.18.0.2 labels 15\ndel v\n";
+        let text = "v 198.19.0.0/16 via 198.18.0.2\nv 198.19.0.1/16 via 198.18.0.2\nv 198.19.0.0/16 to 198.18.0.2\nv 198.19.0.0/16 via fe80::1\nv 198.19.0.0/16 via 198.18.0.2 labels 16001/x\nv 198.19.0.0/16 via 198.18.0.2 labels 15\ndel v\n";
         let errors = parse(text, 10).unwrap_err();
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -163,7 +169,7 @@ mod tests {
             [
                 "line 2: prefix 198.19.0.1/16 has host bits set; did you mean 198.19.0.0/16?",
                 "line 3: expected `VRF PREFIX via NEXT-HOP [labels L/L...]` or `del VRF PREFIX`, found \"v 198.19.0.0/16 to 198.18.0.2\"",
-                "line 4: via 2001:db8::1: next hops are IPv4 addresses",
+                "line 4: via fe80::1 is a link-local address: give the next hop's global address, in a connected subnet (an address6)",
                 "line 5: label \"x\" is not a number",
                 "line 6: label 15 is outside 16..1048575 (0..15 are reserved labels)",
                 "line 7: expected `VRF PREFIX via NEXT-HOP [labels L/L...]` or `del VRF PREFIX`, found \"del v\"",

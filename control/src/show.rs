@@ -92,7 +92,10 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
                 let vlan = a
                     .vlan
                     .map_or("untagged".to_string(), |v| format!("VLAN {v}"));
-                let addr = a.address.map_or(String::new(), |p| format!(" {p}"));
+                let mut addr = a.address.map_or(String::new(), |p| format!(" {p}"));
+                if let Some(p) = a.address6 {
+                    addr.push_str(&format!(" {p}"));
+                }
                 format!("{vlan} vrf {}{addr}", s.vrf(a.vrf).name)
             })
             .collect();
@@ -116,15 +119,23 @@ pub fn interfaces(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
 /// Adjacencies: next hops and their MACs.
 pub fn neighbors(out: &mut dyn Write, s: &Snapshot) -> io::Result<()> {
     writeln!(out, "Adjacencies")?;
+    // IPv6 next hops are wider than IPv4 ones: the column takes the longest.
+    let width = s
+        .adjacencies()
+        .iter()
+        .map(|a| a.next_hop.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     writeln!(
         out,
-        "  {:<12} {:<16} {:<18} VRF",
+        "  {:<12} {:<width$} {:<18} VRF",
         "Interface", "Next hop", "MAC"
     )?;
     for a in s.adjacencies() {
         writeln!(
             out,
-            "  {:<12} {:<16} {:<18} {}",
+            "  {:<12} {:<width$} {:<18} {}",
             s.attachment_name(a.attachment),
             a.next_hop.to_string(),
             a.mac.map_or("incomplete".to_string(), |m| m.to_string()),
@@ -221,7 +232,7 @@ pub fn vrf(out: &mut dyn Write, s: &Snapshot, rib: &Rib, id: VrfId) -> io::Resul
     )?;
     writeln!(
         out,
-        "Codes: C - connected, L - local, N - neighbour host (static or ARP-learned), S - static, B - BGP"
+        "Codes: C - connected, L - local, N - neighbour host (static, or learned by ARP or ND), S - static, B - BGP"
     )?;
     for (prefix, r) in rib.routes(id) {
         let what = match r.source {

@@ -145,6 +145,11 @@ pub fn describe_step(s: &Snapshot, rib: &Rib, step: &Step) -> (&'static str, Str
         ),
         Step::EchoReply { to } => ("icmp", format!("echo request for us: reply to {to}")),
         Step::ArpReply { to } => ("arp", format!("request for our address: reply to {to}")),
+        Step::Echo6Reply { to } => ("icmpv6", format!("echo request for us: reply to {to}")),
+        Step::NdAdvert { target, to } => (
+            "nd",
+            format!("solicitation for our address {target}: advertisement to {to}"),
+        ),
         Step::Egress { adj, .. } => {
             let a = s.adjacency(*adj);
             (

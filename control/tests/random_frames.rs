@@ -53,16 +53,35 @@ const ETH_MPLS_MC: u16 = 0x8848;
 fn snapshots() -> &'static [Snapshot; 2] {
     static SNAPS: OnceLock<[Snapshot; 2]> = OnceLock::new();
     SNAPS.get_or_init(|| {
-        let pipe = CONFIG.replace("ttl_mode = \"uniform\"", "ttl_mode = \"pipe\"");
+        let config = with_ipv6(CONFIG);
+        let pipe = config.replace("ttl_mode = \"uniform\"", "ttl_mode = \"pipe\"");
         assert_ne!(
-            pipe, CONFIG,
+            pipe, config,
             "examples/dx-pe.toml no longer sets ttl_mode = \"uniform\""
         );
         [
-            build(CONFIG, "examples/dx-pe.toml"),
+            build(&config, "examples/dx-pe.toml"),
             build(&pipe, "examples/dx-pe.toml in pipe mode"),
         ]
     })
+}
+
+/// The example with IPv6 addresses on core0 (`US6_CORE`) and on vpc-a's VLAN 101 (`US6_A`),
+/// so neighbour discovery and ICMPv6 echo for our addresses are among the templates.
+fn with_ipv6(config: &str) -> String {
+    let core = "address = \"198.18.0.1/30\"";
+    let vpc_a = "vlan = 101                      # omit vlan for an untagged (port) attachment";
+    assert!(
+        config.contains(core) && config.contains(vpc_a),
+        "examples/dx-pe.toml changed: update with_ipv6"
+    );
+    config
+        .replacen(core, &format!("{core}\naddress6 = \"2001:db8::1/64\""), 1)
+        .replacen(
+            vpc_a,
+            &format!("{vpc_a}\naddress6 = \"2001:db8:a::1/64\""),
+            1,
+        )
 }
 
 fn build(text: &str, origin: &str) -> Snapshot {
@@ -174,6 +193,67 @@ fn ipv6_udp(dst: [u8; 16], hop_limit: u8) -> Vec<u8> {
     out
 }
 
+/// An IPv6 packet with an ICMPv6 message (`msg_type`, `code`, 4 bytes, `body`), its
+/// checksum filled in by etherparse.
+fn icmp6(
+    src: [u8; 16],
+    dst: [u8; 16],
+    hop_limit: u8,
+    msg_type: u8,
+    bytes5to8: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(src, dst, hop_limit)
+        .icmpv6(etherparse::Icmpv6Type::Unknown {
+            type_u8: msg_type,
+            code_u8: 0,
+            bytes5to8,
+        })
+        .write(&mut out, body)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// A neighbour solicitation from `src` (at `mac`) for `target`, to its solicited-node group.
+fn solicitation(src: [u8; 16], mac: MacAddr, target: [u8; 16]) -> Vec<u8> {
+    let mut group = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];
+    group[13..].copy_from_slice(&target[13..]);
+    let mut body = target.to_vec();
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&mac.0);
+    icmp6(src, group, 255, 135, [0; 4], &body)
+}
+
+/// The Ethernet group address of an IPv6 multicast destination (RFC 2464 §7).
+fn group_mac(ipv6_packet: &[u8]) -> MacAddr {
+    let d = &ipv6_packet[24..40];
+    MacAddr([0x33, 0x33, d[12], d[13], d[14], d[15]])
+}
+
+/// The link-local address of a MAC (RFC 4291 App. A), written here apart from the code.
+fn link_local(mac: MacAddr) -> [u8; 16] {
+    let m = mac.0;
+    [
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ]
+}
+
 fn arp_request(sender: MacAddr, sender_ip: [u8; 4], target_ip: [u8; 4]) -> Vec<u8> {
     let mut p = vec![0, 1, 0x08, 0x00, 6, 4, 0, 1];
     p.extend_from_slice(&sender.0);
@@ -181,6 +261,12 @@ fn arp_request(sender: MacAddr, sender_ip: [u8; 4], target_ip: [u8; 4]) -> Vec<u
     p.extend_from_slice(&[0; 6]);
     p.extend_from_slice(&target_ip);
     p
+}
+
+fn v6(text: &str) -> [u8; 16] {
+    text.parse::<std::net::Ipv6Addr>()
+        .expect("an IPv6 address")
+        .octets()
 }
 
 fn templates(snap: &Snapshot) -> Vec<Template> {
@@ -198,6 +284,23 @@ fn templates(snap: &Snapshot) -> Vec<Template> {
     let from_core = |ethertype, l3: Vec<u8>| ethernet(core, CORE_PEER, None, ethertype, &l3);
     let labelled = |stack: &[u32], ttl, l3: Vec<u8>| from_core(ETH_MPLS, labels(stack, ttl, &l3));
     let bcast = |src, vlan, arp: Vec<u8>| ethernet(MacAddr::BROADCAST, src, vlan, ETH_ARP, &arp);
+    // IPv6 for us: solicitations to the solicited-node group of our addresses, echo to the
+    // link-local address of dx0.
+    let (us6_a, ce6) = (v6("2001:db8:a::1"), v6("2001:db8:a::2"));
+    let (us6_core, peer6) = (v6("2001:db8::1"), v6("2001:db8::2"));
+    let ll_edge = link_local(edge);
+    let ns_a = solicitation(ce6, CUSTOMER_A, us6_a);
+    let ns_ll = solicitation(link_local(CUSTOMER_A), CUSTOMER_A, ll_edge);
+    let ns_core = solicitation(peer6, CORE_PEER, us6_core);
+    let to_group = |ip: &Vec<u8>, vlan| ethernet(group_mac(ip), CUSTOMER_A, vlan, ETH_IPV6, ip);
+    let echo6_ll = icmp6(
+        link_local(CUSTOMER_A),
+        ll_edge,
+        64,
+        128,
+        [0, 7, 0, 1],
+        b"xpe echo6 payload",
+    );
     let t = |name, ingress, egress, bytes| Template {
         name,
         ingress,
@@ -215,6 +318,9 @@ fn templates(snap: &Snapshot) -> Vec<Template> {
         t("v101 echo to us", "dx0", dx0, from_a(ETH_IPV4, ipv4_echo(ce, us_edge, 64))),
         t("v101 arp for us", "dx0", dx0, bcast(CUSTOMER_A, Some(101), arp_request(CUSTOMER_A, ce, us_edge))),
         t("v102 arp for us", "dx0", dx0, bcast(CUSTOMER_B, Some(102), arp_request(CUSTOMER_B, ce, us_edge))),
+        t("v101 nd for us", "dx0", dx0, to_group(&ns_a, Some(101))),
+        t("v101 nd for our link-local", "dx0", dx0, to_group(&ns_ll, Some(101))),
+        t("v101 echo6 to our link-local", "dx0", dx0, from_a(ETH_IPV6, echo6_ll)),
         // Core: VPN disposition by the table labels.
         t("1001 ipv4 to vpc", "core0", dx0, labelled(&[1001], 60, ipv4_udp(remote, vpc, 64))),
         t("1002 ipv4 to vpc", "core0", dx0, labelled(&[1002], 2, ipv4_udp(remote, vpc, 64))),
@@ -233,6 +339,7 @@ fn templates(snap: &Snapshot) -> Vec<Template> {
         t("global ipv4", "core0", core0, from_core(ETH_IPV4, ipv4_udp(remote, peer, 64))),
         t("core echo to us", "core0", core0, from_core(ETH_IPV4, ipv4_echo(peer, us_core, 64))),
         t("core arp for us", "core0", core0, bcast(CORE_PEER, None, arp_request(CORE_PEER, peer, us_core))),
+        t("core nd for us", "core0", core0, ethernet(group_mac(&ns_core), CORE_PEER, None, ETH_IPV6, &ns_core)),
     ];
     all
 }
@@ -289,6 +396,10 @@ fn inet_checksum(data: &[u8]) -> u16 {
 fn repair_checksums(f: &mut [u8]) {
     let Some(at) = ip_offset(f) else { return };
     let Some(&vihl) = f.get(at) else { return };
+    if vihl >> 4 == 6 {
+        repair_icmp6_checksum(f, at);
+        return;
+    }
     let ihl = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4 || ihl < 20 || at + ihl > f.len() {
         return;
@@ -304,6 +415,26 @@ fn repair_checksums(f: &mut [u8]) {
         let sum = inet_checksum(icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
     }
+}
+
+/// Recomputes the ICMPv6 checksum (over its pseudo-header, RFC 4443 §2.3) of the IPv6 packet
+/// at `at`, if it carries ICMPv6 directly.
+fn repair_icmp6_checksum(f: &mut [u8], at: usize) {
+    if f.len() < at + 40 || f[at + 6] != 58 {
+        return;
+    }
+    let payload = usize::from(u16::from_be_bytes([f[at + 4], f[at + 5]]));
+    let msg = at + 40..(at + 40 + payload).min(f.len());
+    if msg.len() < 4 {
+        return;
+    }
+    let mut pseudo = f[at + 8..at + 40].to_vec();
+    pseudo.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    f[msg.start + 2..msg.start + 4].fill(0);
+    pseudo.extend_from_slice(&f[msg.clone()]);
+    let sum = inet_checksum(&pseudo);
+    f[msg.start + 2..msg.start + 4].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Labels worth splicing: reserved values, the config's table and transit labels, the labels
@@ -534,8 +665,10 @@ struct Outcome {
     /// The output frame is `buf[start..start + len]`.
     start: usize,
     len: usize,
-    /// The pipeline answered an ARP request with this frame.
-    arp_reply: bool,
+    /// The pipeline answered with this frame out of the port it came in on, to the asker's
+    /// MAC: an ARP reply, a neighbour advertisement, an ICMPv6 echo reply to a link-local
+    /// address.
+    in_place: bool,
 }
 
 /// Runs one frame through `process`, with the frame bytes in the panic message if it panics,
@@ -556,7 +689,12 @@ fn run_one(
         counters.total_drops(),
         counters.total_punts(),
     );
-    let replies_before = (counters.arp_replies, counters.echo_replies);
+    let replies_before = [
+        counters.arp_replies,
+        counters.echo_replies,
+        counters.nd_replies,
+        counters.echo6_replies,
+    ];
     let mut frame = Frame::new(buf, headroom, bytes.len()).expect("the buffer holds the frame");
     let verdict = catch_unwind(AssertUnwindSafe(|| {
         process(snap, ingress, &mut frame, counters, &mut NoTrace)
@@ -586,17 +724,19 @@ fn run_one(
         hex(bytes)
     );
     // A reply counter counts replies sent: one that is then dropped or punted is not one.
-    let replies = (
-        counters.arp_replies - replies_before.0,
-        counters.echo_replies - replies_before.1,
-    );
+    let replies = [
+        counters.arp_replies - replies_before[0],
+        counters.echo_replies - replies_before[1],
+        counters.nd_replies - replies_before[2],
+        counters.echo6_replies - replies_before[3],
+    ];
     assert!(
-        match replies {
-            (0, 0) => true,
-            (1, 0) | (0, 1) => matches!(verdict, Verdict::Forward(_)),
+        match replies.iter().sum::<u64>() {
+            0 => true,
+            1 => matches!(verdict, Verdict::Forward(_)),
             _ => false,
         },
-        "{verdict:?} counted {replies:?} (ARP, echo) replies for {}",
+        "{verdict:?} counted {replies:?} (ARP, echo, ND, echo6) replies for {}",
         hex(bytes)
     );
     // The kernel must see a punted frame exactly as the wire carried it.
@@ -608,11 +748,21 @@ fn run_one(
             hex(bytes)
         );
     }
+    // An echo6 reply to a link-local address cannot be routed: it goes back where it came.
+    let link_local_reply = replies[3] == 1 && {
+        let out = frame.data();
+        let ip = l3_offset(out).map_or(0, |(at, _)| at);
+        // fe80::/10 as the source (ours) or the destination.
+        [ip + 8, ip + 24].iter().any(|&at| {
+            out.get(at..at + 2)
+                .is_some_and(|a| a[0] == 0xfe && a[1] & 0xc0 == 0x80)
+        })
+    };
     Outcome {
         verdict,
         start: frame.start(),
         len: frame.len(),
-        arp_reply: replies.0 == 1,
+        in_place: replies[0] == 1 || replies[2] == 1 || link_local_reply,
     }
 }
 
@@ -621,7 +771,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// What a forwarded frame must look like: at least an Ethernet header, the egress port's MAC
-/// as source, and (unless it is our ARP reply, sent back to the requester) the MAC and VLAN of
+/// as source, and (unless it is a reply sent back to the asker in place: ARP, a neighbour
+/// advertisement, an echo6 reply to a link-local address) the MAC and VLAN of
 /// one of the egress port's adjacencies; never labels towards a customer; IPv4 right after the
 /// L2 header with a valid checksum and a live TTL; no more L3 bytes than the port's MTU.
 fn check_forward(
@@ -629,7 +780,7 @@ fn check_forward(
     ingress: PortId,
     egress: PortId,
     out: &[u8],
-    arp_reply: bool,
+    in_place: bool,
     input: &[u8],
 ) {
     let ctx = || format!("frame {} in on {}", hex(input), snap.port(ingress).name);
@@ -648,15 +799,48 @@ fn check_forward(
         ctx()
     );
     let dst = MacAddr(out[..6].try_into().expect("six bytes"));
-    if arp_reply {
+    if in_place {
         assert_eq!(
             egress,
             ingress,
-            "an ARP reply leaves where the request came in: {}",
+            "a reply in place leaves where the request came in: {}",
             ctx()
         );
-        let (_, ethertype) = l3_offset(out).expect("a whole L2 header");
-        assert_eq!(ethertype, ETH_ARP, "our ARP reply is not ARP: {}", ctx());
+        let (l2, ethertype) = l3_offset(out).expect("a whole L2 header");
+        assert!(
+            out.len() - l2 <= usize::from(port.mtu),
+            "a reply in place of {} L3 bytes exceeds {}'s MTU {}: {}",
+            out.len() - l2,
+            port.name,
+            port.mtu,
+            ctx()
+        );
+        if ethertype == ETH_ARP {
+            return;
+        }
+        // Neighbour advertisements and echo6 replies: ICMPv6 a decoder we did not write
+        // reads, with a good checksum.
+        let theirs = etherparse::SlicedPacket::from_ethernet(out)
+            .unwrap_or_else(|e| panic!("our reply does not parse ({e}): {}", ctx()));
+        let (Some(etherparse::NetSlice::Ipv6(ip)), Some(etherparse::TransportSlice::Icmpv6(icmp))) =
+            (&theirs.net, &theirs.transport)
+        else {
+            panic!("our reply is neither ARP nor ICMPv6: {}", ctx());
+        };
+        let h = ip.header();
+        assert!(
+            icmp.is_checksum_valid(h.source(), h.destination()),
+            "our ICMPv6 reply has a bad checksum {}: {}",
+            hex(out),
+            ctx()
+        );
+        assert!(
+            matches!((icmp.type_u8(), h.hop_limit()), (136, 255) | (129, 64)),
+            "our ICMPv6 reply is type {} with hop limit {}: {}",
+            icmp.type_u8(),
+            h.hop_limit(),
+            ctx()
+        );
         return;
     }
     let tagged = out.len() >= 16 && u16::from_be_bytes([out[12], out[13]]) == ETH_VLAN;
@@ -753,7 +937,7 @@ fn templates_reach_the_deep_stages() {
                 ingress,
                 egress,
                 &buf[o.start..o.start + o.len],
-                o.arp_reply,
+                o.in_place,
                 &t.bytes,
             );
         }
@@ -818,7 +1002,7 @@ fn random_and_mutated_frames_are_all_accounted_for() {
                     ingress,
                     egress,
                     &buf[o.start..o.start + o.len],
-                    o.arp_reply,
+                    o.in_place,
                     &input,
                 );
                 forwarded_by_port[p] += 1;
@@ -853,8 +1037,12 @@ fn random_and_mutated_frames_are_all_accounted_for() {
         all.arp_replies > 0 && all.echo_replies > 0,
         "no ARP or echo reply among the mutations"
     );
+    assert!(
+        all.nd_replies > 0 && all.echo6_replies > 0 && all.drop_count(DropReason::BadNd) > 0,
+        "no ND or echo6 reply, or no bad-nd drop, among the mutations"
+    );
     println!(
-        "{} frames offered ({FRAMES} generated x 2 ports) in {:.2?}: {} forwarded (in on dx0 {}, core0 {}), {} dropped, {} punted, {} ARP and {} echo replies",
+        "{} frames offered ({FRAMES} generated x 2 ports) in {:.2?}: {} forwarded (in on dx0 {}, core0 {}), {} dropped, {} punted, {} ARP, {} echo, {} ND and {} echo6 replies",
         offered[0] + offered[1],
         started.elapsed(),
         all.forwarded,
@@ -864,6 +1052,8 @@ fn random_and_mutated_frames_are_all_accounted_for() {
         all.total_punts(),
         all.arp_replies,
         all.echo_replies,
+        all.nd_replies,
+        all.echo6_replies,
     );
     for d in DropReason::ALL {
         println!("  drop {:<22} {}", d.name(), all.drop_count(*d));
@@ -903,7 +1093,7 @@ proptest! {
         let o = run_one(snap, ingress, &bytes, HEADROOM, &mut buf, &mut counters);
         prop_assert_eq!(counters.forwarded + counters.total_drops() + counters.total_punts(), 1);
         if let Verdict::Forward(egress) = o.verdict {
-            check_forward(snap, ingress, egress, &buf[o.start..o.start + o.len], o.arp_reply, &bytes);
+            check_forward(snap, ingress, egress, &buf[o.start..o.start + o.len], o.in_place, &bytes);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The xpe forwarding engine.
 //!
 //! Four layers, each knowing one thing (see `shared/STYLE.md`):
-//! - [`wire`] knows bytes: zero-copy views over Ethernet, 802.1Q, MPLS, IPv4/IPv6, ARP and ICMP;
+//! - [`wire`] knows bytes: zero-copy views over Ethernet, 802.1Q, MPLS, IPv4/IPv6, ARP, ICMP,
+//!   ICMPv6 and neighbour discovery;
 //! - [`tables`] knows routes: the immutable [`tables::Snapshot`] the control side publishes
 //!   (ports, VLAN attachments, VRFs with their LPM tables, the incoming label map, adjacencies);
 //! - [`pipeline`] knows decisions: classify -> label or IP lookup -> rewrite, with a counted

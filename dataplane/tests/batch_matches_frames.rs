@@ -101,6 +101,7 @@ fn snapshot(ttl_mode: TtlMode, large: bool) -> Snapshot {
         vlan: vlan.map(|v| VlanId::new(v).expect("a usable VLAN")),
         vrf,
         address: Some(address.parse().expect("an address and its subnet")),
+        address6: None,
     };
     let ilm = |l, action| IlmEntry {
         label: label(l),

@@ -359,6 +359,66 @@ impl V6 {
             ..self
         }
     }
+    /// The IPv6 header etherparse builds from, with `next_header`.
+    fn ipv6_header(&self, next_header: IpNumber) -> Ipv6Header {
+        Ipv6Header {
+            traffic_class: self.traffic_class,
+            flow_label: Ipv6FlowLabel::ZERO,
+            payload_length: 0,
+            next_header,
+            hop_limit: self.hop_limit,
+            source: self.src.octets(),
+            destination: self.dst.octets(),
+        }
+    }
+    /// Ethernet + IPv6 + an ICMPv6 message: `msg_type`, `code`, the 4 bytes after the
+    /// checksum, then `body`; etherparse fills in the checksum.
+    pub fn icmp6(&self, msg_type: u8, code: u8, bytes5to8: [u8; 4], body: &[u8]) -> Vec<u8> {
+        let h = self.ipv6_header(IpNumber::IPV6_ICMP);
+        let b = self
+            .eth
+            .builder()
+            .ip(IpHeaders::Ipv6(h, Default::default()))
+            .icmpv6(etherparse::Icmpv6Type::Unknown {
+                type_u8: msg_type,
+                code_u8: code,
+                bytes5to8,
+            });
+        let mut out = Vec::new();
+        b.write(&mut out, body).expect("build ICMPv6 frame");
+        out
+    }
+    /// A neighbour solicitation (RFC 4861 §4.3) for `target`, with a source link-layer
+    /// address option carrying `option` if given.
+    pub fn solicitation(&self, target: &str, option: Option<[u8; 6]>) -> Vec<u8> {
+        let target: Ipv6Addr = target.parse().expect("IPv6 target");
+        let mut body = target.octets().to_vec();
+        if let Some(mac) = option {
+            body.extend_from_slice(&[1, 1]);
+            body.extend_from_slice(&mac);
+        }
+        self.icmp6(135, 0, [0; 4], &body)
+    }
+    /// A neighbour advertisement (RFC 4861 §4.4) for `target` with `flags` (R 0x80, S 0x40,
+    /// O 0x20), with a target link-layer address option carrying `option` if given.
+    pub fn advertisement(&self, target: &str, flags: u8, option: Option<[u8; 6]>) -> Vec<u8> {
+        let target: Ipv6Addr = target.parse().expect("IPv6 target");
+        let mut body = target.octets().to_vec();
+        if let Some(mac) = option {
+            body.extend_from_slice(&[2, 1]);
+            body.extend_from_slice(&mac);
+        }
+        self.icmp6(136, 0, [flags, 0, 0, 0], &body)
+    }
+    /// Ethernet + IPv6 + ICMPv6 echo request, identifier 0x0b0b, sequence `seq`, 32 bytes.
+    pub fn echo_request(&self, seq: u16) -> Vec<u8> {
+        self.icmp6(
+            128,
+            0,
+            [0x0b, 0x0b, (seq >> 8) as u8, seq as u8],
+            &payload(32),
+        )
+    }
     /// Ethernet + IPv6 + UDP 49152 -> 4789 with 18 payload bytes.
     pub fn udp(&self) -> Vec<u8> {
         let h = Ipv6Header {
@@ -692,6 +752,10 @@ pub struct Report {
     pub arp_replies: u64,
     /// ICMP echo replies sent.
     pub echo_replies: u64,
+    /// Neighbour advertisements sent in answer to solicitations.
+    pub nd_replies: u64,
+    /// ICMPv6 echo replies sent.
+    pub echo6_replies: u64,
     /// Per-interface counters (only interfaces that saw traffic are printed).
     pub ports: BTreeMap<String, PortLine>,
     /// Drops by reason (only non-zero reasons are printed).
@@ -728,6 +792,10 @@ impl Report {
                 ["replies:", a, "ARP,", e, "ICMP", "echo"] => {
                     r.arp_replies = num(a, line);
                     r.echo_replies = num(e, line);
+                }
+                ["replies6:", n, "ND,", e, "ICMPv6", "echo"] => {
+                    r.nd_replies = num(n, line);
+                    r.echo6_replies = num(e, line);
                 }
                 ["drop", reason, n] => {
                     r.drops.insert(reason.to_string(), num(n, line));

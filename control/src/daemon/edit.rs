@@ -390,16 +390,17 @@ pub(super) fn with_learned_hosts(
             continue;
         };
         let vlan = (vid != 0).then_some(i64::from(vid));
-        let ip_text = ip.to_string();
-        let is_static = config
-            .neighbors
-            .iter()
-            .any(|n| &n.interface == interface && n.vlan == vlan && n.ip.trim() == ip_text);
+        // Compared as addresses: IPv6 has more than one way to write one.
+        let is_static = config.neighbors.iter().any(|n| {
+            &n.interface == interface
+                && n.vlan == vlan
+                && n.ip.trim().parse::<std::net::IpAddr>() == Ok(ip)
+        });
         if !is_static {
             c.neighbors.push(Neighbor {
                 interface: interface.clone(),
                 vlan,
-                ip: ip_text,
+                ip: ip.to_string(),
                 mac: mac.to_string(),
             });
         }
@@ -464,7 +465,7 @@ mod tests {
     fn learned_hosts_never_override_static_neighbours() {
         let config = Config::parse(EXAMPLE, "example").unwrap();
         let interfaces = vec!["core0".to_string(), "dx0".to_string()];
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let ip = |s: &str| std::net::IpAddr::V4(s.parse::<Ipv4Addr>().unwrap());
         let hosts = HashMap::from([
             // dx0 VLAN 101 has a static neighbour at .2: the learned MAC must not replace it.
             ((1, 101, ip("169.254.10.2")), mac(1)),

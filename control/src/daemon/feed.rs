@@ -13,7 +13,7 @@
 //! check is refused whole while the others of its batch go on; a stream's chunk stops at its
 //! first error ([`Mode::UpToError`]).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub(super) enum Input {
     One {
         vrf: String,
         prefix: IpPrefix,
-        next: Option<(Ipv4Addr, LabelStack)>,
+        next: Option<(IpAddr, LabelStack)>,
     },
 }
 

@@ -394,7 +394,7 @@ mod tests {
         let mac = MacAddr([2, 0, 0, 0, 3, 3]);
         let ip = Ipv4Addr::new(198, 18, 0, 3);
         // core0 is port 0, untagged.
-        st.learned.insert((0, 0, ip), mac);
+        st.learned.insert((0, 0, ip.into()), mac);
         add(&mut st, pop(16100, "198.18.0.3")).unwrap();
         let IlmAction::Pop { adj } = st.base.ilm().lookup(16100).unwrap().action else {
             panic!("a pop")
@@ -435,7 +435,7 @@ mod tests {
                 prefix: IpPrefix::V4(
                     Ipv4Prefix::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap(),
                 ),
-                next: Some((Ipv4Addr::new(198, 18, 0, 2), push)),
+                next: Some((Ipv4Addr::new(198, 18, 0, 2).into(), push)),
             })
             .collect();
         let t0 = Instant::now();

@@ -29,7 +29,7 @@ mod startup;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,9 +111,10 @@ struct State {
     base: Snapshot,
     /// Every route by source; its FIB tables are `base`'s LPM tables.
     rib: Rib,
-    /// Next hops of adjacencies resolved by ARP: (port, VLAN id or 0, address) -> MAC.
+    /// Next hops of adjacencies resolved by ARP or neighbour discovery: (port, VLAN id or 0,
+    /// address) -> MAC.
     learned: HashMap<NeighborKey, MacAddr>,
-    /// Hosts on connected subnets resolved by ARP after a glean: compiled in like static
+    /// Hosts on connected subnets resolved by ARP or ND after a glean: compiled in like static
     /// neighbours (they need host routes), so a change here recompiles.
     hosts: HashMap<NeighborKey, MacAddr>,
     /// Hosts asked for after a glean, and when.
@@ -141,7 +142,7 @@ impl State {
 }
 
 /// A neighbour's place: port index, VLAN id (0 untagged), address.
-type NeighborKey = (u16, u16, Ipv4Addr);
+type NeighborKey = (u16, u16, IpAddr);
 
 /// Everything the control threads share.
 struct Live {

@@ -1,28 +1,29 @@
-//! The neighbour resolver: takes what the workers learn from ARP and what they could not
-//! forward for want of a MAC (gleans), asks for unresolved next hops and gleaned hosts, and
-//! lays the answers over the published tables.
+//! The neighbour resolver: takes what the workers learn from ARP and neighbour discovery and
+//! what they could not forward for want of a MAC (gleans), asks for unresolved next hops and
+//! gleaned hosts (ARP requests for IPv4, neighbour solicitations for IPv6), and lays the
+//! answers over the published tables.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use xpe_dataplane::pipeline::learn::arp_request;
+use xpe_dataplane::pipeline::learn::{arp_request, nd_solicit};
 use xpe_dataplane::tables::{
-    Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, Ipv4Prefix, LabelStack, PortId,
-    Snapshot,
+    Adjacency, AdjacencyId, AttachmentId, Fec, FecId, LabelStack, PortId, Snapshot,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::xsk::worker::{Event, Originated};
 
 use super::edit::{publish, with_learned_hosts};
 use super::{lock, Live, NeighborKey, State};
-use crate::compile::{compile, SysfsMacs};
+use crate::compile::{compile, host_prefix, SysfsMacs};
 use crate::rib::Source;
 
-/// ARP requests sent per second at most, over all unresolved next hops.
+/// ARP requests and neighbour solicitations sent per second at most, over all unresolved
+/// next hops and gleaned hosts.
 const ARP_PER_SECOND: usize = 64;
 
-/// Hosts waiting for an ARP answer at most; more gleans wait until some are answered.
+/// Hosts waiting for an ARP or ND answer at most; more gleans wait until some are answered.
 const MAX_ASKED: usize = 1024;
 
 /// A host learned after a glean becomes a host route (a neighbour route in the RIB) through
@@ -39,10 +40,7 @@ fn learn_host(st: &mut State, key: NeighborKey, mac: MacAddr) -> bool {
         return false;
     };
     let vrf = st.base.attachment(att).vrf;
-    let Some(host) = Ipv4Prefix::new(ip, 32) else {
-        return false;
-    };
-    let prefix = IpPrefix::V4(host);
+    let prefix = host_prefix(ip);
     if !st.rib.candidates(vrf, prefix).is_empty() {
         return false;
     }
@@ -99,7 +97,7 @@ pub(super) fn neighbour_loop(live: &Live) {
                 if sent_this_second == ARP_PER_SECOND {
                     break;
                 }
-                if request_arp(&snap, &to_worker, adj.attachment, adj.next_hop) {
+                if request(&snap, &to_worker, adj.attachment, adj.next_hop) {
                     sent_this_second += 1;
                 }
             }
@@ -165,7 +163,7 @@ pub(super) fn neighbour_loop(live: &Live) {
                 {
                     continue;
                 }
-                if request_arp(&snap, &to_worker, attachment, ip) {
+                if request(&snap, &to_worker, attachment, ip) {
                     sent_this_second += 1;
                     st.asked.insert(key, Instant::now());
                 }
@@ -174,28 +172,114 @@ pub(super) fn neighbour_loop(live: &Live) {
     }
 }
 
-/// Queues an ARP request for `target` out of an attachment, from the attachment's address;
-/// false when it has no address or worker 0's queue is full.
-fn request_arp(
+/// Queues a request for `target` out of an attachment, from the attachment's address of the
+/// target's family: an ARP request (IPv4), or a neighbour solicitation to the target's
+/// solicited-node group with our source link-layer address (IPv6, RFC 4861 §7.2.2); false
+/// when the attachment has no such address or worker 0's queue is full.
+fn request(
     snap: &Snapshot,
     to_worker: &crossbeam_channel::Sender<Originated>,
     attachment: AttachmentId,
-    target: Ipv4Addr,
+    target: IpAddr,
 ) -> bool {
     let att = snap.attachment(attachment);
-    let Some(ours) = att.address else {
-        return false;
+    let (mac, vid) = (snap.port(att.port).mac, att.vlan.map(|v| v.get()));
+    let frame = match target {
+        IpAddr::V4(target) => match att.address {
+            Some(ours) => arp_request(mac, vid, ours.addr(), target),
+            None => return false,
+        },
+        IpAddr::V6(target) => match att.address6 {
+            Some(ours) => nd_solicit(mac, vid, ours.addr(), target),
+            None => return false,
+        },
     };
-    let frame = arp_request(
-        snap.port(att.port).mac,
-        att.vlan.map(|v| v.get()),
-        ours.addr(),
-        target,
-    );
     to_worker
         .try_send(Originated {
             port: att.port,
             frame,
         })
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Offline;
+    use crate::config::Config;
+    use std::net::Ipv6Addr;
+    use xpe_dataplane::pipeline::learn::neighbor;
+    use xpe_dataplane::tables::VrfId;
+
+    const EXAMPLE: &str = include_str!("../../../examples/dx-pe.toml");
+
+    /// The example with 2001:db8:a::1/64 on vpc-a's VLAN 101.
+    fn running() -> State {
+        let text = EXAMPLE.replacen(
+            "vlan = 101                      # omit vlan for an untagged (port) attachment",
+            "vlan = 101\naddress6 = \"2001:db8:a::1/64\"",
+            1,
+        );
+        let config = Config::parse(&text, "example").unwrap();
+        let compiled = compile(&config, &Offline).unwrap();
+        State::new(config, compiled.snapshot, compiled.rib)
+    }
+
+    #[test]
+    fn an_ipv6_host_learned_after_a_glean_is_a_host_route() {
+        let mut st = running();
+        let host: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+        let vpc_a = st.base.vrf_by_name("vpc-a").unwrap();
+        let lookup = |st: &State| {
+            let fec = st.base.vrf(vpc_a).v6.lookup(u128::from(host)).unwrap();
+            *st.base.fec(FecId(fec))
+        };
+        assert!(matches!(lookup(&st), Fec::Glean { .. }));
+        let mac = MacAddr([2, 0, 0, 0, 0xaa, 2]);
+        // dx0 is port 1; VLAN 101.
+        assert!(learn_host(&mut st, (1, 101, IpAddr::V6(host)), mac));
+        let Fec::Forward { adj, push } = lookup(&st) else {
+            panic!("no host route")
+        };
+        let a = st.base.adjacency(adj);
+        assert_eq!(
+            (a.next_hop, a.mac, push.len()),
+            (IpAddr::V6(host), Some(mac), 0)
+        );
+        assert_eq!(
+            st.rib
+                .candidates(vpc_a, "2001:db8:a::2/128".parse().unwrap())
+                .first()
+                .map(|r| r.source),
+            Some(Source::Neighbor)
+        );
+        // Known now: a second answer changes nothing.
+        assert!(!learn_host(&mut st, (1, 101, IpAddr::V6(host)), mac));
+        assert_ne!(vpc_a, VrfId::GLOBAL);
+    }
+
+    #[test]
+    fn ipv6_next_hops_are_asked_for_with_a_solicitation_from_our_address() {
+        let st = running();
+        let (to_worker, from_resolver) = crossbeam_channel::bounded(4);
+        let vlan_101 = st.base.port(PortId(1)).attachment(101).unwrap();
+        let target: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+        assert!(request(&st.base, &to_worker, vlan_101, IpAddr::V6(target)));
+        let o = from_resolver.try_recv().unwrap();
+        assert_eq!(o.port, PortId(1));
+        // To the solicited-node group's MAC, tagged 101, from dx0's MAC and our address.
+        assert_eq!(o.frame[..6], [0x33, 0x33, 0xff, 0, 0, 2]);
+        let n = neighbor(&o.frame, false).unwrap();
+        assert_eq!(
+            (n.vid, n.ip, n.mac),
+            (
+                101,
+                IpAddr::V6("2001:db8:a::1".parse().unwrap()),
+                st.base.port(PortId(1)).mac
+            )
+        );
+        // VLAN 102 has no address6: nothing to ask from.
+        let vlan_102 = st.base.port(PortId(1)).attachment(102).unwrap();
+        assert!(!request(&st.base, &to_worker, vlan_102, IpAddr::V6(target)));
+    }
 }

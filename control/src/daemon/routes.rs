@@ -11,7 +11,7 @@
 //! batch per VRF, and the caller publishes one snapshot for the whole batch.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, LabelStack, VrfId,
@@ -69,7 +69,7 @@ pub(super) enum Mode {
 /// worth, finished with one commit and one snapshot ([`Batch::finish`]).
 pub(super) struct Batch {
     /// The running adjacencies and FECs by value, and those the batch appends.
-    adj_of: HashMap<(AttachmentId, Ipv4Addr), AdjacencyId>,
+    adj_of: HashMap<(AttachmentId, IpAddr), AdjacencyId>,
     fec_of: HashMap<Fec, FecId>,
     new_adjacencies: Vec<Adjacency>,
     new_fecs: Vec<Fec>,
@@ -173,7 +173,7 @@ impl Batch {
         }
     }
 
-    fn adjacency(&mut self, st: &State, att: AttachmentId, ip: Ipv4Addr) -> AdjacencyId {
+    fn adjacency(&mut self, st: &State, att: AttachmentId, ip: IpAddr) -> AdjacencyId {
         let next = AdjacencyId((st.base.adjacencies().len() + self.new_adjacencies.len()) as u32);
         *self.adj_of.entry((att, ip)).or_insert_with(|| {
             self.new_adjacencies.push(Adjacency::new(att, ip, None));
@@ -237,7 +237,7 @@ pub(super) fn apply(
 }
 
 /// Where an added route leaves: the attachment, the next hop, the labels it pushes.
-type NextHop = (AttachmentId, Ipv4Addr, LabelStack);
+type NextHop = (AttachmentId, IpAddr, LabelStack);
 
 /// One change checked against the running tables: its VRF and, for an addition, where it
 /// leaves.

@@ -63,6 +63,10 @@ reasons! {
         BadArp => "bad-arp",
         /// An ARP request for an address that is not ours.
         ArpNotForUs => "arp-not-for-us",
+        /// A neighbour solicitation or advertisement that fails RFC 4861's validity checks
+        /// (§7.1: hop limit 255, checksum, code 0, length, well-formed options, target not
+        /// multicast, the rules for unspecified sources and multicast destinations).
+        BadNd => "bad-nd",
         /// IP TTL/hop limit or label TTL would reach 0.
         TtlExpired => "ttl-expired",
         /// No route in the VRF.
@@ -90,6 +94,9 @@ reasons! {
         RouterAlert => "router-alert",
         /// ARP replies and gratuitous ARP (neighbour learning).
         Arp => "arp",
+        /// Neighbour advertisements, and solicitations not for our addresses, that carry a
+        /// link-layer address option (neighbour learning).
+        Nd => "nd",
         /// A multicast destination (MAC or IP).
         Multicast => "multicast",
         /// A broadcast destination that is not ARP.
@@ -158,12 +165,16 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// Punts by reason.
     pub punts: [u64; Punt::COUNT],
-    /// Frames forwarded (including our ARP and echo replies).
+    /// Frames forwarded (including our ARP, ND and echo replies).
     pub forwarded: u64,
     /// ARP replies we sent.
     pub arp_replies: u64,
     /// ICMP echo replies we sent.
     pub echo_replies: u64,
+    /// Neighbour advertisements we sent in answer to solicitations for our IPv6 addresses.
+    pub nd_replies: u64,
+    /// ICMPv6 echo replies we sent.
+    pub echo6_replies: u64,
     /// Per-port counters, indexed by port id.
     pub ports: Vec<PortCounters>,
     /// Connected hosts that had no MAC (glean), for the run loop to resolve.
@@ -181,14 +192,24 @@ pub struct Counters {
     pub policed: [PolicedCounters; PuntClass::COUNT],
 }
 
-/// Connected IPv4 hosts the pipeline found no MAC for, newest kept: a small fixed ring the
-/// run loop drains after each batch (no allocation; entries past its size overwrite the
-/// oldest, and the next frame to the host logs it again).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Connected hosts (IPv4 or IPv6) the pipeline found no MAC for, newest kept: a small fixed
+/// ring the run loop drains after each batch (no allocation; entries past its size overwrite
+/// the oldest, and the next frame to the host logs it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GleanLog {
-    entries: [(u16, u32); GleanLog::SIZE],
+    entries: [(u16, core::net::IpAddr); GleanLog::SIZE],
     len: u8,
     next: u8,
+}
+
+impl Default for GleanLog {
+    fn default() -> Self {
+        GleanLog {
+            entries: [(0, core::net::IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)); Self::SIZE],
+            len: 0,
+            next: 0,
+        }
+    }
 }
 
 impl GleanLog {
@@ -197,8 +218,8 @@ impl GleanLog {
 
     /// Logs a host on an attachment.
     #[inline]
-    pub fn push(&mut self, attachment: crate::tables::AttachmentId, ip: core::net::Ipv4Addr) {
-        self.entries[usize::from(self.next) % Self::SIZE] = (attachment.0, u32::from(ip));
+    pub fn push(&mut self, attachment: crate::tables::AttachmentId, ip: core::net::IpAddr) {
+        self.entries[usize::from(self.next) % Self::SIZE] = (attachment.0, ip);
         self.next = ((usize::from(self.next) + 1) % Self::SIZE) as u8;
         self.len = (usize::from(self.len) + 1).min(Self::SIZE) as u8;
     }
@@ -212,14 +233,11 @@ impl GleanLog {
     /// Takes every logged (attachment, host) out.
     pub fn drain(
         &mut self,
-    ) -> impl Iterator<Item = (crate::tables::AttachmentId, core::net::Ipv4Addr)> {
+    ) -> impl Iterator<Item = (crate::tables::AttachmentId, core::net::IpAddr)> {
         let taken = core::mem::take(self);
         (0..usize::from(taken.len)).map(move |i| {
             let (a, ip) = taken.entries[i];
-            (
-                crate::tables::AttachmentId(a),
-                core::net::Ipv4Addr::from(ip),
-            )
+            (crate::tables::AttachmentId(a), ip)
         })
     }
 }
@@ -276,6 +294,8 @@ impl Counters {
         self.arp_replies = o.arp_replies;
         self.echo_replies = o.echo_replies;
         self.policed = o.policed;
+        self.nd_replies = o.nd_replies;
+        self.echo6_replies = o.echo6_replies;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
         self.labels.clear();
@@ -300,6 +320,8 @@ impl AddAssign<&Counters> for Counters {
             a.passed += b.passed;
             a.dropped += b.dropped;
         }
+        self.nd_replies += o.nd_replies;
+        self.echo6_replies += o.echo6_replies;
         self.ensure_ports(o.ports.len());
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;

@@ -11,7 +11,10 @@
 mod counters;
 mod frame;
 pub mod learn;
+mod local6;
 pub mod punt;
+#[cfg(test)]
+mod tests;
 mod trace;
 
 pub use counters::{
@@ -26,6 +29,7 @@ use crate::tables::{
 };
 use crate::wire::ethernet::{self, EtherType, MacAddr};
 use crate::wire::{arp, icmp, ipv4, ipv6, mpls, vlan, Error as WireError, IpVersion};
+use local6::{ipv6_group_in, local_ipv6};
 
 /// Deepest label stack we walk looking for the bottom; deeper stacks are `bad-label-stack`.
 pub const MAX_LABEL_DEPTH: usize = 16;
@@ -58,6 +62,9 @@ fn mac_word(mac: MacAddr) -> u64 {
 const BROADCAST_WORD: u64 = 0xffff_ffff_ffff;
 /// The I/G bit: the lowest bit of the first octet (IEEE 802 §8.2), so of a [`mac_word`].
 const GROUP_BIT: u64 = 1;
+/// The first two octets of every IPv6 multicast MAC, 33:33 (RFC 2464 §7), as the low 16 bits
+/// of a [`mac_word`].
+const IPV6_GROUP_WORD: u64 = 0x3333;
 
 /// The port frames arrived on, resolved once per call of [`process`] or [`process_batch`].
 #[derive(Clone, Copy)]
@@ -208,7 +215,7 @@ pub fn route_from_kernel(
         ETH_IPV4 => route_ipv4(
             snap, frame, ETH_LEN, vrf, hop, qos, &mut ctx, counters, trace,
         ),
-        ETH_IPV6 => route_ipv6(snap, frame, ETH_LEN, vrf, hop, qos, counters, trace),
+        ETH_IPV6 => route_ipv6(snap, frame, ETH_LEN, vrf, hop, qos, &ctx, counters, trace),
         _ => punted(Punt::OtherProtocol),
     };
     let verdict = match routed {
@@ -398,7 +405,9 @@ fn classify<T: Tracer>(
         if dst & GROUP_BIT == 0 {
             return dropped(DropReason::OtherMac);
         }
-        if !broadcast {
+        // IPv6 multicast MACs go on: solicitations for our addresses come to their
+        // solicited-node group (RFC 4861 §7.2.2).
+        if !broadcast && dst & 0xffff != IPV6_GROUP_WORD {
             return punted(Punt::Multicast);
         }
     }
@@ -446,8 +455,17 @@ fn classify<T: Tracer>(
         hint,
     };
     match ethertype {
-        ETH_ARP => arp_in(snap, frame, l3, &ctx, counters, trace),
-        _ if broadcast => punted(Punt::Broadcast),
+        ETH_ARP if broadcast || dst == rx.mac => arp_in(snap, frame, l3, &ctx, counters, trace),
+        // One compare for unicast frames, as the broadcast check alone was.
+        _ if dst != rx.mac => {
+            if broadcast {
+                punted(Punt::Broadcast)
+            } else if ethertype == ETH_IPV6 {
+                ipv6_group_in(snap, frame, l3, att.vrf, &ctx, counters, trace)
+            } else {
+                punted(Punt::Multicast)
+            }
+        }
         ETH_MPLS => {
             if rx.port.kind == PortKind::Edge {
                 return dropped(DropReason::MplsOnEdge);
@@ -472,6 +490,7 @@ fn classify<T: Tracer>(
             att.vrf,
             Hop::Ip,
             Qos::FromIp,
+            &ctx,
             counters,
             trace,
         ),
@@ -626,6 +645,7 @@ fn mpls_in<T: Tracer>(
                                 vrf,
                                 hop,
                                 Qos::Given(tc),
+                                ctx,
                                 counters,
                                 trace,
                             ),
@@ -647,7 +667,7 @@ fn mpls_in<T: Tracer>(
                     return if label == 0 {
                         route_ipv4(snap, frame, next, vrf, hop, qos, ctx, counters, trace)
                     } else {
-                        route_ipv6(snap, frame, next, vrf, hop, qos, counters, trace)
+                        route_ipv6(snap, frame, next, vrf, hop, qos, ctx, counters, trace)
                     };
                 }
                 // The pop and the lookup below are one hop: carry the TTL down unchanged.
@@ -854,7 +874,7 @@ fn route_ipv4<T: Tracer>(
         Fec::Glean { attachment } => {
             // A host on a connected subnet with no MAC yet: the run loop asks the control
             // side to resolve it (ARP). A drop path, so the extra store costs nothing here.
-            counters.glean.push(attachment, dst);
+            counters.glean.push(attachment, core::net::IpAddr::V4(dst));
             dropped(DropReason::NoNeighbor)
         }
         Fec::Forward { adj, ref push } => {
@@ -984,7 +1004,7 @@ fn echo_reply<T: Tracer>(frame: &mut Frame<'_>, l3: usize, trace: &mut T) -> OrV
     Ok(())
 }
 
-/// IPv6 in a VRF: lookup, hop limit, then out by the FEC. We own no IPv6 addresses yet.
+/// IPv6 in a VRF: lookup, local delivery, hop limit, then out by the FEC.
 // The stage's state travels as arguments, as in `route_ipv4`, so it stays in registers.
 #[allow(clippy::too_many_arguments)]
 fn route_ipv6<T: Tracer>(
@@ -994,6 +1014,7 @@ fn route_ipv6<T: Tracer>(
     vrf: VrfId,
     hop: Hop,
     qos: Qos,
+    ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
 ) -> OrVerdict<PortId> {
@@ -1014,9 +1035,13 @@ fn route_ipv6<T: Tracer>(
         )
     };
     if dst.is_multicast() {
-        return punted(Punt::Multicast);
+        return local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::Multicast);
     }
     if dst.is_unicast_link_local() {
+        // Link-local addresses are not in the tables: ours is the ingress port's.
+        if dst == snap.port(ctx.ingress).link_local() && !matches!(hop, Hop::Originated) {
+            return local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::ForUs);
+        }
         return punted(Punt::ForUs);
     }
     let fec_id = snap.vrf(vrf).v6.lookup(u128::from(dst)).map(FecId);
@@ -1032,8 +1057,14 @@ fn route_ipv6<T: Tracer>(
         return dropped(DropReason::NoRoute);
     };
     match *fec {
-        Fec::Local => punted(Punt::ForUs),
-        Fec::Glean { .. } => dropped(DropReason::NoNeighbor),
+        // A reply to ourselves (a spoofed source): hand it to the kernel, never loop.
+        Fec::Local if matches!(hop, Hop::Originated) => punted(Punt::ForUs),
+        Fec::Local => local_ipv6(snap, frame, l3, vrf, ctx, counters, trace, Punt::ForUs),
+        Fec::Glean { attachment } => {
+            // As for IPv4: the run loop asks the control side to resolve the host (ND).
+            counters.glean.push(attachment, core::net::IpAddr::V6(dst));
+            dropped(DropReason::NoNeighbor)
+        }
         Fec::Forward { adj, ref push } => {
             frame.truncate(l3 + total);
             let hl = {

@@ -112,6 +112,19 @@ pub enum Step {
         /// Who asked.
         to: Ipv4Addr,
     },
+    /// An ICMPv6 echo request to us turned into a reply.
+    Echo6Reply {
+        /// Where the reply goes.
+        to: Ipv6Addr,
+    },
+    /// A neighbour solicitation for our address turned into an advertisement (RFC 4861 §7.2.4).
+    NdAdvert {
+        /// The address solicited.
+        target: Ipv6Addr,
+        /// Where the advertisement goes: the solicitor, or all nodes for duplicate address
+        /// detection.
+        to: Ipv6Addr,
+    },
     /// The frame leaves by this adjacency.
     Egress {
         /// The adjacency.

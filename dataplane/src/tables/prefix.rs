@@ -166,6 +166,12 @@ impl Ipv6Prefix {
     pub fn contains(&self, ip: Ipv6Addr) -> bool {
         u128::from(ip) & self.mask() == u128::from(self.network())
     }
+    /// Whether the two prefixes share any address.
+    pub fn overlaps(&self, other: &Ipv6Prefix) -> bool {
+        let shorter = if self.len <= other.len { self } else { other };
+        let longer = if self.len <= other.len { other } else { self };
+        shorter.contains(longer.addr)
+    }
 }
 
 impl fmt::Display for Ipv6Prefix {
@@ -260,6 +266,11 @@ mod tests {
         let v6: IpPrefix = "2001:db8:20::/48".parse().unwrap();
         assert_eq!(v6.to_string(), "2001:db8:20::/48");
         assert!(!v6.has_host_bits());
+        let a: Ipv6Prefix = "2001:db8:20::1/64".parse().unwrap();
+        let b: Ipv6Prefix = "2001:db8:20::/48".parse().unwrap();
+        let c: Ipv6Prefix = "2001:db8:21::1/64".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c) && !c.overlaps(&a) && !c.overlaps(&b));
     }
 
     #[test]

@@ -33,6 +33,20 @@ pub fn sum(data: &[u8]) -> u32 {
     acc as u32
 }
 
+/// The unfolded [`sum`] of the IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer
+/// packet of `len` bytes with protocol `next_header` between `src` and `dst`: add it to the
+/// sum of the packet itself before [`fold`].
+#[inline]
+pub fn ipv6_pseudo_header(
+    src: &core::net::Ipv6Addr,
+    dst: &core::net::Ipv6Addr,
+    next_header: u8,
+    len: u32,
+) -> u32 {
+    // 16 words of at most 0xffff and three more: far below 2^32.
+    sum(&src.octets()) + sum(&dst.octets()) + (len >> 16) + (len & 0xffff) + u32::from(next_header)
+}
+
 /// Folds a [`sum`] to 16 bits and returns its complement: the value to write in a checksum field.
 ///
 /// The returned value is **complemented** (`!folded`). So:

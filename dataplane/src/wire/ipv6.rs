@@ -7,6 +7,7 @@
 
 use core::net::Ipv6Addr;
 
+use super::ethernet::MacAddr;
 use super::{read_array, read_u16, read_u32, write_u16, write_u32, Error, Result};
 
 mod field {
@@ -26,6 +27,64 @@ pub const HEADER_LEN: usize = field::DST_ADDR.end;
 const VERSION_SHIFT: u32 = 28;
 const TRAFFIC_CLASS_SHIFT: u32 = 20;
 const FLOW_LABEL_MASK: u32 = 0x000f_ffff;
+
+/// The all-nodes multicast address, ff02::1 (RFC 4291 §2.7.1).
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// The link-local address a port with `mac` forms by itself: fe80::/64 with the modified
+/// EUI-64 interface identifier (RFC 4291 §2.5.1 and App. A: ff:fe in the middle of the MAC,
+/// the universal/local bit inverted).
+pub const fn link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from_octets([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// The solicited-node multicast address of `addr`, ff02::1:ffXX:XXXX with its low 24 bits
+/// (RFC 4291 §2.7.1): where neighbour solicitations for `addr` are sent (RFC 4861 §7.2.2).
+pub const fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let a = addr.octets();
+    Ipv6Addr::from_octets([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, a[13], a[14], a[15],
+    ])
+}
+
+/// Whether `addr` is a solicited-node multicast address (ff02::1:ff00:0/104).
+pub const fn is_solicited_node(addr: Ipv6Addr) -> bool {
+    let a = addr.octets();
+    let s = solicited_node(addr).octets();
+    let mut i = 0;
+    while i < 13 {
+        if a[i] != s[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The Ethernet group address an IPv6 multicast address maps to: 33:33 and its low 32 bits
+/// (RFC 2464 §7).
+pub const fn multicast_mac(addr: Ipv6Addr) -> MacAddr {
+    let a = addr.octets();
+    MacAddr([0x33, 0x33, a[12], a[13], a[14], a[15]])
+}
 
 /// A view over an IPv6 packet: the fixed header and payload, in a buffer that may be longer.
 #[derive(Debug, Clone)]
@@ -212,6 +271,32 @@ mod tests {
 
     fn dst() -> Ipv6Addr {
         "fe80::21f:caff:feb3:7640".parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_derived_from_a_mac_and_an_address() {
+        // RFC 4291 App. A: 34-56-78-9A-BC-DE -> 3656:78ff:fe9a:bcde (the U/L bit flipped).
+        let mac = MacAddr([0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde]);
+        assert_eq!(
+            link_local(mac),
+            "fe80::3656:78ff:fe9a:bcde".parse::<Ipv6Addr>().unwrap()
+        );
+        // A locally administered MAC loses its 0x02 bit.
+        assert_eq!(
+            link_local(MacAddr([0x02, 0, 0, 0, 0x01, 0x02])),
+            "fe80::ff:fe00:102".parse::<Ipv6Addr>().unwrap()
+        );
+        let target: Ipv6Addr = "2001:db8:a::1:2345:6789".parse().unwrap();
+        let group = solicited_node(target);
+        assert_eq!(group, "ff02::1:ff45:6789".parse::<Ipv6Addr>().unwrap());
+        assert!(is_solicited_node(group));
+        assert!(!is_solicited_node(ALL_NODES));
+        assert!(!is_solicited_node(target));
+        assert_eq!(
+            multicast_mac(group),
+            MacAddr([0x33, 0x33, 0xff, 0x45, 0x67, 0x89])
+        );
+        assert_eq!(multicast_mac(ALL_NODES), MacAddr([0x33, 0x33, 0, 0, 0, 1]));
     }
 
     #[test]

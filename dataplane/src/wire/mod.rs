@@ -12,9 +12,11 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mpls;
+pub mod ndisc;
 pub mod vlan;
 
 use core::fmt;

@@ -23,7 +23,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::pipeline::punt::{for_kernel, KernelPath};
@@ -58,6 +58,9 @@ pub struct MirrorSpec {
     pub mtu: u16,
     /// Our IPv4 address and prefix length on it.
     pub address: Option<(Ipv4Addr, u8)>,
+    /// Our IPv6 address and prefix length on it (the link-local one the kernel derives
+    /// from the MAC, as xpe does).
+    pub address6: Option<(Ipv6Addr, u8)>,
 }
 
 /// A mirror's counters, updated by the mirror thread and read by `show interfaces`.
@@ -236,6 +239,9 @@ fn create(spec: &MirrorSpec) -> Result<tun_rs::SyncDevice, MirrorError> {
         .enable(true);
     if let Some((addr, len)) = spec.address {
         builder = builder.ipv4(addr, len, None);
+    }
+    if let Some((addr, len)) = spec.address6 {
+        builder = builder.ipv6(addr, len);
     }
     let dev = builder.build_sync().map_err(|source| MirrorError::Create {
         name: spec.name.clone(),

@@ -20,13 +20,13 @@ use super::umem::{
     FrameLedger, Umem, FRAME_SIZE, KERNEL_HEADROOM, MAX_FRAME, MAX_JUMBO_FRAME, REGION_CHUNKS,
     REGION_SIZE,
 };
-use crate::pipeline::learn::{arp_neighbor, Neighbor};
+use crate::pipeline::learn::{self, Neighbor};
 use crate::pipeline::punt::{punt_class, Policer, PolicerConfig};
 use crate::pipeline::{
     process_batch, route_from_kernel, Counters, DropReason, Frame, Punt, Verdict,
 };
 use crate::tables::{AttachmentId, PortId, Published};
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 /// Frames taken from one RX ring per iteration.
 pub const BATCH: usize = 64;
@@ -44,11 +44,11 @@ const INJECT_PER_ITERATION: usize = 64;
 /// What a worker tells the control side about neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A neighbour seen in an ARP frame on a port.
+    /// A neighbour seen in an ARP or neighbour discovery frame on a port.
     Learned {
         /// The port it was seen on.
         port: PortId,
-        /// What the ARP frame told.
+        /// What the frame told.
         neighbor: Neighbor,
     },
     /// A host on a connected subnet that frames were dropped for (no MAC): resolve it.
@@ -56,7 +56,7 @@ pub enum Event {
         /// The attachment whose subnet it is on.
         attachment: AttachmentId,
         /// The host.
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
 }
 
@@ -580,10 +580,10 @@ impl<S: Stage> Worker<S> {
         stats.packets += m as u64;
         stats.batches += 1;
         let mut verdicts = [Verdict::Drop(crate::pipeline::DropReason::Truncated); BATCH];
-        let replies_before = counters.arp_replies;
+        let replies_before = counters.arp_replies + counters.nd_replies;
         self.stage
             .batch(ingress, &mut frames[..m], &mut verdicts[..m], counters);
-        let we_replied = counters.arp_replies != replies_before;
+        let we_replied = counters.arp_replies + counters.nd_replies != replies_before;
         if !counters.glean.is_empty() {
             for (attachment, ip) in counters.glean.drain() {
                 self.tell(Event::Glean { attachment, ip }, stats);
@@ -594,7 +594,7 @@ impl<S: Stage> Worker<S> {
         for i in 0..m {
             let frame = &frames[i];
             let verdict = verdicts[i];
-            if verdict == Verdict::Punt(Punt::Arp) {
+            if matches!(verdict, Verdict::Punt(Punt::Arp | Punt::Nd)) {
                 self.learn(ingress, frame.data(), false, stats);
             }
             if let (Verdict::Punt(_), Some(link)) = (verdict, &self.links.punt) {
@@ -778,9 +778,9 @@ impl<S: Stage> Worker<S> {
         region.map(|r| (r, len))
     }
 
-    /// Passes the neighbour an ARP frame tells about to the control side.
+    /// Passes the neighbour an ARP or neighbour discovery frame tells about to the control side.
     fn learn(&self, port: PortId, frame: &[u8], built_by_us: bool, stats: &mut LoopStats) {
-        if let Some(neighbor) = arp_neighbor(frame, built_by_us) {
+        if let Some(neighbor) = learn::neighbor(frame, built_by_us) {
             self.tell(Event::Learned { port, neighbor }, stats);
         }
     }

@@ -56,6 +56,12 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
     for w in stats {
         lp += &w.loop_stats;
     }
+    // One lock, released before the answer is built (a guard in a field's expression would
+    // live to the end of the whole struct expression).
+    let (mirrors, punt_no_mirror) = match lock(&live.runtime).as_ref() {
+        Some(rt) => (!rt.mirror_counters().is_empty(), rt.punt_no_mirror()),
+        None => (false, 0),
+    };
     api::Counters {
         router: snap.name().to_string(),
         workers: stats.len(),
@@ -78,6 +84,8 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         forwarded: total.forwarded,
         arp_replies: total.arp_replies,
         echo_replies: total.echo_replies,
+        nd_replies: total.nd_replies,
+        echo6_replies: total.echo6_replies,
         drops: DropReason::ALL
             .iter()
             .map(|d| (d.name().to_string(), total.drop_count(*d)))
@@ -94,12 +102,8 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         learn_dropped: lp.learn_dropped,
         arp_requests_sent: lp.originated,
         arp_requests_dropped: lp.originate_dropped,
-        mirrors: lock(&live.runtime)
-            .as_ref()
-            .is_some_and(|rt| !rt.mirror_counters().is_empty()),
-        punt_no_mirror: lock(&live.runtime)
-            .as_ref()
-            .map_or(0, |rt| rt.punt_no_mirror()),
+        mirrors,
+        punt_no_mirror,
         policed: PuntClass::ALL
             .iter()
             .map(|c| {
@@ -250,6 +254,7 @@ pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) ->
             namespace: m.netns,
             vrf: m.vrf,
             address: m.address.map(|(a, len)| format!("{a}/{len}")),
+            address6: m.address6.map(|(a, len)| format!("{a}/{len}")),
             mac: m.mac.to_string(),
             mtu: m.mtu,
             punted: c.punted,

@@ -45,10 +45,12 @@ pub(super) fn counters(c: &api::Counters) -> String {
     let punts: u64 = c.punts.values().sum();
     let _ = writeln!(
         s,
-        "Forwarded {} (ARP replies {}, echo replies {}); dropped {}; punted {}",
+        "Forwarded {} (ARP replies {}, echo replies {}, ND replies {}, echo6 replies {}); dropped {}; punted {}",
         c.forwarded,
         c.arp_replies,
         c.echo_replies,
+        c.nd_replies,
+        c.echo6_replies,
         drops + c.tx_ring_full + c.no_tx_socket,
         punts
     );
@@ -105,7 +107,7 @@ pub(super) fn counters(c: &api::Counters) -> String {
     }
     let _ = writeln!(
         s,
-        "Neighbours: {} ARP frames learned from ({} not passed on), {} ARP requests sent ({} dropped)",
+        "Neighbours: {} ARP and ND frames learned from ({} not passed on), {} ARP requests and neighbour solicitations sent ({} dropped)",
         c.learned, c.learn_dropped, c.arp_requests_sent, c.arp_requests_dropped
     );
     s
@@ -165,9 +167,17 @@ pub(super) fn runtime(r: &api::Runtime) -> String {
 pub(super) fn neighbors(n: &api::Neighbors) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Neighbours");
+    // IPv6 addresses are wider than IPv4 ones: the column takes the longest.
+    let width = n
+        .neighbors
+        .iter()
+        .map(|e| e.ip.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let _ = writeln!(
         s,
-        "  {:<12} {:<16} {:<18} State",
+        "  {:<12} {:<width$} {:<18} State",
         "Interface", "Address", "MAC"
     );
     for e in &n.neighbors {
@@ -178,7 +188,7 @@ pub(super) fn neighbors(n: &api::Neighbors) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:<12} {:<16} {:<18} {state}",
+            "  {:<12} {:<width$} {:<18} {state}",
             e.attachment,
             e.ip,
             e.mac.as_deref().unwrap_or("-")
