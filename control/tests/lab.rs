@@ -10,8 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
-const NAMESPACES: [&str; 8] = [
-    "vpc-a", "vpc-b", "wires", "pe-dx", "p1", "pe-site", "site-a", "site-b",
+/// The lab's namespaces: the script's, then the PEs' mirror namespaces that xpe run makes
+/// (one per VRF; `down` removes them too).
+const NAMESPACES: [&str; 12] = [
+    "vpc-a",
+    "vpc-b",
+    "wires",
+    "pe-dx",
+    "p1",
+    "pe-site",
+    "site-a",
+    "site-b",
+    "pe-dx-vpc-a",
+    "pe-dx-vpc-b",
+    "pe-site-vpc-a",
+    "pe-site-vpc-b",
 ];
 
 struct Lab {
