@@ -28,27 +28,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::sh;
-
-/// Runs a command in a namespace.
-fn ns_sh(ns: &str, args: &[&str]) -> String {
-    let mut all = vec!["ip", "netns", "exec", ns];
-    all.extend_from_slice(args);
-    sh(&all)
-}
-
-/// Runs a command in a namespace; returns (success, stdout).
-fn ns_try(ns: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use common::{ns_sh, ns_try, remove_namespaces, sh, snmp, stop_child};
 
 /// The lab: namespaces, links and xpe processes, all removed on drop.
 struct Lab {
@@ -310,53 +290,16 @@ impl Lab {
 
     /// ICMP echo requests a host's kernel has received (`/proc/net/snmp` of its namespace).
     fn echo_requests_in(&self, host: &str) -> u64 {
-        let snmp = ns_sh(&self.ns(host), &["cat", "/proc/net/snmp"]);
-        let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
-        let (names, values) = (
-            icmp.next().expect("Icmp header"),
-            icmp.next().expect("Icmp values"),
-        );
-        let at = names
-            .split_whitespace()
-            .position(|n| n == "InEchos")
-            .expect("InEchos");
-        values
-            .split_whitespace()
-            .nth(at)
-            .and_then(|v| v.parse().ok())
-            .expect("InEchos value")
+        snmp(&self.ns(host), "Icmp", "InEchos")
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for (_, mut child) in std::mem::take(&mut self.routers) {
-            // Best effort on the way out (also while panicking): TERM, then KILL.
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        for (_, child) in std::mem::take(&mut self.routers) {
+            stop_child(child);
         }
-        for ns in self.namespaces.drain(..).rev() {
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        }
-        // Mirror namespaces a router made and could not remove (it was killed).
-        let ours = format!("{}-", self.prefix);
-        for entry in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&ours) {
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
+        remove_namespaces(&mut self.namespaces, &format!("{}-", self.prefix));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -1557,22 +1500,6 @@ impl Lab {
             .status()
             .is_ok_and(|s| s.success())
     }
-}
-
-/// A counter of a namespace's kernel: `/proc/net/snmp` group `group`, field `field`.
-fn snmp(ns: &str, group: &str, field: &str) -> u64 {
-    let snmp = ns_sh(ns, &["cat", "/proc/net/snmp"]);
-    let mut lines = snmp.lines().filter(|l| l.starts_with(&format!("{group}:")));
-    let (names, values) = (lines.next().expect("header"), lines.next().expect("values"));
-    let at = names
-        .split_whitespace()
-        .position(|n| n == field)
-        .expect("field");
-    values
-        .split_whitespace()
-        .nth(at)
-        .and_then(|v| v.parse().ok())
-        .expect("value")
 }
 
 /// The PE's kernel through its mirrors:

@@ -21,7 +21,7 @@
 //! advertisement, which `show neighbors` then lists as learned, with r1's MAC.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use xpe_control::api::{NeighborState, Neighbors};
@@ -30,7 +30,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::sh;
+use common::{ns_sh, ns_try, remove_namespaces, sh, stop_child};
 
 /// dx0's MAC in pe, and the link-local address it makes (RFC 4291 App. A: U/L bit flipped,
 /// ff:fe in the middle), which xpe answers for.
@@ -64,26 +64,6 @@ address6 = "2001:db8:c::1/64"
 prefix = "2001:db8:b::/64"
 via = "2001:db8:c::2"
 "#;
-
-/// Runs a command in a namespace.
-fn ns_sh(ns: &str, args: &[&str]) -> String {
-    let mut all = vec!["ip", "netns", "exec", ns];
-    all.extend_from_slice(args);
-    sh(&all)
-}
-
-/// Runs a command in a namespace; returns (success, stdout).
-fn ns_try(ns: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 /// The namespaces, links and the xpe process, all removed on drop.
 struct Lab {
@@ -279,34 +259,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut child) = self.pe.take() {
-            // Best effort on the way out (also while panicking): TERM, then KILL.
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.pe.take() {
+            stop_child(child);
         }
-        for ns in self.namespaces.drain(..).rev() {
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        }
-        // Mirror namespaces xpe made and could not remove (it was killed).
-        let ours = format!("{}-", self.prefix);
-        for entry in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&ours) {
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-        }
+        remove_namespaces(&mut self.namespaces, &format!("{}-", self.prefix));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

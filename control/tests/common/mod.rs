@@ -16,3 +16,79 @@ pub fn sh(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs a command in a namespace, panicking with its output if it fails.
+// Each test file that includes this module uses part of it.
+#[allow(dead_code)]
+pub fn ns_sh(ns: &str, args: &[&str]) -> String {
+    let mut all = vec!["ip", "netns", "exec", ns];
+    all.extend_from_slice(args);
+    sh(&all)
+}
+
+/// Runs a command in a namespace; returns (success, stdout).
+#[allow(dead_code)]
+pub fn ns_try(ns: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Stops a process we started, best effort (also while panicking): SIGTERM, up to 5 s for
+/// it to end, then SIGKILL; reaps it.
+#[allow(dead_code)]
+pub fn stop_child(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Deletes a test's namespaces, then any other whose name starts with `prefix` (mirror
+/// namespaces an xpe it started made and, killed, could not remove).
+#[allow(dead_code)]
+pub fn remove_namespaces(namespaces: &mut Vec<String>, prefix: &str) {
+    for ns in namespaces.drain(..).rev() {
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    }
+    for entry in std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(prefix) {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+/// A counter of a namespace's kernel from `/proc/net/snmp`: group `group` (`Icmp`, `Udp`),
+/// field `field` (`InEchos`, `NoPorts`).
+#[allow(dead_code)]
+pub fn snmp(ns: &str, group: &str, field: &str) -> u64 {
+    let text = ns_sh(ns, &["cat", "/proc/net/snmp"]);
+    let mut lines = text.lines().filter(|l| l.starts_with(&format!("{group}:")));
+    let (names, values) = (lines.next().expect("header"), lines.next().expect("values"));
+    let at = names
+        .split_whitespace()
+        .position(|n| n == field)
+        .unwrap_or_else(|| panic!("no {group} {field} in /proc/net/snmp"));
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("value")
+}

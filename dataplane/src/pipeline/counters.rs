@@ -353,7 +353,7 @@ mod tests {
         for p in Punt::ALL {
             assert_eq!(Punt::from_name(p.name()), Some(*p));
         }
-        assert_eq!(DropReason::COUNT, 21);
+        assert_eq!(DropReason::COUNT, 22);
     }
 
     #[test]
