@@ -650,6 +650,14 @@ mod tests {
         );
         assert_eq!(counters.forwarded, 1);
         assert_eq!(counters.drop_count(DropReason::FromKernelNotRouted), 1);
+        // A runt is counted too (the fuzz target found it uncounted once).
+        let mut runt = vec![0u8; 64 + 5];
+        let mut f = Frame::new(&mut runt, 64, 5).unwrap();
+        assert_eq!(
+            route_from_kernel(&snap, att_b, &mut f, &mut counters),
+            Verdict::Drop(DropReason::Truncated)
+        );
+        assert_eq!(counters.drop_count(DropReason::Truncated), 1);
     }
 
     #[test]

@@ -198,27 +198,7 @@ pub fn route_from_kernel(
     counters: &mut Counters,
 ) -> Verdict {
     counters.ensure_for(snap);
-    let Some(att) = snap.attachments().get(usize::from(attachment.0)) else {
-        return Verdict::Drop(DropReason::NoAttachment);
-    };
-    let Ok(eth) = ethernet::Frame::new_checked(frame.data()) else {
-        return Verdict::Drop(DropReason::Truncated);
-    };
-    let ethertype = eth.ethertype_raw();
-    let mut ctx = Ctx {
-        ingress: att.port,
-        attachment,
-        hint: None,
-    };
-    let (vrf, hop, qos, trace) = (att.vrf, Hop::Originated, Qos::FromIp, &mut NoTrace);
-    let routed = match ethertype {
-        ETH_IPV4 => route_ipv4(
-            snap, frame, ETH_LEN, vrf, hop, qos, &mut ctx, counters, trace,
-        ),
-        ETH_IPV6 => route_ipv6(snap, frame, ETH_LEN, vrf, hop, qos, &ctx, counters, trace),
-        _ => punted(Punt::OtherProtocol),
-    };
-    let verdict = match routed {
+    let verdict = match kernel_route(snap, attachment, frame, counters) {
         Ok(port) => Verdict::Forward(port),
         Err(Verdict::Punt(_)) => Verdict::Drop(DropReason::FromKernelNotRouted),
         Err(v) => v,
@@ -235,6 +215,35 @@ pub fn route_from_kernel(
         Verdict::Punt(r) => counters.punts[r as usize] += 1,
     }
     verdict
+}
+
+/// [`route_from_kernel`]'s decision, every way out a verdict the caller counts once.
+fn kernel_route(
+    snap: &Snapshot,
+    attachment: AttachmentId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+) -> OrVerdict<PortId> {
+    let Some(att) = snap.attachments().get(usize::from(attachment.0)) else {
+        return dropped(DropReason::NoAttachment);
+    };
+    let Ok(eth) = ethernet::Frame::new_checked(frame.data()) else {
+        return dropped(DropReason::Truncated);
+    };
+    let ethertype = eth.ethertype_raw();
+    let mut ctx = Ctx {
+        ingress: att.port,
+        attachment,
+        hint: None,
+    };
+    let (vrf, hop, qos, trace) = (att.vrf, Hop::Originated, Qos::FromIp, &mut NoTrace);
+    match ethertype {
+        ETH_IPV4 => route_ipv4(
+            snap, frame, ETH_LEN, vrf, hop, qos, &mut ctx, counters, trace,
+        ),
+        ETH_IPV6 => route_ipv6(snap, frame, ETH_LEN, vrf, hop, qos, &ctx, counters, trace),
+        _ => punted(Punt::OtherProtocol),
+    }
 }
 
 #[inline]
