@@ -208,10 +208,10 @@ wait "$SERVER_PID" || true
 import json, sys
 got, secs, p, i = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 c0, c1 = json.loads(sys.argv[5]), json.loads(sys.argv[6])
-d = lambda f: c1["policed"]["routing"][f] - c0["policed"]["routing"][f]
+passed, dropped = (c1["policed"]["routing"][f] - c0["policed"]["routing"][f] for f in ("passed", "dropped"))
 print(f"tcp: {got} bytes in {secs:.2f} s = {got * 8 / secs / 1e6:.0f} Mbit/s; "
       f"punt path {p / secs / 1e3:.1f} kpps to the kernel, {i / secs / 1e3:.1f} kpps back; "
-      f"routing class passed {d(\"passed\")}, dropped {d(\"dropped\")}")' \
+      f"routing class passed {passed}, dropped {dropped}")' \
     "$got" "$secs" "$((p1 - p0))" "$((i1 - i0))" "$r0" "$r1"
 
 flood() { # SECONDS: as fast as gen goes, at the PE's own address on port f
