@@ -28,7 +28,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::{ns_sh, ns_try, remove_namespaces, sh, snmp, stop_child};
+use common::{lab_dir, ns_sh, ns_try, remove_namespaces, sh, snmp, stop_child};
 
 /// The lab: namespaces, links and xpe processes, all removed on drop.
 struct Lab {
@@ -308,13 +308,8 @@ impl Drop for Lab {
 impl Lab {
     /// An empty lab named `xl<pid><tag>`.
     fn new(tag: &str) -> Lab {
-        assert!(
-            sh(&["id", "-u"]).trim() == "0",
-            "this test needs root (network namespaces, XDP, AF_XDP): run the test suite as root"
-        );
         let prefix = format!("xl{}{tag}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = lab_dir(&prefix);
         Lab {
             prefix,
             namespaces: Vec::new(),

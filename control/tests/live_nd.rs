@@ -30,7 +30,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::{ns_sh, ns_try, remove_namespaces, sh, stop_child};
+use common::{lab_dir, ns_sh, ns_try, remove_namespaces, sh, stop_child};
 
 /// dx0's MAC in pe, and the link-local address it makes (RFC 4291 App. A: U/L bit flipped,
 /// ff:fe in the middle), which xpe answers for.
@@ -75,13 +75,8 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        assert!(
-            sh(&["id", "-u"]).trim() == "0",
-            "this test needs root (network namespaces, XDP, AF_XDP): run the test suite as root"
-        );
         let prefix = format!("xn{}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = lab_dir(&prefix);
         Lab {
             prefix,
             namespaces: Vec::new(),

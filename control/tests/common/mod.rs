@@ -92,3 +92,16 @@ pub fn snmp(ns: &str, group: &str, field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .expect("value")
 }
+
+/// Checks that the tests run as root, then makes the temporary directory of a lab named
+/// `prefix` (its logs and sockets).
+#[allow(dead_code)]
+pub fn lab_dir(prefix: &str) -> std::path::PathBuf {
+    assert!(
+        sh(&["id", "-u"]).trim() == "0",
+        "this test needs root (network namespaces, XDP, AF_XDP): run the test suite as root"
+    );
+    let dir = std::env::temp_dir().join(prefix);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
