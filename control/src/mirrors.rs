@@ -16,8 +16,7 @@
 //! namespace shared by several VRFs, and the router's own, get the config's static routes.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xpe_dataplane::tables::{IpPrefix, Ipv4Prefix, Ipv6Prefix, Snapshot, VrfId};
 use xpe_dataplane::wire::ethernet::MacAddr;
@@ -155,17 +154,6 @@ fn loopback_mac(name: &str) -> MacAddr {
     MacAddr([0x02, 0x78, b[0], b[1], b[2], b[3]])
 }
 
-/// Who claimed a mirror name first, for a clash report.
-struct Claim {
-    object: Object,
-}
-
-impl fmt::Display for Claim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.object.fmt(f)
-    }
-}
-
 /// Plans the mirrors of a config whose tables compiled into `snap`; every problem is
 /// reported, naming the object.
 pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigError>> {
@@ -258,7 +246,8 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
         }
     }
     // Names: valid, and each once per namespace.
-    let mut claimed: BTreeMap<(Option<String>, String), Claim> = BTreeMap::new();
+    // (namespace, name) -> the object whose mirror took the name first.
+    let mut claimed: BTreeMap<(Option<String>, String), &Object> = BTreeMap::new();
     for (m, object) in mirrors.iter().zip(&objects) {
         if !valid_ifname(&m.name) {
             errors.push(ConfigError {
@@ -277,12 +266,7 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
                 },
             });
         } else {
-            claimed.insert(
-                key,
-                Claim {
-                    object: object.clone(),
-                },
-            );
+            claimed.insert(key, object);
         }
         // A core mirror may not take the name of an interface xpe forwards on: both live in
         // the router's namespace.
@@ -311,8 +295,8 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
             }),
         }
     }
-    for (i, a) in mirrors.iter().enumerate() {
-        for b in &mirrors[i + 1..] {
+    for (i, (a, a_object)) in mirrors.iter().zip(&objects).enumerate() {
+        for (b, b_object) in mirrors[i + 1..].iter().zip(&objects[i + 1..]) {
             if a.netns != b.netns || a.vrf == b.vrf {
                 continue;
             }
@@ -331,11 +315,11 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<MirrorPlan, Vec<ConfigEr
             }
             for subnet in overlaps {
                 errors.push(ConfigError {
-                    object: object_of(&mirrors, &objects, b),
+                    object: b_object.clone(),
                     problem: Problem::NamespaceOverlap {
                         netns: b.netns.clone().unwrap_or_default(),
                         subnet,
-                        other: object_of(&mirrors, &objects, a).to_string(),
+                        other: a_object.to_string(),
                     },
                 });
             }
@@ -359,14 +343,6 @@ fn prefix((addr, len): (Ipv4Addr, u8)) -> Ipv4Prefix {
 
 fn prefix6((addr, len): (Ipv6Addr, u8)) -> Ipv6Prefix {
     Ipv6Prefix::new(addr, len).expect("a compiled attachment address")
-}
-
-fn object_of(mirrors: &[MirrorSpec], objects: &[Object], m: &MirrorSpec) -> Object {
-    let i = mirrors
-        .iter()
-        .position(|x| std::ptr::eq(x, m))
-        .expect("one of the mirrors");
-    objects[i].clone()
 }
 
 /// The kernel routes of namespace `n`: defaults into the VRF's first mirror when the
@@ -402,28 +378,23 @@ fn routes_of(config: &Config, mirrors: &[MirrorSpec], n: &Namespace) -> Vec<Kern
         };
         let of_vrf: Vec<&&MirrorSpec> = here.iter().filter(|m| &m.vrf == vrf).collect();
         for r in table {
-            let Ok(prefix) = r.prefix.parse::<IpPrefix>() else {
+            let Ok(dest) = r.prefix.parse::<IpPrefix>() else {
                 continue;
             };
-            let via = r.via.parse::<Ipv4Addr>().ok();
-            let by_subnet = of_vrf.iter().find(|m| {
-                m.address
-                    .zip(via)
-                    .is_some_and(|(a, via)| prefix_contains(a, via))
+            let by_subnet = of_vrf.iter().find(|m| match r.via.parse::<IpAddr>() {
+                Ok(IpAddr::V4(via)) => m.address.is_some_and(|a| prefix(a).contains(via)),
+                Ok(IpAddr::V6(via)) => m.address6.is_some_and(|a| prefix6(a).contains(via)),
+                Err(_) => false,
             });
             if let Some(m) = by_subnet.or(of_vrf.first()) {
                 routes.push(KernelRoute {
-                    prefix,
+                    prefix: dest,
                     mirror: m.name.clone(),
                 });
             }
         }
     }
     routes
-}
-
-fn prefix_contains(a: (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
-    prefix(a).contains(ip)
 }
 
 #[cfg(test)]

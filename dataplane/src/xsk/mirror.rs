@@ -18,7 +18,7 @@
 //! namespace. tun-rs opens and configures the device; nothing here is written by hand but
 //! the eventfd that wakes the mirror thread.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -672,12 +672,5 @@ fn inject(snap: &Snapshot, m: &Mirror, frame: &[u8], ends: &Ends) {
             bump(&c.inject_queue_full, 1);
             let _pool_full = ends.inject_return.try_send(i.buf);
         }
-    }
-}
-
-impl Mirror {
-    /// The device's file descriptor (for diagnostics).
-    pub fn fd(&self) -> RawFd {
-        self.dev.as_raw_fd()
     }
 }
