@@ -324,12 +324,12 @@ fn show_offline(
             };
             crate::show::vrf(out, snap, &compiled.rib, id).map_err(io_failure)
         }
-        What::Counters | What::Runtime => Err(Failure::new(format!(
+        What::Counters | What::Runtime | What::Bgp => Err(Failure::new(format!(
             "a config has no {}: they come from a running instance",
-            if what == What::Counters {
-                "counters"
-            } else {
-                "runtime figures"
+            match what {
+                What::Counters => "counters",
+                What::Bgp => "BGP sessions or BGP routes",
+                _ => "runtime figures",
             }
         ))
         .hint("drop --config to ask the running xpe")),

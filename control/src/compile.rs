@@ -96,6 +96,16 @@ pub enum Object {
     },
     /// The tables built from a config that passed every check: `tables`.
     Tables,
+    /// `[bgp]`: `bgp`.
+    Bgp,
+    /// A BGP neighbour: `bgp neighbor 198.18.0.9` (core) or `vrf "vpc-a" bgp neighbor
+    /// 169.254.10.2` (a CE).
+    BgpNeighbor {
+        /// The VRF of a CE neighbour; `None` for a core neighbour.
+        vrf: Option<String>,
+        /// The address, as written.
+        address: String,
+    },
 }
 
 impl fmt::Display for Object {
@@ -131,6 +141,12 @@ impl fmt::Display for Object {
                 write!(f, "label entry {index} (in {in_label})")
             }
             Object::Tables => f.write_str("tables"),
+            Object::Bgp => f.write_str("bgp"),
+            Object::BgpNeighbor { vrf: None, address } => write!(f, "bgp neighbor {address}"),
+            Object::BgpNeighbor {
+                vrf: Some(vrf),
+                address,
+            } => write!(f, "vrf \"{vrf}\" bgp neighbor {address}"),
         }
     }
 }
@@ -344,6 +360,9 @@ pub enum Problem {
         /// The other attachment.
         other: String,
     },
+    /// A BGP part of the config (`[bgp]`, a VRF's rd, route targets, CE neighbours).
+    #[error(transparent)]
+    Bgp(#[from] crate::bgp::BgpProblem),
     /// A policing rate that lets bursts of nothing through.
     #[error("copp {class}: burst must be at least 1 when rate is not 0")]
     PolicerBurst {
@@ -423,6 +442,8 @@ pub struct Compiled {
     pub mirrors: crate::mirrors::MirrorPlan,
     /// Control-plane policing rates.
     pub policer: xpe_dataplane::pipeline::punt::PolicerConfig,
+    /// What BGP does, if the config has a `[bgp]`.
+    pub bgp: Option<crate::bgp::BgpPlan>,
 }
 
 /// A `[[label]]` entry that passed [`check_label_entry`]: its in-label, what it does, and
@@ -560,7 +581,9 @@ pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, Config
         }])
     })?;
     let mirrors = crate::mirrors::plan(config, &snapshot).map_err(ConfigErrors)?;
+    let bgp = crate::bgp::plan(config, &snapshot).map_err(ConfigErrors)?;
     Ok(Compiled {
+        bgp,
         snapshot,
         rib,
         warnings,

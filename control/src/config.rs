@@ -34,6 +34,40 @@ pub struct Config {
     /// Control-plane policing of what is punted to the kernel's mirrors.
     #[serde(default)]
     pub copp: Copp,
+    /// BGP: the router's ASN and its core neighbours (VPNv4/VPNv6), through GoBGP.
+    pub bgp: Option<Bgp>,
+}
+
+/// `[bgp]`: xpe runs GoBGP for the VPN routes of its VRFs (docs/bgp.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    /// The router's autonomous system number.
+    pub asn: i64,
+    /// The BGP router id; default the `[router] address`.
+    pub router_id: Option<String>,
+    /// Seconds a route learned from a GoBGP that died is kept (stale) after it is back,
+    /// waiting to be announced again; default 120.
+    pub stale_time: Option<i64>,
+    /// The gobgpd program; default `gobgpd` from PATH.
+    pub gobgpd: Option<String>,
+    /// Core neighbours: VPNv4 and VPNv6, usually route reflectors.
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<BgpNeighbor>,
+}
+
+/// `[[bgp.neighbor]]` and `[[vrf.bgp_neighbor]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpNeighbor {
+    /// Its address.
+    pub address: String,
+    /// Its ASN; default the router's (iBGP).
+    pub asn: Option<i64>,
+    /// TCP MD5 password (RFC 2385).
+    pub password: Option<String>,
+    /// Our address for the session (core neighbours); default the router address.
+    pub source: Option<String>,
 }
 
 /// `[router]`.
@@ -145,6 +179,17 @@ pub struct Vrf {
     pub routes: Vec<Route>,
     /// The network namespace of its mirror devices; default `ROUTER-VRF`.
     pub namespace: Option<String>,
+    /// Route distinguisher of its VPN routes (`65000:101`, `198.51.100.1:7`).
+    pub rd: Option<String>,
+    /// Route targets whose VPN routes are imported into it.
+    #[serde(default)]
+    pub import: Vec<String>,
+    /// Route targets its VPN routes carry.
+    #[serde(default)]
+    pub export: Vec<String>,
+    /// eBGP neighbours on its attachments (CEs): IPv4/IPv6 unicast.
+    #[serde(default, rename = "bgp_neighbor")]
+    pub bgp_neighbors: Vec<BgpNeighbor>,
 }
 
 /// `[[vrf.attachment]]`.

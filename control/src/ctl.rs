@@ -38,6 +38,8 @@ pub enum What {
     Interfaces,
     /// Per worker: packets, batches, busy cycles per packet.
     Runtime,
+    /// BGP: each gobgpd, its sessions, and each VRF's routes.
+    Bgp,
 }
 
 /// A request to a running instance.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod args;
+pub mod bgp;
 pub mod cli;
 pub mod compile;
 pub mod config;

@@ -189,7 +189,7 @@ fn vrf_label(vrf: Option<&str>) -> String {
 fn route_batch(live: &Live, input: Input, file: Option<&str>) -> Response {
     let one = match &input {
         Input::One { vrf, prefix, next } => Some((vrf.clone(), *prefix, next.is_some())),
-        Input::Text { .. } => None,
+        Input::Text { .. } | Input::Bgp(_) => None,
     };
     let out = live.feed.submit(input, file.unwrap_or_default(), Mode::All);
     if !out.malformed.is_empty() {
@@ -343,9 +343,26 @@ fn change(live: &Live, next: Config) -> Response {
             names.join(", ")
         ));
     }
-    st.config = without_routes(next);
+    if compiled.bgp != live.bgp_plan {
+        return refused(
+            "BGP settings ([bgp], a VRF's rd, import, export or bgp_neighbor) cannot change while xpe runs\nnothing applied: restart xpe with the new config",
+        );
+    }
+    let names = super::neighbours::vrf_names(&st.base);
+    // The running tables are kept until BGP's routes are in the new ones (only copied when
+    // there are BGP routes to stage).
+    let backup = (!st.bgp.is_empty()).then(|| (st.base.clone(), st.rib.clone(), st.bgp.clone()));
     st.base = st.slots.assign(&compiled.snapshot);
     st.rib = compiled.rib;
+    if let Err(e) = super::routes::restage_bgp(&mut st, &names) {
+        if let Some(b) = backup {
+            (st.base, st.rib, st.bgp) = b;
+        }
+        return refused(format!(
+            "the BGP routes do not fit the new tables: {e}\nnothing applied: the running tables are unchanged"
+        ));
+    }
+    st.config = without_routes(next);
     if !keep_hosts {
         st.hosts.clear();
     }
@@ -455,6 +472,7 @@ mod tests {
             learned: HashMap::new(),
             hosts: HashMap::new(),
             asked: HashMap::new(),
+            bgp: HashMap::new(),
         };
         assert!(st.config.routes.is_empty() && st.config.vrfs.iter().all(|v| v.routes.is_empty()));
         let again = compile(&with_static_routes(&st), &Offline).unwrap();

@@ -23,7 +23,7 @@ use xpe_dataplane::tables::{IpPrefix, LabelStack, VrfId};
 
 use std::io::{BufRead, Read};
 
-use super::routes::{Applied, Batch, Mode, Refused, MAX_ERRORS};
+use super::routes::{Applied, Batch, BgpChange, Mode, Refused, MAX_ERRORS};
 use super::server::{AckSink, StreamInput, STREAM_BUFFER};
 use super::{edit, lock, ok, refused, Live};
 use crate::ctl::{Response, StreamAck};
@@ -44,6 +44,8 @@ pub(super) enum Input {
         prefix: IpPrefix,
         next: Option<(IpAddr, LabelStack)>,
     },
+    /// BGP's changes ([`super::bgp`]).
+    Bgp(Vec<BgpChange>),
 }
 
 impl Input {
@@ -51,6 +53,7 @@ impl Input {
         match self {
             Input::Text { text, .. } => text.len(),
             Input::One { .. } => 64,
+            Input::Bgp(changes) => 64 * changes.len(),
         }
     }
 }
@@ -85,6 +88,8 @@ pub(super) struct Outcome {
     pub vrf_routes: usize,
     /// VRFs whose tables the batch changed.
     pub vrfs: usize,
+    /// BGP routes that did not resolve, and why.
+    pub unresolved: Vec<(VrfId, IpPrefix, String)>,
 }
 
 /// The committer's queue; cloned by every connection that changes routes.
@@ -166,7 +171,7 @@ fn commit(live: &Live, jobs: Vec<Job>) {
             Input::Text { text, first_line } => {
                 Some(parse(text, *first_line, job.mode, &job.origin))
             }
-            Input::One { .. } => None,
+            Input::One { .. } | Input::Bgp(_) => None,
         })
         .collect();
     let mut st = lock(&live.state);
@@ -198,6 +203,12 @@ fn commit(live: &Live, jobs: Vec<Job>) {
                 outcome.applied = staged.applied;
                 outcome.refused = staged.refused;
                 changes += staged.lines;
+            }
+            Input::Bgp(bgp) => {
+                let (applied, unresolved) = batch.stage_bgp(&mut st, bgp);
+                outcome.applied = applied;
+                outcome.unresolved = unresolved;
+                changes += bgp.len();
             }
         }
         outcomes.push(outcome);

@@ -17,6 +17,7 @@
 //! resolves next hops, and [`render`] shows tables and counters as text or JSON. This file
 //! holds what they share and [`run`]'s order of events.
 
+mod bgp;
 mod edit;
 mod feed;
 mod labels;
@@ -121,6 +122,15 @@ struct State {
     asked: HashMap<NeighborKey, Instant>,
     /// Counter slots of labels and VRFs.
     slots: Slots,
+    /// The BGP routes in the RIB, unresolved: what a recompile stages again
+    /// ([`routes::restage_bgp`]).
+    bgp: HashMap<
+        (
+            xpe_dataplane::tables::VrfId,
+            xpe_dataplane::tables::IpPrefix,
+        ),
+        routes::BgpNext,
+    >,
 }
 
 impl State {
@@ -137,6 +147,7 @@ impl State {
             learned: HashMap::new(),
             hosts: HashMap::new(),
             asked: HashMap::new(),
+            bgp: HashMap::new(),
         }
     }
 }
@@ -155,6 +166,10 @@ struct Live {
     tsc_hz: f64,
     started: Instant,
     stop: AtomicBool,
+    /// What BGP does, as the running config says (`apply` may not change it).
+    bgp_plan: Option<crate::bgp::BgpPlan>,
+    /// What `show bgp` reads, once BGP runs.
+    bgp: Mutex<Option<Arc<Mutex<bgp::Status>>>>,
 }
 
 /// `xpe run`: checks, starts, serves the control socket until SIGINT or SIGTERM, stops.
@@ -194,6 +209,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         policer: compiled.policer,
     };
     let mirror_plan = compiled.mirrors.clone().with_prefix(&opts.netns_prefix);
+    let bgp_plan = compiled.bgp.clone();
     let mut state = State::new(config, compiled.snapshot, compiled.rib);
     if let Some(path) = &opts.routes {
         if let Err(e) = load_routes(&mut state, path, out) {
@@ -232,6 +248,8 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         started: Instant::now(),
         stop: AtomicBool::new(false),
         runtime: Mutex::new(Some(runtime)),
+        bgp_plan: bgp_plan.clone(),
+        bgp: Mutex::new(None),
     });
     // A closed stdout must not stop a router.
     let _ignored = writeln!(
@@ -282,6 +300,45 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
             .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
+    let bgp = match bgp_plan {
+        Some(plan) => {
+            // Each VRF's speaker runs where its mirrors are, so its CEs can reach it.
+            let netns: Vec<Option<String>> = plan
+                .vrfs
+                .iter()
+                .map(|v| {
+                    mirror_plan
+                        .namespaces
+                        .iter()
+                        .find(|n| opts.mirrors && n.vrfs.contains(&v.name))
+                        .and_then(|n| n.name.clone())
+                })
+                .collect();
+            let dir = socket.with_extension("bgp");
+            let speakers = 1 + plan.vrfs.iter().filter(|v| !v.ces.is_empty()).count();
+            let _ignored = writeln!(
+                out,
+                "bgp: AS {}, router id {}; {speakers} gobgpd (the core's and one per VRF with CE neighbours), API sockets and logs in {}",
+                plan.asn,
+                plan.router_id,
+                dir.display()
+            );
+            match bgp::start(live.clone(), plan, netns, dir) {
+                Ok(started) => {
+                    *lock(&live.bgp) = Some(started.status.clone());
+                    Some(started)
+                }
+                Err(e) => {
+                    let _ignored = writeln!(
+                        out,
+                        "warning: cannot start BGP ({e}): forwarding with the static routes only"
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let neighbours = {
         let live = live.clone();
         std::thread::Builder::new()
@@ -292,6 +349,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     startup::wait_for_signal()?;
     live.stop.store(true, Ordering::Relaxed);
     server.stop();
+    if let Some(b) = bgp {
+        b.stop();
+    }
     let final_stats = lock(&live.runtime)
         .take()
         .map(Runtime::stop)

@@ -136,8 +136,12 @@ pub(super) fn neighbour_loop(live: &Live) {
                     );
                     match compile(&config, &SysfsMacs) {
                         Ok(compiled) => {
+                            let names = vrf_names(&st.base);
                             st.base = st.slots.assign(&compiled.snapshot);
                             st.rib = compiled.rib;
+                            if let Err(e) = super::routes::restage_bgp(&mut st, &names) {
+                                eprintln!("warning: BGP routes after a recompile: {e}");
+                            }
                             publish(live, &st);
                         }
                         // The host does not fit the running config (it changed meanwhile).
@@ -282,4 +286,9 @@ mod tests {
         let vlan_102 = st.base.port(PortId(1)).attachment(102).unwrap();
         assert!(!request(&st.base, &to_worker, vlan_102, IpAddr::V6(target)));
     }
+}
+
+/// The names of a snapshot's VRFs, by [`xpe_dataplane::tables::VrfId`].
+pub(super) fn vrf_names(snap: &xpe_dataplane::tables::Snapshot) -> Vec<String> {
+    snap.vrfs().iter().map(|v| v.name.clone()).collect()
 }

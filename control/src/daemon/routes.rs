@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, AttachmentId, Fec, FecId, IpPrefix, LabelStack, VrfId,
 };
+use xpe_dataplane::wire::mpls::Label;
 
 use super::State;
 use crate::resolve::{self, RouteError};
@@ -234,6 +235,126 @@ pub(super) fn apply(
         more: 0,
     })?;
     Ok(applied)
+}
+
+/// Where a BGP route leads, before it is resolved against the running tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BgpNext {
+    /// Learned from a CE: its address, on one of the VRF's attachments.
+    Ce(IpAddr),
+    /// Imported from a VPN route: the remote PE's address (resolved through the global
+    /// table to its transport labels and adjacency) and the VPN label to push under them.
+    Vpn { next_hop: IpAddr, label: Label },
+}
+
+/// One BGP route change for the RIB: `None` removes the VRF's BGP route for the prefix.
+pub(crate) type BgpChange = (VrfId, IpPrefix, Option<BgpNext>);
+
+impl Batch {
+    /// Stages BGP route changes. A route that does not resolve (its next hop unreachable, a
+    /// label stack too deep) is not installed, and any BGP route it replaces goes: what
+    /// comes back names them, for `show bgp` to count.
+    pub(super) fn stage_bgp(
+        &mut self,
+        st: &mut State,
+        changes: &[BgpChange],
+    ) -> (Applied, Vec<(VrfId, IpPrefix, String)>) {
+        let mut applied = Applied::default();
+        let mut failed = Vec::new();
+        for &(vrf, prefix, next) in changes {
+            let fec = match next {
+                None => None,
+                Some(next) => match self.bgp_fec(st, vrf, next) {
+                    Ok(fec) => Some(fec),
+                    Err(e) => {
+                        failed.push((vrf, prefix, e));
+                        None
+                    }
+                },
+            };
+            match (next, fec) {
+                (Some(next), Some(_)) => {
+                    st.bgp.insert((vrf, prefix), next);
+                    applied.added += 1;
+                }
+                _ => {
+                    if st.bgp.remove(&(vrf, prefix)).is_some() {
+                        applied.removed += 1;
+                    }
+                }
+            }
+            st.rib.set(vrf, prefix, Source::Bgp, fec);
+        }
+        (applied, failed)
+    }
+
+    /// The FEC of a BGP route in `vrf`.
+    fn bgp_fec(&mut self, st: &State, vrf: VrfId, next: BgpNext) -> Result<FecId, String> {
+        match next {
+            BgpNext::Ce(ip) => {
+                let name = &st.base.vrf(vrf).name;
+                let att = resolve::attachment(st.base.attachments(), vrf, name, ip, false)
+                    .map_err(|e| e.to_string())?;
+                let adj = self.adjacency(st, att, ip);
+                Ok(self.fec(
+                    st,
+                    Fec::Forward {
+                        adj,
+                        push: LabelStack::EMPTY,
+                    },
+                ))
+            }
+            BgpNext::Vpn { next_hop, label } => {
+                let global = st.base.vrf(VrfId::GLOBAL);
+                let hit = match next_hop {
+                    IpAddr::V4(a) => global.v4.lookup(u32::from(a)),
+                    IpAddr::V6(a) => global.v6.lookup(u128::from(a)),
+                };
+                let Some(fec) = hit else {
+                    return Err(format!(
+                        "next hop {next_hop} has no route in the global table"
+                    ));
+                };
+                let (adj, mut labels) = match *st.base.fec(FecId(fec)) {
+                    Fec::Forward { adj, push } => (adj, push.labels().collect::<Vec<Label>>()),
+                    Fec::Glean { attachment } => {
+                        (self.adjacency(st, attachment, next_hop), Vec::new())
+                    }
+                    Fec::Local => {
+                        return Err(format!("next hop {next_hop} is this router's own address"))
+                    }
+                };
+                labels.push(label);
+                let push = LabelStack::new(&labels).ok_or_else(|| {
+                    format!(
+                        "the transport labels to {next_hop} and the VPN label make a stack deeper than xpe pushes"
+                    )
+                })?;
+                Ok(self.fec(st, Fec::Forward { adj, push }))
+            }
+        }
+    }
+}
+
+/// After a recompile replaced the RIB (`apply`, a learned host's new MAC), stages every BGP
+/// route again into it, by VRF name (`names[i]` is the name VRF `i` had before); what no
+/// longer resolves, or whose VRF is gone, is dropped. The caller publishes.
+pub(super) fn restage_bgp(st: &mut State, names: &[String]) -> Result<(), String> {
+    if st.bgp.is_empty() {
+        return Ok(());
+    }
+    let old = std::mem::take(&mut st.bgp);
+    let changes: Vec<BgpChange> = old
+        .into_iter()
+        .filter_map(|((vrf, prefix), next)| {
+            let name = names.get(usize::from(vrf.0))?;
+            let vrf = st.base.vrf_by_name(name)?;
+            Some((vrf, prefix, Some(next)))
+        })
+        .collect();
+    let mut batch = Batch::new(st);
+    batch.stage_bgp(st, &changes);
+    batch.finish(st).map(|_| ())
 }
 
 /// Where an added route leaves: the attachment, the next hop, the labels it pushes.

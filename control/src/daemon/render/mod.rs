@@ -54,6 +54,19 @@ pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -
                 ok(text::interfaces(&i))
             };
         }
+        What::Bgp => {
+            let Some(status) = lock(&live.bgp).clone() else {
+                return refused(
+                    "this xpe runs no BGP: its config has no [bgp] section (docs/bgp.md)",
+                );
+            };
+            let status = lock(&status).clone();
+            return if as_json {
+                json::line(&status)
+            } else {
+                ok(super::bgp::text(&status))
+            };
+        }
         What::Vrf => {
             let Some(name) = name else {
                 return refused("show vrf needs a VRF name");
