@@ -301,6 +301,8 @@ impl Afi {
 enum Event {
     /// A gobgpd is up and configured.
     Up(Speaker, GobgpApiClient<Channel>),
+    /// One of its sessions is established, the first since it came up.
+    Established(Speaker),
     /// It died or was stopped.
     Down(Speaker),
     /// Best paths it reported.
@@ -362,6 +364,10 @@ async fn run(
 
 /// How long a new gobgpd may take to open its API socket.
 const API_WAIT: Duration = Duration::from_secs(10);
+/// How long a restarted gobgpd's sessions may take to come back before the routes it had are
+/// purged anyway (the stale time counts from the first session established); also the
+/// restart time its graceful-restart capability asks its peers to keep its routes for.
+const RESTART_WINDOW: Duration = Duration::from_secs(120);
 /// Seconds between attempts to open a BGP session.
 const CONNECT_RETRY: u64 = 5;
 /// The longest wait between restarts of a gobgpd that keeps dying.
@@ -398,7 +404,11 @@ async fn supervise(
             }
             .into();
         });
-        let started = start_gobgpd(&spec, &plan, reasons.clone()).await;
+        let restarting = lock(&status)
+            .speakers
+            .get(index)
+            .is_some_and(|s| s.starts > 1);
+        let started = start_gobgpd(&spec, &plan, reasons.clone(), restarting).await;
         let (mut child, mut client) = match started {
             Ok(c) => c,
             Err(e) => {
@@ -450,6 +460,7 @@ async fn supervise(
         let _ignored = events.send(Event::Up(spec.speaker, client.clone()));
         let up_at = Instant::now();
         let mut poll = tokio::time::interval(Duration::from_secs(1));
+        let mut established = false;
         let why = loop {
             tokio::select! {
                 msg = stream.message() => match msg {
@@ -469,6 +480,10 @@ async fn supervise(
                     let known = lock(&reasons).clone();
                     let peers = list_peers(&mut client, &spec, &known).await;
                     if let Some(peers) = peers {
+                        if !established && peers.iter().any(|p| p.state == "established") {
+                            established = true;
+                            let _ignored = events.send(Event::Established(spec.speaker));
+                        }
                         set(&|s| s.peers = peers.clone());
                     }
                 }
@@ -531,6 +546,7 @@ async fn start_gobgpd(
     spec: &Spec,
     plan: &BgpPlan,
     reasons: Arc<Mutex<HashMap<String, String>>>,
+    restarting: bool,
 ) -> Result<(tokio::process::Child, GobgpApiClient<Channel>), String> {
     let _ignored = std::fs::remove_file(&spec.socket);
     let api = format!("unix://{}", spec.socket.display());
@@ -599,7 +615,7 @@ async fn start_gobgpd(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let configured = configure(&mut client, spec, plan).await;
+    let configured = configure(&mut client, spec, plan, restarting).await;
     if let Err(e) = configured {
         end(&mut child).await;
         return Err(e);
@@ -638,11 +654,15 @@ async fn connect(path: &Path) -> Result<GobgpApiClient<Channel>, String> {
     Ok(GobgpApiClient::new(channel))
 }
 
-/// Starts BGP in a fresh gobgpd and adds the speaker's neighbours.
+/// Starts BGP in a fresh gobgpd and adds the speaker's neighbours, with graceful restart
+/// (RFC 4724): its peers keep its routes for [`RESTART_WINDOW`] while it restarts, and one that
+/// `restarting` says so in its OPENs (restart and forwarding-state bits), so the routes the
+/// data plane keeps using stay where they are.
 async fn configure(
     client: &mut GobgpApiClient<Channel>,
     spec: &Spec,
     plan: &BgpPlan,
+    restarting: bool,
 ) -> Result<(), String> {
     client
         .start_bgp(StartBgpRequest {
@@ -692,12 +712,22 @@ async fn configure(
                 }),
                 state: None,
             }),
+            graceful_restart: Some(apipb::GracefulRestart {
+                enabled: true,
+                restart_time: RESTART_WINDOW.as_secs() as u32,
+                local_restarting: restarting,
+                ..apipb::GracefulRestart::default()
+            }),
             afi_safis: afis
                 .iter()
                 .map(|a| AfiSafi {
                     config: Some(AfiSafiConfig {
                         family: Some(a.family()),
                         enabled: true,
+                    }),
+                    mp_graceful_restart: Some(apipb::MpGracefulRestart {
+                        config: Some(apipb::MpGracefulRestartConfig { enabled: true }),
+                        state: None,
                     }),
                     ..AfiSafi::default()
                 })
@@ -1016,10 +1046,20 @@ impl Sync {
                     self.clients.insert(speaker, client);
                     let g = self.generation.entry(speaker).or_insert(0);
                     *g += 1;
-                    self.purges
-                        .push((Instant::now() + self.plan.stale_time, speaker, *g));
+                    // Should no session come back, what it had goes after all.
+                    self.purges.push((
+                        Instant::now() + self.plan.stale_time + RESTART_WINDOW,
+                        speaker,
+                        *g,
+                    ));
                     self.announced.retain(|(s, _, _), _| *s != speaker);
                     fresh.push(speaker);
+                }
+                Event::Established(speaker) => {
+                    // Its peers have `stale_time` to announce their routes again.
+                    let g = self.generation.get(&speaker).copied().unwrap_or(0);
+                    self.purges
+                        .push((Instant::now() + self.plan.stale_time, speaker, g));
                 }
                 Event::Down(speaker) => {
                     self.clients.remove(&speaker);
