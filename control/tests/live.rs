@@ -35,6 +35,8 @@ struct Lab {
     prefix: String,
     namespaces: Vec<String>,
     routers: BTreeMap<&'static str, Child>,
+    /// Other daemons the test started (FRR's bgpd), ended before the namespaces go.
+    daemons: Vec<Guard>,
     dir: PathBuf,
 }
 
@@ -296,6 +298,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.daemons.clear();
         for (_, child) in std::mem::take(&mut self.routers) {
             stop_child(child);
         }
@@ -314,6 +317,7 @@ impl Lab {
             prefix,
             namespaces: Vec::new(),
             routers: BTreeMap::new(),
+            daemons: Vec::new(),
             dir,
         }
     }
@@ -1796,4 +1800,557 @@ fn mirrors_carry_the_pe_kernels_sessions() {
         lab.line_client("h1b", "169.254.10.1", 40104, 0.05, 0.3).0,
         "vpc-b"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// BGP/MPLS IP VPNs through GoBGP (docs/bgp.md)
+// ------------------------------------------------------------------------------------------
+
+/// The FRR route reflector of the BGP test: iBGP with both PEs' router addresses, VPNv4 and
+/// VPNv6, both PEs its clients.
+const RR_CONF: &str = "frr defaults traditional
+hostname rr
+router bgp 65000
+ bgp router-id 198.18.0.3
+ no bgp default ipv4-unicast
+ neighbor 198.51.100.1 remote-as 65000
+ neighbor 198.51.100.2 remote-as 65000
+ address-family ipv4 vpn
+  neighbor 198.51.100.1 activate
+  neighbor 198.51.100.1 route-reflector-client
+  neighbor 198.51.100.2 activate
+  neighbor 198.51.100.2 route-reflector-client
+ exit-address-family
+ address-family ipv6 vpn
+  neighbor 198.51.100.1 activate
+  neighbor 198.51.100.1 route-reflector-client
+  neighbor 198.51.100.2 activate
+  neighbor 198.51.100.2 route-reflector-client
+ exit-address-family
+";
+
+/// An FRR CE: eBGP to its PE at `pe`, announcing `network`.
+fn ce_conf(
+    name: &str,
+    asn: u32,
+    id: &str,
+    pe: &str,
+    password: Option<&str>,
+    network: &str,
+) -> String {
+    let password = password
+        .map(|p| format!(" neighbor {pe} password {p}\n"))
+        .unwrap_or_default();
+    format!(
+        "frr defaults traditional
+hostname {name}
+router bgp {asn}
+ bgp router-id {id}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor {pe} remote-as 65000
+{password} address-family ipv4 unicast
+  network {network}
+ exit-address-family
+"
+    )
+}
+
+impl Lab {
+    /// FRR's bgpd in namespace `name` with `conf`, without zebra (this kernel has no MPLS or
+    /// VRFs for it, and the routes it learns stay in BGP); its vty is `vtysh(name, ..)`.
+    fn frr(&mut self, name: &str, conf: &str) {
+        let dir = self.dir.join(format!("frr-{name}"));
+        std::fs::create_dir_all(&dir).expect("frr dir");
+        std::fs::write(dir.join("bgpd.conf"), conf).expect("frr conf");
+        let log = std::fs::File::create(dir.join("log")).expect("frr log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(name),
+                "/usr/lib/frr/bgpd",
+                "-Z",
+                "-S",
+            ])
+            .arg("-f")
+            .arg(dir.join("bgpd.conf"))
+            .arg("-i")
+            .arg(dir.join("bgpd.pid"))
+            .arg("--vty_socket")
+            .arg(&dir)
+            .args(["-P", "0"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("FRR bgpd (scripts/setup.sh installs frr)");
+        self.daemons.push(scopeguard(child));
+    }
+
+    /// Runs vtysh commands against the FRR of `name`.
+    fn vtysh(&self, name: &str, commands: &[&str]) -> String {
+        let mut cmd = Command::new("vtysh");
+        cmd.arg("--vty_socket")
+            .arg(self.dir.join(format!("frr-{name}")));
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.output().expect("vtysh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `show bgp --json` of a PE.
+    fn bgp(&self, router: &str) -> serde_json::Value {
+        let show = Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: true,
+        };
+        serde_json::from_str(&self.ask(router, &show)).expect("bgp JSON")
+    }
+
+    /// `show vrf NAME` of a PE, as text.
+    fn vrf_text(&self, router: &str, vrf: &str) -> String {
+        self.ask(
+            router,
+            &Request::Show {
+                what: What::Vrf,
+                name: Some(vrf.into()),
+                json: false,
+            },
+        )
+    }
+
+    /// Pings from a CE's customer address with a payload pattern: the replies.
+    fn ping_from(&self, host: &str, src: &str, dst: &str, count: u32, pattern: &str) -> u32 {
+        let (_, out) = ns_try(
+            &self.ns(host),
+            &[
+                "ping",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.1",
+                "-W",
+                "1",
+                "-I",
+                src,
+                "-p",
+                pattern,
+                dst,
+            ],
+        );
+        received(&out)
+    }
+}
+
+/// The replies a `ping -q` summary reports.
+fn received(summary: &str) -> u32 {
+    summary
+        .lines()
+        .find_map(|l| {
+            l.split(", ")
+                .nth(1)?
+                .strip_suffix(" received")
+                .map(str::to_string)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits up to `secs` for `cond`; how long it took, or a panic naming `what`.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what} (waited {secs} s)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t0.elapsed()
+}
+
+/// Every session of every speaker established, and every VRF with `installed` BGP routes.
+fn bgp_converged(status: &serde_json::Value, installed: u64) -> bool {
+    let speakers = status["speakers"].as_array().cloned().unwrap_or_default();
+    let vrfs = status["vrfs"].as_array().cloned().unwrap_or_default();
+    !speakers.is_empty()
+        && speakers.iter().all(|s| {
+            s["state"] == "running"
+                && s["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().all(|p| p["state"] == "established"))
+        })
+        && vrfs
+            .iter()
+            .all(|v| v["installed"] == installed && v["stale"] == 0)
+}
+
+/// BGP/MPLS VPNs end to end: two xpe PEs, gobgpd on each (started by xpe), an FRR route
+/// reflector on the core link, and FRR CEs: two VRFs with the same CE addresses and the same
+/// customer prefixes on both sides.
+///
+/// ```text
+///  ca1 (AS 64512) ─ a0 [bgp-pe1] core0 ─┐       ┌─ core0 [bgp-pe2] a0 ─ ca2 (AS 65001)
+///  cb1 (AS 64512) ─ b0                  ├─ w ─ rr                 b0 ─ cb2 (AS 65001)
+///                                       └───────┘ (one bridge: pe1 .1, pe2 .2, rr .3)
+/// ```
+///
+/// Checks: sessions (one with TCP MD5 on each side), routes learned and installed with the
+/// PEs' own VPN labels (the route reflector's table, and every label of every UPDATE on the
+/// core link decoded by tshark: none is 0), overlapping prefixes kept apart (echo requests
+/// counted in each CE, payload patterns and VPN labels on the core), a withdrawal and a
+/// re-announcement each within 3 s, and a SIGKILLed gobgpd: forwarding goes on, the
+/// restarted one resyncs, and the route withdrawn while it was down is purged as stale.
+#[test]
+fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
+    let mut lab = Lab::new("b");
+    for ns in ["ca1", "cb1", "bgp-pe1", "w", "rr", "bgp-pe2", "ca2", "cb2"] {
+        lab.add_ns(ns);
+    }
+    lab.link("ca1", "eth0", "bgp-pe1", "a0");
+    lab.link("cb1", "eth0", "bgp-pe1", "b0");
+    lab.link("bgp-pe1", "core0", "w", "w1");
+    lab.link("bgp-pe2", "core0", "w", "w2");
+    lab.link("rr", "eth0", "w", "w3");
+    lab.link("ca2", "eth0", "bgp-pe2", "a0");
+    lab.link("cb2", "eth0", "bgp-pe2", "b0");
+    lab.bridge("w", &["w1", "w2", "w3"]);
+    let rr = lab.ns("rr");
+    ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
+    ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);
+    for (pe, core) in [
+        ("198.51.100.1", "198.18.0.1"),
+        ("198.51.100.2", "198.18.0.2"),
+    ] {
+        ns_sh(&rr, &["ip", "route", "add", pe, "via", core]);
+    }
+    for (host, addr, gw, customer) in [
+        ("ca1", "169.254.10.2/30", "169.254.10.1", "198.18.10.10/32"),
+        ("cb1", "169.254.10.2/30", "169.254.10.1", "198.18.10.10/32"),
+        ("ca2", "169.254.20.2/30", "169.254.20.1", "198.19.20.10/32"),
+        ("cb2", "169.254.20.2/30", "169.254.20.1", "198.19.20.10/32"),
+    ] {
+        lab.host(host, "eth0", addr, gw, None);
+        ns_sh(&lab.ns(host), &["ip", "addr", "add", customer, "dev", "lo"]);
+    }
+    lab.frr("rr", RR_CONF);
+    let password = "xpe-bgp-test";
+    lab.frr(
+        "ca1",
+        &ce_conf(
+            "ca1",
+            64512,
+            "169.254.10.2",
+            "169.254.10.1",
+            None,
+            "198.18.10.0/24",
+        ),
+    );
+    lab.frr(
+        "cb1",
+        &ce_conf(
+            "cb1",
+            64512,
+            "169.254.10.2",
+            "169.254.10.1",
+            Some(password),
+            "198.18.10.0/24",
+        ),
+    );
+    lab.frr(
+        "ca2",
+        &ce_conf(
+            "ca2",
+            65001,
+            "169.254.20.2",
+            "169.254.20.1",
+            None,
+            "198.19.20.0/24",
+        ),
+    );
+    lab.frr(
+        "cb2",
+        &ce_conf(
+            "cb2",
+            65001,
+            "169.254.20.2",
+            "169.254.20.1",
+            Some(password),
+            "198.19.20.0/24",
+        ),
+    );
+    // The core link, from before the PEs start: every BGP UPDATE and labelled frame.
+    let pcap = lab.dir.join("bgp-core.pcapng");
+    let capture = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("w"), "dumpcap", "-q", "-i", "br0"])
+        .args(["-f", "tcp port 179 or mpls", "-a", "duration:400", "-w"])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dumpcap");
+    let mut capture = scopeguard(capture);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.start("bgp-pe1");
+    lab.start("bgp-pe2");
+
+    // Sessions up and routes installed: per VRF, the CE's prefix, and the far PE's two
+    // (its CE's prefix and its peering subnet).
+    for pe in ["bgp-pe1", "bgp-pe2"] {
+        wait_for(90, &format!("{pe}: BGP did not converge"), || {
+            bgp_converged(&lab.bgp(pe), 3)
+        });
+    }
+    let status = lab.bgp("bgp-pe2");
+    for v in status["vrfs"].as_array().expect("vrfs") {
+        assert_eq!(
+            (v["from_ces"].as_u64(), v["from_vpn"].as_u64()),
+            (Some(1), Some(2)),
+            "{v}"
+        );
+        assert_eq!(
+            v["exported"], 2,
+            "its CE's prefix and its peering subnet: {v}"
+        );
+        assert_eq!(v["advertised"], 2, "the far side's two, to its CE: {v}");
+    }
+    let text = lab.ask(
+        "bgp-pe2",
+        &Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: false,
+        },
+    );
+    assert!(text.contains("speaker vrf vpc-b in namespace"), "{text}");
+    assert_eq!(text.matches("established").count(), 4, "{text}");
+    for (vrf, label) in [("vpc-a", 1001), ("vpc-b", 1002)] {
+        let routes = lab.vrf_text("bgp-pe2", vrf);
+        let want = format!("B    198.18.10.0/24           via 198.18.0.1, core0, labels {label}");
+        assert!(routes.contains(&want), "{vrf}:\n{routes}");
+        assert!(
+            routes.contains("B    198.19.20.0/24           via 169.254.20.2, a0")
+                || routes.contains("B    198.19.20.0/24           via 169.254.20.2, b0"),
+            "{vrf}: the CE's route:\n{routes}"
+        );
+    }
+    // The route reflector carries xpe's labels; each CE learned the far VPC with the AS path
+    // a PE keeps (65000 64512).
+    let reflected = lab.vtysh("rr", &["show bgp ipv4 vpn"]);
+    for label in [1001, 1002, 2001, 2002] {
+        assert_eq!(
+            reflected.matches(&format!("label={label} ")).count(),
+            2,
+            "label {label}:\n{reflected}"
+        );
+    }
+    assert!(!reflected.contains("label=0 "), "{reflected}");
+    let learned = lab.vtysh("ca2", &["show bgp ipv4 unicast"]);
+    assert!(
+        learned.contains("198.18.10.0/24") && learned.contains("65000 64512"),
+        "{learned}"
+    );
+
+    // Overlapping prefixes kept apart: each site reaches its own VPC only (once the PEs
+    // have resolved each other's core addresses).
+    for (site, pattern) in [("ca2", "a1a1"), ("cb2", "b2b2")] {
+        wait_for(15, &format!("{site} never reached its VPC"), || {
+            lab.ping_from(site, "198.19.20.10", "198.18.10.10", 1, pattern) == 1
+        });
+    }
+    let echoes = |lab: &Lab| (lab.echo_requests_in("ca1"), lab.echo_requests_in("cb1"));
+    let before = echoes(&lab);
+    assert_eq!(
+        lab.ping_from("ca2", "198.19.20.10", "198.18.10.10", 3, "a1a1"),
+        3
+    );
+    assert_eq!(
+        lab.ping_from("cb2", "198.19.20.10", "198.18.10.10", 5, "b2b2"),
+        5
+    );
+    assert_eq!(
+        echoes(&lab),
+        (before.0 + 3, before.1 + 5),
+        "requests in ca1, cb1"
+    );
+
+    // A withdrawal: the far site loses the route and its traffic is counted as no-route;
+    // the other VRF is untouched. Then the route comes back.
+    let no_route = |lab: &Lab| {
+        lab.counters("bgp-pe2")["drops"]["no-route"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let has_route = |lab: &Lab| lab.vrf_text("bgp-pe2", "vpc-a").contains("198.18.10.0/24");
+    let bgp_ca1 = |lab: &Lab, cmd: &str| {
+        lab.vtysh(
+            "ca1",
+            &[
+                "configure terminal",
+                "router bgp 64512",
+                "address-family ipv4 unicast",
+                cmd,
+            ],
+        )
+    };
+    bgp_ca1(&lab, "no network 198.18.10.0/24");
+    let took = wait_for(3, "the withdrawal did not reach bgp-pe2's vpc-a", || {
+        !has_route(&lab)
+    });
+    eprintln!("withdrawal in bgp-pe2's FIB after {took:?}");
+    let dropped = no_route(&lab);
+    assert_eq!(
+        lab.ping_from("ca2", "198.19.20.10", "198.18.10.10", 3, "a1a1"),
+        0
+    );
+    assert_eq!(no_route(&lab), dropped + 3, "counted as no-route");
+    assert_eq!(
+        lab.ping_from("cb2", "198.19.20.10", "198.18.10.10", 3, "b2b2"),
+        3
+    );
+    bgp_ca1(&lab, "network 198.18.10.0/24");
+    let took = wait_for(
+        3,
+        "the re-announcement did not reach bgp-pe2's vpc-a",
+        || has_route(&lab),
+    );
+    eprintln!("re-announcement in bgp-pe2's FIB after {took:?}");
+    assert_eq!(
+        lab.ping_from("ca2", "198.19.20.10", "198.18.10.10", 3, "a1a1"),
+        3
+    );
+
+    // gobgpd SIGKILLed: forwarding goes on with the routes kept (graceful restart on both
+    // sides), xpe restarts it and resyncs; a route withdrawn while it was down is purged
+    // once stale_time (6 s) has passed after its session came back.
+    let pid = lab.bgp("bgp-pe2")["speakers"][0]["pid"]
+        .as_u64()
+        .expect("core gobgpd pid");
+    let pinger = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("cb2"),
+            "ping",
+            "-q",
+            "-c",
+            "150",
+            "-i",
+            "0.1",
+        ])
+        .args([
+            "-W",
+            "1",
+            "-I",
+            "198.19.20.10",
+            "-p",
+            "b2b2",
+            "198.18.10.10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    let mut pinger = scopeguard(pinger);
+    std::thread::sleep(Duration::from_millis(500));
+    sh(&["kill", "-KILL", &pid.to_string()]);
+    bgp_ca1(&lab, "no network 198.18.10.0/24");
+    wait_for(5, "bgp-pe2 did not see its gobgpd die", || {
+        lab.bgp("bgp-pe2")["vrfs"][0]["stale"].as_u64() > Some(0)
+    });
+    assert!(
+        has_route(&lab),
+        "a stale route stays while its gobgpd is down"
+    );
+    wait_for(
+        90,
+        "bgp-pe2 did not resync after its gobgpd restarted",
+        || {
+            let s = lab.bgp("bgp-pe2");
+            s["speakers"][0]["starts"] == 2
+                && s["speakers"][0]["peers"][0]["state"] == "established"
+        },
+    );
+    wait_for(30, "the stale route was not purged", || !has_route(&lab));
+    wait_for(10, "stale routes left", || {
+        lab.bgp("bgp-pe2")["vrfs"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(|v| v["stale"] == 0))
+    });
+    let replies = received(&pinger.finish());
+    assert!(
+        replies >= 148,
+        "vpc-b lost traffic while gobgpd restarted: {replies}/150"
+    );
+    bgp_ca1(&lab, "network 198.18.10.0/24");
+    wait_for(15, "the route did not come back after the restart", || {
+        has_route(&lab)
+    });
+
+    // On the core link: every label of every UPDATE is one of the PEs' VPN labels (never 0),
+    // and the echo requests carried their VRF's label and pattern.
+    sh(&[
+        "kill",
+        "-INT",
+        &capture.0.as_ref().expect("dumpcap").id().to_string(),
+    ]);
+    capture.finish();
+    let path = pcap.to_str().expect("utf-8 path");
+    let updates = sh(&[
+        "tshark",
+        "-r",
+        path,
+        "-Y",
+        "bgp.update.path_attribute.mp_reach_nlri",
+        "-T",
+        "fields",
+        "-e",
+        "bgp.label_stack",
+    ]);
+    let labels: Vec<&str> = updates
+        .split([',', '\n'])
+        .map(|l| l.trim().trim_end_matches(" (bottom)"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(labels.len() >= 8, "too few labelled NLRIs:\n{updates}");
+    for want in ["1001", "1002", "2001", "2002"] {
+        assert!(labels.contains(&want), "{want} never announced:\n{updates}");
+    }
+    assert!(
+        labels
+            .iter()
+            .all(|l| ["1001", "1002", "2001", "2002"].contains(l)),
+        "a label xpe did not allocate on the wire:\n{updates}"
+    );
+    let echoes = sh(&[
+        "tshark",
+        "-r",
+        path,
+        "-Y",
+        "icmp.type == 8",
+        "-T",
+        "fields",
+        "-E",
+        "separator=;",
+        "-e",
+        "mpls.label",
+        "-e",
+        "data.data",
+    ]);
+    for row in echoes.lines() {
+        let (label, data) = row.split_once(';').expect("label;data");
+        let want = match label {
+            "1001" => "a1a1",
+            "1002" => "b2b2",
+            other => panic!("an echo request with label {other}:\n{echoes}"),
+        };
+        assert!(
+            data.contains(&want.repeat(8)),
+            "label {label} carried {data}"
+        );
+    }
+    assert!(echoes.lines().count() >= 11, "{echoes}");
 }
