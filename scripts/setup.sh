@@ -7,7 +7,11 @@
 # Installs:
 #   * Debian packages (apt-get --no-install-recommends, only the missing ones):
 #     tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox procps bsdextrautils pkg-config
-#     m4 make gcc libelf-dev zlib1g-dev, and for the eBPF build
+#     m4 make gcc libelf-dev zlib1g-dev; for BGP (docs/bgp.md) gobgpd (the daemon xpe runs),
+#     golang-github-osrg-gobgp-dev (GoBGP's proto files, compiled into xpe at build time),
+#     protobuf-compiler and libprotobuf-dev (protoc and the well-known types), and frr (the
+#     route reflector and CEs of the tests and the lab; its daemons are never started by the
+#     package here); and for the eBPF build
 #     clang-22 llvm-22 llvm-22-dev libclang-22-dev. The LLVM 22 packages come
 #     from bookworm-security (suite already in the stock sources: no extra apt
 #     source, no pinning).
@@ -53,6 +57,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 BASE_PKGS=(
+    gobgpd golang-github-osrg-gobgp-dev protobuf-compiler libprotobuf-dev frr
     tshark python3-scapy iproute2 iputils-ping ethtool netsniff-ng gnuplot-nox procps bsdextrautils
     pkg-config m4 make gcc libelf-dev zlib1g-dev
 )

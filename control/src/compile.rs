@@ -581,7 +581,7 @@ pub fn compile(config: &Config, macs: &dyn MacSource) -> Result<Compiled, Config
         }])
     })?;
     let mirrors = crate::mirrors::plan(config, &snapshot).map_err(ConfigErrors)?;
-    let bgp = crate::bgp::plan(config, &snapshot).map_err(ConfigErrors)?;
+    let bgp = crate::bgp::plan(config, &snapshot, &mirrors).map_err(ConfigErrors)?;
     Ok(Compiled {
         bgp,
         snapshot,

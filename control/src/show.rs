@@ -54,6 +54,60 @@ pub fn summary(out: &mut dyn Write, path: &Path, config: &Config, c: &Compiled) 
         })
         .collect();
     writeln!(out, "xpe run mirrors: {}", names.join(", "))?;
+    if let Some(b) = &c.bgp {
+        let core: Vec<String> = b
+            .core
+            .iter()
+            .map(|p| format!("{} AS {}", p.address, p.asn))
+            .collect();
+        writeln!(
+            out,
+            "bgp: AS {}, router id {}, VPN next hop {}; core neighbours (VPNv4, VPNv6): {}",
+            b.asn,
+            b.router_id,
+            b.next_hop,
+            if core.is_empty() {
+                "none".to_string()
+            } else {
+                core.join(", ")
+            }
+        )?;
+        for v in &b.vrfs {
+            let tags = |t: &[crate::bgp::Tag]| {
+                if t.is_empty() {
+                    "-".to_string()
+                } else {
+                    t.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            };
+            let ces: Vec<String> = v
+                .ces
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} AS {}{}",
+                        p.address,
+                        p.asn,
+                        if p.password.is_some() { " (MD5)" } else { "" }
+                    )
+                })
+                .collect();
+            writeln!(
+                out,
+                "bgp vrf {}: rd {}, import {}, export {}, VPN label {}; CE neighbours: {}; originates {}",
+                v.name,
+                v.rd.map_or("-".to_string(), |r| r.to_string()),
+                tags(&v.import),
+                tags(&v.export),
+                v.label.map_or("-".to_string(), |l| l.to_string()),
+                if ces.is_empty() { "none".to_string() } else { ces.join(", ") },
+                v.originated.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )?;
+        }
+    }
     for w in &c.warnings {
         writeln!(out, "warning: {w}")?;
     }

@@ -2018,6 +2018,16 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     lab.link("ca2", "eth0", "bgp-pe2", "a0");
     lab.link("cb2", "eth0", "bgp-pe2", "b0");
     lab.bridge("w", &["w1", "w2", "w3"]);
+    // The MACs the configs name (xpe check reads them offline from there).
+    for (pe, n) in [("bgp-pe1", 1), ("bgp-pe2", 2)] {
+        for (dev, last) in [("core0", 1), ("a0", 2), ("b0", 3)] {
+            let mac = format!("02:00:00:00:b{n}:{last:02}");
+            ns_sh(
+                &lab.ns(pe),
+                &["ip", "link", "set", "dev", dev, "address", &mac],
+            );
+        }
+    }
     let rr = lab.ns("rr");
     ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
     ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);

@@ -23,6 +23,7 @@ use xpe_dataplane::wire::mpls::Label;
 
 use crate::compile::{ConfigError, Object, Problem};
 use crate::config::{BgpNeighbor, Config};
+use crate::mirrors::MirrorPlan;
 
 /// A route distinguisher or a route target's value, in one of the three RFC 4364 §4.2 forms:
 /// `ASN:N` with a 2-octet ASN and a 4-octet number, `IP:N`, or `ASN:N` with a 4-octet ASN
@@ -188,6 +189,14 @@ pub enum BgpProblem {
     /// Exporting without a VPN label.
     #[error("exports VPN routes and so needs a table_label: the VPN label its routes carry")]
     ExportWithoutLabel,
+    /// Two VRFs with CE neighbours whose mirrors share a namespace (one gobgpd per namespace).
+    #[error("has CE neighbours, and so has vrf \"{other}\" in the same namespace {netns}: each VRF with CEs needs a namespace of its own (its gobgpd listens there)")]
+    SharedNamespace {
+        /// The namespace.
+        netns: String,
+        /// The other VRF.
+        other: String,
+    },
     /// Two VRFs with one RD.
     #[error("rd {rd} is also vrf \"{other}\"'s: each VRF needs its own")]
     RdTwice {
@@ -205,7 +214,11 @@ const MAX_PASSWORD: usize = 80;
 pub const DEFAULT_STALE: Duration = Duration::from_secs(120);
 
 /// Checks the BGP parts of `config` against its compiled tables: `None` when it has none.
-pub fn plan(config: &Config, snap: &Snapshot) -> Result<Option<BgpPlan>, Vec<ConfigError>> {
+pub fn plan(
+    config: &Config,
+    snap: &Snapshot,
+    mirrors: &MirrorPlan,
+) -> Result<Option<BgpPlan>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut err = |object: Object, p: BgpProblem| {
         errors.push(ConfigError {
@@ -321,6 +334,23 @@ pub fn plan(config: &Config, snap: &Snapshot) -> Result<Option<BgpPlan>, Vec<Con
             ces,
             originated: originated(config, snap, vrf),
         });
+    }
+    for n in &mirrors.namespaces {
+        let with_ces: Vec<&VrfBgp> = vrfs
+            .iter()
+            .filter(|v| !v.ces.is_empty() && n.vrfs.contains(&v.name))
+            .collect();
+        if let [first, rest @ ..] = with_ces.as_slice() {
+            for v in rest {
+                err(
+                    Object::Vrf(v.name.clone()),
+                    BgpProblem::SharedNamespace {
+                        netns: n.name.clone().unwrap_or_else(|| "(the router's)".into()),
+                        other: first.name.clone(),
+                    },
+                );
+            }
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -449,4 +479,112 @@ fn originated(config: &Config, snap: &Snapshot, vrf: VrfId) -> Vec<IpPrefix> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{compile, Offline};
+    use crate::config::Config;
+
+    const PE: &str = include_str!("../../tests/live/bgp-pe1.toml");
+
+    fn errors(text: &str) -> Vec<String> {
+        let config = Config::parse(text, "test").expect("parses");
+        match compile(&config, &Offline) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(PE.contains(from), "{from}");
+        PE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn the_test_pe_plans_two_vrfs_with_their_ces_and_originated_subnets() {
+        let config = Config::parse(PE, "test").unwrap();
+        let plan = compile(&config, &Offline).unwrap().bgp.unwrap();
+        assert_eq!(plan.asn, 65000);
+        assert_eq!(plan.router_id.to_string(), "198.51.100.1");
+        assert_eq!(plan.core.len(), 1);
+        assert_eq!(plan.core[0].asn, 65000, "a core neighbour defaults to iBGP");
+        let names: Vec<&str> = plan.vrfs.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["vpc-a", "vpc-b"]);
+        assert_eq!(
+            plan.vrfs[1].ces[0].password.as_deref(),
+            Some("xpe-bgp-test")
+        );
+        assert_eq!(plan.vrfs[0].label.map(|l| l.get()), Some(1001));
+        let originated: Vec<String> = plan.vrfs[0]
+            .originated
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(originated, ["169.254.10.0/30"]);
+    }
+
+    #[test]
+    fn bgp_config_errors_name_their_object() {
+        for (from, to, want) in [
+            ("asn = 65000", "asn = 0", "bgp: asn 0 is not 1 to 4294967295"),
+            ("asn = 65000", "asn = 23456", "AS_TRANS"),
+            ("stale_time = 6", "stale_time = 0", "bgp: stale_time 0 is not 1 to 3600 seconds"),
+            ("address = \"198.18.0.3\"", "address = \"rr\"", "bgp neighbor rr: address \"rr\" is not an IP address"),
+            ("rd = \"65000:1\"", "rd = \"65000\"", "vrf \"vpc-a\": rd \"65000\" is not ASN:N"),
+            ("rd = \"65000:2\"", "rd = \"65000:1\"", "vrf \"vpc-b\": rd 65000:1 is also vrf \"vpc-a\"'s"),
+            ("import = [\"65000:100\"]", "import = [\"x:1\"]", "vrf \"vpc-a\": import \"x:1\""),
+            ("table_label = 1001\n", "", "vrf \"vpc-a\": exports VPN routes and so needs a table_label"),
+            ("rd = \"65000:1\"\n", "", "vrf \"vpc-a\": exports VPN routes (export = [...]) and so needs an rd"),
+            (
+                "address = \"169.254.10.2\"\nasn = 64512\n\n",
+                "address = \"169.254.99.2\"\nasn = 64512\n\n",
+                "vrf \"vpc-a\" bgp neighbor 169.254.99.2: is not on a subnet of the VRF's attachments (169.254.10.0/30)",
+            ),
+            (
+                "address = \"169.254.10.2\"\nasn = 64512\n\n",
+                "address = \"169.254.10.1\"\nasn = 64512\n\n",
+                "vrf \"vpc-a\" bgp neighbor 169.254.10.1: is this router's own address on the attachment",
+            ),
+            ("password = \"xpe-bgp-test\"", "password = \"\"\"\n0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890\"\"\"", "password is longer than 80 bytes"),
+            ("address = \"198.51.100.1\"", "# no router address", "bgp: needs [router] address"),
+        ] {
+            let errs = errors(&with(from, to));
+            assert!(errs.iter().any(|e| e.contains(want)), "{to}: want {want}, got {errs:?}");
+        }
+    }
+
+    #[test]
+    fn vrfs_that_use_bgp_need_a_bgp_section_and_their_own_namespace() {
+        let start = PE.find("[bgp]").unwrap();
+        let end = PE.find("[[interface]]").unwrap();
+        let without = format!("{}{}", &PE[..start], &PE[end..]);
+        let errs = errors(&without);
+        assert!(
+            errs.iter().any(|e| e == "vrf \"vpc-a\": uses BGP (bgp_neighbor), so the config needs a [bgp] section with the router's asn"),
+            "{errs:?}"
+        );
+        let shared = PE
+            .replace(
+                "name = \"vpc-a\"\n",
+                "name = \"vpc-a\"\nnamespace = \"cust\"\n",
+            )
+            .replace(
+                "name = \"vpc-b\"\n",
+                "name = \"vpc-b\"\nnamespace = \"cust\"\n",
+            )
+            .replace(
+                "interface = \"b0\"\naddress = \"169.254.10.1/30\"",
+                "interface = \"b0\"\naddress = \"169.254.11.1/30\"",
+            )
+            .replace(
+                "address = \"169.254.10.2\"\nasn = 64512\npassword",
+                "address = \"169.254.11.2\"\nasn = 64512\npassword",
+            );
+        let errs = errors(&shared);
+        assert!(
+            errs.iter().any(|e| e.starts_with("vrf \"vpc-b\": has CE neighbours, and so has vrf \"vpc-a\" in the same namespace cust")),
+            "{errs:?}"
+        );
+    }
 }

@@ -206,6 +206,11 @@ fn request(
         .is_ok()
 }
 
+/// The names of a snapshot's VRFs, by [`xpe_dataplane::tables::VrfId`].
+pub(super) fn vrf_names(snap: &xpe_dataplane::tables::Snapshot) -> Vec<String> {
+    snap.vrfs().iter().map(|v| v.name.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,9 +291,4 @@ mod tests {
         let vlan_102 = st.base.port(PortId(1)).attachment(102).unwrap();
         assert!(!request(&st.base, &to_worker, vlan_102, IpAddr::V6(target)));
     }
-}
-
-/// The names of a snapshot's VRFs, by [`xpe_dataplane::tables::VrfId`].
-pub(super) fn vrf_names(snap: &xpe_dataplane::tables::Snapshot) -> Vec<String> {
-    snap.vrfs().iter().map(|v| v.name.clone()).collect()
 }
