@@ -70,6 +70,11 @@ else:
 echos_in() {
     in_ns "$1" awk '/^Icmp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["InEchos"] }' /proc/net/snmp
 }
+# IP packets a host's kernel refused as addressed to none of its addresses (it does not
+# forward).
+in_addr_errors() {
+    in_ns "$1" awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $col["InAddrErrors"] }' /proc/net/snmp
+}
 
 # ping FROM TO [ping options]: prints the replies received; the command and what ping said
 # go to the terminal (fd 3), so `got=$(replies ...)` still shows them.
@@ -133,15 +138,19 @@ trap stop_captures EXIT
 
 say "The Direct Connect lab: two VPCs with the same CIDR (198.18.10.0/24) on two VIFs"
 say "(VLANs 101 and 102 of one trunk), two customer sites with the same CIDR (198.19.20.0/24),"
-say "and an MPLS core of three xpe routers between them. VIF MTU $VIF_MTU."
+say "and an MPLS core of three xpe routers between them, on BGP. VIF MTU $VIF_MTU."
 say
 say "  vpc-a 198.18.10.10 --VLAN 101--+                                      +-- site0 -- site-a 198.19.20.10"
 say "                                 +-- dx0  pe-dx -- p1 -- pe-site core0 --+"
-say "  vpc-b 198.18.10.10 --VLAN 102--+                                      +-- site1 -- site-b 198.19.20.10"
+say "  vpc-b 198.18.10.10 --VLAN 102--+           |                          +-- site1 -- site-b 198.19.20.10"
+say "                                             rr (FRR route reflector)"
 say
 say "VRF vpc-a: VIF VLAN 101 on pe-dx, port site0 on pe-site. VRF vpc-b: VLAN 102, port site1."
-say "Labels: pe-dx -> pe-site 16003 (p1 swaps it for explicit null 0), pe-site -> pe-dx 16001"
-say "(p1 pops it: penultimate hop). VPN labels: 1001/1002 on pe-dx, 2001/2002 on pe-site."
+say "BGP: AWS (AS 64512, FRR) on each VIF's 169.254.10.0/30 announces the VPC's CIDR; each site's"
+say "CE (AS 65001, FRR) its subnet; the PEs (AS 65000, gobgpd run by xpe) exchange VPNv4 routes"
+say "with their own VPN labels, 1001/1002 on pe-dx and 2001/2002 on pe-site, through rr."
+say "Transport: pe-dx -> pe-site 16003 (p1 swaps it for explicit null 0), pe-site -> pe-dx 16001"
+say "(p1 pops it: penultimate hop), static LSPs to the router addresses 198.18.255.3 and .1."
 say "Below, \`xpe\` is $XPE."
 
 # ---------------------------------------------------------------------------------------
@@ -155,13 +164,49 @@ done
 check "p1 swaps 16003 for explicit null toward pe-site" \
     grep -qE '^16003 +0 +.* east +198\.18\.0\.6' <(xpe_at p1 show labels)
 check "p1 pops 16001 toward pe-dx (penultimate hop)" \
-    grep -qE '^16001 +Pop Label +.* west +198\.18\.0\.1' <(xpe_at p1 show labels)
+    grep -qE '^16001 +Pop Label +.* west +198\.18\.0\.9' <(xpe_at p1 show labels)
 check "pe-dx: both VRFs hold 198.19.20.0/24, with different VPN labels" \
     eval 'xpe_at pe-dx show vrf vpc-a | grep -q "198.19.20.0/24 .*labels 16003/2001" &&
           xpe_at pe-dx show vrf vpc-b | grep -q "198.19.20.0/24 .*labels 16003/2002"'
 check "pe-site: both VRFs hold 198.18.10.0/24, with different VPN labels" \
     eval 'xpe_at pe-site show vrf vpc-a | grep -q "198.18.10.0/24 .*labels 16001/1001" &&
           xpe_at pe-site show vrf vpc-b | grep -q "198.18.10.0/24 .*labels 16001/1002"'
+
+# ---------------------------------------------------------------------------------------
+step "BGP: the sessions, the routes each PE learned, and the route reflector's VPN table"
+show_xpe pe-dx show bgp
+show_xpe pe-site show bgp
+printf '$ vtysh --vty_socket %s -c "show bgp ipv4 vpn"\n' "$STATE/frr-rr"
+RR_TABLE=$(vtysh --vty_socket "$STATE/frr-rr" -c "show bgp ipv4 vpn" 2>&1)
+sed 's/^/    /' <<<"$RR_TABLE"
+printf '$ vtysh --vty_socket %s -c "show bgp ipv4 unicast"   # AWS, on VIF A\n' "$STATE/frr-vpc-a"
+AWS_TABLE=$(vtysh --vty_socket "$STATE/frr-vpc-a" -c "show bgp ipv4 unicast" 2>&1)
+sed 's/^/    /' <<<"$AWS_TABLE"
+# bgp_state ROUTER: "sessions established/total; installed per VRF" from show bgp --json.
+bgp_state() {
+    xpe_at "$1" show bgp --json | "$PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+peers = [p for s in d["speakers"] for p in s["peers"]]
+up = sum(p["state"] == "established" for p in peers)
+print(f"{up}/{len(peers)};" + ",".join(str(v["installed"]) for v in d["vrfs"]))
+'
+}
+check "pe-dx: its 4 sessions are established (VPNv4 and VPNv6 to rr, one per VIF)" \
+    eval '[[ $(bgp_state pe-dx) == 4/4\;* ]]'
+check "pe-site: its 4 sessions are established (VPNv4 and VPNv6 to rr, one per site)" \
+    eval '[[ $(bgp_state pe-site) == 4/4\;* ]]'
+check "rr reflects each PE's VPN routes with the PE's own labels (1001, 1002, 2001, 2002)" \
+    eval 'for l in 1001 1002 2001 2002; do grep -q "label=$l " <<<"$RR_TABLE" || exit 1; done'
+check "no VPN route with label 0 (what GoBGP's own VRFs would announce)" \
+    eval '! grep -q "label=0 " <<<"$RR_TABLE"'
+check "AWS on VIF A learned site A's 198.19.20.0/24 through pe-dx, AS path 65000 65001" \
+    eval 'grep -qE "198\.19\.20\.0/24 +169\.254\.10\.1 .*65000 65001" <<<"$AWS_TABLE"'
+table_version() { vtysh --vty_socket "$STATE/frr-$1" -c "show bgp ipv4 unicast" | head -n 1; }
+v0=$(table_version vpc-a)
+sleep 2
+check "settled: AWS's BGP table does not change while nothing happens (2 s)" \
+    equals "$(table_version vpc-a)" "$v0"
 
 # tcp_udp SITE VPC: a TCP transfer and a UDP exchange from SITE's host to 198.18.10.10,
 # served by VPC's host, which answers with its name: "tcp VPC ok, udp VPC ok" when both
@@ -238,19 +283,19 @@ check "site-b's TCP and UDP are answered by vpc-b's host" equals "$tcp_b" "tcp v
 # ---------------------------------------------------------------------------------------
 step "site-a can never reach vpc-b: two attempts, and the counters that explain the drops"
 say "(a) 198.18.10.20 exists only in vpc-b. From site-a it is looked up in VRF vpc-a, carried to"
-say "    pe-dx under vpc-a's VPN label 1001 and asked for on VLAN 101, where nobody has it."
+say "    pe-dx under vpc-a's VPN label 1001 and handed to AWS on VLAN 101, which has no such host."
 b0=$(echos_in vpc-b)
-nn0=$(counter pe-dx drop.no-neighbor)
+x0=$(in_addr_errors vpc-a)
 l0=$(counter pe-dx label.1001)
 got=$(replies site-a 198.18.10.20 -c 3 -i 0.2 -W 1)
 b1=$(echos_in vpc-b)
-nn1=$(counter pe-dx drop.no-neighbor)
+x1=$(in_addr_errors vpc-a)
 l1=$(counter pe-dx label.1001)
-say "pe-dx: label 1001 (vrf vpc-a) +$((l1 - l0)), drops no-neighbor +$((nn1 - nn0)); vpc-b echo requests +$((b1 - b0))"
+say "pe-dx: label 1001 (vrf vpc-a) +$((l1 - l0)); vpc-a's IP InAddrErrors +$((x1 - x0)); vpc-b echo requests +$((b1 - b0))"
 check "no reply from 198.18.10.20" equals "${got:-0}" 0
 check "vpc-b's host never saw them" equals "$((b1 - b0))" 0
-check "pe-dx took them in VRF vpc-a (label 1001 +3) and dropped them as no-neighbor (+3)" \
-    equals "$((l1 - l0)),$((nn1 - nn0))" 3,3
+check "pe-dx took them in VRF vpc-a (label 1001 +3), and vpc-a refused them as not its own (+3)" \
+    equals "$((l1 - l0)),$((x1 - x0))" 3,3
 say
 say "(b) site-a forges vpc-b's label stack (16001, 1002) to pe-site. Customer ports are edge"
 say "    ports: a labelled frame is dropped as mpls-on-edge, whatever its labels say."
@@ -277,24 +322,26 @@ check "pe-site dropped the 3 forged frames as mpls-on-edge" equals "$((e1 - e0))
 check "nothing reached pe-dx's vpc-b label or vpc-b's host" equals "$((l1 - l0)),$((b1 - b0))" 0,0
 
 # ---------------------------------------------------------------------------------------
-step "The PEs' own kernels: pe-dx's mirror devices, and TCP (BGP's port) into each VRF's namespace"
+step "The PEs' own kernels: pe-dx's mirror devices, and TCP into each VRF's namespace"
 say "Each VRF attachment has a mirror device in a namespace of the VRF's own (pe-dx-vpc-a,"
 say "pe-dx-vpc-b): what xpe does not answer itself goes there, and what that kernel sends goes"
-say "out of the VIF or, routed by xpe, into the VPN. Both hold 198.18.10.1 and never meet."
+say "out of the VIF or, routed by xpe, into the VPN. Both hold 169.254.10.1 and never meet. The"
+say "VIFs' BGP sessions run this way (each VRF's gobgpd listens there on port 179); below, a"
+say "server on port 2222 in each namespace answers with its name."
 show_xpe pe-dx show interfaces
-# kernel_session FROM NS: a TCP session from FROM's host to pe-dx's 198.18.10.1 port 179,
+# kernel_session FROM NS: a TCP session from FROM's host to pe-dx's 169.254.10.1 port 2222,
 # answered by a server in pe-dx's mirror namespace NS, which replies with its own name.
 KERNEL_SERVER='
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.18.10.1", 179)); s.listen(1); s.settimeout(10)
+s.bind(("169.254.10.1", 2222)); s.listen(1); s.settimeout(10)
 print("ready", flush=True)
 c, _ = s.accept(); c.settimeout(10); c.recv(100); c.sendall(sys.argv[1].encode()); c.close()
 '
 KERNEL_CLIENT='
 import socket
 try:
-    s = socket.create_connection(("198.18.10.1", 179), timeout=5)
+    s = socket.create_connection(("169.254.10.1", 2222), timeout=5)
     s.sendall(b"hello"); print(s.recv(100).decode() or "closed")
 except OSError as e:
     print(f"failed ({e})")
@@ -313,11 +360,12 @@ kernel_session() {
 for pair in "vpc-a pe-dx-vpc-a" "vpc-b pe-dx-vpc-b" "site-a pe-dx-vpc-a" "site-b pe-dx-vpc-b"; do
     read -r from ns <<<"$pair"
     got=$(kernel_session "$from" "$ns")
-    say "$from -> 198.18.10.1:179 answered by: $got"
+    say "$from -> 169.254.10.1:2222 answered by: $got"
     check "$from's session was answered by pe-dx's kernel in $(ns "$ns")" equals "$got" "$ns"
 done
 say "(vpc-a and vpc-b reach the mirrors on their VLANs; site-a and site-b come across the core"
-say " under the VPN labels 1001 and 1002, and the kernel's answers go back under pe-site's.)"
+say " under the VPN labels 1001 and 1002, to the VIF subnet pe-dx exports into each VPN, and the"
+say " kernel's answers go back under pe-site's.)"
 
 # ---------------------------------------------------------------------------------------
 step "One ping from each site, decoded on the VIF trunk and on both core links (tshark)"
@@ -387,6 +435,43 @@ for ttl in 1 2 3 4; do
     fi
     check "ttl $ttl ends at ${WHERE[$ttl]:-the vpc-a host}" equals "$seen" "${WHERE[$ttl]:-reply}"
 done
+
+# ---------------------------------------------------------------------------------------
+step "vpc-a withdraws its CIDR: site-a loses the route and its traffic stops; then it comes back"
+# aws_vpc_a COMMAND: one BGP config line on AWS's side of VIF A.
+aws_vpc_a() {
+    printf '$ vtysh --vty_socket %s -c "configure terminal" -c "router bgp 64512" -c "address-family ipv4 unicast" -c "%s"\n' \
+        "$STATE/frr-vpc-a" "$1"
+    vtysh --vty_socket "$STATE/frr-vpc-a" -c "configure terminal" -c "router bgp 64512" \
+        -c "address-family ipv4 unicast" -c "$1"
+}
+has_vpc_route() { xpe_at pe-site show vrf vpc-a | grep -q "198.18.10.0/24"; }
+# within SECONDS CONDITION...: true when the condition holds within the time; says how long.
+within() {
+    local limit=$1 t0 t
+    shift
+    t0=$(date +%s%N)
+    while ! "$@"; do
+        (($(date +%s%N) - t0 > limit * 1000000000)) && return 1
+        sleep 0.05
+    done
+    t=$((($(date +%s%N) - t0) / 1000000))
+    say "  (after $t ms)"
+}
+aws_vpc_a "no network 198.18.10.0/24"
+check "pe-site's vpc-a loses 198.18.10.0/24 within 3 s" within 3 eval '! has_vpc_route'
+show_xpe pe-site show vrf vpc-a
+nr0=$(counter pe-site drop.no-route)
+got_a=$(replies site-a 198.18.10.10 -c 3 -i 0.2 -W 1)
+nr1=$(counter pe-site drop.no-route)
+got_b=$(replies site-b 198.18.10.10 -c 3 -i 0.2 -W 1)
+say "pe-site: drops no-route +$((nr1 - nr0))"
+check "site-a's pings get no reply, dropped at pe-site as no-route (+3)" equals "$got_a,$((nr1 - nr0))" 0,3
+check "site-b still reaches vpc-b (3 of 3): the other VRF is untouched" equals "$got_b" 3
+aws_vpc_a "network 198.18.10.0/24"
+check "the route is back in pe-site's vpc-a within 3 s" within 3 has_vpc_route
+got_a=$(replies site-a 198.18.10.10 -c 3 -i 0.2 -W 1)
+check "site-a reaches vpc-a again (3 of 3)" equals "$got_a" 3
 
 # ---------------------------------------------------------------------------------------
 step "Every router's counters"

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 /// The lab's namespaces: the script's, then the PEs' mirror namespaces that xpe run makes
 /// (one per VRF; `down` removes them too).
-const NAMESPACES: [&str; 12] = [
+const NAMESPACES: [&str; 13] = [
     "vpc-a",
     "vpc-b",
     "wires",
@@ -21,6 +21,7 @@ const NAMESPACES: [&str; 12] = [
     "pe-site",
     "site-a",
     "site-b",
+    "rr",
     "pe-dx-vpc-a",
     "pe-dx-vpc-b",
     "pe-site-vpc-a",
@@ -158,7 +159,7 @@ fn up_demo_down() {
         "demo verdict: {verdict}\n{demo}"
     );
     assert!(!demo.contains("[FAIL]"), "{demo}");
-    for heading in 1..=6 {
+    for heading in 1..=9 {
         assert!(
             demo.contains(&format!("\n== {heading}. ")),
             "step {heading} missing:\n{demo}"

@@ -2163,6 +2163,19 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
         learned.contains("198.18.10.0/24") && learned.contains("65000 64512"),
         "{learned}"
     );
+    // Settled: xpe does not announce again what a speaker reports back (that loop once
+    // churned the CEs' tables dozens of times a second).
+    let version = |lab: &Lab, ce: &str| {
+        lab.vtysh(ce, &["show bgp ipv4 unicast"])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before: Vec<String> = ["ca1", "ca2"].iter().map(|ce| version(&lab, ce)).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let after: Vec<String> = ["ca1", "ca2"].iter().map(|ce| version(&lab, ce)).collect();
+    assert_eq!(before, after, "the CEs' BGP tables keep changing");
 
     // Overlapping prefixes kept apart: each site reaches its own VPC only (once the PEs
     // have resolved each other's core addresses).

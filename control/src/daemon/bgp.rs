@@ -819,7 +819,10 @@ async fn list_peers(
     reasons: &HashMap<String, String>,
 ) -> Option<Vec<PeerStatus>> {
     let mut stream = client
-        .list_peer(ListPeerRequest::default())
+        .list_peer(ListPeerRequest {
+            address: String::new(),
+            enable_advertised: true,
+        })
         .await
         .ok()?
         .into_inner();
@@ -1016,7 +1019,7 @@ struct Sync {
     installed: Vec<HashMap<IpPrefix, BgpNext>>,
     unresolved: Vec<HashSet<IpPrefix>>,
     /// Paths added to each speaker, by (VRF index, prefix), with GoBGP's id for the delete.
-    announced: HashMap<(Speaker, usize, IpPrefix), Vec<u8>>,
+    announced: HashMap<(Speaker, usize, IpPrefix), (Vec<u8>, apipb::Path)>,
 }
 
 impl Sync {
@@ -1106,6 +1109,9 @@ impl Sync {
                 // Our own routes come back as the best path of their RD: not learned.
                 let ours = l.local || l.next_hop == Some(IpAddr::V4(self.plan.next_hop));
                 let old = self.learned.get(&key).map(|i| i.targets.clone());
+                if (l.withdraw || ours) && old.is_none() {
+                    return;
+                }
                 let new = if l.withdraw || ours {
                     None
                 } else {
@@ -1163,6 +1169,10 @@ impl Sync {
                 let from_ce = !l.local && l.next_hop.is_some_and(|n| !n.is_unspecified());
                 if !l.withdraw && from_ce && martian(l.prefix) {
                     lock(&self.status).martians += 1;
+                    return;
+                }
+                if (l.withdraw || !from_ce) && !self.learned.contains_key(&key) {
+                    // Our own path as its best, or a withdrawal of nothing we had: no change.
                     return;
                 }
                 match (l.withdraw || !from_ce, l.next_hop) {
@@ -1295,7 +1305,12 @@ impl Sync {
         let mut client = client;
         let key = (speaker, i, prefix);
         let want = self.wanted(speaker, i, prefix);
-        if let Some(uuid) = self.announced.remove(&key) {
+        if want.is_some() && self.announced.get(&key).map(|(_, p)| p) == want.as_ref() {
+            // Announced as it is: a speaker's report of our own path comes back here, and
+            // announcing it again would make it report it again.
+            return;
+        }
+        if let Some((uuid, _)) = self.announced.remove(&key) {
             // Replaced or withdrawn: GoBGP replaces a path of the same NLRI on add, but its
             // attributes may differ, so the old one goes first.
             let _ignored = client
@@ -1311,11 +1326,11 @@ impl Sync {
                 .add_path(AddPathRequest {
                     table_type: TableType::Global as i32,
                     vrf_id: String::new(),
-                    path: Some(path),
+                    path: Some(path.clone()),
                 })
                 .await;
             if let Ok(r) = added {
-                self.announced.insert(key, r.into_inner().uuid);
+                self.announced.insert(key, (r.into_inner().uuid, path));
             }
         }
     }
