@@ -2246,6 +2246,27 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
         3
     );
 
+    // The way to the far PE changes (a transport label now): its VPN routes follow in the
+    // same publish, and follow it back.
+    let transport = |labels: Vec<i64>| Request::RouteAdd {
+        vrf: None,
+        prefix: "198.51.100.1/32".into(),
+        via: "198.18.0.1".into(),
+        labels,
+    };
+    lab.ask("bgp-pe2", &transport(vec![16099]));
+    let routes = lab.vrf_text("bgp-pe2", "vpc-a");
+    assert!(
+        routes.contains("198.18.10.0/24           via 198.18.0.1, core0, labels 16099/1001"),
+        "{routes}"
+    );
+    lab.ask("bgp-pe2", &transport(vec![]));
+    let routes = lab.vrf_text("bgp-pe2", "vpc-a");
+    assert!(
+        routes.contains("198.18.10.0/24           via 198.18.0.1, core0, labels 1001"),
+        "{routes}"
+    );
+
     // gobgpd SIGKILLed: forwarding goes on with the routes kept (graceful restart on both
     // sides), xpe restarts it and resyncs; a route withdrawn while it was down is purged
     // once stale_time (6 s) has passed after its session came back.
@@ -2312,6 +2333,70 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     wait_for(15, "the route did not come back after the restart", || {
         has_route(&lab)
     });
+
+    // A CE that expects another ASN and one with a password pe2 does not have: both sessions
+    // stay down, and show bgp says why (OPENs refused with NOTIFICATIONs; TCP that does not
+    // get through, as with a TCP MD5 mismatch).
+    lab.vtysh(
+        "cb2",
+        &[
+            "configure terminal",
+            "router bgp 65001",
+            "neighbor 169.254.20.1 remote-as 65099",
+        ],
+    );
+    lab.vtysh(
+        "ca2",
+        &[
+            "configure terminal",
+            "router bgp 65001",
+            "neighbor 169.254.20.1 password not-pe2s",
+        ],
+    );
+    let peer = |s: &serde_json::Value, vrf: usize| s["speakers"][vrf]["peers"][0].clone();
+    let down = |lab: &Lab| {
+        let s = lab.bgp("bgp-pe2");
+        let (a, b) = (peer(&s, 1), peer(&s, 2));
+        a["state"] != "established"
+            && a["reason"].as_str().is_some_and(|r| r.contains("TCP MD5"))
+            && b["state"] != "established"
+            && b["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("ASN that does not match"))
+    };
+    let t0 = Instant::now();
+    while !down(&lab) {
+        let show = Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: false,
+        };
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the misconfigured sessions did not go down with their reasons:\n{}",
+            lab.ask("bgp-pe2", &show)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = lab.bgp("bgp-pe2");
+    let a = peer(&s, 1)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(a.contains("TCP MD5 password mismatch"), "vpc-a's CE: {a}");
+    let text = lab.ask(
+        "bgp-pe2",
+        &Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: false,
+        },
+    );
+    assert!(
+        text.contains("why: the neighbour answers our OPEN with a NOTIFICATION"),
+        "{text}"
+    );
+    eprintln!("{text}");
 
     // On the core link: every label of every UPDATE is one of the PEs' VPN labels (never 0),
     // and the echo requests carried their VRF's label and pattern.

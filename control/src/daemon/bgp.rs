@@ -389,7 +389,7 @@ async fn supervise(
             f(s);
         }
     };
-    let reasons: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let reasons: Arc<Mutex<Reasons>> = Arc::default();
     let mut backoff = Duration::from_secs(1);
     loop {
         if *stop.borrow() {
@@ -477,8 +477,7 @@ async fn supervise(
                     Err(e) => format!("cannot wait for gobgpd: {e}"),
                 },
                 _ = poll.tick() => {
-                    let known = lock(&reasons).clone();
-                    let peers = list_peers(&mut client, &spec, &known).await;
+                    let peers = list_peers(&mut client, &spec, &reasons).await;
                     if let Some(peers) = peers {
                         if !established && peers.iter().any(|p| p.state == "established") {
                             established = true;
@@ -545,7 +544,7 @@ async fn end(child: &mut tokio::process::Child) {
 async fn start_gobgpd(
     spec: &Spec,
     plan: &BgpPlan,
-    reasons: Arc<Mutex<HashMap<String, String>>>,
+    reasons: Arc<Mutex<Reasons>>,
     restarting: bool,
 ) -> Result<(tokio::process::Child, GobgpApiClient<Channel>), String> {
     let _ignored = std::fs::remove_file(&spec.socket);
@@ -747,7 +746,7 @@ async fn configure(
 async fn read_log<R: tokio::io::AsyncRead + Unpin>(
     from: R,
     log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
-    reasons: Arc<Mutex<HashMap<String, String>>>,
+    reasons: Arc<Mutex<Reasons>>,
 ) {
     let mut lines = tokio::io::BufReader::new(from).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -757,7 +756,13 @@ async fn read_log<R: tokio::io::AsyncRead + Unpin>(
             let _ignored = f.write_all(b"\n").await;
         }
         if let Some((peer, reason)) = reason_of(&line) {
-            lock(&reasons).insert(peer, reason);
+            let mut all = lock(&reasons);
+            let logged = all.entry(peer).or_default();
+            if reason.contains("notification") {
+                logged.notification = Some(reason);
+            } else {
+                logged.other = Some(reason);
+            }
         }
     }
 }
@@ -792,6 +797,56 @@ fn reason_of(line: &str) -> Option<(String, String)> {
     Some((peer, reason))
 }
 
+/// What a gobgpd logged about one neighbour since its session was last established: the last
+/// NOTIFICATION (sent or received) and the last other warning.
+#[derive(Debug, Clone, Default)]
+struct Logged {
+    notification: Option<String>,
+    other: Option<String>,
+    /// OPENs and NOTIFICATIONs received, when the session was last established and now:
+    /// GoBGP logs nothing for a NOTIFICATION that refuses its OPEN in OpenConfirm.
+    counts_at_up: (u64, u64),
+    counts_now: (u64, u64),
+}
+
+/// Per neighbour address.
+type Reasons = HashMap<String, Logged>;
+
+/// Why a session in `state` is not established: an OPEN error refused by either side says it
+/// all; with no TCP session (active, connect) the usual causes come first, then the last
+/// thing logged.
+fn why(state: &str, logged: Option<&Logged>) -> String {
+    let notification = logged.and_then(|l| l.notification.clone());
+    let last = notification
+        .clone()
+        .or_else(|| logged.and_then(|l| l.other.clone()));
+    let open_error = notification
+        .as_deref()
+        .is_some_and(|n| n.contains("Code=2 "));
+    if let Some(l) = logged.filter(|_| !open_error) {
+        let (opens, notifications) = (
+            l.counts_now.0.saturating_sub(l.counts_at_up.0),
+            l.counts_now.1.saturating_sub(l.counts_at_up.1),
+        );
+        if opens > 0 && notifications > 0 {
+            return format!(
+                "the neighbour answers our OPEN with a NOTIFICATION ({opens} OPENs and {notifications} NOTIFICATIONs received since the session was last up): an ASN that does not match on either side is the usual cause (GoBGP logs no detail for this case)"
+            );
+        }
+    }
+    match (state, last) {
+        ("active" | "connect", last) if !open_error => {
+            let hint = "no TCP session: the neighbour does not answer (down, unreachable, or a TCP MD5 password mismatch, which the kernel drops silently)";
+            match last {
+                Some(l) => format!("{hint}; before that: {l}"),
+                None => hint.to_string(),
+            }
+        }
+        (_, Some(l)) => l,
+        (_, None) => String::new(),
+    }
+}
+
 /// RFC 4271 §4.5 and RFC 4486 names of the NOTIFICATIONs engineers meet most.
 fn notification(code: &str, sub: &str) -> Option<&'static str> {
     Some(match (code, sub) {
@@ -804,6 +859,7 @@ fn notification(code: &str, sub: &str) -> Option<&'static str> {
         ("6", "3") => "cease: peer de-configured",
         ("6", "4") => "cease: administrative reset",
         ("6", "5") => "cease: connection rejected",
+        ("6", "6") => "cease: other configuration change",
         ("6", "7") => "cease: connection collision resolution",
         ("2", _) => "OPEN error",
         ("3", _) => "UPDATE error",
@@ -816,7 +872,7 @@ fn notification(code: &str, sub: &str) -> Option<&'static str> {
 async fn list_peers(
     client: &mut GobgpApiClient<Channel>,
     spec: &Spec,
-    reasons: &HashMap<String, String>,
+    reasons: &Mutex<Reasons>,
 ) -> Option<Vec<PeerStatus>> {
     let mut stream = client
         .list_peer(ListPeerRequest {
@@ -837,6 +893,7 @@ async fn list_peers(
             got.insert(addr, p);
         }
     }
+    let mut reasons = lock(reasons);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -889,13 +946,22 @@ async fn list_peers(
                         out.advertised = s.advertised;
                     }
                 }
-                if out.state != "established" {
-                    out.reason = reasons.get(&addr).cloned().unwrap_or_else(|| {
-                        match out.state.as_str() {
-                            "active" | "connect" => "no TCP session: the neighbour does not answer (down, unreachable, or a TCP MD5 password mismatch, which the kernel drops silently)".into(),
-                            _ => String::new(),
-                        }
-                    });
+                let received = g
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.messages.as_ref())
+                    .and_then(|m| m.received.as_ref())
+                    .map_or((0, 0), |m| (m.open, m.notification));
+                let logged = reasons.entry(addr.clone()).or_default();
+                if out.state == "established" {
+                    // What went wrong before is no reason for a later failure.
+                    *logged = Logged {
+                        counts_at_up: received,
+                        ..Logged::default()
+                    };
+                } else {
+                    logged.counts_now = received;
+                    out.reason = why(&out.state, Some(logged));
                 }
                 out
             })
@@ -1519,5 +1585,45 @@ mod tests {
         assert!(why.contains("bad peer AS"), "{why}");
         assert!(reason_of(r#"level=info msg="Peer Up" Key=198.18.99.2"#).is_none());
         assert!(reason_of(r#"level=warning msg="listen failed" Key=:179"#).is_none());
+    }
+
+    #[test]
+    fn an_open_error_says_it_all_and_silence_points_at_tcp() {
+        let (_, bad_as) = reason_of(
+            r#"level=warning msg="received notification" Code=2 Key=169.254.20.2 Subcode=2"#,
+        )
+        .unwrap();
+        let logged = Logged {
+            notification: Some(bad_as),
+            other: Some("Closed an accepted connection".into()),
+            ..Logged::default()
+        };
+        let w = why("active", Some(&logged));
+        assert!(
+            w.starts_with("received notification Code=2 Subcode=2") && w.contains("bad peer AS"),
+            "{w}"
+        );
+        let (_, cease) = reason_of(
+            r#"level=warning msg="received notification" Code=6 Key=169.254.20.2 Subcode=6"#,
+        )
+        .unwrap();
+        let mut logged = Logged {
+            notification: Some(cease),
+            other: None,
+            counts_at_up: (1, 0),
+            counts_now: (1, 1),
+        };
+        let w = why("connect", Some(&logged));
+        assert!(
+            w.starts_with("no TCP session") && w.contains("TCP MD5"),
+            "{w}"
+        );
+        assert!(w.ends_with("(cease: other configuration change)"), "{w}");
+        // OPENs answered by NOTIFICATIONs: refused at OPEN (GoBGP logs nothing then).
+        logged.counts_now = (4, 4);
+        let w = why("active", Some(&logged));
+        assert!(w.contains("ASN that does not match"), "{w}");
+        assert!(why("active", None).starts_with("no TCP session"));
+        assert_eq!(why("idle", None), "");
     }
 }

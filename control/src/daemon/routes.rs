@@ -191,8 +191,32 @@ impl Batch {
     }
 
     /// Commits the RIB's pending changes into the FIB tables and makes `st.base` the new
-    /// snapshot (the caller publishes it); the number of VRFs whose tables changed.
+    /// snapshot (the caller publishes it); the number of VRFs whose tables changed. When the
+    /// global table changed, the VPN routes (whose next hops resolve through it) are resolved
+    /// again in the same publish.
     pub(super) fn finish(self, st: &mut State) -> Result<usize, String> {
+        let changed = self.commit(st)?;
+        let vpn: Vec<BgpChange> = if changed.contains(&VrfId::GLOBAL) {
+            st.bgp
+                .iter()
+                .filter(|(_, n)| matches!(n, BgpNext::Vpn { .. }))
+                .map(|(&(vrf, prefix), &next)| (vrf, prefix, Some(next)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if vpn.is_empty() {
+            return Ok(changed.len());
+        }
+        // BGP routes are only ever in VRFs, so this commit does not come back here.
+        let mut again = Batch::new(st);
+        again.stage_bgp(st, &vpn);
+        let more = again.commit(st)?;
+        Ok(changed.len() + more.iter().filter(|v| !changed.contains(v)).count())
+    }
+
+    /// [`Batch::finish`] without the VPN routes' resolution: the VRFs whose tables changed.
+    fn commit(self, st: &mut State) -> Result<Vec<VrfId>, String> {
         let changed = st
             .rib
             .commit()
@@ -212,7 +236,7 @@ impl Batch {
                 .map_err(|e| format!("the tables cannot take the change: {e}"))?;
         }
         st.base = next;
-        Ok(changed.len())
+        Ok(changed)
     }
 }
 
@@ -272,12 +296,16 @@ impl Batch {
                     }
                 },
             };
-            match (next, fec) {
-                (Some(next), Some(_)) => {
+            // Kept even when it does not resolve: a later change of the global table may
+            // resolve it ([`Batch::finish`]).
+            match next {
+                Some(next) => {
                     st.bgp.insert((vrf, prefix), next);
-                    applied.added += 1;
+                    if fec.is_some() {
+                        applied.added += 1;
+                    }
                 }
-                _ => {
+                None => {
                     if st.bgp.remove(&(vrf, prefix)).is_some() {
                         applied.removed += 1;
                     }
