@@ -2462,3 +2462,72 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     }
     assert!(echoes.lines().count() >= 11, "{echoes}");
 }
+
+/// gobgpd missing: xpe starts anyway, forwards with its static routes (a labelled one here,
+/// from the CE's side into the core), keeps retrying, and `show bgp` says why BGP is down.
+#[test]
+fn bgp_without_gobgpd_forwards_on_static_routes() {
+    let mut lab = Lab::new("g");
+    for ns in ["bgp-nogobgpd", "core", "ce"] {
+        lab.add_ns(ns);
+    }
+    lab.link("ce", "eth0", "bgp-nogobgpd", "a0");
+    lab.link("bgp-nogobgpd", "core0", "core", "eth0");
+    lab.host("ce", "eth0", "169.254.9.2/30", "169.254.9.1", None);
+    ns_sh(
+        &lab.ns("core"),
+        &["ip", "addr", "add", "198.18.9.2/30", "dev", "eth0"],
+    );
+    lab.start("bgp-nogobgpd");
+    let starts = |lab: &Lab| {
+        let s = lab.bgp("bgp-nogobgpd");
+        // Both speakers, the core's and the VRF's (whose would run in its namespace).
+        for speaker in [&s["speakers"][0], &s["speakers"][1]] {
+            assert!(
+                speaker["state"] == "down" || speaker["state"] == "restarting",
+                "{s}"
+            );
+            let detail = speaker["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains("cannot run /nonexistent/xpe-test/gobgpd: not found"),
+                "{detail}"
+            );
+        }
+        s["speakers"][0]["starts"].as_u64().unwrap_or(0)
+    };
+    wait_for(10, "the first attempts", || {
+        let s = lab.bgp("bgp-nogobgpd");
+        s["speakers"][0]["detail"] != "" && s["speakers"][1]["detail"] != ""
+    });
+    let first = starts(&lab);
+    wait_for(10, "xpe does not retry", || starts(&lab) > first);
+    // The CE's traffic still crosses on the static route: labelled onto the core (once xpe
+    // has ARPed for the core's next hop, which the first ping sets off).
+    let ping = |lab: &Lab, n: &str| {
+        ns_try(
+            &lab.ns("ce"),
+            &["ping", "-c", n, "-i", "0.2", "-W", "1", "198.19.9.1"],
+        );
+    };
+    ping(&lab, "1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = lab.counters("bgp-nogobgpd")["forwarded"]
+        .as_u64()
+        .unwrap_or(0);
+    ping(&lab, "3");
+    let after = lab.counters("bgp-nogobgpd");
+    assert!(
+        after["forwarded"].as_u64().unwrap_or(0) >= before + 3,
+        "the CE's pings were not forwarded: {after}"
+    );
+    let text = lab.ask(
+        "bgp-nogobgpd",
+        &Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: false,
+        },
+    );
+    assert!(text.contains("speaker core: down"), "{text}");
+    lab.stop("bgp-nogobgpd");
+}

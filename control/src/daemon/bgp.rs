@@ -557,13 +557,14 @@ async fn start_gobgpd(
         "--log-level",
         "info",
     ];
+    let program = find_program(&plan.program)?;
     let mut cmd = match &spec.netns {
         Some(ns) => {
             let mut c = tokio::process::Command::new("ip");
-            c.args(["netns", "exec", ns, &plan.program]);
+            c.args(["netns", "exec", ns]).arg(&program);
             c
         }
-        None => tokio::process::Command::new(&plan.program),
+        None => tokio::process::Command::new(&program),
     };
     cmd.args(args)
         .stdin(std::process::Stdio::null())
@@ -571,13 +572,9 @@ async fn start_gobgpd(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "cannot run {}: not found (install Debian's gobgpd: scripts/setup.sh does, or set [bgp] gobgpd)",
-            plan.program
-        ),
-        _ => format!("cannot run {}: {e}", plan.program),
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let log = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -620,6 +617,27 @@ async fn start_gobgpd(
         return Err(e);
     }
     Ok((child, client))
+}
+
+/// The gobgpd program: a path as given, or a name looked up in PATH. Looked up here, not left
+/// to `ip netns exec`, so a missing program is the same sentence for every speaker.
+fn find_program(program: &str) -> Result<PathBuf, String> {
+    let missing = || {
+        format!(
+            "cannot run {program}: not found (install Debian's gobgpd: scripts/setup.sh does, or set [bgp] gobgpd)"
+        )
+    };
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
+            .unwrap_or_default()
+    };
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(missing)
 }
 
 /// Makes the kernel end the gobgpd when the thread that started it ends, so a SIGKILLed
