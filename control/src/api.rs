@@ -365,6 +365,28 @@ pub struct Route {
     pub mac: Option<String>,
     /// Labels pushed, outermost first (`forward` only; may be empty).
     pub labels: Vec<u32>,
+    /// What BGP says of a BGP route: where it was learned, RD, route targets, VPN label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpRoute>,
+}
+
+/// A BGP route's origin, as `show vrf` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpRoute {
+    /// `ce`: learned from one of the VRF's CE neighbours; `vpn`: imported from a VPN route.
+    pub from: String,
+    /// The BGP next hop: the CE's address, or the remote PE's router address.
+    pub next_hop: String,
+    /// The VPN route's route distinguisher.
+    pub rd: Option<String>,
+    /// The VPN route's route targets.
+    pub route_targets: Vec<String>,
+    /// The VPN label (under the transport labels of `labels`).
+    pub vpn_label: Option<u32>,
+    /// The AS path.
+    pub as_path: Vec<u32>,
+    /// Kept from a gobgpd that died, not announced again yet.
+    pub stale: bool,
 }
 
 /// Where a route came from.

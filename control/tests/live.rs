@@ -2147,6 +2147,41 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
             "{vrf}: the CE's route:\n{routes}"
         );
     }
+    // Where each BGP route came from, in show vrf: RD, route targets, VPN label, AS path.
+    let routes = lab.vrf_text("bgp-pe2", "vpc-a");
+    assert!(
+        routes.contains("B    198.18.10.0/24           vpn 198.51.100.1, rd 65000:1, rt 65000:100, label 1001, as-path 64512"),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(
+            "B    198.19.20.0/24           ce 169.254.20.2, rd -, rt -, label -, as-path 65001"
+        ),
+        "{routes}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&lab.ask(
+        "bgp-pe2",
+        &Request::Show {
+            what: What::Vrf,
+            name: Some("vpc-b".into()),
+            json: true,
+        },
+    ))
+    .expect("vrf JSON");
+    let vpn = json["routes"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["prefix"] == "198.18.10.0/24"))
+        .expect("198.18.10.0/24 in vpc-b");
+    assert_eq!(vpn["labels"], serde_json::json!([1002]), "{vpn}");
+    assert_eq!(vpn["bgp"]["rd"], "65000:2", "{vpn}");
+    assert_eq!(
+        vpn["bgp"]["route_targets"],
+        serde_json::json!(["65000:200"]),
+        "{vpn}"
+    );
+    assert_eq!(vpn["bgp"]["vpn_label"], 1002, "{vpn}");
+    assert_eq!(vpn["bgp"]["next_hop"], "198.51.100.1", "{vpn}");
+
     // The route reflector carries xpe's labels; each CE learned the far VPC with the AS path
     // a PE keeps (65000 64512).
     let reflected = lab.vtysh("rr", &["show bgp ipv4 vpn"]);

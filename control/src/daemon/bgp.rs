@@ -33,7 +33,7 @@ use xpe_gobgp::apipb::{
 };
 use xpe_gobgp::tonic::transport::{Channel, Endpoint, Uri};
 
-use xpe_dataplane::tables::IpPrefix;
+use xpe_dataplane::tables::{IpPrefix, VrfId};
 use xpe_dataplane::wire::mpls::Label;
 
 use super::feed::Input;
@@ -163,6 +163,31 @@ pub(super) struct Bgp {
     stop: watch::Sender<bool>,
     /// What `show bgp` reads.
     pub status: Arc<Mutex<Status>>,
+    /// Where `show vrf` asks about BGP routes.
+    pub queries: Queries,
+}
+
+/// How the control thread asks the route owner about a VRF's BGP routes.
+#[derive(Clone)]
+pub(super) struct Queries(mpsc::UnboundedSender<Query>);
+
+/// One question: the BGP routes of a VRF, by prefix.
+struct Query {
+    vrf: VrfId,
+    reply: crossbeam_channel::Sender<HashMap<String, crate::api::BgpRoute>>,
+}
+
+impl Queries {
+    /// The BGP routes of `vrf` as BGP has them; empty if it does not answer within a second.
+    pub(super) fn ask(&self, vrf: VrfId) -> HashMap<String, crate::api::BgpRoute> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self.0.send(Query { vrf, reply }).is_err() {
+            return HashMap::new();
+        }
+        answer
+            .recv_timeout(Duration::from_secs(1))
+            .unwrap_or_default()
+    }
 }
 
 impl Bgp {
@@ -254,6 +279,7 @@ pub(super) fn start(
         ..Status::default()
     }));
     let (stop, stopped) = watch::channel(false);
+    let (queries, asked) = mpsc::unbounded_channel();
     let thread = {
         let status = status.clone();
         std::thread::Builder::new()
@@ -269,13 +295,14 @@ pub(super) fn start(
                         return;
                     }
                 };
-                rt.block_on(run(live, plan, specs, status, stopped));
+                rt.block_on(run(live, plan, specs, status, stopped, asked));
             })?
     };
     Ok(Bgp {
         thread,
         stop,
         status,
+        queries: Queries(queries),
     })
 }
 
@@ -315,6 +342,7 @@ async fn run(
     specs: Vec<Spec>,
     status: Arc<Mutex<Status>>,
     stop: watch::Receiver<bool>,
+    mut asked: mpsc::UnboundedReceiver<Query>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -354,6 +382,9 @@ async fn run(
                 None => break,
             },
             _ = tick.tick() => sync.purge_due().await,
+            Some(q) = asked.recv() => {
+                let _gone = q.reply.send(sync.details(q.vrf));
+            }
             _ = stop_rx.changed() => break,
         }
     }
@@ -1483,6 +1514,58 @@ impl Sync {
         }
         self.apply(touched).await;
         self.count();
+    }
+
+    /// What BGP says of each BGP route in VRF `vrf`'s RIB, by prefix.
+    fn details(&self, vrf: VrfId) -> HashMap<String, crate::api::BgpRoute> {
+        let Some(i) = self.plan.vrfs.iter().position(|v| v.vrf == vrf) else {
+            return HashMap::new();
+        };
+        let stale = |k: &Key, p: &In| {
+            let speaker = speaker_of(k);
+            p.generation < self.generation.get(&speaker).copied().unwrap_or(0)
+                || !self.clients.contains_key(&speaker)
+        };
+        let mut out = HashMap::new();
+        for &prefix in self.installed[i].keys() {
+            let (key, from) = match self.best(i, prefix) {
+                Some((BgpNext::Ce(_), _)) => (Key::Ce(i, prefix), "ce"),
+                Some((BgpNext::Vpn { .. }, _)) => {
+                    let import = &self.plan.vrfs[i].import;
+                    let rd = self.rds_of.get(&prefix).and_then(|rds| {
+                        rds.iter().copied().find(|rd| {
+                            self.learned
+                                .get(&Key::Vpn(*rd, prefix))
+                                .is_some_and(|p| p.targets.iter().any(|t| import.contains(t)))
+                        })
+                    });
+                    match rd {
+                        Some(rd) => (Key::Vpn(rd, prefix), "vpn"),
+                        None => continue,
+                    }
+                }
+                None => continue,
+            };
+            let Some(p) = self.learned.get(&key) else {
+                continue;
+            };
+            out.insert(
+                prefix.to_string(),
+                crate::api::BgpRoute {
+                    from: from.into(),
+                    next_hop: p.next_hop.to_string(),
+                    rd: match key {
+                        Key::Vpn(rd, _) => Some(rd.to_string()),
+                        Key::Ce(..) => None,
+                    },
+                    route_targets: p.targets.iter().map(Tag::to_string).collect(),
+                    vpn_label: p.label.map(Label::get),
+                    as_path: p.as_path.as_ref().map(wire::as_numbers).unwrap_or_default(),
+                    stale: stale(&key, p),
+                },
+            );
+        }
+        out
     }
 
     /// Updates the per-VRF counts of `show bgp`.

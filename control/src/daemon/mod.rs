@@ -170,6 +170,20 @@ struct Live {
     bgp_plan: Option<crate::bgp::BgpPlan>,
     /// What `show bgp` reads, once BGP runs.
     bgp: Mutex<Option<Arc<Mutex<bgp::Status>>>>,
+    /// Where `show vrf` asks BGP about its routes, once BGP runs.
+    bgp_queries: Mutex<Option<bgp::Queries>>,
+}
+
+/// What BGP says of each BGP route of VRF `vrf`, by prefix (empty without BGP, or when it
+/// does not answer within a second).
+fn bgp_details(
+    live: &Live,
+    vrf: xpe_dataplane::tables::VrfId,
+) -> HashMap<String, crate::api::BgpRoute> {
+    let Some(queries) = lock(&live.bgp_queries).clone() else {
+        return HashMap::new();
+    };
+    queries.ask(vrf)
 }
 
 /// `xpe run`: checks, starts, serves the control socket until SIGINT or SIGTERM, stops.
@@ -250,6 +264,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         runtime: Mutex::new(Some(runtime)),
         bgp_plan: bgp_plan.clone(),
         bgp: Mutex::new(None),
+        bgp_queries: Mutex::new(None),
     });
     // A closed stdout must not stop a router.
     let _ignored = writeln!(
@@ -326,6 +341,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             match bgp::start(live.clone(), plan, netns, dir) {
                 Ok(started) => {
                     *lock(&live.bgp) = Some(started.status.clone());
+                    *lock(&live.bgp_queries) = Some(started.queries.clone());
                     Some(started)
                 }
                 Err(e) => {

@@ -338,6 +338,7 @@ fn label_entry(snap: &Snapshot, e: &IlmEntry) -> api::LabelEntry {
 
 fn route(snap: &Snapshot, prefix: IpPrefix, r: RibRoute) -> api::Route {
     let mut route = api::Route {
+        bgp: None,
         prefix: prefix.to_string(),
         origin: match r.source {
             Source::Connected => api::RouteOrigin::Connected,

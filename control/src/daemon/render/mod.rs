@@ -12,6 +12,7 @@ use xpe_dataplane::xsk::runtime::Runtime;
 
 use super::{lock, ok, refused, Live};
 use crate::ctl::{Response, What};
+use std::io::Write;
 
 /// Answers one `show` request.
 pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response {
@@ -81,10 +82,55 @@ pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -
             // The routes come from the RIB, whose FECs are those of the published snapshot:
             // both change together under the state lock.
             let st = lock(&live.state);
+            let bgp = super::bgp_details(live, id);
             if as_json {
-                return json::line(&json::vrf(&snap, &st.rib, id));
+                let mut v = json::vrf(&snap, &st.rib, id);
+                for r in &mut v.routes {
+                    if r.origin == crate::api::RouteOrigin::Bgp {
+                        r.bgp = bgp.get(&r.prefix).cloned();
+                    }
+                }
+                return json::line(&v);
             }
-            crate::show::vrf(&mut out, &snap, &st.rib, id)
+            crate::show::vrf(&mut out, &snap, &st.rib, id).and_then(|()| {
+                if bgp.is_empty() {
+                    return Ok(());
+                }
+                let mut rows: Vec<(&String, &crate::api::BgpRoute)> = bgp.iter().collect();
+                rows.sort_by(|a, b| a.0.cmp(b.0));
+                writeln!(
+                    out,
+                    "BGP routes: where learned, RD, route targets, VPN label, AS path"
+                )?;
+                for (prefix, b) in rows {
+                    let some = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                    writeln!(
+                        out,
+                        "B    {:<24} {} {}, rd {}, rt {}, label {}, as-path {}{}",
+                        prefix,
+                        b.from,
+                        b.next_hop,
+                        some(&b.rd),
+                        if b.route_targets.is_empty() {
+                            "-".to_string()
+                        } else {
+                            b.route_targets.join(",")
+                        },
+                        b.vpn_label.map_or("-".into(), |l| l.to_string()),
+                        if b.as_path.is_empty() {
+                            "-".to_string()
+                        } else {
+                            b.as_path
+                                .iter()
+                                .map(u32::to_string)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        },
+                        if b.stale { " (stale)" } else { "" }
+                    )?;
+                }
+                Ok(())
+            })
         }
         What::Labels if as_json => return json::line(&json::labels(&snap)),
         What::Labels => crate::show::labels(&mut out, &snap),
