@@ -2114,19 +2114,20 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
             bgp_converged(&lab.bgp(pe), 3)
         });
     }
-    let status = lab.bgp("bgp-pe2");
-    for v in status["vrfs"].as_array().expect("vrfs") {
-        assert_eq!(
-            (v["from_ces"].as_u64(), v["from_vpn"].as_u64()),
-            (Some(1), Some(2)),
-            "{v}"
-        );
-        assert_eq!(
-            v["exported"], 2,
-            "its CE's prefix and its peering subnet: {v}"
-        );
-        assert_eq!(v["advertised"], 2, "the far side's two, to its CE: {v}");
-    }
+    // Per VRF: its CE's prefix; the far PE's two; its CE's prefix and its peering subnet
+    // exported; the far side's two announced to its CE (counted once a second).
+    wait_for(5, "show bgp's counts", || {
+        lab.bgp("bgp-pe2")["vrfs"].as_array().is_some_and(|vrfs| {
+            vrfs.iter().all(|v| {
+                (
+                    v["from_ces"].as_u64(),
+                    v["from_vpn"].as_u64(),
+                    v["exported"].as_u64(),
+                    v["advertised"].as_u64(),
+                ) == (Some(1), Some(2), Some(2), Some(2))
+            })
+        })
+    });
     let text = lab.ask(
         "bgp-pe2",
         &Request::Show {

@@ -17,21 +17,20 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use xpe_gobgp::apipb::gobgp_api_client::GobgpApiClient;
 use xpe_gobgp::apipb::{
-    self, watch_event_request, watch_event_response, AddPathRequest, AddPeerRequest, AfiSafi,
-    AfiSafiConfig, AsPathAttribute, DeletePathRequest, Global, ListPeerRequest, PeerConf,
-    StartBgpRequest, TableType, Transport, WatchEventRequest,
+    self, watch_event_request, watch_event_response, AddPathStreamRequest, AddPeerRequest, AfiSafi,
+    AfiSafiConfig, AsPathAttribute, Global, ListPeerRequest, PeerConf, StartBgpRequest, TableType,
+    Transport, WatchEventRequest,
 };
-use xpe_gobgp::tonic::transport::{Channel, Endpoint, Uri};
+use xpe_gobgp::tonic::transport::Channel;
 
 use xpe_dataplane::tables::{IpPrefix, VrfId};
 use xpe_dataplane::wire::mpls::Label;
@@ -80,6 +79,23 @@ pub struct Status {
     pub martians: u64,
     /// Paths GoBGP reported that xpe could not read.
     pub undecodable: u64,
+    /// Where the route owner's time went.
+    pub work: Work,
+}
+
+/// The route owner's work since start: what a full table costs, and where.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Work {
+    /// Best paths read from the speakers.
+    pub paths: u64,
+    /// Batches of events handled.
+    pub batches: u64,
+    /// Milliseconds decoding and taking in paths.
+    pub learn_ms: f64,
+    /// Milliseconds waiting for the RIB and FIB (the route committer) to take the changes.
+    pub rib_ms: f64,
+    /// Milliseconds announcing to the speakers.
+    pub announce_ms: f64,
 }
 
 /// One gobgpd.
@@ -381,7 +397,10 @@ async fn run(
                 }
                 None => break,
             },
-            _ = tick.tick() => sync.purge_due().await,
+            _ = tick.tick() => {
+                sync.purge_due().await;
+                sync.count_now_and_then();
+            }
             Some(q) = asked.recv() => {
                 let _gone = q.reply.send(sync.details(q.vrf));
             }
@@ -628,7 +647,7 @@ async fn start_gobgpd(
             ));
         }
         if spec.socket.exists() {
-            if let Ok(c) = connect(&spec.socket).await {
+            if let Ok(c) = xpe_gobgp::connect_unix(&spec.socket).await {
                 break c;
             }
         }
@@ -683,23 +702,6 @@ fn die_with_parent(cmd: &mut tokio::process::Command) {
                 .map_err(std::io::Error::from)
         });
     }
-}
-
-/// A client of the gobgpd API at the Unix socket `path`.
-async fn connect(path: &Path) -> Result<GobgpApiClient<Channel>, String> {
-    let path = path.to_path_buf();
-    // The URI is not used: the connector opens the socket.
-    let channel = Endpoint::try_from("http://[::]:50051")
-        .map_err(|e| e.to_string())?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-            }
-        }))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(GobgpApiClient::new(channel))
 }
 
 /// Starts BGP in a fresh gobgpd and adds the speaker's neighbours, with graceful restart
@@ -1086,6 +1088,11 @@ pub(super) fn text(s: &Status) -> String {
         "\nrefused: {} VPN path(s) with a reserved or missing label, {} martian(s) from CEs, {} undecodable path(s)",
         s.bad_label, s.martians, s.undecodable
     ));
+    let w = &s.work;
+    out.push_str(&format!(
+        "\nwork: {} best paths in {} batches; {:.0} ms taking them in, {:.0} ms in the RIB and FIB, {:.0} ms announcing",
+        w.paths, w.batches, w.learn_ms, w.rib_ms, w.announce_ms
+    ));
     out
 }
 
@@ -1095,6 +1102,20 @@ fn list(v: &[String]) -> String {
     } else {
         v.join(",")
     }
+}
+
+/// Paths to send each speaker, in order.
+type Ops = HashMap<Speaker, Vec<apipb::Path>>;
+
+/// Paths per AddPathStream message.
+const ANNOUNCE_CHUNK: usize = 1000;
+
+/// A hash of a path as it would be sent.
+fn hash_of(path: &apipb::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    prost::Message::encode_to_vec(path).hash(&mut h);
+    h.finish()
 }
 
 /// A path's place: the speaker it came from and its key there.
@@ -1129,12 +1150,16 @@ struct Sync {
     purges: Vec<(Instant, Speaker, u64)>,
     learned: HashMap<Key, In>,
     /// RDs with a VPN path for a prefix.
-    rds_of: HashMap<IpPrefix, BTreeSet<Tag>>,
+    /// Sorted; almost always one (a B-tree set per prefix cost 200 bytes each).
+    rds_of: HashMap<IpPrefix, Vec<Tag>>,
     /// What each VRF's RIB has from BGP.
     installed: Vec<HashMap<IpPrefix, BgpNext>>,
     unresolved: Vec<HashSet<IpPrefix>>,
-    /// Paths added to each speaker, by (VRF index, prefix), with GoBGP's id for the delete.
-    announced: HashMap<(Speaker, usize, IpPrefix), (Vec<u8>, apipb::Path)>,
+    /// Paths added to each speaker, by (VRF index, prefix): a hash of what was announced, to
+    /// tell an unchanged path (a withdrawal is built again from the key).
+    announced: HashMap<(Speaker, usize, IpPrefix), u64>,
+    /// When `show bgp`'s counts were last brought up to date.
+    counted: Instant,
 }
 
 impl Sync {
@@ -1152,10 +1177,12 @@ impl Sync {
             installed: vec![HashMap::new(); n],
             unresolved: vec![HashSet::new(); n],
             announced: HashMap::new(),
+            counted: Instant::now(),
         }
     }
 
     async fn handle(&mut self, events: Vec<Event>) {
+        lock(&self.status).work.batches += 1;
         let mut touched: BTreeSet<(usize, IpPrefix)> = BTreeSet::new();
         let mut fresh: Vec<Speaker> = Vec::new();
         for ev in events {
@@ -1184,9 +1211,13 @@ impl Sync {
                     self.announced.retain(|(s, _, _), _| *s != speaker);
                 }
                 Event::Paths(speaker, paths) => {
+                    let t0 = Instant::now();
                     for p in &paths {
                         self.learn(speaker, p, &mut touched);
                     }
+                    let mut st = lock(&self.status);
+                    st.work.paths += paths.len() as u64;
+                    st.work.learn_ms += t0.elapsed().as_secs_f64() * 1e3;
                 }
             }
         }
@@ -1194,7 +1225,7 @@ impl Sync {
         for speaker in fresh {
             self.announce_all(speaker).await;
         }
-        self.count();
+        self.count_now_and_then();
     }
 
     /// Takes in one path a speaker reported.
@@ -1257,16 +1288,14 @@ impl Sync {
                 match new {
                     Some(n) => {
                         self.learned.insert(key, n);
-                        self.rds_of.entry(l.prefix).or_default().insert(rd);
+                        let rds = self.rds_of.entry(l.prefix).or_default();
+                        if let Err(at) = rds.binary_search(&rd) {
+                            rds.insert(at, rd);
+                        }
                     }
                     None => {
                         self.learned.remove(&key);
-                        if let Some(set) = self.rds_of.get_mut(&l.prefix) {
-                            set.remove(&rd);
-                            if set.is_empty() {
-                                self.rds_of.remove(&l.prefix);
-                            }
-                        }
+                        self.forget_rd(l.prefix, rd);
                     }
                 }
                 for (i, v) in self.plan.vrfs.iter().enumerate() {
@@ -1308,6 +1337,16 @@ impl Sync {
                     }
                 }
                 touched.insert((i, l.prefix));
+            }
+        }
+    }
+
+    /// Drops `rd` from the RDs with a VPN path for `prefix`.
+    fn forget_rd(&mut self, prefix: IpPrefix, rd: Tag) {
+        if let Some(rds) = self.rds_of.get_mut(&prefix) {
+            rds.retain(|r| *r != rd);
+            if rds.is_empty() {
+                self.rds_of.remove(&prefix);
             }
         }
     }
@@ -1355,6 +1394,7 @@ impl Sync {
             }
         }
         if !changes.is_empty() {
+            let t0 = Instant::now();
             let feed = self.live.feed.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 feed.submit(Input::Bgp(changes), "bgp", Mode::All)
@@ -1368,11 +1408,20 @@ impl Sync {
                     }
                 }
             }
+            // The cheap counts at once (the rest once a second: [`Sync::count`]).
+            let mut st = lock(&self.status);
+            st.work.rib_ms += t0.elapsed().as_secs_f64() * 1e3;
+            for (i, v) in st.vrfs.iter_mut().enumerate() {
+                v.installed = self.installed[i].len();
+                v.unresolved = self.unresolved[i].len();
+            }
         }
+        let mut ops = Ops::new();
         for &(i, prefix) in &touched {
-            self.announce(Speaker::Core, i, prefix).await;
-            self.announce(Speaker::Vrf(i), i, prefix).await;
+            self.announce(Speaker::Core, i, prefix, &mut ops);
+            self.announce(Speaker::Vrf(i), i, prefix, &mut ops);
         }
+        self.flush(ops).await;
     }
 
     /// What `speaker` should carry for (VRF `i`, `prefix`): a path to add, or `None`.
@@ -1412,40 +1461,81 @@ impl Sync {
         }
     }
 
-    /// Adds or deletes the path of (VRF `i`, `prefix`) at `speaker` to match [`Sync::wanted`].
-    async fn announce(&mut self, speaker: Speaker, i: usize, prefix: IpPrefix) {
-        let Some(client) = self.clients.get(&speaker).cloned() else {
+    /// Adds to `ops` what brings the path of (VRF `i`, `prefix`) at `speaker` in line with
+    /// [`Sync::wanted`]: the path, its withdrawal, or nothing when it is announced as it is (a
+    /// speaker's report of our own path comes back here, and announcing it again would make
+    /// it report it again).
+    fn announce(&mut self, speaker: Speaker, i: usize, prefix: IpPrefix, ops: &mut Ops) {
+        if !self.clients.contains_key(&speaker) {
             return;
-        };
-        let mut client = client;
+        }
         let key = (speaker, i, prefix);
-        let want = self.wanted(speaker, i, prefix);
-        if want.is_some() && self.announced.get(&key).map(|(_, p)| p) == want.as_ref() {
-            // Announced as it is: a speaker's report of our own path comes back here, and
-            // announcing it again would make it report it again.
+        match self.wanted(speaker, i, prefix) {
+            Some(path) => {
+                let hash = hash_of(&path);
+                if self.announced.insert(key, hash) != Some(hash) {
+                    // A path of the same NLRI replaces ours in GoBGP: no withdrawal first.
+                    ops.entry(speaker).or_default().push(path);
+                }
+            }
+            None => {
+                if self.announced.remove(&key).is_some() {
+                    if let Some(mut path) = self.withdrawal(speaker, i, prefix) {
+                        path.is_withdraw = true;
+                        ops.entry(speaker).or_default().push(path);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path with the NLRI xpe announced for (VRF `i`, `prefix`) at `speaker`, to withdraw it.
+    fn withdrawal(&self, speaker: Speaker, i: usize, prefix: IpPrefix) -> Option<apipb::Path> {
+        let v = &self.plan.vrfs[i];
+        match speaker {
+            Speaker::Core => Some(wire::vpn_path(
+                prefix,
+                v.rd?,
+                v.label?.get(),
+                self.plan.next_hop,
+                &v.export,
+                None,
+            )),
+            Speaker::Vrf(_) => Some(wire::unicast_path(prefix, None)),
+        }
+    }
+
+    /// Sends each speaker its adds and withdrawals, in order, through one AddPathStream in
+    /// chunks: a million routes are a few hundred messages, not a million calls.
+    async fn flush(&mut self, ops: Ops) {
+        if ops.is_empty() {
             return;
         }
-        if let Some((uuid, _)) = self.announced.remove(&key) {
-            // Replaced or withdrawn: GoBGP replaces a path of the same NLRI on add, but its
-            // attributes may differ, so the old one goes first.
-            let _ignored = client
-                .delete_path(DeletePathRequest {
-                    table_type: TableType::Global as i32,
-                    uuid,
-                    ..DeletePathRequest::default()
-                })
-                .await;
-        }
-        if let Some(path) = want {
-            let added = client
-                .add_path(AddPathRequest {
+        let t0 = Instant::now();
+        self.send(ops).await;
+        lock(&self.status).work.announce_ms += t0.elapsed().as_secs_f64() * 1e3;
+    }
+
+    async fn send(&mut self, ops: Ops) {
+        for (speaker, paths) in ops {
+            let Some(mut client) = self.clients.get(&speaker).cloned() else {
+                continue;
+            };
+            let chunks: Vec<AddPathStreamRequest> = paths
+                .chunks(ANNOUNCE_CHUNK)
+                .map(|c| AddPathStreamRequest {
                     table_type: TableType::Global as i32,
                     vrf_id: String::new(),
-                    path: Some(path.clone()),
+                    paths: c.to_vec(),
                 })
+                .collect();
+            let sent = client
+                .add_path_stream(xpe_gobgp::tonic::codegen::tokio_stream::iter(chunks))
                 .await;
-            if let Ok(r) = added {
-                self.announced.insert(key, (r.into_inner().uuid, path));
+            if sent.is_err() {
+                // The speaker is going (or refused a path): what it carries is unknown, and
+                // it is announced whole again when it is back up.
+                self.announced.retain(|(s, _, _), _| *s != speaker);
             }
         }
     }
@@ -1470,9 +1560,11 @@ impl Sync {
         }
         keys.sort();
         keys.dedup();
+        let mut ops = Ops::new();
         for (i, p) in keys {
-            self.announce(speaker, i, p).await;
+            self.announce(speaker, i, p, &mut ops);
         }
+        self.flush(ops).await;
     }
 
     /// Removes what speakers that came back have not announced again in time.
@@ -1496,9 +1588,7 @@ impl Sync {
                 let old = self.learned.remove(&k);
                 match k {
                     Key::Vpn(rd, prefix) => {
-                        if let Some(set) = self.rds_of.get_mut(&prefix) {
-                            set.remove(&rd);
-                        }
+                        self.forget_rd(prefix, rd);
                         let targets = old.map(|o| o.targets).unwrap_or_default();
                         for (i, v) in self.plan.vrfs.iter().enumerate() {
                             if v.import.iter().any(|t| targets.contains(t)) {
@@ -1514,6 +1604,15 @@ impl Sync {
         }
         self.apply(touched).await;
         self.count();
+    }
+
+    /// [`Sync::count`] at most once a second: it looks at every route, and a full table
+    /// arrives in thousands of batches.
+    fn count_now_and_then(&mut self) {
+        if self.counted.elapsed() >= Duration::from_secs(1) {
+            self.count();
+            self.counted = Instant::now();
+        }
     }
 
     /// What BGP says of each BGP route in VRF `vrf`'s RIB, by prefix.
