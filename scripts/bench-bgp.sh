@@ -26,8 +26,9 @@ command -v gobgpd >/dev/null || { echo "bench-bgp: gobgpd missing: run scripts/s
 
 cargo build -q --release -p xpe-control --bin xpe
 cargo build -q --release -p xpe-benches --bin bgp-inject
-XPE="$PWD/target/release/xpe"
-INJECT="$PWD/target/release/bgp-inject"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+XPE="$TARGET/release/xpe"
+INJECT="$TARGET/release/bgp-inject"
 P="xbg$$"
 DIR=$(mktemp -d "/tmp/$P.XXXXXX")
 PIDS=()
@@ -123,6 +124,8 @@ for _ in $(seq 1 100); do
     [[ -S $DIR/pe.sock && -S $DIR/inj.sock ]] && break
     sleep 0.1
 done
+[[ -S $DIR/pe.sock ]] || { echo "bench-bgp: xpe did not start:" >&2; cat "$DIR/pe.log" >&2; exit 1; }
+[[ -S $DIR/inj.sock ]] || { echo "bench-bgp: the injector's gobgpd did not start:" >&2; cat "$DIR/inj.log" >&2; exit 1; }
 show_bgp() { "$XPE" show bgp --json --socket "$DIR/pe.sock"; }
 field() { show_bgp | /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 core_sock=$(field 'd["speakers"][0]["api"]' | sed 's#^unix://##')
@@ -174,13 +177,14 @@ timed() {
 }
 
 # Traffic on the other route for the whole run: host -> pe (vrf v) -> core1 -> sink.
-DURATION=$((ROUTES / 20000 + 60))
+# GoBGP takes about 10,000 routes a second here, each way: the traffic outlasts both phases.
+DURATION=$((ROUTES / 4000 + 60))
 ip netns exec "$P-sink" "$XPE" sink --dev eth0 --duration $((DURATION + 5)) >"$DIR/sink.out" 2>&1 &
 SINK=$!
 PIDS+=($SINK)
 sleep 1
 ip netns exec "$P-host" "$XPE" gen --dev eth0 --src 198.19.9.2 --dst 198.19.99.1 \
-    --dst-mac 02:00:00:00:0b:02 --rate "$RATE" --duration "$DURATION" >"$DIR/gen.out" 2>&1 &
+    --dst-mac 02:00:00:00:0b:02 --rate "$RATE" --duration "$DURATION" --json >"$DIR/gen.out" 2>&1 &
 GEN=$!
 PIDS+=($GEN)
 
@@ -191,5 +195,7 @@ timed "withdraw them" 0 --withdraw
 echo "bench-bgp: waiting for the traffic to end (${DURATION} s in all)"
 wait "$GEN" || true
 wait "$SINK" || true
-echo "bench-bgp: traffic: $(tail -n 1 "$DIR/gen.out")"
-echo "bench-bgp: sink:    $(tail -n 1 "$DIR/sink.out")"
+sent=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["sent"])' "$DIR/gen.out")
+got=$(sed -n 's/.*: \([0-9]\+\) frames.*/\1/p' "$DIR/sink.out" | tail -n 1)
+echo "bench-bgp: traffic on the other route at $RATE pps: $sent frames sent, ${got:-?} received, $((sent - ${got:-0})) lost"
+echo "bench-bgp: xpe's drops: $("$XPE" show counters --json --socket "$DIR/pe.sock" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print({k: v for k, v in d["drops"].items() if v} or "none")')"
