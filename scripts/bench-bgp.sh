@@ -43,7 +43,7 @@ cleanup() {
     for n in host pe inj sink pe-v; do ip netns del "$P-$n" 2>/dev/null || true; done
     rm -rf "$DIR"
 }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 
 for n in host pe inj sink; do ip netns add "$P-$n"; ip -n "$P-$n" link set lo up; done
 link() {
