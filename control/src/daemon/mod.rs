@@ -303,18 +303,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
 
     let committer = feed::start(live.clone(), jobs)
         .map_err(|e| Failure::new(format!("cannot start the route committer: {e}")))?;
-    let server = {
-        let handler: Arc<server::Handler> = {
-            let live = live.clone();
-            Arc::new(move |req| edit::handle(&live, req))
-        };
-        let streams: Arc<server::StreamHandler> = {
-            let live = live.clone();
-            Arc::new(move |origin, input, ack| feed::stream(&live, origin, input, ack))
-        };
-        Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
-            .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
-    };
+    // BGP first: once the control socket answers, `show bgp` has something to say.
     let bgp = match bgp_plan {
         Some(plan) => {
             // Each VRF's speaker runs where its mirrors are, so its CEs can reach it.
@@ -354,6 +343,18 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             }
         }
         None => None,
+    };
+    let server = {
+        let handler: Arc<server::Handler> = {
+            let live = live.clone();
+            Arc::new(move |req| edit::handle(&live, req))
+        };
+        let streams: Arc<server::StreamHandler> = {
+            let live = live.clone();
+            Arc::new(move |origin, input, ack| feed::stream(&live, origin, input, ack))
+        };
+        Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
+            .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
     let neighbours = {
         let live = live.clone();
