@@ -327,30 +327,27 @@ cmd_up() {
     echo "lab: routers answer on $(sock pe-dx), $(sock p1), $(sock pe-site)"
 }
 
+# end_pid PID TENTHS: SIGTERM, then SIGKILL if it is still there after TENTHS tenths of a second.
+end_pid() {
+    local pid=$1 tenths=$2
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 "$tenths"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
 cmd_down() {
     need_root down
     local r pid n
     for r in "${ROUTERS[@]}"; do
         pid=$(cat "$STATE/$r.pid" 2>/dev/null) || continue
-        if is_our_xpe "$pid" "$r"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        if is_our_xpe "$pid" "$r"; then end_pid "$pid" 50; fi
     done
     for n in "${SPEAKERS[@]}"; do
         pid=$(cat "$STATE/frr-$n.pid" 2>/dev/null) || continue
-        if is_our_bgpd "$pid" "$n"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 30); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        if is_our_bgpd "$pid" "$n"; then end_pid "$pid" 30; fi
     done
     for n in "${NAMESPACES[@]}" "${MIRROR_NAMESPACES[@]}"; do
         ip netns del "$(ns "$n")" 2>/dev/null || true

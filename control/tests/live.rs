@@ -28,7 +28,9 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::{lab_dir, ns_sh, ns_try, remove_namespaces, sh, snmp, stop_child};
+use common::{
+    lab_dir, ns_sh, ns_try, ping_replies, remove_namespaces, sh, snmp, stop_child,
+};
 
 /// The lab: namespaces, links and xpe processes, all removed on drop.
 struct Lab {
@@ -240,15 +242,7 @@ impl Lab {
                 dst,
             ],
         );
-        out.lines()
-            .find_map(|l| {
-                l.split(", ")
-                    .nth(1)?
-                    .strip_suffix(" received")
-                    .map(str::to_string)
-            })
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+        ping_replies(&out)
     }
 
     /// A bounded ping from a host namespace that runs while the test does something else;
@@ -1941,23 +1935,10 @@ impl Lab {
                 dst,
             ],
         );
-        received(&out)
+        ping_replies(&out)
     }
 }
 
-/// The replies a `ping -q` summary reports.
-fn received(summary: &str) -> u32 {
-    summary
-        .lines()
-        .find_map(|l| {
-            l.split(", ")
-                .nth(1)?
-                .strip_suffix(" received")
-                .map(str::to_string)
-        })
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// Waits up to `secs` for `cond`; how long it took, or a panic naming `what`.
 fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
@@ -2360,7 +2341,7 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
             .as_array()
             .is_some_and(|v| v.iter().all(|v| v["stale"] == 0))
     });
-    let replies = received(&pinger.finish());
+    let replies = ping_replies(&pinger.finish());
     assert!(
         replies >= 148,
         "vpc-b lost traffic while gobgpd restarted: {replies}/150"

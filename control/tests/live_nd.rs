@@ -30,7 +30,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::{lab_dir, ns_sh, ns_try, remove_namespaces, sh, stop_child};
+use common::{lab_dir, ns_sh, ns_try, ping_replies, remove_namespaces, sh, stop_child};
 
 /// dx0's MAC in pe, and the link-local address it makes (RFC 4291 App. A: U/L bit flipped,
 /// ff:fe in the middle), which xpe answers for.
@@ -218,15 +218,7 @@ impl Lab {
         args.extend_from_slice(extra);
         args.push(dst);
         let (_, out) = ns_try(&self.ns(host), &args);
-        out.lines()
-            .find_map(|l| {
-                l.split(", ")
-                    .nth(1)?
-                    .strip_suffix(" received")
-                    .map(str::to_string)
-            })
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+        ping_replies(&out)
     }
 
     /// Pings until the first reply (the PE resolves the host and r1 once a second), bounded.

@@ -375,15 +375,7 @@ pub fn vpn_path(
             },
         ),
     ];
-    if let Some(p) = as_path {
-        pattrs.push(pack("AsPathAttribute", p));
-    }
-    Path {
-        nlri: Some(nlri),
-        pattrs,
-        family: Some(afi.family()),
-        ..Path::default()
-    }
+    path(afi, nlri, pattrs, as_path)
 }
 
 /// A route a VRF's speaker is to announce to its CEs: `prefix` with this speaker as next hop
@@ -408,6 +400,11 @@ pub fn unicast_path(prefix: IpPrefix, as_path: Option<&AsPathAttribute>) -> Path
             },
         )),
     }
+    path(afi, nlri, pattrs, as_path)
+}
+
+/// A path of `afi` for `nlri` with `pattrs`, and the AS path if there is one.
+fn path(afi: Afi, nlri: Any, mut pattrs: Vec<Any>, as_path: Option<&AsPathAttribute>) -> Path {
     if let Some(p) = as_path {
         pattrs.push(pack("AsPathAttribute", p));
     }

@@ -105,3 +105,18 @@ pub fn lab_dir(prefix: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// The replies a `ping -q` summary reports (0 when it has none).
+#[allow(dead_code)]
+pub fn ping_replies(summary: &str) -> u32 {
+    summary
+        .lines()
+        .find_map(|l| {
+            l.split(", ")
+                .nth(1)?
+                .strip_suffix(" received")
+                .map(str::to_string)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
