@@ -28,9 +28,7 @@ use xpe_control::ctl::{call, Request, What};
 const XPE: &str = env!("CARGO_BIN_EXE_xpe");
 
 mod common;
-use common::{
-    lab_dir, ns_sh, ns_try, ping_replies, remove_namespaces, sh, snmp, stop_child,
-};
+use common::{lab_dir, ns_sh, ns_try, ping_replies, remove_namespaces, sh, snmp, stop_child};
 
 /// The lab: namespaces, links and xpe processes, all removed on drop.
 struct Lab {
@@ -1938,7 +1936,6 @@ impl Lab {
         ping_replies(&out)
     }
 }
-
 
 /// Waits up to `secs` for `cond`; how long it took, or a panic naming `what`.
 fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
