@@ -358,7 +358,7 @@ pub fn vpn_path(
         Afi::Vpnv6 => next_hop.to_ipv6_mapped().to_string(),
         _ => next_hop.to_string(),
     };
-    let mut pattrs = vec![
+    let pattrs = vec![
         origin(if as_path.is_some() { 2 } else { 0 }),
         pack(
             "MpReachNLRIAttribute",
