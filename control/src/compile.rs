@@ -268,6 +268,16 @@ pub enum Problem {
         /// The other attachment's.
         other: IpPrefix,
     },
+    /// Two core interfaces with overlapping subnets (IPv4 or IPv6).
+    #[error("subnet {subnet} overlaps {other} of interface \"{interface}\": core interfaces' subnets may not overlap (a next hop in both would have two ways out)")]
+    CoreSubnetOverlap {
+        /// This interface's subnet.
+        subnet: IpPrefix,
+        /// The other interface's.
+        other: IpPrefix,
+        /// The other interface.
+        interface: String,
+    },
     /// A neighbour on a core interface with a VLAN.
     #[error("core interfaces are untagged: remove `vlan`")]
     TaggedCoreNeighbor,
@@ -795,6 +805,7 @@ impl Compiler {
                 ifc.mtu.min(u32::from(u16::MAX)) as u16,
             ));
             if kind == PortKind::Core {
+                self.core_overlap(&obj, address.map(IpPrefix::V4), address6.map(IpPrefix::V6));
                 self.attachments.push(TAttachment {
                     port,
                     vlan: None,
@@ -809,6 +820,29 @@ impl Compiler {
                 &Object::Config,
                 Problem::TooManyInterfaces(self.ports.len()),
             );
+        }
+    }
+
+    /// Refuses a core interface whose subnets overlap another core interface's.
+    fn core_overlap(&mut self, obj: &Object, v4: Option<IpPrefix>, v6: Option<IpPrefix>) {
+        let mut found = Vec::new();
+        for a in self.attachments.iter().filter(|a| a.vrf == VrfId::GLOBAL) {
+            let theirs = [a.address.map(IpPrefix::V4), a.address6.map(IpPrefix::V6)];
+            for (mine, other) in [(v4, theirs[0]), (v6, theirs[1])] {
+                if let (Some(m), Some(o)) = (mine, other) {
+                    if overlaps(m, o) {
+                        let interface = self.ports[usize::from(a.port.0)].name.clone();
+                        found.push(Problem::CoreSubnetOverlap {
+                            subnet: m.trunc(),
+                            other: o.trunc(),
+                            interface,
+                        });
+                    }
+                }
+            }
+        }
+        for p in found {
+            self.error(obj, p);
         }
     }
 
@@ -1312,6 +1346,15 @@ impl Compiler {
     }
 }
 
+/// Two prefixes of one family that share addresses.
+fn overlaps(a: IpPrefix, b: IpPrefix) -> bool {
+    match (a, b) {
+        (IpPrefix::V4(a), IpPrefix::V4(b)) => a.overlaps(&b),
+        (IpPrefix::V6(a), IpPrefix::V6(b)) => a.overlaps(&b),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1557,6 +1600,20 @@ mod tests {
         assert_error(
             &example_with("name = \"dx0\"", "name = \"core0\""),
             "defined twice",
+        );
+    }
+
+    #[test]
+    fn core_subnets_may_not_overlap() {
+        // The lab's p1 with its first link as a /29 that covers the second link's /30.
+        let p1 = include_str!("../../examples/lab/p1.toml");
+        assert!(errors_of(p1).is_empty());
+        let overlapping = p1
+            .replace("198.18.0.10/29", "198.18.0.2/29")
+            .replace("via = \"198.18.0.9\"", "via = \"198.18.0.1\"");
+        assert_eq!(
+            errors_of(&overlapping),
+            ["interface \"east\": subnet 198.18.0.4/30 overlaps 198.18.0.0/29 of interface \"west\": core interfaces' subnets may not overlap (a next hop in both would have two ways out)"]
         );
     }
 
