@@ -61,7 +61,7 @@ ip netns exec "$P-inj" ethtool -K eth0 tx off >/dev/null
 
 cat >"$DIR/pe.toml" <<EOF
 [router]
-name = "$P-pe"
+name = "pe"                     # its VRF's mirror namespace is then $P-pe-v
 address = "198.51.100.1"
 
 [bgp]
