@@ -1354,24 +1354,31 @@ impl Sync {
     /// The route VRF `i` should have for `prefix` from BGP: a CE's first, then the VPN path
     /// of the lowest RD whose targets it imports.
     fn best(&self, i: usize, prefix: IpPrefix) -> Option<(BgpNext, Option<&AsPathAttribute>)> {
-        if let Some(ce) = self.learned.get(&Key::Ce(i, prefix)) {
-            return Some((BgpNext::Ce(ce.next_hop), ce.as_path.as_ref()));
+        let (key, p) = self.best_path(i, prefix)?;
+        let next = match key {
+            Key::Ce(..) => BgpNext::Ce(p.next_hop),
+            Key::Vpn(..) => BgpNext::Vpn {
+                next_hop: p.next_hop,
+                label: p.label?,
+            },
+        };
+        Some((next, p.as_path.as_ref()))
+    }
+
+    /// The path [`Sync::best`] chooses, with its key.
+    fn best_path(&self, i: usize, prefix: IpPrefix) -> Option<(Key, &In)> {
+        let ce = Key::Ce(i, prefix);
+        if let Some(p) = self.learned.get(&ce) {
+            return Some((ce, p));
         }
         let import = &self.plan.vrfs[i].import;
-        for rd in self.rds_of.get(&prefix)? {
-            if let Some(p) = self.learned.get(&Key::Vpn(*rd, prefix)) {
-                if p.targets.iter().any(|t| import.contains(t)) {
-                    return Some((
-                        BgpNext::Vpn {
-                            next_hop: p.next_hop,
-                            label: p.label?,
-                        },
-                        p.as_path.as_ref(),
-                    ));
-                }
-            }
-        }
-        None
+        self.rds_of.get(&prefix)?.iter().find_map(|rd| {
+            let key = Key::Vpn(*rd, prefix);
+            self.learned
+                .get(&key)
+                .filter(|p| p.targets.iter().any(|t| import.contains(t)))
+                .map(|p| (key, p))
+        })
     }
 
     /// Brings the RIB and the speakers in line with what was learned, for the touched routes.
@@ -1627,26 +1634,12 @@ impl Sync {
         };
         let mut out = HashMap::new();
         for &prefix in self.installed[i].keys() {
-            let (key, from) = match self.best(i, prefix) {
-                Some((BgpNext::Ce(_), _)) => (Key::Ce(i, prefix), "ce"),
-                Some((BgpNext::Vpn { .. }, _)) => {
-                    let import = &self.plan.vrfs[i].import;
-                    let rd = self.rds_of.get(&prefix).and_then(|rds| {
-                        rds.iter().copied().find(|rd| {
-                            self.learned
-                                .get(&Key::Vpn(*rd, prefix))
-                                .is_some_and(|p| p.targets.iter().any(|t| import.contains(t)))
-                        })
-                    });
-                    match rd {
-                        Some(rd) => (Key::Vpn(rd, prefix), "vpn"),
-                        None => continue,
-                    }
-                }
-                None => continue,
-            };
-            let Some(p) = self.learned.get(&key) else {
+            let Some((key, p)) = self.best_path(i, prefix) else {
                 continue;
+            };
+            let from = match key {
+                Key::Ce(..) => "ce",
+                Key::Vpn(..) => "vpn",
             };
             out.insert(
                 prefix.to_string(),
