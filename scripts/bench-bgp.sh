@@ -204,4 +204,16 @@ if ((got >= sent)); then
 else
     echo "bench-bgp: traffic on the other route at $RATE pps: $sent frames sent, $got received, $((sent - got)) lost"
 fi
+# Where any loss happened: the PE's AF_XDP sockets, and each veth on the way.
+echo "bench-bgp: the PE's sockets: $("$XPE" show interfaces --json --socket "$DIR/pe.sock" | /usr/bin/python3 -c '
+import json, sys
+for i in json.load(sys.stdin)["interfaces"]:
+    print("%s rx_dropped %d rx_ring_full %d fill_ring_empty %d;" % (i["interface"], i["rx_dropped"], i["rx_ring_full"], i["rx_fill_ring_empty"]), end=" ")')"
+veth_drops() {
+    ip -n "$P-$1" -s -j link show dev "$2" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)[0]["stats64"]
+print("rx_dropped %d tx_dropped %d" % (s["rx"]["dropped"], s["tx"]["dropped"]))'
+}
+echo "bench-bgp: veth drops: host eth0 $(veth_drops host eth0); pe a0 $(veth_drops pe a0); pe core1 $(veth_drops pe core1); sink eth0 $(veth_drops sink eth0)"
 echo "bench-bgp: xpe's drops: $("$XPE" show counters --json --socket "$DIR/pe.sock" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print({k: v for k, v in d["drops"].items() if v} or "none")')"

@@ -509,7 +509,15 @@ async fn supervise(
         };
         let _ignored = events.send(Event::Up(spec.speaker, client.clone()));
         let up_at = Instant::now();
-        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        // The peers are polled by a task of their own, so that a slow answer (GoBGP counts
+        // a neighbour's routes by walking its tables) never holds up the route stream.
+        let (peers_tx, mut peers_rx) = mpsc::channel(1);
+        let poller = tokio::spawn(poll_peers(
+            client.clone(),
+            spec.clone(),
+            reasons.clone(),
+            peers_tx,
+        ));
         let mut established = false;
         let why = loop {
             tokio::select! {
@@ -526,23 +534,22 @@ async fn supervise(
                     Ok(s) => format!("gobgpd exited ({s}); see {}", spec.log.display()),
                     Err(e) => format!("cannot wait for gobgpd: {e}"),
                 },
-                _ = poll.tick() => {
-                    let peers = list_peers(&mut client, &spec, &reasons).await;
-                    if let Some(peers) = peers {
-                        if !established && peers.iter().any(|p| p.state == "established") {
-                            established = true;
-                            let _ignored = events.send(Event::Established(spec.speaker));
-                        }
-                        set(&|s| s.peers = peers.clone());
+                Some(peers) = peers_rx.recv() => {
+                    if !established && peers.iter().any(|p| p.state == "established") {
+                        established = true;
+                        let _ignored = events.send(Event::Established(spec.speaker));
                     }
+                    set(&|s| s.peers = peers.clone());
                 }
                 _ = stop.changed() => {
+                    poller.abort();
                     end(&mut child).await;
                     set(&|s| { s.state = "stopped".into(); s.pid = None; });
                     return;
                 }
             }
         };
+        poller.abort();
         end(&mut child).await;
         let _ignored = events.send(Event::Down(spec.speaker));
         set(&|s| {
@@ -919,16 +926,61 @@ fn notification(code: &str, sub: &str) -> Option<&'static str> {
     })
 }
 
-/// The speaker's neighbours as GoBGP has them now; `None` when its API does not answer.
+/// How often the peers are polled.
+const PEER_POLL: Duration = Duration::from_secs(1);
+/// How much of gobgpd's time counting the routes sent may take: GoBGP counts them by running
+/// its whole table through each neighbour's export policy, in its main loop, which with a
+/// million routes takes seconds and would starve the sessions if asked every poll.
+const ADVERTISED_SHARE: u32 = 50;
+
+/// Polls the speaker's neighbours every [`PEER_POLL`] and sends what it finds to `to`, until
+/// aborted. The routes sent are counted again only once the time since the last count is
+/// [`ADVERTISED_SHARE`] times what that count took; meanwhile the last count stands.
+async fn poll_peers(
+    mut client: GobgpApiClient<Channel>,
+    spec: Spec,
+    reasons: Arc<Mutex<Reasons>>,
+    to: mpsc::Sender<Vec<PeerStatus>>,
+) {
+    let mut tick = tokio::time::interval(PEER_POLL);
+    let mut sent: HashMap<(String, String), u64> = HashMap::new();
+    let mut next_count = Instant::now();
+    loop {
+        tick.tick().await;
+        let count = Instant::now() >= next_count;
+        let asked = Instant::now();
+        let Some(mut peers) = list_peers(&mut client, &spec, &reasons, count).await else {
+            continue;
+        };
+        if count {
+            next_count = Instant::now() + asked.elapsed() * ADVERTISED_SHARE;
+            for p in &peers {
+                sent.insert((p.address.clone(), p.family.clone()), p.advertised);
+            }
+        } else {
+            for p in &mut peers {
+                let key = (p.address.clone(), p.family.clone());
+                p.advertised = sent.get(&key).copied().unwrap_or(0);
+            }
+        }
+        if to.send(peers).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The speaker's neighbours as GoBGP has them now, with the routes sent to each when `count`;
+/// `None` when its API does not answer.
 async fn list_peers(
     client: &mut GobgpApiClient<Channel>,
     spec: &Spec,
     reasons: &Mutex<Reasons>,
+    count: bool,
 ) -> Option<Vec<PeerStatus>> {
     let mut stream = client
         .list_peer(ListPeerRequest {
             address: String::new(),
-            enable_advertised: true,
+            enable_advertised: count,
         })
         .await
         .ok()?
