@@ -32,6 +32,14 @@ pub struct Counters {
     /// ICMPv6 echo requests answered for our IPv6 addresses.
     #[serde(default)]
     pub echo6_replies: u64,
+    /// ICMP errors sent in place of the packets they are about, by kind (`time-exceeded`,
+    /// `time-exceeded-v6`; every kind, zeros included). Counted as forwarded, not as drops.
+    #[serde(default)]
+    pub icmp_errors: BTreeMap<String, u64>,
+    /// ICMP errors not sent because a worker's rate (`[copp] icmp_errors`) was spent; their
+    /// packets are counted as drops.
+    #[serde(default)]
+    pub icmp_rate_limited: u64,
     /// Dropped frames by reason (`no-route`, `truncated`, ...; every reason, zeros included).
     pub drops: BTreeMap<String, u64>,
     /// Punted frames by reason (every reason, zeros included).

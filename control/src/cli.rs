@@ -501,6 +501,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 output: &output,
                 drops: drops.as_deref(),
                 interface: interface.as_deref(),
+                policer: compiled.policer,
             };
             let report = crate::replay::run(&compiled.snapshot, &opts)?;
             crate::replay::print_report(out, &compiled.snapshot, &report).map_err(io_failure)

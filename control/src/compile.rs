@@ -621,6 +621,12 @@ fn policer(config: &Config) -> xpe_dataplane::pipeline::punt::PolicerConfig {
             };
         }
     }
+    if let Some(r) = c.icmp_errors {
+        p.icmp_errors = Rate {
+            per_second: r.rate,
+            burst: r.burst,
+        };
+    }
     p
 }
 
@@ -697,6 +703,7 @@ impl Compiler {
             ("arp_nd", c.arp_nd),
             ("icmp", c.icmp),
             ("other", c.other),
+            ("icmp_errors", c.icmp_errors),
         ] {
             if given.is_some_and(|r| r.rate > 0 && r.burst == 0) {
                 self.error(&Object::Config, Problem::PolicerBurst { class });

@@ -220,6 +220,8 @@ pub struct Copp {
     pub icmp: Option<PolicerRate>,
     /// Everything else for the router.
     pub other: Option<PolicerRate>,
+    /// Not a punt class: the ICMP errors the router sends (time exceeded, ...).
+    pub icmp_errors: Option<PolicerRate>,
 }
 
 /// `{ rate = PPS, burst = PACKETS }`.

@@ -18,7 +18,8 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::{Block, PcapNgReader, PcapNgWriter};
 use pcap_file::DataLink;
-use xpe_dataplane::pipeline::{self, Counters, Frame, NoTrace, Verdict};
+use xpe_dataplane::pipeline::punt::{Policer, PolicerConfig};
+use xpe_dataplane::pipeline::{self, Counters, Frame, IcmpError, NoTrace, Verdict};
 use xpe_dataplane::tables::{PortId, Snapshot};
 
 use crate::error::Failure;
@@ -35,6 +36,9 @@ pub struct Options<'a> {
     pub drops: Option<&'a Path>,
     /// Ingress interface override.
     pub interface: Option<&'a str>,
+    /// The config's rates: the ICMP errors sent are limited as a worker limits them, on the
+    /// capture's clock.
+    pub policer: PolicerConfig,
 }
 
 /// One captured frame and the interface it arrived on.
@@ -264,6 +268,7 @@ pub fn run(s: &Snapshot, o: &Options<'_>) -> Result<Report, Failure> {
         ..Default::default()
     };
     let mut buf = Vec::new();
+    let mut policer = Policer::new(&o.policer);
     for (f, &port) in frames.iter().zip(&ports) {
         report.frames += 1;
         if !f.ethernet {
@@ -276,10 +281,32 @@ pub fn run(s: &Snapshot, o: &Options<'_>) -> Result<Report, Failure> {
         let Some(mut frame) = Frame::new(&mut buf, HEADROOM, f.data.len()) else {
             continue;
         };
+        let now = f.timestamp.as_nanos().min(u128::from(u64::MAX)) as u64;
+        policer.settle_icmp(&mut report.counters.icmp_allowance, || now);
+        let icmp_before = report.counters.icmp_sent;
         let verdict = pipeline::process(s, port, &mut frame, &mut report.counters, &mut NoTrace);
+        // An ICMP error in place of the packet: said so, with the packet's drop reason.
+        let icmp = IcmpError::ALL
+            .iter()
+            .find(|&&k| report.counters.icmp_sent[k as usize] != icmp_before[k as usize]);
+        let comment = icmp.map(|k| format!("icmp {k}: {}", k.reason()));
         match verdict {
             Verdict::Forward(egress) => {
-                write_frame(&mut out, o.output, egress, f.timestamp, frame.data(), &[])?;
+                let comments: Vec<&str> = comment.as_deref().into_iter().collect();
+                write_frame(
+                    &mut out,
+                    o.output,
+                    egress,
+                    f.timestamp,
+                    frame.data(),
+                    &comments,
+                )?;
+                // The packet the error is about was dropped: it is in the drops capture too.
+                if let (Some((w, p)), Some(k)) = (drops.as_mut(), icmp) {
+                    let sent = format!("icmp {k} sent");
+                    let reason = k.reason().name();
+                    write_frame(w, p, port, f.timestamp, &f.data, &[reason, &sent])?;
+                }
             }
             Verdict::Drop(r) => {
                 if let Some((w, p)) = drops.as_mut() {
@@ -344,6 +371,16 @@ pub fn print_report(out: &mut dyn Write, s: &Snapshot, r: &Report) -> io::Result
                 p.tx_bytes
             )?;
         }
+    }
+    // Each ICMP error took its packet's place: counted as forwarded, not as a drop.
+    for k in IcmpError::ALL {
+        let n = c.icmp_sent[*k as usize];
+        if n > 0 {
+            writeln!(out, "  icmp {:<22} {n}", k.name())?;
+        }
+    }
+    if c.icmp_rate_limited > 0 {
+        writeln!(out, "  icmp {:<22} {}", "rate-limited", c.icmp_rate_limited)?;
     }
     for d in pipeline::DropReason::ALL {
         let n = c.drop_count(*d);

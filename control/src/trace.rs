@@ -150,6 +150,30 @@ pub fn describe_step(s: &Snapshot, rib: &Rib, step: &Step) -> (&'static str, Str
             "nd",
             format!("solicitation for our address {target}: advertisement to {to}"),
         ),
+        Step::Icmp {
+            kind,
+            from,
+            to,
+            quoted,
+            labels,
+            tunnelled,
+        } => {
+            let ext = if *labels > 0 {
+                format!(", RFC 4950 label stack of {labels}")
+            } else {
+                String::new()
+            };
+            let how = if *tunnelled {
+                "; on along the LSP (RFC 3032 §2.3.2)"
+            } else {
+                ""
+            };
+            (
+                "icmp error",
+                format!("{kind} {from} -> {to}, quoting {quoted} bytes{ext}{how}"),
+            )
+        }
+        Step::IcmpNotSent { why } => ("icmp error", format!("none sent: {why}")),
         Step::Egress { adj, .. } => {
             let a = s.adjacency(*adj);
             (
@@ -196,9 +220,14 @@ pub fn run(
     }
     match verdict {
         Verdict::Forward(p) => {
+            let what = if counters.total_icmp_sent() > 0 {
+                "dropped (ttl-expired); the ICMP error goes out"
+            } else {
+                "forward"
+            };
             writeln!(
                 out,
-                "verdict: forward on {}, {} bytes",
+                "verdict: {what} on {}, {} bytes",
                 s.port(p).name,
                 frame.len()
             )

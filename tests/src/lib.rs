@@ -762,6 +762,8 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// Punts by reason.
     pub punts: BTreeMap<String, u64>,
+    /// ICMP errors sent by kind, and `rate-limited`.
+    pub icmp: BTreeMap<String, u64>,
 }
 
 /// A counter of a report line, or a panic naming the line.
@@ -802,6 +804,9 @@ impl Report {
                 }
                 ["punt", reason, n] => {
                     r.punts.insert(reason.to_string(), num(n, line));
+                }
+                ["icmp", kind, n] => {
+                    r.icmp.insert(kind.to_string(), num(n, line));
                 }
                 [name, "in", fi, "frames", bi, "bytes", "out", fo, "frames", bo, "bytes"] => {
                     r.ports.insert(

@@ -171,23 +171,20 @@ fn table_label_drops() {
         ),
     ];
     let r = replay(&example_config(), &frames);
-    assert!(r.out().is_empty(), "{}", r.stdout);
+    // The expired ones get time exceeded (tests/tests/icmp_errors.rs has the details).
+    assert_eq!(r.out().len(), 2, "{}", r.stdout);
     assert_eq!(
         r.comments(),
         [
             "vpn-label-not-bottom",
-            "ttl-expired",
-            "ttl-expired",
+            "ttl-expired/icmp time-exceeded sent",
+            "ttl-expired/icmp time-exceeded sent",
             "no-route"
         ]
     );
     assert_eq!(
         r.report.drops,
-        counts(&[
-            ("vpn-label-not-bottom", 1),
-            ("ttl-expired", 2),
-            ("no-route", 1)
-        ])
+        counts(&[("vpn-label-not-bottom", 1), ("no-route", 1)])
     );
 }
 
@@ -272,8 +269,8 @@ fn vrf_without_table_label() {
 }
 
 /// The label TTL is checked when a packet is forwarded, not when it is for us: under a VPN
-/// label with TTL 1, a packet to a host in the VRF expires (uniform: IP TTL would be 0), while
-/// a ping to our own attachment address is answered.
+/// label with TTL 1, a packet to a host in the VRF expires (uniform: IP TTL would be 0) and
+/// gets time exceeded, while a ping to our own attachment address is answered.
 #[test]
 fn vpn_label_ttl_one_expires_unless_the_packet_is_for_us() {
     let to_host = V4::new(Eth::core0(), "198.19.20.5", "198.18.10.7");
@@ -288,14 +285,24 @@ fn vpn_label_ttl_one_expires_unless_the_packet_is_for_us() {
             ),
         ],
     );
-    assert_eq!(r.comments(), ["ttl-expired"]);
-    assert_eq!(r.report.drops, counts(&[("ttl-expired", 1)]));
+    assert_eq!(r.comments(), ["ttl-expired/icmp time-exceeded sent"]);
+    // It left as the error: counted as forwarded, not as a drop.
+    assert_eq!(r.report.drops, counts(&[]));
+    assert_eq!(r.report.icmp, counts(&[("time-exceeded", 1)]));
     assert_eq!(r.report.echo_replies, 1);
     let rows = r.out_fields(&["frame.interface_name", "mpls.label", "ip.dst", "icmp.type"]);
-    assert_eq!(rows.len(), 1, "{}", r.stdout);
-    // The reply goes back to the remote site across the core under vpc-a's labels.
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
     assert_fields(
         &rows[0],
+        &[
+            ("mpls.label", "16001,2001"),
+            ("ip.dst", "198.19.20.5,198.18.10.7"),
+            ("icmp.type", "11"),
+        ],
+    );
+    // The reply goes back to the remote site across the core under vpc-a's labels.
+    assert_fields(
+        &rows[1],
         &[
             ("frame.interface_name", "core0"),
             ("mpls.label", "16001,2001"),

@@ -240,6 +240,14 @@ fn captures_keep_order_bytes_and_reasons() {
             ("core0", "198.19.20.1", "1700000000.000000000", ""),
             ("dx0", "198.18.10.3", "1700000000.002000000", ""),
             ("dx0", "198.18.10.5", "1700000000.004000000", ""),
+            // The expired packet's time exceeded, sent on along its LSP (the quoted
+            // packet's destination second).
+            (
+                "core0",
+                "198.19.20.5,198.18.10.6",
+                "1700000000.005000000",
+                "icmp time-exceeded: ttl-expired"
+            ),
             ("core0", "198.18.10.7", "1700000000.006000000", ""),
         ]
     );
@@ -261,7 +269,7 @@ fn captures_keep_order_bytes_and_reasons() {
             CapturedFrame {
                 interface: "core0".into(),
                 data: expired,
-                comments: vec!["ttl-expired".into()],
+                comments: vec!["ttl-expired".into(), "icmp time-exceeded sent".into()],
             },
         ]
     );
@@ -281,7 +289,11 @@ fn captures_keep_order_bytes_and_reasons() {
         [
             ["dx0", "1700000000.001000000", "no-route"],
             ["dx0", "1700000000.003000000", "punt,for-us"],
-            ["core0", "1700000000.005000000", "ttl-expired"],
+            [
+                "core0",
+                "1700000000.005000000",
+                "ttl-expired,icmp time-exceeded sent"
+            ],
         ]
     );
 
@@ -300,8 +312,10 @@ fn captures_keep_order_bytes_and_reasons() {
         PortLine {
             in_frames: 3,
             in_bytes: core0_in,
-            out_frames: 2,
-            out_bytes: 68 + swap_len
+            // The time exceeded: 14 + 4 (its label) + 20 + 8 + 128 (quote) + 8 + 4 (RFC
+            // 4950 object with one entry).
+            out_frames: 3,
+            out_bytes: 68 + swap_len + 186
         }
     );
     assert_eq!(
@@ -311,11 +325,11 @@ fn captures_keep_order_bytes_and_reasons() {
             r.report.dropped,
             r.report.punted
         ),
-        (7, 4, 2, 1)
+        (7, 5, 1, 1)
     );
     assert!(
         r.stdout
-            .starts_with("replay: 7 frames in, 4 forwarded, 2 dropped, 1 punted\n"),
+            .starts_with("replay: 7 frames in, 5 forwarded, 1 dropped, 1 punted\n"),
         "{}",
         r.stdout
     );

@@ -72,7 +72,8 @@ fn swap_one_label() {
     );
 }
 
-/// A label TTL of 1 or 0 cannot be forwarded, by swap or by pop.
+/// A label TTL of 1 or 0 cannot be forwarded, by swap or by pop: each gets time exceeded
+/// (tests/tests/icmp_errors.rs has the details).
 #[test]
 fn label_ttl_expiry() {
     let ip = core_ip();
@@ -85,11 +86,22 @@ fn label_ttl_expiry() {
             ("core0", labelled(&[lse(16002, 0, true, 2)], ip)),
         ],
     );
-    assert_eq!(r.comments(), ["ttl-expired", "ttl-expired", "ttl-expired"]);
-    assert_eq!(r.report.drops, counts(&[("ttl-expired", 3)]));
-    let rows = r.out_fields(&["mpls.label", "mpls.ttl"]);
-    assert_eq!(rows.len(), 1);
-    assert_fields(&rows[0], &[("mpls.label", "16003"), ("mpls.ttl", "1")]);
+    assert_eq!(r.comments(), vec!["ttl-expired/icmp time-exceeded sent"; 3]);
+    assert_eq!(r.report.drops, counts(&[]));
+    assert_eq!(r.report.icmp, counts(&[("time-exceeded", 3)]));
+    let rows = r.out_fields(&["mpls.label", "mpls.ttl", "icmp.type"]);
+    assert_eq!(rows.len(), 4);
+    for row in &rows[..3] {
+        assert_fields(row, &[("icmp.type", "11")]);
+    }
+    assert_fields(
+        &rows[3],
+        &[
+            ("mpls.label", "16003"),
+            ("mpls.ttl", "1"),
+            ("icmp.type", ""),
+        ],
+    );
 }
 
 /// A swap to several labels: S only on the original bottom; MTU counts the pushed labels.

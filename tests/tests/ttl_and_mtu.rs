@@ -3,7 +3,9 @@
 
 use xpe_tests::*;
 
-/// TTL 1 or 0 cannot be forwarded, labelled or not; TTL 2 leaves with 1.
+/// TTL 1 or 0 cannot be forwarded, labelled or not; TTL 2 leaves with 1. The expired IPv4
+/// packets get time exceeded from the VIF address; the IPv6 ones none, since vpc-a has no
+/// IPv6 address of ours here to send it from.
 #[test]
 fn ip_ttl_expiry_at_edge_ingress() {
     let remote = V4::new(Eth::dx0(101), "169.254.10.2", "198.19.20.5");
@@ -21,10 +23,31 @@ fn ip_ttl_expiry_at_edge_ingress() {
             ("dx0", v6.hop_limit(2).udp()),
         ],
     );
-    assert_eq!(r.comments(), vec!["ttl-expired"; 5]);
-    assert_eq!(r.report.drops, counts(&[("ttl-expired", 5)]));
+    assert_eq!(
+        r.comments(),
+        [
+            "ttl-expired/icmp time-exceeded sent",
+            "ttl-expired/icmp time-exceeded sent",
+            "ttl-expired/icmp time-exceeded sent",
+            "ttl-expired",
+            "ttl-expired"
+        ]
+    );
+    assert_eq!(r.report.drops, counts(&[("ttl-expired", 2)]));
+    assert_eq!(r.report.icmp, counts(&[("time-exceeded", 3)]));
     let rows = r.out_fields(FIELDS);
-    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert_eq!(rows.len(), 5, "{}", r.stdout);
+    for (row, quoted_dst) in rows[..3]
+        .iter()
+        .zip(["198.19.20.5", "198.19.20.5", "198.18.10.7"])
+    {
+        let dst = format!("169.254.10.2,{quoted_dst}");
+        assert_fields(
+            row,
+            &[("ip.src", "169.254.10.1,169.254.10.2"), ("ip.dst", &dst)],
+        );
+    }
+    let rows = &rows[3..];
     assert_fields(
         &rows[0],
         &[

@@ -107,6 +107,38 @@ reasons! {
 }
 
 reasons! {
+    /// The ICMP errors the router sends (`pipeline::icmp_error`), counted per kind.
+    IcmpError {
+        /// IPv4 time exceeded in transit (type 11, code 0): an IP or label TTL ran out.
+        TimeExceeded => "time-exceeded",
+        /// ICMPv6 time exceeded, hop limit exceeded in transit (type 3, code 0).
+        TimeExceeded6 => "time-exceeded-v6",
+    }
+}
+
+impl IcmpError {
+    /// The drop reason of a packet that gets this error (counted there when none is sent).
+    pub fn reason(self) -> DropReason {
+        match self {
+            IcmpError::TimeExceeded | IcmpError::TimeExceeded6 => DropReason::TtlExpired,
+        }
+    }
+}
+
+/// How many more ICMP errors a worker may send before its run loop looks at the clock again.
+/// The run loop refills it before each batch from its token bucket (rate limiting, as Linux's
+/// `icmp_msgs_per_sec`), so the pipeline itself needs no clock; offline tools leave it
+/// unlimited, the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpAllowance(pub u32);
+
+impl Default for IcmpAllowance {
+    fn default() -> Self {
+        IcmpAllowance(u32::MAX)
+    }
+}
+
+reasons! {
     /// The control-plane policing class of a punted frame ([`punt_class`]): each has its own
     /// token bucket per worker, so a flood in one cannot starve another.
     ///
@@ -190,6 +222,13 @@ pub struct Counters {
     /// Control-plane policing of punted frames, by [`PuntClass`] (counted only while
     /// punted frames have a kernel to go to: mirrors are on).
     pub policed: [PolicedCounters; PuntClass::COUNT],
+    /// ICMP errors sent, by kind. Each took the place of its packet, so the frame counts as
+    /// forwarded (as an echo reply does), not under the drop reason the error is about.
+    pub icmp_sent: [u64; IcmpError::COUNT],
+    /// ICMP errors not sent because the worker's rate was spent.
+    pub icmp_rate_limited: u64,
+    /// ICMP errors the worker may still send: state, not a counter (never summed or copied).
+    pub icmp_allowance: IcmpAllowance,
 }
 
 /// Connected hosts (IPv4 or IPv6) the pipeline found no MAC for, newest kept: a small fixed
@@ -285,6 +324,10 @@ impl Counters {
     pub fn total_punts(&self) -> u64 {
         self.punts.iter().sum()
     }
+    /// All ICMP errors sent.
+    pub fn total_icmp_sent(&self) -> u64 {
+        self.icmp_sent.iter().sum()
+    }
     /// Makes `self` equal to `o`, reusing the per-port storage: a worker publishes its
     /// counters this way without allocating.
     pub fn copy_from(&mut self, o: &Counters) {
@@ -296,6 +339,8 @@ impl Counters {
         self.policed = o.policed;
         self.nd_replies = o.nd_replies;
         self.echo6_replies = o.echo6_replies;
+        self.icmp_sent = o.icmp_sent;
+        self.icmp_rate_limited = o.icmp_rate_limited;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
         self.labels.clear();
@@ -322,6 +367,10 @@ impl AddAssign<&Counters> for Counters {
         }
         self.nd_replies += o.nd_replies;
         self.echo6_replies += o.echo6_replies;
+        for (a, b) in self.icmp_sent.iter_mut().zip(&o.icmp_sent) {
+            *a += b;
+        }
+        self.icmp_rate_limited += o.icmp_rate_limited;
         self.ensure_ports(o.ports.len());
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;

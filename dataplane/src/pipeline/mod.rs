@@ -10,6 +10,7 @@
 
 mod counters;
 mod frame;
+mod icmp_error;
 pub mod learn;
 mod local6;
 pub mod punt;
@@ -18,7 +19,8 @@ mod tests;
 mod trace;
 
 pub use counters::{
-    Counters, DropReason, GleanLog, PolicedCounters, PortCounters, Punt, PuntClass, Verdict,
+    Counters, DropReason, GleanLog, IcmpAllowance, IcmpError, PolicedCounters, PortCounters, Punt,
+    PuntClass, Verdict,
 };
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
@@ -603,7 +605,10 @@ fn mpls_in<T: Tracer>(
                 return match entry.action {
                     IlmAction::Swap { adj, ref out } => {
                         if ttl <= 1 {
-                            return dropped(DropReason::TtlExpired);
+                            let lsp = icmp_error::Lsp::Swap { adj, out };
+                            return icmp_error::label_ttl_expired(
+                                snap, frame, l3, next, depth, lsp, ctx, counters, trace,
+                            );
                         }
                         trace.step(Step::LabelTtl {
                             before: ttl,
@@ -624,7 +629,10 @@ fn mpls_in<T: Tracer>(
                     }
                     IlmAction::Pop { adj } => {
                         if ttl <= 1 {
-                            return dropped(DropReason::TtlExpired);
+                            let lsp = icmp_error::Lsp::Pop { adj };
+                            return icmp_error::label_ttl_expired(
+                                snap, frame, l3, next, depth, lsp, ctx, counters, trace,
+                            );
                         }
                         php(snap, frame, tc, adj, next, bos, ttl, uniform, trace)
                     }
@@ -888,7 +896,9 @@ fn route_ipv4<T: Tracer>(
         }
         Fec::Forward { adj, ref push } => {
             let before = ip.ttl();
-            let ttl = forwarded_ttl(before, hop)?;
+            let Ok(ttl) = forwarded_ttl(before, hop) else {
+                return icmp_error::ip_ttl_expired(snap, frame, l3, vrf, ctx, counters, trace);
+            };
             if ttl != before {
                 trace.step(Step::IpTtl { before, after: ttl });
                 ip.set_ttl_and_update_checksum(ttl);
@@ -1080,7 +1090,9 @@ fn route_ipv6<T: Tracer>(
                 let data = frame.data_mut();
                 let mut ip = ipv6::Packet::new_unchecked(&mut data[l3..]);
                 let before = ip.hop_limit();
-                let hl = forwarded_ttl(before, hop)?;
+                let Ok(hl) = forwarded_ttl(before, hop) else {
+                    return icmp_error::ip_ttl_expired(snap, frame, l3, vrf, ctx, counters, trace);
+                };
                 if hl != before {
                     trace.step(Step::IpTtl { before, after: hl });
                     ip.set_hop_limit(hl);

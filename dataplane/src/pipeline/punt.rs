@@ -6,7 +6,7 @@
 //! Pure bytes and arithmetic: the run loop calls [`punt_class`] and [`Policer::allow`] for
 //! each punted frame (never for a forwarded one), and the mirror thread calls [`for_kernel`].
 
-use super::counters::PuntClass;
+use super::counters::{IcmpAllowance, PuntClass};
 use super::MAX_LABEL_DEPTH;
 use crate::tables::{AttachmentId, IlmAction, PortId, Snapshot, VrfId};
 use crate::wire::ethernet::{self, EtherType};
@@ -140,6 +140,9 @@ pub struct Rate {
 pub struct PolicerConfig {
     /// The rate of each class, in [`PuntClass::ALL`] order.
     pub rates: [Rate; PuntClass::COUNT],
+    /// The ICMP errors the worker may send (time exceeded, ...): not a punt class, but the
+    /// same protection of the router's own work against a flood.
+    pub icmp_errors: Rate,
 }
 
 impl PolicerConfig {
@@ -167,6 +170,11 @@ impl PolicerConfig {
                 burst: 2_000,
             },
         ],
+        // Linux's defaults: net.ipv4.icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
+        icmp_errors: Rate {
+            per_second: 1_000,
+            burst: 50,
+        },
     };
 
     /// The rate of `class`.
@@ -195,23 +203,69 @@ struct Bucket {
     last_ns: u64,
 }
 
-/// Token buckets, one per class, owned by one worker (no sharing, no atomics).
+impl Bucket {
+    fn full(r: Rate) -> Bucket {
+        Bucket {
+            per_second: u64::from(r.per_second),
+            depth: u64::from(r.burst).max(1) * TOKEN,
+            tokens: u64::from(r.burst).max(1) * TOKEN,
+            last_ns: 0,
+        }
+    }
+
+    fn refill(&mut self, now_ns: u64) {
+        let gap = now_ns.saturating_sub(self.last_ns).min(MAX_GAP_NS);
+        self.last_ns = self.last_ns.max(now_ns);
+        self.tokens = (self.tokens + gap * self.per_second).min(self.depth);
+    }
+}
+
+/// Token buckets, one per class, owned by one worker (no sharing, no atomics); and one for
+/// the ICMP errors the worker sends.
 #[derive(Debug, Clone)]
 pub struct Policer {
     buckets: [Bucket; PuntClass::COUNT],
+    icmp_errors: Bucket,
+    /// The allowance [`Policer::settle_icmp`] handed out last.
+    icmp_given: u32,
 }
 
 impl Policer {
     /// Full buckets with the given rates.
     pub fn new(config: &PolicerConfig) -> Policer {
         Policer {
-            buckets: config.rates.map(|r| Bucket {
-                per_second: u64::from(r.per_second),
-                depth: u64::from(r.burst).max(1) * TOKEN,
-                tokens: u64::from(r.burst).max(1) * TOKEN,
-                last_ns: 0,
-            }),
+            buckets: config.rates.map(Bucket::full),
+            icmp_errors: Bucket::full(config.icmp_errors),
+            icmp_given: u32::MAX,
         }
+    }
+
+    /// Before a batch: takes the ICMP errors the pipeline sent out of `allowance` from the
+    /// bucket, refills it (reading the clock through `now_ns` only when the bucket is not
+    /// full, so a worker that sends none never does) and sets `allowance` to the whole
+    /// tokens left: what the next batch may send.
+    #[inline]
+    pub fn settle_icmp(&mut self, allowance: &mut IcmpAllowance, now_ns: impl FnOnce() -> u64) {
+        let b = &mut self.icmp_errors;
+        if b.per_second == 0 {
+            // Rate 0: the router sends none.
+            self.icmp_given = 0;
+            allowance.0 = 0;
+            return;
+        }
+        let used = self.icmp_given.saturating_sub(allowance.0);
+        let was_full = b.tokens >= b.depth;
+        b.tokens = b.tokens.saturating_sub(u64::from(used) * TOKEN);
+        if b.tokens < b.depth {
+            let now = now_ns();
+            if was_full {
+                // Full until the batch that just used it: no credit for the time before.
+                b.last_ns = b.last_ns.max(now);
+            }
+            b.refill(now);
+        }
+        self.icmp_given = (b.tokens / TOKEN).min(u64::from(u32::MAX)) as u32;
+        allowance.0 = self.icmp_given;
     }
 
     /// Whether a frame of `class` may pass at `now_ns` (a monotonic clock in nanoseconds);
@@ -222,9 +276,7 @@ impl Policer {
         if b.per_second == 0 {
             return false;
         }
-        let gap = now_ns.saturating_sub(b.last_ns).min(MAX_GAP_NS);
-        b.last_ns = b.last_ns.max(now_ns);
-        b.tokens = (b.tokens + gap * b.per_second).min(b.depth);
+        b.refill(now_ns);
         if b.tokens >= TOKEN {
             b.tokens -= TOKEN;
             true
@@ -295,6 +347,33 @@ pub fn for_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icmp_allowance_follows_the_bucket_and_reads_the_clock_only_once_used() {
+        let mut config = PolicerConfig::DEFAULT;
+        config.icmp_errors = Rate {
+            per_second: 1_000,
+            burst: 3,
+        };
+        let mut p = Policer::new(&config);
+        let mut a = IcmpAllowance::default();
+        p.settle_icmp(&mut a, || panic!("a full bucket needs no clock"));
+        assert_eq!(a.0, 3);
+        a.0 = 0; // the pipeline sent three
+        p.settle_icmp(&mut a, || 1_000_000_000);
+        assert_eq!(a.0, 0, "no credit for the time the bucket sat full");
+        p.settle_icmp(&mut a, || 1_000_999_999);
+        assert_eq!(a.0, 0);
+        p.settle_icmp(&mut a, || 1_001_000_000);
+        assert_eq!(a.0, 1, "one a millisecond");
+        p.settle_icmp(&mut a, || 2_000_000_000);
+        assert_eq!(a.0, 3, "never more than the burst");
+        config.icmp_errors.per_second = 0;
+        let mut off = Policer::new(&config);
+        let mut a = IcmpAllowance::default();
+        off.settle_icmp(&mut a, || 5_000_000_000);
+        assert_eq!(a.0, 0, "rate 0: none at all");
+    }
 
     fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 1, 2, 0x02, 0, 0, 0, 0xaa, 1];

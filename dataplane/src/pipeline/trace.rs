@@ -3,8 +3,9 @@
 //! The forwarding path uses [`NoTrace`], whose empty inline method lets the compiler remove
 //! every step; `xpe trace` collects the steps in a `Vec` and explains them with names.
 
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::counters::IcmpError;
 use crate::tables::{AdjacencyId, AttachmentId, FecId, IlmEntry, LabelStack, PortId, VrfId};
 use crate::wire::ethernet::MacAddr;
 
@@ -124,6 +125,27 @@ pub enum Step {
         /// Where the advertisement goes: the solicitor, or all nodes for duplicate address
         /// detection.
         to: Ipv6Addr,
+    },
+    /// The packet was turned into an ICMP error to its source (`pipeline::icmp_error`),
+    /// which the steps after this one route.
+    Icmp {
+        /// What kind.
+        kind: IcmpError,
+        /// Its source: our address.
+        from: IpAddr,
+        /// Its destination: the packet's source.
+        to: IpAddr,
+        /// Bytes of the packet quoted in it.
+        quoted: usize,
+        /// Label stack entries in its RFC 4950 extension (0: none).
+        labels: usize,
+        /// Sent on along the packet's LSP (RFC 3032 §2.3.2) rather than looked up here.
+        tunnelled: bool,
+    },
+    /// A packet that would have had an ICMP error got none, and why.
+    IcmpNotSent {
+        /// Why (RFC 1812 §4.3.2.7, the rate limit, no address to send from).
+        why: &'static str,
     },
     /// The frame leaves by this adjacency.
     Egress {

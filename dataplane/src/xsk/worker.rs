@@ -581,6 +581,10 @@ impl<S: Stage> Worker<S> {
         stats.batches += 1;
         let mut verdicts = [Verdict::Drop(crate::pipeline::DropReason::Truncated); BATCH];
         let replies_before = counters.arp_replies + counters.nd_replies;
+        let clock = &self.clock;
+        self.policer.settle_icmp(&mut counters.icmp_allowance, || {
+            clock.elapsed().as_nanos() as u64
+        });
         self.stage
             .batch(ingress, &mut frames[..m], &mut verdicts[..m], counters);
         let we_replied = counters.arp_replies + counters.nd_replies != replies_before;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use xpe_dataplane::pipeline::{DropReason, Punt, PuntClass};
+use xpe_dataplane::pipeline::{DropReason, IcmpError, Punt, PuntClass};
 use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, IpPrefix, Snapshot, VrfId};
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};
@@ -86,6 +86,11 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         echo_replies: total.echo_replies,
         nd_replies: total.nd_replies,
         echo6_replies: total.echo6_replies,
+        icmp_errors: IcmpError::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), total.icmp_sent[*k as usize]))
+            .collect(),
+        icmp_rate_limited: total.icmp_rate_limited,
         drops: DropReason::ALL
             .iter()
             .map(|d| (d.name().to_string(), total.drop_count(*d)))

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use xpe_dataplane::pipeline::{DropReason, Punt, PuntClass};
+use xpe_dataplane::pipeline::{DropReason, IcmpError, Punt, PuntClass};
 
 use crate::api;
 
@@ -54,6 +54,31 @@ pub(super) fn counters(c: &api::Counters) -> String {
         drops + c.tx_ring_full + c.no_tx_socket,
         punts
     );
+    let errors: u64 = c.icmp_errors.values().sum();
+    if errors + c.icmp_rate_limited > 0 {
+        let _ = writeln!(
+            s,
+            "ICMP errors sent (in place of their packets, counted as forwarded above)"
+        );
+        for k in IcmpError::ALL {
+            let n = c.icmp_errors.get(k.name()).copied().unwrap_or(0);
+            if n > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {n}  ({} packets answered)",
+                    k.name(),
+                    k.reason()
+                );
+            }
+        }
+        if c.icmp_rate_limited > 0 {
+            let _ = writeln!(
+                s,
+                "  {:<22} {}  (not sent: over the rate; their packets are drops)",
+                "rate-limited", c.icmp_rate_limited
+            );
+        }
+    }
     // Reasons in the pipeline's order, not the map's alphabetical one.
     let _ = writeln!(s, "Drops by reason (non-zero)");
     let by_reason = DropReason::ALL
