@@ -28,11 +28,12 @@ use core::net::{IpAddr, Ipv4Addr};
 use super::counters::IcmpError;
 use super::{
     dropped, emit, route_ipv4, route_ipv6, Ctx, DropReason, Frame, Hop, OrVerdict, Payload, Qos,
-    Step, Tracer, ETH_LEN, ETH_MPLS, LABEL_LEN, MAX_LABEL_DEPTH, ORIGINATED_TTL,
+    Step, Tracer, Verdict, ETH_LEN, ETH_MPLS, LABEL_LEN, MAX_LABEL_DEPTH, ORIGINATED_TTL,
+    TPID_8021Q,
 };
 use crate::pipeline::Counters;
-use crate::tables::{AdjacencyId, AttachmentId, LabelStack, PortId, Snapshot, VrfId};
-use crate::wire::{checksum, icmp, icmpv6, ipv4, ipv6, IpVersion};
+use crate::tables::{AdjacencyId, AttachmentId, IlmAction, LabelStack, PortId, Snapshot, VrfId};
+use crate::wire::{checksum, ethernet, icmp, icmpv6, ipv4, ipv6, mpls, vlan, IpVersion};
 
 /// Longest ICMP error for IPv4: 576 bytes in all (RFC 1812 §4.3.2.3).
 const MAX_ERROR4: usize = 576;
@@ -83,7 +84,7 @@ impl Received {
 }
 
 /// How a packet whose label TTL ran out would have gone on: what its ICMP error follows.
-pub(super) enum Lsp<'a> {
+enum Lsp<'a> {
     /// A swap: these labels in place of the top one, out by this adjacency.
     Swap {
         adj: AdjacencyId,
@@ -93,12 +94,103 @@ pub(super) enum Lsp<'a> {
     Pop { adj: AdjacencyId },
 }
 
-/// An IP packet at `l3` whose TTL or hop limit ran out at its lookup in `vrf`: turned into
-/// time exceeded to its source and routed in `vrf`; else dropped as `ttl-expired`.
+/// A frame the pipeline dropped as `ttl-expired`, as it arrived on `ingress`: finds again
+/// where it expired (a label at a swap or PHP, or the IP lookup at the edge, at disposition
+/// or in the global table) and answers with time exceeded, or leaves it dropped.
+///
+/// Called on the drop path only, so the forwarding path pays nothing for it: every TTL check
+/// comes before the frame is rewritten, so what was checked is still there to read.
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn ip_ttl_expired<T: Tracer>(
+pub(super) fn ttl_expired<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Verdict {
+    match expired(snap, ingress, frame, counters, trace) {
+        Ok(port) => Verdict::Forward(port),
+        Err(v) => v,
+    }
+}
+
+/// [`ttl_expired`]'s walk: the classification again, as far as the TTL that ran out.
+fn expired<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut Frame<'_>,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> OrVerdict<PortId> {
+    let data = frame.data();
+    let (Some(port), Ok(eth)) = (
+        snap.ports().get(usize::from(ingress.0)),
+        ethernet::Frame::new_checked(data),
+    ) else {
+        return dropped(DropReason::TtlExpired);
+    };
+    let (mut ethertype, mut l3, mut vid) = (eth.ethertype_raw(), ETH_LEN, 0);
+    if ethertype == TPID_8021Q {
+        let Ok(tag) = vlan::Tag::new_checked(eth.payload()) else {
+            return dropped(DropReason::TtlExpired);
+        };
+        (vid, ethertype) = (tag.vlan_id_raw(), tag.inner_ethertype_raw());
+        l3 += vlan::HEADER_LEN;
+    }
+    let Some(attachment) = port.attachment(vid) else {
+        return dropped(DropReason::TtlExpired);
+    };
+    let ctx = Ctx {
+        ingress,
+        attachment,
+        hint: None,
+    };
+    let vrf = snap.attachment(attachment).vrf;
+    if ethertype != ETH_MPLS {
+        return ip_ttl_expired(snap, frame, l3, vrf, &ctx, counters, trace);
+    }
+    let stack = l3;
+    let Ok(depth) = mpls::stack_depth(&data[stack..], MAX_LABEL_DEPTH) else {
+        return dropped(DropReason::TtlExpired);
+    };
+    for d in 0..depth {
+        let off = stack + d * LABEL_LEN;
+        let Ok(entry) = mpls::Entry::new_checked(&data[off..]) else {
+            break;
+        };
+        let e = entry.label_entry();
+        let (label, bos, next) = (e.label.get(), e.bos, off + LABEL_LEN);
+        match label {
+            16.. => {
+                let Some(entry) = snap.ilm().lookup(label) else {
+                    break;
+                };
+                let lsp = match entry.action {
+                    IlmAction::Swap { adj, ref out } => Lsp::Swap { adj, out },
+                    IlmAction::Pop { adj } => Lsp::Pop { adj },
+                    IlmAction::PopLookup { vrf } => {
+                        return ip_ttl_expired(snap, frame, next, vrf, &ctx, counters, trace);
+                    }
+                };
+                return label_ttl_expired(
+                    snap, frame, stack, next, depth, lsp, &ctx, counters, trace,
+                );
+            }
+            // Explicit null at the bottom: the lookup in the global table.
+            0 | 2 if bos => {
+                return ip_ttl_expired(snap, frame, next, VrfId::GLOBAL, &ctx, counters, trace);
+            }
+            0 | 2 => {}
+            _ => break,
+        }
+    }
+    dropped(DropReason::TtlExpired)
+}
+
+/// An IP packet at `l3` whose TTL or hop limit ran out at its lookup in `vrf`: turned into
+/// time exceeded to its source and routed in `vrf`; else dropped as `ttl-expired`.
+fn ip_ttl_expired<T: Tracer>(
     snap: &Snapshot,
     frame: &mut Frame<'_>,
     l3: usize,
@@ -152,10 +244,8 @@ pub(super) fn ip_ttl_expired<T: Tracer>(
 /// `stack` in the frame and has `depth` entries; the one that expired ends at `next`. Turned
 /// into time exceeded with the stack as received, sent on along `lsp`; else dropped as
 /// `ttl-expired` (also when the payload is not IP).
-#[cold]
-#[inline(never)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn label_ttl_expired<T: Tracer>(
+fn label_ttl_expired<T: Tracer>(
     snap: &Snapshot,
     frame: &mut Frame<'_>,
     stack: usize,

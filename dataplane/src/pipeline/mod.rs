@@ -290,6 +290,11 @@ fn decide<T: Tracer>(
 ) -> Verdict {
     match classify(snap, rx, frame, counters, trace, hint) {
         Ok(port) => Verdict::Forward(port),
+        // A drop path: the frame is as it arrived (every TTL check comes before a rewrite),
+        // so the error is built from it without a cost to the frames that are forwarded.
+        Err(Verdict::Drop(DropReason::TtlExpired)) => {
+            icmp_error::ttl_expired(snap, rx.id, frame, counters, trace)
+        }
         Err(v) => v,
     }
 }
@@ -605,10 +610,7 @@ fn mpls_in<T: Tracer>(
                 return match entry.action {
                     IlmAction::Swap { adj, ref out } => {
                         if ttl <= 1 {
-                            let lsp = icmp_error::Lsp::Swap { adj, out };
-                            return icmp_error::label_ttl_expired(
-                                snap, frame, l3, next, depth, lsp, ctx, counters, trace,
-                            );
+                            return dropped(DropReason::TtlExpired);
                         }
                         trace.step(Step::LabelTtl {
                             before: ttl,
@@ -629,10 +631,7 @@ fn mpls_in<T: Tracer>(
                     }
                     IlmAction::Pop { adj } => {
                         if ttl <= 1 {
-                            let lsp = icmp_error::Lsp::Pop { adj };
-                            return icmp_error::label_ttl_expired(
-                                snap, frame, l3, next, depth, lsp, ctx, counters, trace,
-                            );
+                            return dropped(DropReason::TtlExpired);
                         }
                         php(snap, frame, tc, adj, next, bos, ttl, uniform, trace)
                     }
@@ -896,9 +895,7 @@ fn route_ipv4<T: Tracer>(
         }
         Fec::Forward { adj, ref push } => {
             let before = ip.ttl();
-            let Ok(ttl) = forwarded_ttl(before, hop) else {
-                return icmp_error::ip_ttl_expired(snap, frame, l3, vrf, ctx, counters, trace);
-            };
+            let ttl = forwarded_ttl(before, hop)?;
             if ttl != before {
                 trace.step(Step::IpTtl { before, after: ttl });
                 ip.set_ttl_and_update_checksum(ttl);
@@ -1090,9 +1087,7 @@ fn route_ipv6<T: Tracer>(
                 let data = frame.data_mut();
                 let mut ip = ipv6::Packet::new_unchecked(&mut data[l3..]);
                 let before = ip.hop_limit();
-                let Ok(hl) = forwarded_ttl(before, hop) else {
-                    return icmp_error::ip_ttl_expired(snap, frame, l3, vrf, ctx, counters, trace);
-                };
+                let hl = forwarded_ttl(before, hop)?;
                 if hl != before {
                     trace.step(Step::IpTtl { before, after: hl });
                     ip.set_hop_limit(hl);
