@@ -412,28 +412,24 @@ check "vif: site-a's request leaves on VLAN 101, site-b's on VLAN 102 (IP TTL 61
           has "$vif" "102 - - 198.19.20.10 198.18.10.10 61 8"'
 
 # ---------------------------------------------------------------------------------------
-step "Hop by hop: site-a -> 198.18.10.10 with IP TTL 1, 2, 3, 4 and where each one ended"
-say "(xpe does not send ICMP time-exceeded yet, so each router's ttl-expired counter says where"
-say " a packet died; unlike the Linux MPLS stack, expired labelled packets are counted.)"
-declare -A WHERE=([1]=pe-site [2]=p1 [3]=pe-dx)
-for ttl in 1 2 3 4; do
-    before=()
-    for r in "${ROUTERS[@]}"; do before+=("$(counter "$r" drop.ttl-expired)"); done
-    got=$( (in_ns site-a ping -c 1 -W 1 -t "$ttl" 198.18.10.10 2>&1 || true) | sed -n 's/.* \([0-9]\+\) received.*/\1/p')
-    died=()
-    i=0
-    for r in "${ROUTERS[@]}"; do
-        (($(counter "$r" drop.ttl-expired) > before[i])) && died+=("$r")
-        i=$((i + 1))
-    done
-    if ((${got:-0} > 0)); then
-        printf '  ttl %d  reply from 198.18.10.10 (vpc-a)\n' "$ttl"
-        seen=reply
-    else
-        printf '  ttl %d  expired at %s (ttl-expired +1)\n' "$ttl" "${died[*]:-nowhere?}"
-        seen=${died[*]:-}
-    fi
-    check "ttl $ttl ends at ${WHERE[$ttl]:-the vpc-a host}" equals "$seen" "${WHERE[$ttl]:-reply}"
+step "traceroute -e from each site to 198.18.10.10: every hop answers, p1 and pe-dx with the labels they got"
+say "(Each xpe sends ICMP time exceeded. p1 sends its own on along the LSP to pe-dx, which routes it"
+say " back in the VPC's VRF (RFC 3032 §2.3.2); both quote the label stack they received (RFC 4950).)"
+# hop TRACE N: the address that answered hop N, and its MPLS extension if any.
+hop() { awk -v n="$2" '$1 == n { print $2 ($3 ~ /^</ ? " " $3 : "") }' <<<"$1"; }
+for site in site-a site-b; do
+    printf '$ ip netns exec %s traceroute -e -n -q 1 -w 2 -m 8 198.18.10.10\n' "$(ns "$site")"
+    trace=$(in_ns "$site" traceroute -e -n -q 1 -w 2 -m 8 198.18.10.10 2>&1 || true)
+    sed 's/^/    /' <<<"$trace"
+    if [[ $site == site-a ]]; then vpn=1001 vpc=vpc-a; else vpn=1002 vpc=vpc-b; fi
+    check "$site hop 1: pe-site, from its address on the site's link" \
+        equals "$(hop "$trace" 1)" "198.19.20.1"
+    check "$site hop 2: p1, from its core address, with 16001 over $vpc's VPN label $vpn (TTLs 1)" \
+        equals "$(hop "$trace" 2)" "198.18.0.5 <MPLS:L=16001,E=0,S=0,T=1/L=$vpn,E=0,S=1,T=1>"
+    check "$site hop 3: pe-dx, from $vpc's VIF address, with the VPN label $vpn it popped" \
+        equals "$(hop "$trace" 3)" "169.254.10.1 <MPLS:L=$vpn,E=0,S=1,T=1>"
+    check "$site hop 4: the $vpc host 198.18.10.10, and the trace ends there" \
+        eval '[[ $(hop "$trace" 4) == 198.18.10.10 && -z $(hop "$trace" 5) ]]'
 done
 
 # ---------------------------------------------------------------------------------------

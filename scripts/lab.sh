@@ -15,7 +15,7 @@
 #           links, starts the three routers, waits until both VPCs answer both sites.
 #           Harmless when the lab is already up.
 #   demo    brings the lab up if it is not, then shows tables, pings, isolation, decoded
-#           label stacks, a hop-by-hop TTL sweep and every counter; checks each step and
+#           label stacks, traceroute -e from both sites and every counter; checks each step and
 #           ends with `lab: all N checks passed` (exit 0) or the failures (exit 1).
 #           The lab stays up afterwards for you to explore.
 #   down    stops the routers and the FRR daemons (by the PIDs `up` recorded) and removes
