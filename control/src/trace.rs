@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use xpe_dataplane::pipeline::{self, Counters, Frame, Step, Verdict};
+use xpe_dataplane::pipeline::{self, Counters, Frame, IcmpError, Step, Verdict};
 use xpe_dataplane::tables::{IlmAction, Snapshot};
 
 use crate::error::Failure;
@@ -220,10 +220,12 @@ pub fn run(
     }
     match verdict {
         Verdict::Forward(p) => {
-            let what = if counters.total_icmp_sent() > 0 {
-                "dropped (ttl-expired); the ICMP error goes out"
-            } else {
-                "forward"
+            let error = IcmpError::ALL
+                .iter()
+                .find(|&&k| counters.icmp_sent[k as usize] > 0);
+            let what = match error {
+                Some(k) => format!("dropped ({}); the ICMP {k} goes out", k.reason()),
+                None => "forward".to_string(),
             };
             writeln!(
                 out,

@@ -684,6 +684,16 @@ impl Replayed {
     pub fn out_fields(&self, fields: &[&str]) -> Vec<Row> {
         tshark_fields(&self.out_pcap, fields)
     }
+    /// tshark's view of the output capture without the ICMP errors xpe sent (the frames with a
+    /// comment).
+    pub fn forwarded_fields(&self, fields: &[&str]) -> Vec<Row> {
+        let mut with = fields.to_vec();
+        with.push("frame.comment");
+        tshark_fields(&self.out_pcap, &with)
+            .into_iter()
+            .filter(|row| row.get("frame.comment").is_none_or(|c| c.is_empty()))
+            .collect()
+    }
     /// tshark's view of the drops capture.
     pub fn drops_fields(&self, fields: &[&str]) -> Vec<Row> {
         tshark_fields(&self.drops_pcap, fields)

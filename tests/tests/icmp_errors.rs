@@ -352,3 +352,129 @@ fn errors_are_rate_limited_per_worker() {
     assert_eq!(r.report.drops, counts(&[("ttl-expired", 15)]));
     assert_eq!(r.out().len(), 5);
 }
+
+/// Too big at the edge for the route's next hop (core0, MTU 1500, two labels: 1492 bytes of
+/// IP): IPv4 with DF gets fragmentation needed with MTU 1492 (RFC 1191), quoting as much as
+/// fits in 576 bytes; without DF, none (xpe does not fragment) and the packet is dropped;
+/// IPv6 gets packet too big with MTU 1492 (RFC 4443 §3.2), quoting up to 1280 bytes in all.
+#[test]
+fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
+    let eth = Eth::dx0(101);
+    let df = V4::new(eth, "169.254.10.2", "198.19.20.5")
+        .total_len(1493)
+        .udp();
+    let mut no_df = df.clone();
+    let l3 = no_df.len() - l3_of(&df).len();
+    no_df[l3 + 6] &= !0x40;
+    fix_ipv4_checksum(&mut no_df[l3..]);
+    let v6 =
+        V6::new(eth, "2001:db8:a::2", "2001:db8:20::1").icmp6(128, 0, [0, 1, 0, 1], &[7; 1500]);
+    let frames = [("dx0", df.clone()), ("dx0", no_df), ("dx0", v6.clone())];
+    let r = replay(&test_config("icmp"), &frames);
+    assert_eq!(
+        r.comments(),
+        [
+            "mtu-exceeded/icmp frag-needed sent",
+            "mtu-exceeded",
+            "mtu-exceeded/icmp packet-too-big sent"
+        ]
+    );
+    assert_eq!(
+        r.report.icmp,
+        counts(&[("frag-needed", 1), ("packet-too-big", 1)])
+    );
+    assert_eq!(r.report.drops, counts(&[("mtu-exceeded", 1)]));
+    let rows = r.out_fields(ICMP);
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert_fields(
+        &rows[0],
+        &[
+            ("frame.interface_name", "dx0"),
+            ("frame.comment", "icmp frag-needed: mtu-exceeded"),
+            ("vlan.id", "101"),
+            ("ip.src", "169.254.10.1,169.254.10.2"),
+            ("ip.dst", "169.254.10.2,198.19.20.5"),
+            ("icmp.type", "3"),
+            ("icmp.code", "4"),
+            ("icmp.checksum.status", CHECKSUM_GOOD),
+            ("icmp.ext.version", ""),
+        ],
+    );
+    let mtu = r.out_fields(&["icmp.mtu"]);
+    assert_fields(&mtu[0], &[("icmp.mtu", "1492")]);
+    let out = r.out();
+    assert_eq!(icmp_of(&out[0].data).len(), 576 - 20);
+    // Quoted as it would have been forwarded: this hop's TTL decrement is in it (and the
+    // header checksum with it); everything else is the packet as sent.
+    let mut forwarded = df.clone();
+    forwarded[l3 + 8] -= 1;
+    fix_ipv4_checksum(&mut forwarded[l3..]);
+    assert_quotes(&out[0].data, &forwarded, 548, 548);
+    let row6 = &r.out_fields(&[
+        "ipv6.src",
+        "ipv6.dst",
+        "icmpv6.type",
+        "icmpv6.code",
+        "icmpv6.mtu",
+        "icmpv6.checksum.status",
+    ])[1];
+    assert_fields(
+        row6,
+        &[
+            ("ipv6.src", "2001:db8:a::1,2001:db8:a::2"),
+            ("ipv6.dst", "2001:db8:a::2,2001:db8:20::1"),
+            // The error, then the quoted echo request (its checksum not verifiable, cut short).
+            ("icmpv6.type", "2,128"),
+            ("icmpv6.code", "0,0"),
+            ("icmpv6.mtu", "1492"),
+            ("icmpv6.checksum.status", "1,2"),
+        ],
+    );
+    assert_eq!(icmp_of(&out[1].data).len(), 1280 - 40);
+    let mut forwarded6 = v6.clone();
+    forwarded6[l3 + 7] -= 1;
+    assert_quotes(&out[1].data, &forwarded6, 1232, 1232);
+}
+
+/// Too big at an LSR: a swap to one label on core0 (MTU 1500) leaves 1496 bytes for the IP
+/// packet; the error comes from our core address with the stack as received, sent on along
+/// the LSP like time exceeded.
+#[test]
+fn too_big_at_an_lsr_is_tunnelled_with_the_next_hop_mtu() {
+    let packet = with_labels(
+        &from_site().total_len(1497).udp(),
+        &[lse(16002, 0, true, 64)],
+    );
+    let r = replay(&test_config("icmp"), &[("core0", packet)]);
+    assert_eq!(r.comments(), ["mtu-exceeded/icmp frag-needed sent"]);
+    let rows = r.out_fields(ICMP);
+    assert_eq!(rows.len(), 1, "{}", r.stdout);
+    assert_fields(
+        &rows[0],
+        &[
+            ("frame.interface_name", "core0"),
+            ("mpls.label", "16003"),
+            ("mpls.ttl", "255"),
+            ("ip.src", "198.18.0.1,198.19.20.5"),
+            ("icmp.type", "3"),
+            ("icmp.code", "4"),
+            ("icmp.length", "32"),
+        ],
+    );
+    assert_fields(&r.out_fields(&["icmp.mtu"])[0], &[("icmp.mtu", "1496")]);
+    // tshark 4.0 decodes RFC 4884 extensions of time exceeded only: read this one here.
+    let out = r.out();
+    let ext = &icmp_of(&out[0].data)[8 + 128..];
+    assert_eq!(ext.len(), 8 + 4);
+    assert_eq!(ext[0], 0x20, "extension version 2");
+    assert_eq!(&ext[4..8], &[0, 8, 1, 1], "one MPLS label stack object");
+    assert_eq!(&ext[8..], &lse(16002, 0, true, 64).to_be_bytes());
+    let mut sum: u32 = ext
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    assert_eq!(sum, 0xffff, "the extension checksum");
+}

@@ -125,7 +125,9 @@ fn swap_to_several_labels() {
             ("core0", labelled(&[lse(16011, 5, true, 9)], ip)),
         ],
     );
-    let rows = r.out_fields(&[
+    // The one too big gets fragmentation needed (tests/tests/icmp_errors.rs).
+    assert_eq!(r.report.icmp, counts(&[("frag-needed", 1)]));
+    let rows = r.forwarded_fields(&[
         "mpls.label",
         "mpls.exp",
         "mpls.bottom",
@@ -177,9 +179,9 @@ fn swap_to_several_labels() {
             ip_out
         )
     );
-    assert_eq!(r.comments(), ["mtu-exceeded"]);
+    assert_eq!(r.comments(), ["mtu-exceeded/icmp frag-needed sent"]);
     // 14 + 8 + 1492 bytes: exactly 1500 bytes of labels + IP.
-    assert_eq!(r.out()[2].data.len(), 14 + 1500);
+    assert_eq!(r.out()[3].data.len(), 14 + 1500);
 }
 
 /// PHP: the label goes, the IP TTL becomes label TTL - 1 in uniform mode; above another

@@ -87,7 +87,7 @@ fn ttl_one_to_our_address_is_delivered() {
 }
 
 /// core0 (MTU 1500): 1492 bytes of IP + 8 of labels is exactly 1500 and leaves; 1493 and
-/// 1496 do not.
+/// 1496 do not, and (DF set) get fragmentation needed with an MTU of 1492.
 #[test]
 fn imposition_respects_core_mtu() {
     let ip = V4::new(Eth::dx0(101), "169.254.10.2", "198.19.20.5");
@@ -99,9 +99,21 @@ fn imposition_respects_core_mtu() {
             ("dx0", ip.total_len(1492).udp()),
         ],
     );
-    assert_eq!(r.comments(), ["mtu-exceeded", "mtu-exceeded"]);
+    assert_eq!(r.comments(), vec!["mtu-exceeded/icmp frag-needed sent"; 2]);
     assert_eq!(r.drops()[0].data, ip.total_len(1496).udp());
-    let rows = r.out_fields(&["frame.len", "ip.len", "mpls.label", "ip.checksum.status"]);
+    let errors = r.out_fields(&["frame.interface_name", "icmp.type", "icmp.code", "icmp.mtu"]);
+    for row in &errors[..2] {
+        assert_fields(
+            row,
+            &[
+                ("frame.interface_name", "dx0"),
+                ("icmp.type", "3"),
+                ("icmp.code", "4"),
+                ("icmp.mtu", "1492"),
+            ],
+        );
+    }
+    let rows = r.forwarded_fields(&["frame.len", "ip.len", "mpls.label", "ip.checksum.status"]);
     assert_eq!(rows.len(), 1, "{}", r.stdout);
     assert_fields(
         &rows[0],
@@ -112,7 +124,8 @@ fn imposition_respects_core_mtu() {
             ("ip.checksum.status", CHECKSUM_GOOD),
         ],
     );
-    assert_eq!(r.report.drops, counts(&[("mtu-exceeded", 2)]));
+    assert_eq!(r.report.drops, counts(&[]));
+    assert_eq!(r.report.icmp, counts(&[("frag-needed", 2)]));
     assert_eq!(
         r.report.ports["core0"],
         PortLine {
@@ -124,7 +137,8 @@ fn imposition_respects_core_mtu() {
     );
 }
 
-/// dx0 (MTU 1500 in extras.toml): the VLAN tag does not count, disposed labels do not count.
+/// dx0 (MTU 1500 in extras.toml): the VLAN tag does not count, disposed labels do not count;
+/// what does not fit gets fragmentation needed.
 #[test]
 fn edge_mtu_excludes_the_vlan_tag() {
     let edge = V4::new(Eth::dx0(101), "169.254.10.2", "198.18.10.7");
@@ -139,8 +153,9 @@ fn edge_mtu_excludes_the_vlan_tag() {
             ("core0", vpn(core.total_len(1501))),
         ],
     );
-    assert_eq!(r.comments(), ["mtu-exceeded", "mtu-exceeded"]);
-    let rows = r.out_fields(&["frame.interface_name", "frame.len", "vlan.id", "ip.len"]);
+    assert_eq!(r.comments(), vec!["mtu-exceeded/icmp frag-needed sent"; 2]);
+    assert_eq!(r.report.icmp, counts(&[("frag-needed", 2)]));
+    let rows = r.forwarded_fields(&["frame.interface_name", "frame.len", "vlan.id", "ip.len"]);
     assert_eq!(rows.len(), 2, "{}", r.stdout);
     for row in &rows {
         assert_fields(

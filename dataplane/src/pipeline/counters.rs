@@ -113,6 +113,11 @@ reasons! {
         TimeExceeded => "time-exceeded",
         /// ICMPv6 time exceeded, hop limit exceeded in transit (type 3, code 0).
         TimeExceeded6 => "time-exceeded-v6",
+        /// IPv4 destination unreachable, fragmentation needed and DF set (type 3, code 4),
+        /// with the next-hop MTU (RFC 1191).
+        FragNeeded => "frag-needed",
+        /// ICMPv6 packet too big (type 2), with the MTU (RFC 4443 §3.2, RFC 8201).
+        PacketTooBig => "packet-too-big",
     }
 }
 
@@ -121,6 +126,7 @@ impl IcmpError {
     pub fn reason(self) -> DropReason {
         match self {
             IcmpError::TimeExceeded | IcmpError::TimeExceeded6 => DropReason::TtlExpired,
+            IcmpError::FragNeeded | IcmpError::PacketTooBig => DropReason::MtuExceeded,
         }
     }
 }

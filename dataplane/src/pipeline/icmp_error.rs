@@ -32,7 +32,9 @@ use super::{
     TPID_8021Q,
 };
 use crate::pipeline::Counters;
-use crate::tables::{AdjacencyId, AttachmentId, IlmAction, LabelStack, PortId, Snapshot, VrfId};
+use crate::tables::{
+    AdjacencyId, AttachmentId, Fec, IlmAction, LabelStack, PortId, Snapshot, VrfId,
+};
 use crate::wire::{checksum, ethernet, icmp, icmpv6, ipv4, ipv6, mpls, vlan, IpVersion};
 
 /// Longest ICMP error for IPv4: 576 bytes in all (RFC 1812 §4.3.2.3).
@@ -48,6 +50,8 @@ const EXTENSION_VERSION: u8 = 2 << 4;
 /// RFC 4950: the MPLS label stack class, incoming label stack c-type.
 const MPLS_STACK_CLASS: u8 = 1;
 const MPLS_INCOMING_STACK: u8 = 1;
+/// ICMPv4 destination unreachable code: fragmentation needed and DF set (RFC 792).
+const FRAG_NEEDED: u8 = 4;
 /// Precedence of what the router sends about the network (RFC 1812 §4.3.2.5): internetwork
 /// control; also the TC of labels it pushes on them.
 const INTERNETWORK_CONTROL: u8 = 6;
@@ -94,32 +98,35 @@ enum Lsp<'a> {
     Pop { adj: AdjacencyId },
 }
 
-/// A frame the pipeline dropped as `ttl-expired`, as it arrived on `ingress`: finds again
-/// where it expired (a label at a swap or PHP, or the IP lookup at the edge, at disposition
-/// or in the global table) and answers with time exceeded, or leaves it dropped.
+/// A frame the pipeline dropped as `reason` (`ttl-expired` or `mtu-exceeded`), as it arrived
+/// on `ingress`: finds again where (a label at a swap or PHP, or the IP lookup at the edge, at
+/// disposition or in the global table) and answers with the ICMP error, or leaves it dropped.
 ///
-/// Called on the drop path only, so the forwarding path pays nothing for it: every TTL check
-/// comes before the frame is rewritten, so what was checked is still there to read.
+/// Called on the drop path only, so the forwarding path pays nothing for it: every TTL and
+/// MTU check comes before the frame's headers are rewritten (a forwarded IP packet's own TTL
+/// may have been decremented already, and is quoted so).
 #[cold]
 #[inline(never)]
-pub(super) fn ttl_expired<T: Tracer>(
+pub(super) fn answer<T: Tracer>(
     snap: &Snapshot,
     ingress: PortId,
     frame: &mut Frame<'_>,
+    reason: DropReason,
     counters: &mut Counters,
     trace: &mut T,
 ) -> Verdict {
-    match expired(snap, ingress, frame, counters, trace) {
+    match walk(snap, ingress, frame, reason, counters, trace) {
         Ok(port) => Verdict::Forward(port),
         Err(v) => v,
     }
 }
 
-/// [`ttl_expired`]'s walk: the classification again, as far as the TTL that ran out.
-fn expired<T: Tracer>(
+/// [`answer`]'s walk: the classification again, as far as the check that failed.
+fn walk<T: Tracer>(
     snap: &Snapshot,
     ingress: PortId,
     frame: &mut Frame<'_>,
+    reason: DropReason,
     counters: &mut Counters,
     trace: &mut T,
 ) -> OrVerdict<PortId> {
@@ -128,18 +135,18 @@ fn expired<T: Tracer>(
         snap.ports().get(usize::from(ingress.0)),
         ethernet::Frame::new_checked(data),
     ) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     let (mut ethertype, mut l3, mut vid) = (eth.ethertype_raw(), ETH_LEN, 0);
     if ethertype == TPID_8021Q {
         let Ok(tag) = vlan::Tag::new_checked(eth.payload()) else {
-            return dropped(DropReason::TtlExpired);
+            return dropped(reason);
         };
         (vid, ethertype) = (tag.vlan_id_raw(), tag.inner_ethertype_raw());
         l3 += vlan::HEADER_LEN;
     }
     let Some(attachment) = port.attachment(vid) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     let ctx = Ctx {
         ingress,
@@ -148,11 +155,11 @@ fn expired<T: Tracer>(
     };
     let vrf = snap.attachment(attachment).vrf;
     if ethertype != ETH_MPLS {
-        return ip_ttl_expired(snap, frame, l3, vrf, &ctx, counters, trace);
+        return ip_error(snap, frame, l3, vrf, reason, &ctx, counters, trace);
     }
     let stack = l3;
     let Ok(depth) = mpls::stack_depth(&data[stack..], MAX_LABEL_DEPTH) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     for d in 0..depth {
         let off = stack + d * LABEL_LEN;
@@ -170,31 +177,34 @@ fn expired<T: Tracer>(
                     IlmAction::Swap { adj, ref out } => Lsp::Swap { adj, out },
                     IlmAction::Pop { adj } => Lsp::Pop { adj },
                     IlmAction::PopLookup { vrf } => {
-                        return ip_ttl_expired(snap, frame, next, vrf, &ctx, counters, trace);
+                        return ip_error(snap, frame, next, vrf, reason, &ctx, counters, trace);
                     }
                 };
-                return label_ttl_expired(
-                    snap, frame, stack, next, depth, lsp, &ctx, counters, trace,
-                );
+                let at = Stack { stack, next, depth };
+                return label_error(snap, frame, at, lsp, reason, &ctx, counters, trace);
             }
             // Explicit null at the bottom: the lookup in the global table.
             0 | 2 if bos => {
-                return ip_ttl_expired(snap, frame, next, VrfId::GLOBAL, &ctx, counters, trace);
+                let global = VrfId::GLOBAL;
+                return ip_error(snap, frame, next, global, reason, &ctx, counters, trace);
             }
             0 | 2 => {}
             _ => break,
         }
     }
-    dropped(DropReason::TtlExpired)
+    dropped(reason)
 }
 
-/// An IP packet at `l3` whose TTL or hop limit ran out at its lookup in `vrf`: turned into
-/// time exceeded to its source and routed in `vrf`; else dropped as `ttl-expired`.
-fn ip_ttl_expired<T: Tracer>(
+/// An IP packet at `l3` dropped as `reason` at its lookup in `vrf` (its TTL or hop limit ran
+/// out, or it is too big for the route's next hop): turned into the error to its source and
+/// routed in `vrf`; else dropped.
+#[allow(clippy::too_many_arguments)]
+fn ip_error<T: Tracer>(
     snap: &Snapshot,
     frame: &mut Frame<'_>,
     l3: usize,
     vrf: VrfId,
+    reason: DropReason,
     ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
@@ -206,27 +216,48 @@ fn ip_ttl_expired<T: Tracer>(
         && (l3 - ETH_LEN).is_multiple_of(LABEL_LEN);
     let received = Received::read(if labelled { &data[ETH_LEN..l3] } else { &[] });
     let Some(packet) = data.get(l3..) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     let Some(original) = answerable(packet, trace) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
+    let Some(kind) = kind_of(reason, &original, packet, trace) else {
+        return dropped(reason);
+    };
+    let mtu = match kind {
+        IcmpError::FragNeeded | IcmpError::PacketTooBig => {
+            let Some(mtu) = route_mtu(snap, vrf, original.dst) else {
+                return dropped(reason);
+            };
+            mtu
+        }
+        _ => 0,
+    };
+    if is_ours(snap, vrf, original.to) {
+        // Our own packet (an echo reply too big for its way back): no error to ourselves.
+        trace.step(Step::IcmpNotSent {
+            why: "the packet is our own",
+        });
+        return dropped(reason);
+    }
     let Some(from) = source(snap, ctx.attachment, vrf, original.to) else {
         trace.step(Step::IcmpNotSent {
             why: "no address of ours in the VRF to send it from",
         });
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     if !allowed(counters, trace) {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     }
     let error = Error {
+        kind,
+        mtu,
         from,
         below: &[],
         received: received.words(),
         tunnelled: false,
     };
-    let kind = build(frame, l3, &original, &error, trace)?;
+    build(frame, l3, &original, &error, trace)?;
     let mut ctx = Ctx {
         ingress: ctx.ingress,
         attachment: ctx.attachment,
@@ -240,28 +271,36 @@ fn ip_ttl_expired<T: Tracer>(
     sent(routed, kind, counters, trace)
 }
 
-/// A labelled packet whose top label's TTL ran out at this LSR: the label stack starts at
-/// `stack` in the frame and has `depth` entries; the one that expired ends at `next`. Turned
-/// into time exceeded with the stack as received, sent on along `lsp`; else dropped as
-/// `ttl-expired` (also when the payload is not IP).
-#[allow(clippy::too_many_arguments)]
-fn label_ttl_expired<T: Tracer>(
-    snap: &Snapshot,
-    frame: &mut Frame<'_>,
+/// Where a label stack lies in a frame: from `stack`, `depth` entries; the top one (the one
+/// that was switched) ends at `next`.
+#[derive(Clone, Copy)]
+struct Stack {
     stack: usize,
     next: usize,
     depth: usize,
+}
+
+/// A labelled packet dropped as `reason` at this LSR (its top label's TTL ran out, or it is
+/// too big for `lsp`'s next hop): turned into the error with the stack as received, sent on
+/// along `lsp`; else dropped (also when the payload is not IP).
+#[allow(clippy::too_many_arguments)]
+fn label_error<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    at: Stack,
     lsp: Lsp<'_>,
+    reason: DropReason,
     ctx: &Ctx,
     counters: &mut Counters,
     trace: &mut T,
 ) -> OrVerdict<PortId> {
+    let Stack { stack, next, depth } = at;
     let data = frame.data();
     let l3 = stack + depth * LABEL_LEN;
     let (Some(labels), Some(below), Some(packet)) =
         (data.get(stack..l3), data.get(next..l3), data.get(l3..))
     else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     if !matches!(
         IpVersion::of_packet(packet),
@@ -270,12 +309,22 @@ fn label_ttl_expired<T: Tracer>(
         trace.step(Step::IcmpNotSent {
             why: "what the labels carry is not IP",
         });
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     }
     let (received, below) = (Received::read(labels), Received::read(below));
     let Some(original) = answerable(packet, trace) else {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
+    let Some(kind) = kind_of(reason, &original, packet, trace) else {
+        return dropped(reason);
+    };
+    let (adj, push) = match lsp {
+        Lsp::Swap { adj, out } => (adj, out),
+        Lsp::Pop { adj } => (adj, &LabelStack::EMPTY),
+    };
+    // What the IP packet may be: the next hop's MTU less every label it would carry.
+    let labels = (push.len() + below.len) * LABEL_LEN;
+    let mtu = usize::from(snap.adjacency(adj).mtu).saturating_sub(labels);
     let Some(from) = source(
         snap,
         ctx.attachment,
@@ -285,22 +334,20 @@ fn label_ttl_expired<T: Tracer>(
         trace.step(Step::IcmpNotSent {
             why: "no address of ours on the interface it came in on",
         });
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     };
     if !allowed(counters, trace) {
-        return dropped(DropReason::TtlExpired);
+        return dropped(reason);
     }
     let error = Error {
+        kind,
+        mtu,
         from,
         below: below.words(),
         received: received.words(),
         tunnelled: true,
     };
-    let kind = build(frame, l3, &original, &error, trace)?;
-    let (adj, push) = match lsp {
-        Lsp::Swap { adj, out } => (adj, out),
-        Lsp::Pop { adj } => (adj, &LabelStack::EMPTY),
-    };
+    build(frame, l3, &original, &error, trace)?;
     let payload = match (below.len, original.to) {
         (1.., _) => Payload::Mpls,
         (0, IpAddr::V4(_)) => Payload::Ipv4,
@@ -340,7 +387,7 @@ fn sent<T: Tracer>(
             trace.step(Step::IcmpNotSent {
                 why: "the error itself cannot be routed back (the steps above say why)",
             });
-            dropped(DropReason::TtlExpired)
+            dropped(kind.reason())
         }
     }
 }
@@ -362,6 +409,8 @@ fn allowed<T: Tracer>(counters: &mut Counters, trace: &mut T) -> bool {
 /// link padding).
 struct Original {
     to: IpAddr,
+    /// Its destination.
+    dst: IpAddr,
     len: usize,
 }
 
@@ -389,6 +438,7 @@ fn answerable<T: Tracer>(packet: &[u8], trace: &mut T) -> Option<Original> {
             }
             Some(Original {
                 to: IpAddr::V4(src),
+                dst: IpAddr::V4(ip.dst_addr()),
                 len: usize::from(ip.total_len()).min(packet.len()),
             })
         }
@@ -405,8 +455,60 @@ fn answerable<T: Tracer>(packet: &[u8], trace: &mut T) -> Option<Original> {
             }
             Some(Original {
                 to: IpAddr::V6(src),
+                dst: IpAddr::V6(ip.dst_addr()),
                 len: ip.total_len().min(packet.len()),
             })
+        }
+        _ => None,
+    }
+}
+
+/// The error for a packet dropped as `reason`: time exceeded, or too big (IPv4 only with DF
+/// set: xpe does not fragment). `None`: no error.
+fn kind_of<T: Tracer>(
+    reason: DropReason,
+    original: &Original,
+    packet: &[u8],
+    trace: &mut T,
+) -> Option<IcmpError> {
+    match (reason, original.to) {
+        (DropReason::TtlExpired, IpAddr::V4(_)) => Some(IcmpError::TimeExceeded),
+        (DropReason::TtlExpired, IpAddr::V6(_)) => Some(IcmpError::TimeExceeded6),
+        (DropReason::MtuExceeded, IpAddr::V4(_)) => {
+            if ipv4::Packet::new_unchecked(packet).dont_frag() {
+                Some(IcmpError::FragNeeded)
+            } else {
+                trace.step(Step::IcmpNotSent {
+                    why: "DF is not set, and xpe does not fragment",
+                });
+                None
+            }
+        }
+        (DropReason::MtuExceeded, IpAddr::V6(_)) => Some(IcmpError::PacketTooBig),
+        _ => None,
+    }
+}
+
+/// Whether `addr` is one of our addresses in `vrf`.
+fn is_ours(snap: &Snapshot, vrf: VrfId, addr: IpAddr) -> bool {
+    let fec = match addr {
+        IpAddr::V4(a) => snap.vrf(vrf).v4.lookup(u32::from(a)),
+        IpAddr::V6(a) => snap.vrf(vrf).v6.lookup(u128::from(a)),
+    };
+    fec.and_then(|f| snap.fecs().get(f as usize)) == Some(&Fec::Local)
+}
+
+/// The largest IP packet the route to `dst` in `vrf` takes: its next hop's MTU less the
+/// labels it pushes.
+fn route_mtu(snap: &Snapshot, vrf: VrfId, dst: IpAddr) -> Option<usize> {
+    let fec = match dst {
+        IpAddr::V4(a) => snap.vrf(vrf).v4.lookup(u32::from(a)),
+        IpAddr::V6(a) => snap.vrf(vrf).v6.lookup(u128::from(a)),
+    }?;
+    match *snap.fecs().get(fec as usize)? {
+        Fec::Forward { adj, ref push } => {
+            let mtu = usize::from(snap.adjacency(adj).mtu);
+            Some(mtu.saturating_sub(push.len() * LABEL_LEN))
         }
         _ => None,
     }
@@ -441,6 +543,9 @@ fn source(snap: &Snapshot, attachment: AttachmentId, vrf: VrfId, to: IpAddr) -> 
 
 /// What [`build`] writes besides the quote.
 struct Error<'a> {
+    kind: IcmpError,
+    /// The next-hop MTU of a too-big error.
+    mtu: usize,
     from: IpAddr,
     /// Label entries in front of the IP header (their TTLs refreshed): the rest of the
     /// stack of a tunnelled error.
@@ -458,16 +563,24 @@ fn build<T: Tracer>(
     original: &Original,
     e: &Error<'_>,
     trace: &mut T,
-) -> OrVerdict<IcmpError> {
+) -> OrVerdict<()> {
     let Error {
+        kind,
+        mtu,
         from,
         below,
         received,
         tunnelled,
     } = *e;
-    let (kind, ip_len, limit) = match original.to {
-        IpAddr::V4(_) => (IcmpError::TimeExceeded, ipv4::HEADER_LEN, MAX_ERROR4),
-        IpAddr::V6(_) => (IcmpError::TimeExceeded6, ipv6::HEADER_LEN, MAX_ERROR6),
+    let (ip_len, limit) = match original.to {
+        IpAddr::V4(_) => (ipv4::HEADER_LEN, MAX_ERROR4),
+        IpAddr::V6(_) => (ipv6::HEADER_LEN, MAX_ERROR6),
+    };
+    // RFC 4884 defines no length field for packet too big (the MTU fills its word).
+    let received = if kind == IcmpError::PacketTooBig {
+        &[]
+    } else {
+        received
     };
     let ext_len = if received.is_empty() {
         0
@@ -506,17 +619,27 @@ fn build<T: Tracer>(
     }
     let (header, msg) = data[below_len..].split_at_mut(ip_len);
     msg.fill(0);
-    msg[0] = match kind {
-        IcmpError::TimeExceeded => icmp::TIME_EXCEEDED,
-        IcmpError::TimeExceeded6 => icmpv6::TIME_EXCEEDED,
-    };
+    let mtu16 = u16::try_from(mtu).unwrap_or(u16::MAX).to_be_bytes();
+    match kind {
+        IcmpError::TimeExceeded => msg[0] = icmp::TIME_EXCEEDED,
+        IcmpError::TimeExceeded6 => msg[0] = icmpv6::TIME_EXCEEDED,
+        IcmpError::FragNeeded => {
+            // RFC 792 and RFC 1191: code 4, the next-hop MTU in the low half of the word.
+            (msg[0], msg[1]) = (icmp::DEST_UNREACHABLE, FRAG_NEEDED);
+            msg[6..8].copy_from_slice(&mtu16);
+        }
+        IcmpError::PacketTooBig => {
+            msg[0] = icmpv6::PACKET_TOO_BIG;
+            msg[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
+        }
+    }
     msg[icmp::HEADER_LEN..icmp::HEADER_LEN + quoted].copy_from_slice(&quote[..quoted]);
     if !received.is_empty() {
         // RFC 4884 §4.1/§4.2: the original datagram's length, in 32-bit words for ICMPv4
         // (octet 5), in 64-bit words for ICMPv6 (octet 4).
-        match kind {
-            IcmpError::TimeExceeded => msg[5] = (QUOTE_WITH_EXTENSION / 4) as u8,
-            IcmpError::TimeExceeded6 => msg[4] = (QUOTE_WITH_EXTENSION / 8) as u8,
+        match original.to {
+            IpAddr::V4(_) => msg[5] = (QUOTE_WITH_EXTENSION / 4) as u8,
+            IpAddr::V6(_) => msg[4] = (QUOTE_WITH_EXTENSION / 8) as u8,
         }
         let ext = &mut msg[icmp::HEADER_LEN + field..];
         ext[0] = EXTENSION_VERSION;
@@ -571,5 +694,5 @@ fn build<T: Tracer>(
         labels: received.len(),
         tunnelled,
     });
-    Ok(kind)
+    Ok(())
 }

@@ -290,10 +290,11 @@ fn decide<T: Tracer>(
 ) -> Verdict {
     match classify(snap, rx, frame, counters, trace, hint) {
         Ok(port) => Verdict::Forward(port),
-        // A drop path: the frame is as it arrived (every TTL check comes before a rewrite),
-        // so the error is built from it without a cost to the frames that are forwarded.
-        Err(Verdict::Drop(DropReason::TtlExpired)) => {
-            icmp_error::ttl_expired(snap, rx.id, frame, counters, trace)
+        // A drop path: the frame's headers are as they arrived (every TTL and MTU check comes
+        // before a rewrite), so the error is built from them without a cost to the frames
+        // that are forwarded.
+        Err(Verdict::Drop(r @ (DropReason::TtlExpired | DropReason::MtuExceeded))) => {
+            icmp_error::answer(snap, rx.id, frame, r, counters, trace)
         }
         Err(v) => v,
     }
