@@ -412,7 +412,7 @@ check "vif: site-a's request leaves on VLAN 101, site-b's on VLAN 102 (IP TTL 61
           has "$vif" "102 - - 198.19.20.10 198.18.10.10 61 8"'
 
 # ---------------------------------------------------------------------------------------
-step "traceroute -e from each site to 198.18.10.10: every hop answers, p1 and pe-dx with the labels they got"
+step "traceroute -e from each site to 198.18.10.10 (every hop answers, p1 and pe-dx with the labels they got), and tracepath to site B"
 say "(Each xpe sends ICMP time exceeded. p1 sends its own on along the LSP to pe-dx, which routes it"
 say " back in the VPC's VRF (RFC 3032 §2.3.2); both quote the label stack they received (RFC 4950).)"
 # hop TRACE N: the address that answered hop N, and its MPLS extension if any.
@@ -431,6 +431,22 @@ for site in site-a site-b; do
     check "$site hop 4: the $vpc host 198.18.10.10, and the trace ends there" \
         eval '[[ $(hop "$trace" 4) == 198.18.10.10 && -z $(hop "$trace" 5) ]]'
 done
+say "Site B's LAN is 1500 bytes behind the $VIF_MTU-byte VIF: pe-site answers what does not fit with"
+say "fragmentation needed (RFC 1191), from its site B address in vpc-b, back across the core."
+if ((VIF_MTU > 1500)); then
+    in_ns vpc-b ip route flush cache
+    printf '$ ip netns exec %s ping -c 2 -i 0.5 -W 2 -M do -s 8000 198.19.20.10\n' "$(ns vpc-b)"
+    frag=$(in_ns vpc-b ping -c 2 -i 0.5 -W 2 -M do -s 8000 198.19.20.10 2>&1 || true)
+    sed 's/^/    /' <<<"$frag"
+    check "vpc-b's ping -M do -s 8000 to site B gets Frag needed (mtu = 1500) from pe-site" \
+        eval 'grep -q "^From 198.19.20.1 .*Frag needed and DF set (mtu = 1500)" <<<"$frag"'
+fi
+in_ns vpc-b ip route flush cache
+printf '$ ip netns exec %s tracepath -n -m 8 198.19.20.10\n' "$(ns vpc-b)"
+path=$(in_ns vpc-b tracepath -n -m 8 198.19.20.10 2>&1 || true)
+sed 's/^/    /' <<<"$path"
+check "tracepath from vpc-b finds site B's path MTU of 1500 and reaches its host in 4 hops" \
+    eval 'grep -q "Resume: pmtu 1500 hops 4 " <<<"$path"'
 
 # ---------------------------------------------------------------------------------------
 step "vpc-a withdraws its CIDR: site-a loses the route and its traffic stops; then it comes back"

@@ -23,7 +23,8 @@
 #   status  says whether the lab is up and lists its routers.
 #
 # Environment:
-#   LAB_VIF_MTU      MTU of the VIFs and sites: 9001 (default, Direct Connect jumbo) or 1500;
+#   LAB_VIF_MTU      MTU of the VIFs and site A: 9001 (default, Direct Connect jumbo) or 1500
+#                    (site B's LAN is always 1500);
 #                    the core links get 100 more (room for the label stack).
 #   XPE              an xpe binary to use (default: build target/release/xpe).
 #   XPE_LAB_PREFIX   prefix for namespace, socket and state names (tests use one so that a
@@ -41,6 +42,7 @@ fi
 
 P=${XPE_LAB_PREFIX:-}
 VIF_MTU=${LAB_VIF_MTU:-9001}
+SITE_B_MTU=1500
 STATE=/run/xpe-lab/${P:-lab}
 SOCKETS=/run/xpe
 ROUTERS=(pe-dx p1 pe-site)
@@ -297,7 +299,8 @@ cmd_up() {
     bridge core2 "$core_mtu" c2-p c2-pe
     # The sites: untagged, one port each; the port decides the VRF.
     link pe-site site0 02:00:00:00:03:02 site-a eth0 02:00:00:00:aa:02 "$VIF_MTU"
-    link pe-site site1 02:00:00:00:03:03 site-b eth0 02:00:00:00:bb:02 "$VIF_MTU"
+    # Site B's LAN stays at 1500 behind the jumbo VIF (pe-site.toml): an MTU step for tracepath.
+    link pe-site site1 02:00:00:00:03:03 site-b eth0 02:00:00:00:bb:02 "$SITE_B_MTU"
     # The same addresses on both sides of both VRFs: each VIF's peering /30, and behind AWS's
     # side the VPC's host 198.18.10.10 (on lo: the VPC's CIDR is announced over BGP). vpc-b has
     # one more address, 198.18.10.20, that vpc-a does not: the demo tries to reach it from site-a.
