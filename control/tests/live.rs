@@ -2477,6 +2477,220 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     assert!(echoes.lines().count() >= 11, "{echoes}");
 }
 
+/// An FRR CE speaking IPv6 unicast only, over IPv6, to its PE at `pe`, announcing `network`.
+fn ce6_conf(name: &str, asn: u32, id: &str, pe: &str, network: &str) -> String {
+    format!(
+        "frr defaults traditional
+hostname {name}
+router bgp {asn}
+ bgp router-id {id}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ neighbor {pe} remote-as 65000
+ address-family ipv6 unicast
+  neighbor {pe} activate
+  network {network}
+ exit-address-family
+"
+    )
+}
+
+/// VPNv6 (RFC 4659) between two xpe PEs across an IPv4 core, through the FRR route
+/// reflector: each PE's only CE speaks IPv6 unicast over IPv6, the VPN routes carry xpe's
+/// labels and the IPv4-mapped router address as next hop, and the CEs' loopbacks reach each
+/// other under transport-less VPN labels (checked on the wire by tshark).
+#[test]
+fn bgp_vpnv6_across_an_ipv4_core() {
+    let mut lab = Lab::new("6");
+    for ns in ["c1", "bgp6-pe1", "w", "rr", "bgp6-pe2", "c2"] {
+        lab.add_ns(ns);
+    }
+    lab.link("c1", "eth0", "bgp6-pe1", "a0");
+    lab.link("bgp6-pe1", "core0", "w", "w1");
+    lab.link("bgp6-pe2", "core0", "w", "w2");
+    lab.link("rr", "eth0", "w", "w3");
+    lab.link("c2", "eth0", "bgp6-pe2", "a0");
+    lab.bridge("w", &["w1", "w2", "w3"]);
+    for (pe, n) in [("bgp6-pe1", 1), ("bgp6-pe2", 2)] {
+        for (dev, last) in [("core0", 1), ("a0", 2)] {
+            let mac = format!("02:00:00:00:b{n}:{last:02}");
+            ns_sh(
+                &lab.ns(pe),
+                &["ip", "link", "set", "dev", dev, "address", &mac],
+            );
+        }
+    }
+    let rr = lab.ns("rr");
+    ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
+    ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);
+    for (pe, core) in [
+        ("198.51.100.1", "198.18.0.1"),
+        ("198.51.100.2", "198.18.0.2"),
+    ] {
+        ns_sh(&rr, &["ip", "route", "add", pe, "via", core]);
+    }
+    for (host, addr, gw, customer) in [
+        (
+            "c1",
+            "2001:db8:a::2/64",
+            "2001:db8:a::1",
+            "2001:db8:10::10/128",
+        ),
+        (
+            "c2",
+            "2001:db8:b::2/64",
+            "2001:db8:b::1",
+            "2001:db8:20::10/128",
+        ),
+    ] {
+        let ns = lab.ns(host);
+        ns_sh(
+            &ns,
+            &["ip", "-6", "addr", "add", addr, "dev", "eth0", "nodad"],
+        );
+        ns_sh(&ns, &["ip", "-6", "addr", "add", customer, "dev", "lo"]);
+        ns_sh(&ns, &["ip", "-6", "route", "add", "default", "via", gw]);
+        ns_sh(&ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+    }
+    lab.frr("rr", RR_CONF);
+    lab.frr(
+        "c1",
+        &ce6_conf(
+            "c1",
+            64512,
+            "198.18.10.1",
+            "2001:db8:a::1",
+            "2001:db8:10::/48",
+        ),
+    );
+    lab.frr(
+        "c2",
+        &ce6_conf(
+            "c2",
+            65001,
+            "198.19.20.1",
+            "2001:db8:b::1",
+            "2001:db8:20::/48",
+        ),
+    );
+    let pcap = lab.dir.join("bgp6-core.pcapng");
+    let capture = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("w"), "dumpcap", "-q", "-i", "br0"])
+        .args(["-f", "tcp port 179 or mpls", "-a", "duration:200", "-w"])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dumpcap");
+    let mut capture = scopeguard(capture);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.start("bgp6-pe1");
+    lab.start("bgp6-pe2");
+
+    // Per PE: its CE's prefix, and the far PE's two (its CE's prefix and its peering subnet).
+    for pe in ["bgp6-pe1", "bgp6-pe2"] {
+        wait_for(90, &format!("{pe}: BGP did not converge"), || {
+            bgp_converged(&lab.bgp(pe), 3)
+        });
+    }
+    let text = lab.ask(
+        "bgp6-pe2",
+        &Request::Show {
+            what: What::Bgp,
+            name: None,
+            json: false,
+        },
+    );
+    assert!(
+        text.contains("2001:db8:b::2") && text.contains("ipv6"),
+        "the IPv6 CE session:\n{text}"
+    );
+    let routes = lab.vrf_text("bgp6-pe2", "v6");
+    assert!(
+        routes.contains("2001:db8:10::/48")
+            && routes.contains("via 198.18.0.1, core0, labels 1001"),
+        "the far CE's prefix under pe1's VPN label:\n{routes}"
+    );
+    assert!(
+        routes.contains("vpn 198.51.100.1, rd 65000:1, rt 65000:600, label 1001, as-path 64512"),
+        "{routes}"
+    );
+    let reflected = lab.vtysh("rr", &["show bgp ipv6 vpn"]);
+    for label in [1001, 2001] {
+        assert_eq!(
+            reflected.matches(&format!("label={label} ")).count(),
+            2,
+            "label {label}:\n{reflected}"
+        );
+    }
+    assert!(!reflected.contains("label=0 "), "{reflected}");
+    let learned = lab.vtysh("c2", &["show bgp ipv6 unicast"]);
+    assert!(
+        learned.contains("2001:db8:10::/48") && learned.contains("65000 64512"),
+        "{learned}"
+    );
+
+    // Loopback to loopback across the core, both ways (once ND has resolved the CEs).
+    wait_for(15, "c2 never reached c1's loopback", || {
+        lab.ping_from("c2", "2001:db8:20::10", "2001:db8:10::10", 1, "c6c6") == 1
+    });
+    assert_eq!(
+        lab.ping_from("c1", "2001:db8:10::10", "2001:db8:20::10", 5, "c6c6"),
+        5
+    );
+
+    // On the core link: VPNv6 UPDATEs carry only xpe's labels, and the echo requests the VPN
+    // label of the far PE's VRF, with no transport label (the PEs are neighbours). dumpcap
+    // gets a moment to write the last frames.
+    std::thread::sleep(Duration::from_secs(2));
+    sh(&[
+        "kill",
+        "-INT",
+        &capture.0.as_ref().expect("dumpcap").id().to_string(),
+    ]);
+    capture.finish();
+    let path = pcap.to_str().expect("utf-8 path");
+    let updates = sh(&[
+        "tshark",
+        "-r",
+        path,
+        "-Y",
+        "bgp.update.path_attribute.mp_reach_nlri.afi == 2",
+        "-T",
+        "fields",
+        "-e",
+        "bgp.label_stack",
+    ]);
+    let labels: Vec<&str> = updates
+        .split([',', '\n'])
+        .map(|l| l.trim().trim_end_matches(" (bottom)"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    for want in ["1001", "2001"] {
+        assert!(labels.contains(&want), "{want} never announced:\n{updates}");
+    }
+    assert!(
+        labels.iter().all(|l| ["1001", "2001"].contains(l)),
+        "a label xpe did not allocate on the wire:\n{updates}"
+    );
+    let echoes = sh(&[
+        "tshark",
+        "-r",
+        path,
+        "-Y",
+        "icmpv6.type == 128",
+        "-T",
+        "fields",
+        "-e",
+        "mpls.label",
+    ]);
+    assert!(echoes.lines().count() >= 6, "{echoes}");
+    for label in echoes.lines() {
+        assert!(["1001", "2001"].contains(&label), "{echoes}");
+    }
+}
+
 /// gobgpd missing: xpe starts anyway, forwards with its static routes (a labelled one here,
 /// from the CE's side into the core), keeps retrying, and `show bgp` says why BGP is down.
 #[test]
