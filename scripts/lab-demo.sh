@@ -440,6 +440,14 @@ if ((VIF_MTU > 1500)); then
     sed 's/^/    /' <<<"$frag"
     check "vpc-b's ping -M do -s 8000 to site B gets Frag needed (mtu = 1500) from pe-site" \
         eval 'grep -q "^From 198.19.20.1 .*Frag needed and DF set (mtu = 1500)" <<<"$frag"'
+    in_ns vpc-b ip route flush cache
+    before=$(counter pe-site fragmented)
+    printf '$ ip netns exec %s ping -c 2 -i 0.5 -W 2 -M dont -s 8000 198.19.20.10\n' "$(ns vpc-b)"
+    frag=$(in_ns vpc-b ping -c 2 -i 0.5 -W 2 -M dont -s 8000 198.19.20.10 2>&1 || true)
+    sed 's/^/    /' <<<"$frag"
+    say "pe-site: fragmented +$(($(counter pe-site fragmented) - before)) packets"
+    check "without DF, the same 8000 bytes cross: pe-site cuts them into fragments (RFC 791), site B's host answers" \
+        eval 'grep -q " 2 received" <<<"$frag"'
 fi
 in_ns vpc-b ip route flush cache
 printf '$ ip netns exec %s tracepath -n -m 8 198.19.20.10\n' "$(ns vpc-b)"

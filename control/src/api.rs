@@ -40,6 +40,16 @@ pub struct Counters {
     /// packets are counted as drops.
     #[serde(default)]
     pub icmp_rate_limited: u64,
+    /// IPv4 packets without DF too big for their egress, sent on as fragments (counted once
+    /// in `forwarded`).
+    #[serde(default)]
+    pub fragmented: u64,
+    /// The fragments made of them (counted on their egress interface).
+    #[serde(default)]
+    pub fragments: u64,
+    /// Fragments not sent: no free buffer for them.
+    #[serde(default)]
+    pub fragments_dropped: u64,
     /// Dropped frames by reason (`no-route`, `truncated`, ...; every reason, zeros included).
     pub drops: BTreeMap<String, u64>,
     /// Punted frames by reason (every reason, zeros included).

@@ -308,6 +308,34 @@ pub fn run(s: &Snapshot, o: &Options<'_>) -> Result<Report, Failure> {
                     write_frame(w, p, port, f.timestamp, &f.data, &[reason, &sent])?;
                 }
             }
+            Verdict::Fragment(egress) => {
+                // Each fragment is a frame of its own in the output.
+                let mtu = s.port(egress).mtu;
+                let comment = format!("ipv4 fragment (port mtu {mtu})");
+                let mut failed = None;
+                pipeline::fragment(
+                    frame.data(),
+                    usize::from(mtu),
+                    egress,
+                    &mut report.counters,
+                    &mut |parts| {
+                        let bytes = parts.concat();
+                        let written = write_frame(
+                            &mut out,
+                            o.output,
+                            egress,
+                            f.timestamp,
+                            &bytes,
+                            &[&comment],
+                        );
+                        failed = written.err();
+                        failed.is_none()
+                    },
+                );
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
             Verdict::Drop(r) => {
                 if let Some((w, p)) = drops.as_mut() {
                     write_frame(w, p, port, f.timestamp, &f.data, &[r.name()])?;
@@ -378,6 +406,13 @@ pub fn print_report(out: &mut dyn Write, s: &Snapshot, r: &Report) -> io::Result
         if n > 0 {
             writeln!(out, "  icmp {:<22} {n}", k.name())?;
         }
+    }
+    if c.fragmented > 0 {
+        writeln!(
+            out,
+            "  fragmented: {} packets, {} fragments, {} dropped",
+            c.fragmented, c.fragments, c.fragments_dropped
+        )?;
     }
     if c.icmp_rate_limited > 0 {
         writeln!(out, "  icmp {:<22} {}", "rate-limited", c.icmp_rate_limited)?;

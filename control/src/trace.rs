@@ -174,6 +174,10 @@ pub fn describe_step(s: &Snapshot, rib: &Rib, step: &Step) -> (&'static str, Str
             )
         }
         Step::IcmpNotSent { why } => ("icmp error", format!("none sent: {why}")),
+        Step::Fragment { mtu } => (
+            "fragment",
+            format!("too big for the port and DF clear: cut into IPv4 fragments of {mtu} bytes at most (RFC 791)"),
+        ),
         Step::Egress { adj, .. } => {
             let a = s.adjacency(*adj);
             (
@@ -235,6 +239,30 @@ pub fn run(
             )
             .map_err(w)?;
             writeln!(out, "output: {}", hex(frame.data())).map_err(w)?;
+        }
+        Verdict::Fragment(port) => {
+            let mtu = s.port(port).mtu;
+            let mut pieces = Vec::new();
+            pipeline::fragment(
+                frame.data(),
+                usize::from(mtu),
+                port,
+                &mut counters,
+                &mut |parts| {
+                    pieces.push(parts.concat());
+                    true
+                },
+            );
+            writeln!(
+                out,
+                "verdict: forward on {} as {} IPv4 fragments (labels + IP of {mtu} bytes at most)",
+                s.port(port).name,
+                pieces.len()
+            )
+            .map_err(w)?;
+            for (i, p) in pieces.iter().enumerate() {
+                writeln!(out, "output {}: {}", i + 1, hex(p)).map_err(w)?;
+            }
         }
         Verdict::Drop(r) => writeln!(out, "verdict: drop ({r})").map_err(w)?,
         Verdict::Punt(r) => writeln!(out, "verdict: punt to the kernel ({r})").map_err(w)?,

@@ -575,7 +575,9 @@ fn outcome(frames: &[Frame<'_>], verdicts: &[Verdict]) -> Vec<(Verdict, Option<V
         .zip(verdicts)
         .map(|(f, &v)| match v {
             Verdict::Drop(_) => (v, None),
-            Verdict::Forward(_) | Verdict::Punt(_) => (v, Some(f.data().to_vec())),
+            Verdict::Forward(_) | Verdict::Punt(_) | Verdict::Fragment(_) => {
+                (v, Some(f.data().to_vec()))
+            }
         })
         .collect()
 }

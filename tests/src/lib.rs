@@ -774,6 +774,8 @@ pub struct Report {
     pub punts: BTreeMap<String, u64>,
     /// ICMP errors sent by kind, and `rate-limited`.
     pub icmp: BTreeMap<String, u64>,
+    /// IPv4 packets fragmented, the fragments made, and those dropped (no room).
+    pub fragmented: (u64, u64, u64),
 }
 
 /// A counter of a report line, or a panic naming the line.
@@ -814,6 +816,9 @@ impl Report {
                 }
                 ["punt", reason, n] => {
                     r.punts.insert(reason.to_string(), num(n, line));
+                }
+                ["fragmented:", p, "packets,", f, "fragments,", d, "dropped"] => {
+                    r.fragmented = (num(p, line), num(f, line), num(d, line));
                 }
                 ["icmp", kind, n] => {
                     r.icmp.insert(kind.to_string(), num(n, line));

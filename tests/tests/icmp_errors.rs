@@ -355,8 +355,9 @@ fn errors_are_rate_limited_per_worker() {
 
 /// Too big at the edge for the route's next hop (core0, MTU 1500, two labels: 1492 bytes of
 /// IP): IPv4 with DF gets fragmentation needed with MTU 1492 (RFC 1191), quoting as much as
-/// fits in 576 bytes; without DF, none (xpe does not fragment) and the packet is dropped;
-/// IPv6 gets packet too big with MTU 1492 (RFC 4443 §3.2), quoting up to 1280 bytes in all.
+/// fits in 576 bytes; without DF, no error: it leaves as two fragments (tests/tests/
+/// fragments.rs); IPv6 gets packet too big with MTU 1492 (RFC 4443 §3.2), quoting up to 1280
+/// bytes in all.
 #[test]
 fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
     let eth = Eth::dx0(101);
@@ -375,7 +376,6 @@ fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
         r.comments(),
         [
             "mtu-exceeded/icmp frag-needed sent",
-            "mtu-exceeded",
             "mtu-exceeded/icmp packet-too-big sent"
         ]
     );
@@ -383,9 +383,11 @@ fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
         r.report.icmp,
         counts(&[("frag-needed", 1), ("packet-too-big", 1)])
     );
-    assert_eq!(r.report.drops, counts(&[("mtu-exceeded", 1)]));
+    assert_eq!(r.report.drops, counts(&[]));
+    assert_eq!(r.report.fragmented, (1, 2, 0));
+    // The error, the two fragments, the error.
     let rows = r.out_fields(ICMP);
-    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert_eq!(rows.len(), 4, "{}", r.stdout);
     assert_fields(
         &rows[0],
         &[
@@ -417,7 +419,7 @@ fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
         "icmpv6.code",
         "icmpv6.mtu",
         "icmpv6.checksum.status",
-    ])[1];
+    ])[3];
     assert_fields(
         row6,
         &[
@@ -430,10 +432,10 @@ fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
             ("icmpv6.checksum.status", "1,2"),
         ],
     );
-    assert_eq!(icmp_of(&out[1].data).len(), 1280 - 40);
+    assert_eq!(icmp_of(&out[3].data).len(), 1280 - 40);
     let mut forwarded6 = v6.clone();
     forwarded6[l3 + 7] -= 1;
-    assert_quotes(&out[1].data, &forwarded6, 1232, 1232);
+    assert_quotes(&out[3].data, &forwarded6, 1232, 1232);
 }
 
 /// Too big at an LSR: a swap to one label on core0 (MTU 1500) leaves 1496 bytes for the IP

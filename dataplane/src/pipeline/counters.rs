@@ -179,6 +179,10 @@ pub enum Verdict {
     Drop(DropReason),
     /// Hand it to the kernel, counted under this reason.
     Punt(Punt),
+    /// Transmit the (rewritten) frame on this port cut into IPv4 fragments that fit its MTU
+    /// ([`fragment`](super::fragment)). The cut finds the IPv4 header and the labels again:
+    /// a verdict larger than a port id cost the forwarding loop instructions per frame.
+    Fragment(crate::tables::PortId),
 }
 
 /// Packets and bytes in one direction of a port.
@@ -233,6 +237,12 @@ pub struct Counters {
     pub icmp_sent: [u64; IcmpError::COUNT],
     /// ICMP errors not sent because the worker's rate was spent.
     pub icmp_rate_limited: u64,
+    /// IPv4 packets sent on as fragments (each counted once in `forwarded`).
+    pub fragmented: u64,
+    /// The fragments made of them (each counted on its egress port).
+    pub fragments: u64,
+    /// Fragments not sent: no buffer for them.
+    pub fragments_dropped: u64,
     /// ICMP errors the worker may still send: state, not a counter (never summed or copied).
     pub icmp_allowance: IcmpAllowance,
 }
@@ -347,6 +357,9 @@ impl Counters {
         self.echo6_replies = o.echo6_replies;
         self.icmp_sent = o.icmp_sent;
         self.icmp_rate_limited = o.icmp_rate_limited;
+        self.fragmented = o.fragmented;
+        self.fragments = o.fragments;
+        self.fragments_dropped = o.fragments_dropped;
         self.ports.clear();
         self.ports.extend_from_slice(&o.ports);
         self.labels.clear();
@@ -377,6 +390,9 @@ impl AddAssign<&Counters> for Counters {
             *a += b;
         }
         self.icmp_rate_limited += o.icmp_rate_limited;
+        self.fragmented += o.fragmented;
+        self.fragments += o.fragments;
+        self.fragments_dropped += o.fragments_dropped;
         self.ensure_ports(o.ports.len());
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;

@@ -27,9 +27,9 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::counters::IcmpError;
 use super::{
-    dropped, emit, route_ipv4, route_ipv6, Ctx, DropReason, Frame, Hop, OrVerdict, Payload, Qos,
-    Step, Tracer, Verdict, ETH_LEN, ETH_MPLS, LABEL_LEN, MAX_LABEL_DEPTH, ORIGINATED_TTL,
-    TPID_8021Q,
+    dropped, emit, fragment_instead, label_ttl_for, route_ipv4, route_ipv6, Ctx, DropReason, Frame,
+    Hop, OrVerdict, Payload, Qos, Step, Tracer, Verdict, ETH_LEN, ETH_MPLS, LABEL_LEN,
+    MAX_LABEL_DEPTH, ORIGINATED_TTL, TPID_8021Q,
 };
 use crate::pipeline::Counters;
 use crate::tables::{
@@ -218,6 +218,9 @@ fn ip_error<T: Tracer>(
     let Some(packet) = data.get(l3..) else {
         return dropped(reason);
     };
+    if reason == DropReason::MtuExceeded && fragmentable(packet) {
+        return ip_fragments(snap, frame, l3, vrf, &received, trace);
+    }
     let Some(original) = answerable(packet, trace) else {
         return dropped(reason);
     };
@@ -312,6 +315,41 @@ fn label_error<T: Tracer>(
         return dropped(reason);
     }
     let (received, below) = (Received::read(labels), Received::read(below));
+    if reason == DropReason::MtuExceeded && fragmentable(packet) {
+        // The switched label as it came: its TC, TTL and S go to what `emit` writes.
+        let top = received
+            .words
+            .get(depth_of(stack, next) - 1)
+            .copied()
+            .unwrap_or(0);
+        let (tc, ttl, bos) = (((top >> 9) & 7) as u8, top as u8, top & 0x100 != 0);
+        return match lsp {
+            Lsp::Swap { adj, out } => {
+                let ttl = ttl.saturating_sub(1);
+                fragment_instead(
+                    snap,
+                    frame,
+                    tc,
+                    adj,
+                    out,
+                    next,
+                    Payload::Mpls,
+                    ttl,
+                    bos,
+                    trace,
+                )
+            }
+            Lsp::Pop { adj } => {
+                let payload = if below.len == 0 {
+                    Payload::Ipv4
+                } else {
+                    Payload::Mpls
+                };
+                let empty = &LabelStack::EMPTY;
+                fragment_instead(snap, frame, tc, adj, empty, next, payload, 0, false, trace)
+            }
+        };
+    }
     let Some(original) = answerable(packet, trace) else {
         return dropped(reason);
     };
@@ -367,6 +405,62 @@ fn label_error<T: Tracer>(
         trace,
     );
     sent(routed, kind, counters, trace)
+}
+
+/// Whether a packet too big for its next hop is to be fragmented rather than answered:
+/// IPv4 with DF clear.
+fn fragmentable(packet: &[u8]) -> bool {
+    IpVersion::of_packet(packet) == Ok(IpVersion::Ipv4)
+        && ipv4::Packet::new_checked(packet).is_ok_and(|ip| !ip.dont_frag())
+}
+
+/// How many label entries lie before `next` from `stack`.
+fn depth_of(stack: usize, next: usize) -> usize {
+    (next - stack) / LABEL_LEN
+}
+
+/// An IPv4 packet without DF too big for its route in `vrf` at `l3`: its headers written as
+/// `route_ipv4` would have (the route's labels, the class of service from the label it came
+/// under or from its TOS, the label TTL from its own, already decremented), and sent on as
+/// fragments.
+fn ip_fragments<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    l3: usize,
+    vrf: VrfId,
+    received: &Received,
+    trace: &mut T,
+) -> OrVerdict<PortId> {
+    let packet = frame.data().get(l3..).unwrap_or_default();
+    let Ok(ip) = ipv4::Packet::new_checked(packet) else {
+        return dropped(DropReason::MtuExceeded);
+    };
+    let (dst, tos, ttl) = (ip.dst_addr(), ip.tos(), ip.ttl());
+    let route = snap
+        .vrf(vrf)
+        .v4
+        .lookup(u32::from(dst))
+        .and_then(|f| snap.fecs().get(f as usize));
+    let Some(&Fec::Forward { adj, push }) = route else {
+        return dropped(DropReason::MtuExceeded);
+    };
+    let qos = match received.words().last() {
+        Some(w) => ((w >> 9) & 7) as u8,
+        None => tos >> 5,
+    };
+    let label_ttl = label_ttl_for(snap, ttl);
+    fragment_instead(
+        snap,
+        frame,
+        qos,
+        adj,
+        &push,
+        l3,
+        Payload::Ipv4,
+        label_ttl,
+        true,
+        trace,
+    )
 }
 
 /// Counts an error that was routed; one that could not be is the packet's own drop.
@@ -479,7 +573,7 @@ fn kind_of<T: Tracer>(
                 Some(IcmpError::FragNeeded)
             } else {
                 trace.step(Step::IcmpNotSent {
-                    why: "DF is not set, and xpe does not fragment",
+                    why: "DF is not set, but the MTU leaves no room for a fragment",
                 });
                 None
             }

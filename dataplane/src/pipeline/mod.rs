@@ -9,6 +9,7 @@
 //! forwarding) are described in `docs/forwarding.md`.
 
 mod counters;
+mod fragment;
 mod frame;
 mod icmp_error;
 pub mod learn;
@@ -22,6 +23,7 @@ pub use counters::{
     Counters, DropReason, GleanLog, IcmpAllowance, IcmpError, PolicedCounters, PortCounters, Punt,
     PuntClass, Verdict,
 };
+pub use fragment::fragment;
 pub use frame::Frame;
 pub use trace::{NoTrace, Step, Tracer};
 
@@ -203,6 +205,9 @@ pub fn route_from_kernel(
     let verdict = match kernel_route(snap, attachment, frame, counters) {
         Ok(port) => Verdict::Forward(port),
         Err(Verdict::Punt(_)) => Verdict::Drop(DropReason::FromKernelNotRouted),
+        // The kernel sizes what it sends by the mirror's MTU; only labels make it too big,
+        // and the kernel's own path MTU discovery (or TCP's MSS) is the cure, not fragments.
+        Err(Verdict::Fragment(_)) => Verdict::Drop(DropReason::MtuExceeded),
         Err(v) => v,
     };
     match verdict {
@@ -215,6 +220,7 @@ pub fn route_from_kernel(
         }
         Verdict::Drop(r) => counters.drops[r as usize] += 1,
         Verdict::Punt(r) => counters.punts[r as usize] += 1,
+        Verdict::Fragment(_) => {}
     }
     verdict
 }
@@ -273,6 +279,8 @@ fn count_verdict(counters: &mut Counters, ingress: PortId, verdict: Verdict, len
             }
         }
         Verdict::Punt(r) => counters.punts[r as usize] += 1,
+        // The packet and its fragments are counted as they are made (`fragment`).
+        Verdict::Fragment(_) => counters.forwarded += 1,
     }
 }
 
@@ -1112,6 +1120,66 @@ fn route_ipv6<T: Tracer>(
     }
 }
 
+/// A frame [`emit`] found too big for its egress port (labels + IP over the MTU), given the
+/// same arguments again from the drop path: an IPv4 packet without DF, alone or under labels,
+/// is sent on as [`Verdict::Fragment`] with its headers written as for any frame, for the
+/// caller to cut into fragments (RFC 791 §3.2; RFC 3032 §3 at an LSR); anything else stays
+/// `mtu-exceeded` with the frame as it was (an ICMP error may follow).
+#[allow(clippy::too_many_arguments)]
+fn fragment_instead<T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    qos: u8,
+    adj_id: AdjacencyId,
+    push: &LabelStack,
+    payload_off: usize,
+    payload: Payload,
+    ttl: u8,
+    bos: bool,
+    trace: &mut T,
+) -> OrVerdict<PortId> {
+    let data = frame.data();
+    let below = match payload {
+        Payload::Ipv4 => 0,
+        Payload::Ipv6 => return dropped(DropReason::MtuExceeded),
+        // A swap of the bottom label: the packet is right below it.
+        Payload::Mpls if bos => 0,
+        Payload::Mpls => {
+            match mpls::stack_depth(data.get(payload_off..).unwrap_or_default(), MAX_LABEL_DEPTH) {
+                Ok(depth) => depth * LABEL_LEN,
+                Err(_) => return dropped(DropReason::MtuExceeded),
+            }
+        }
+    };
+    let packet = data.get(payload_off + below..).unwrap_or_default();
+    if IpVersion::of_packet(packet) != Ok(IpVersion::Ipv4) {
+        return dropped(DropReason::MtuExceeded);
+    }
+    let Ok(ip) = ipv4::Packet::new_checked(packet) else {
+        return dropped(DropReason::MtuExceeded);
+    };
+    let labels = push.words().len() * LABEL_LEN + below;
+    let mtu = usize::from(snap.adjacency(adj_id).mtu).saturating_sub(labels);
+    // Each fragment carries its header and at least 8 bytes of data.
+    if ip.dont_frag() || mtu < ip.header_len() + 8 {
+        return dropped(DropReason::MtuExceeded);
+    }
+    let port = write_headers::<false, T>(
+        snap,
+        frame,
+        qos,
+        adj_id,
+        push,
+        payload_off,
+        payload,
+        ttl,
+        bos,
+        trace,
+    )?;
+    trace.step(Step::Fragment { mtu });
+    Err(Verdict::Fragment(port))
+}
+
 /// What sits below the headers `emit` writes.
 #[derive(Clone, Copy)]
 enum Payload {
@@ -1141,6 +1209,36 @@ fn emit<T: Tracer>(
     bos: bool,
     trace: &mut T,
 ) -> OrVerdict<PortId> {
+    write_headers::<true, T>(
+        snap,
+        frame,
+        qos,
+        adj_id,
+        push,
+        payload_off,
+        payload,
+        ttl,
+        bos,
+        trace,
+    )
+}
+
+/// [`emit`]'s work; with `CHECK_MTU` false it writes the headers of a frame too big for the
+/// port, for [`fragment_instead`] to have it fragmented.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn write_headers<const CHECK_MTU: bool, T: Tracer>(
+    snap: &Snapshot,
+    frame: &mut Frame<'_>,
+    qos: u8,
+    adj_id: AdjacencyId,
+    push: &LabelStack,
+    payload_off: usize,
+    payload: Payload,
+    ttl: u8,
+    bos: bool,
+    trace: &mut T,
+) -> OrVerdict<PortId> {
     let adj = snap.adjacency(adj_id);
     if adj.mac.is_none() {
         return dropped(DropReason::NoNeighbor);
@@ -1148,7 +1246,9 @@ fn emit<T: Tracer>(
     let words = push.words();
     let labels_len = words.len() * LABEL_LEN;
     let l3_len = frame.len().saturating_sub(payload_off) + labels_len;
-    if l3_len > usize::from(adj.mtu) {
+    if CHECK_MTU && l3_len > usize::from(adj.mtu) {
+        // The frame is as it was: the drop path may send it as fragments or answer it with
+        // an ICMP error (`icmp_error::answer`).
         return dropped(DropReason::MtuExceeded);
     }
     let tagged = adj.vlan.is_some();

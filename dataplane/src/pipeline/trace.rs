@@ -147,6 +147,12 @@ pub enum Step {
         /// Why (RFC 1812 §4.3.2.7, the rate limit, no address to send from).
         why: &'static str,
     },
+    /// An IPv4 packet without DF too big for the egress port: sent on as fragments whose IP
+    /// packets are `mtu` bytes at most.
+    Fragment {
+        /// The largest IP packet of a fragment.
+        mtu: usize,
+    },
     /// The frame leaves by this adjacency.
     Egress {
         /// The adjacency.

@@ -23,7 +23,7 @@ use super::umem::{
 use crate::pipeline::learn::{self, Neighbor};
 use crate::pipeline::punt::{punt_class, Policer, PolicerConfig};
 use crate::pipeline::{
-    process_batch, route_from_kernel, Counters, DropReason, Frame, Punt, Verdict,
+    fragment, process_batch, route_from_kernel, Counters, DropReason, Frame, Punt, Verdict,
 };
 use crate::tables::{AttachmentId, PortId, Published};
 use core::net::IpAddr;
@@ -38,6 +38,9 @@ const IDLE_SLEEP_MS: i32 = 5;
 const PUBLISH_EVERY: u64 = 512;
 /// Frames to originate taken per iteration (ARP requests from the control side).
 const ORIGINATE_PER_ITERATION: usize = 16;
+/// Room reserved in a socket's TX queue for IPv4 fragments: a batch of jumbo frames cut for
+/// a 1500-byte MTU. More still go out (the queue grows once).
+const FRAGMENTS_PER_BATCH: usize = BATCH * 8;
 /// Frames from the kernel's mirrors taken per iteration.
 const INJECT_PER_ITERATION: usize = 64;
 
@@ -212,6 +215,13 @@ pub trait Stage: Send + 'static {
     );
 
     /// Routes a frame the kernel sent on the mirror of `attachment` to the router's own MAC.
+    /// The MTU of a port (labels + IP), for cutting a [`Verdict::Fragment`]; the default (the
+    /// benches' forwarder, which never fragments) knows none.
+    fn port_mtu(&self, port: PortId) -> Option<u16> {
+        let _ = port;
+        None
+    }
+
     /// The default (the benches' forwarder, which has no tables) drops it.
     fn route_from_kernel(
         &mut self,
@@ -248,6 +258,14 @@ impl Stage for Pipeline {
         counters: &mut Counters,
     ) -> Verdict {
         route_from_kernel(&self.0.load(), attachment, frame, counters)
+    }
+
+    fn port_mtu(&self, port: PortId) -> Option<u16> {
+        self.0
+            .load()
+            .ports()
+            .get(usize::from(port.0))
+            .map(|p| p.mtu)
     }
 }
 
@@ -391,7 +409,8 @@ impl<S: Stage> Worker<S> {
                     Vec::with_capacity(
                         ring * BATCH * REGION_CHUNKS as usize
                             + ORIGINATE_PER_ITERATION
-                            + INJECT_PER_ITERATION * REGION_CHUNKS as usize,
+                            + INJECT_PER_ITERATION * REGION_CHUNKS as usize
+                            + FRAGMENTS_PER_BATCH,
                     )
                 })
                 .collect(),
@@ -628,6 +647,10 @@ impl<S: Stage> Worker<S> {
                 }
                 _ => None,
             };
+            if let Verdict::Fragment(port) = verdict {
+                // Cut into free frames of their own; the original's buffer is freed below.
+                self.send_fragments(port, frame.data(), counters, stats);
+            }
             match (homes[i], egress) {
                 (Home::Chunk(base), Some(e)) => self.tx_pending[e].push(XdpDesc {
                     addr: base + frame.start() as u64,
@@ -795,6 +818,50 @@ impl<S: Stage> Worker<S> {
             Ok(()) => stats.learned += 1,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => stats.learn_dropped += 1,
         }
+    }
+
+    /// Queues the IPv4 fragments of a frame (`Verdict::Fragment`) on `port`'s socket, each
+    /// copied into a free UMEM frame; those with no free frame are counted.
+    fn send_fragments(
+        &mut self,
+        port: PortId,
+        data: &[u8],
+        counters: &mut Counters,
+        stats: &mut LoopStats,
+    ) {
+        let (Some(e), Some(mtu)) = (
+            self.tx_of_port.get(usize::from(port.0)).copied().flatten(),
+            self.stage.port_mtu(port),
+        ) else {
+            stats.no_tx_socket += 1;
+            return;
+        };
+        let (umem, pending) = (&mut self.umem, &mut self.tx_pending[e]);
+        let start = KERNEL_HEADROOM as usize;
+        let mut out = |parts: &[&[u8]; 3]| {
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            if len > MAX_FRAME as usize {
+                return false;
+            }
+            let Some(base) = umem.free_list().pop() else {
+                return false;
+            };
+            // SAFETY: `base` came off the free list, so user space owns the chunk and
+            // nothing else refers to it until it is queued for TX below.
+            let chunk = unsafe { umem.chunk_mut(base) };
+            let mut at = start;
+            for p in parts {
+                chunk[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            pending.push(XdpDesc {
+                addr: base + start as u64,
+                len: len as u32,
+                options: 0,
+            });
+            true
+        };
+        fragment(data, usize::from(mtu), port, counters, &mut out);
     }
 
     /// Queues frames the control side asked for (ARP requests) on their egress sockets.

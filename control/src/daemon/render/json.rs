@@ -91,6 +91,9 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
             .map(|k| (k.name().to_string(), total.icmp_sent[*k as usize]))
             .collect(),
         icmp_rate_limited: total.icmp_rate_limited,
+        fragmented: total.fragmented,
+        fragments: total.fragments,
+        fragments_dropped: total.fragments_dropped,
         drops: DropReason::ALL
             .iter()
             .map(|d| (d.name().to_string(), total.drop_count(*d)))

@@ -54,6 +54,13 @@ pub(super) fn counters(c: &api::Counters) -> String {
         drops + c.tx_ring_full + c.no_tx_socket,
         punts
     );
+    if c.fragmented > 0 {
+        let _ = writeln!(
+            s,
+            "Fragmented {} IPv4 packets (DF clear, too big for their egress) into {} fragments; {} fragments dropped (no buffer)",
+            c.fragmented, c.fragments, c.fragments_dropped
+        );
+    }
     let errors: u64 = c.icmp_errors.values().sum();
     if errors + c.icmp_rate_limited > 0 {
         let _ = writeln!(
