@@ -1849,6 +1849,59 @@ router bgp {asn}
 }
 
 impl Lab {
+    /// The core of the BGP tests: each PE's `core0` and the route reflector on bridge `w`
+    /// (198.18.0.0/29: PE n at .n, the reflector at .3, reaching PE n's router address
+    /// 198.51.100.n through it), the MACs the PEs' configs name on `core0` and on `edges`
+    /// (02:00:00:00:bN:01, then :02 ...), and the reflector's FRR.
+    fn bgp_core(&mut self, pes: [&str; 2], edges: &[&str]) {
+        self.link(pes[0], "core0", "w", "w1");
+        self.link(pes[1], "core0", "w", "w2");
+        self.link("rr", "eth0", "w", "w3");
+        self.bridge("w", &["w1", "w2", "w3"]);
+        for (n, pe) in pes.iter().enumerate() {
+            for (i, dev) in std::iter::once(&"core0").chain(edges).enumerate() {
+                let mac = format!("02:00:00:00:b{}:{:02}", n + 1, i + 1);
+                ns_sh(
+                    &self.ns(pe),
+                    &["ip", "link", "set", "dev", dev, "address", &mac],
+                );
+            }
+        }
+        let rr = self.ns("rr");
+        ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
+        ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);
+        for (pe, core) in [
+            ("198.51.100.1", "198.18.0.1"),
+            ("198.51.100.2", "198.18.0.2"),
+        ] {
+            ns_sh(&rr, &["ip", "route", "add", pe, "via", core]);
+        }
+        self.frr("rr", RR_CONF);
+    }
+
+    /// dumpcap on the core bridge for at most `secs`, into `name` in the test's directory:
+    /// every BGP UPDATE and labelled frame, from before the PEs start.
+    fn capture_core(&self, name: &str, secs: u32) -> (PathBuf, Guard) {
+        let pcap = self.dir.join(name);
+        let capture = Command::new("ip")
+            .args(["netns", "exec", &self.ns("w"), "dumpcap", "-q", "-i", "br0"])
+            .args([
+                "-f",
+                "tcp port 179 or mpls",
+                "-a",
+                &format!("duration:{secs}"),
+            ])
+            .arg("-w")
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dumpcap");
+        let guard = scopeguard(capture);
+        std::thread::sleep(Duration::from_secs(2));
+        (pcap, guard)
+    }
+
     /// FRR's bgpd in namespace `name` with `conf`, without zebra (this kernel has no MPLS or
     /// VRFs for it, and the routes it learns stay in BGP); its vty is `vtysh(name, ..)`.
     fn frr(&mut self, name: &str, conf: &str) {
@@ -1990,31 +2043,9 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     }
     lab.link("ca1", "eth0", "bgp-pe1", "a0");
     lab.link("cb1", "eth0", "bgp-pe1", "b0");
-    lab.link("bgp-pe1", "core0", "w", "w1");
-    lab.link("bgp-pe2", "core0", "w", "w2");
-    lab.link("rr", "eth0", "w", "w3");
     lab.link("ca2", "eth0", "bgp-pe2", "a0");
     lab.link("cb2", "eth0", "bgp-pe2", "b0");
-    lab.bridge("w", &["w1", "w2", "w3"]);
-    // The MACs the configs name (xpe check reads them offline from there).
-    for (pe, n) in [("bgp-pe1", 1), ("bgp-pe2", 2)] {
-        for (dev, last) in [("core0", 1), ("a0", 2), ("b0", 3)] {
-            let mac = format!("02:00:00:00:b{n}:{last:02}");
-            ns_sh(
-                &lab.ns(pe),
-                &["ip", "link", "set", "dev", dev, "address", &mac],
-            );
-        }
-    }
-    let rr = lab.ns("rr");
-    ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
-    ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);
-    for (pe, core) in [
-        ("198.51.100.1", "198.18.0.1"),
-        ("198.51.100.2", "198.18.0.2"),
-    ] {
-        ns_sh(&rr, &["ip", "route", "add", pe, "via", core]);
-    }
+    lab.bgp_core(["bgp-pe1", "bgp-pe2"], &["a0", "b0"]);
     for (host, addr, gw, customer) in [
         ("ca1", "169.254.10.2/30", "169.254.10.1", "198.18.10.10/32"),
         ("cb1", "169.254.10.2/30", "169.254.10.1", "198.18.10.10/32"),
@@ -2024,7 +2055,6 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
         lab.host(host, "eth0", addr, gw, None);
         ns_sh(&lab.ns(host), &["ip", "addr", "add", customer, "dev", "lo"]);
     }
-    lab.frr("rr", RR_CONF);
     let password = "xpe-bgp-test";
     lab.frr(
         "ca1",
@@ -2070,18 +2100,7 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
             "198.19.20.0/24",
         ),
     );
-    // The core link, from before the PEs start: every BGP UPDATE and labelled frame.
-    let pcap = lab.dir.join("bgp-core.pcapng");
-    let capture = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("w"), "dumpcap", "-q", "-i", "br0"])
-        .args(["-f", "tcp port 179 or mpls", "-a", "duration:400", "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dumpcap");
-    let mut capture = scopeguard(capture);
-    std::thread::sleep(Duration::from_secs(2));
+    let (pcap, mut capture) = lab.capture_core("bgp-core.pcapng", 400);
     lab.start("bgp-pe1");
     lab.start("bgp-pe2");
 
@@ -2421,22 +2440,8 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     ]);
     capture.finish();
     let path = pcap.to_str().expect("utf-8 path");
-    let updates = sh(&[
-        "tshark",
-        "-r",
-        path,
-        "-Y",
-        "bgp.update.path_attribute.mp_reach_nlri",
-        "-T",
-        "fields",
-        "-e",
-        "bgp.label_stack",
-    ]);
-    let labels: Vec<&str> = updates
-        .split([',', '\n'])
-        .map(|l| l.trim().trim_end_matches(" (bottom)"))
-        .filter(|l| !l.is_empty())
-        .collect();
+    let (updates, labels) = update_labels(path, "bgp.update.path_attribute.mp_reach_nlri");
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     assert!(labels.len() >= 8, "too few labelled NLRIs:\n{updates}");
     for want in ["1001", "1002", "2001", "2002"] {
         assert!(labels.contains(&want), "{want} never announced:\n{updates}");
@@ -2477,6 +2482,28 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
     assert!(echoes.lines().count() >= 11, "{echoes}");
 }
 
+/// The labels of every labelled NLRI in the BGP UPDATEs of a capture that `filter` selects
+/// (tshark), with tshark's output for messages.
+fn update_labels(pcap: &str, filter: &str) -> (String, Vec<String>) {
+    let updates = sh(&[
+        "tshark",
+        "-r",
+        pcap,
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-e",
+        "bgp.label_stack",
+    ]);
+    let labels = updates
+        .split([',', '\n'])
+        .map(|l| l.trim().trim_end_matches(" (bottom)").to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    (updates, labels)
+}
+
 /// An FRR CE speaking IPv6 unicast only, over IPv6, to its PE at `pe`, announcing `network`.
 fn ce6_conf(name: &str, asn: u32, id: &str, pe: &str, network: &str) -> String {
     format!(
@@ -2507,29 +2534,8 @@ fn bgp_vpnv6_across_an_ipv4_core() {
         lab.add_ns(ns);
     }
     lab.link("c1", "eth0", "bgp6-pe1", "a0");
-    lab.link("bgp6-pe1", "core0", "w", "w1");
-    lab.link("bgp6-pe2", "core0", "w", "w2");
-    lab.link("rr", "eth0", "w", "w3");
     lab.link("c2", "eth0", "bgp6-pe2", "a0");
-    lab.bridge("w", &["w1", "w2", "w3"]);
-    for (pe, n) in [("bgp6-pe1", 1), ("bgp6-pe2", 2)] {
-        for (dev, last) in [("core0", 1), ("a0", 2)] {
-            let mac = format!("02:00:00:00:b{n}:{last:02}");
-            ns_sh(
-                &lab.ns(pe),
-                &["ip", "link", "set", "dev", dev, "address", &mac],
-            );
-        }
-    }
-    let rr = lab.ns("rr");
-    ns_sh(&rr, &["ip", "addr", "add", "198.18.0.3/29", "dev", "eth0"]);
-    ns_sh(&rr, &["ethtool", "-K", "eth0", "tx", "off"]);
-    for (pe, core) in [
-        ("198.51.100.1", "198.18.0.1"),
-        ("198.51.100.2", "198.18.0.2"),
-    ] {
-        ns_sh(&rr, &["ip", "route", "add", pe, "via", core]);
-    }
+    lab.bgp_core(["bgp6-pe1", "bgp6-pe2"], &["a0"]);
     for (host, addr, gw, customer) in [
         (
             "c1",
@@ -2553,7 +2559,6 @@ fn bgp_vpnv6_across_an_ipv4_core() {
         ns_sh(&ns, &["ip", "-6", "route", "add", "default", "via", gw]);
         ns_sh(&ns, &["ethtool", "-K", "eth0", "tx", "off"]);
     }
-    lab.frr("rr", RR_CONF);
     lab.frr(
         "c1",
         &ce6_conf(
@@ -2574,17 +2579,7 @@ fn bgp_vpnv6_across_an_ipv4_core() {
             "2001:db8:20::/48",
         ),
     );
-    let pcap = lab.dir.join("bgp6-core.pcapng");
-    let capture = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("w"), "dumpcap", "-q", "-i", "br0"])
-        .args(["-f", "tcp port 179 or mpls", "-a", "duration:200", "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dumpcap");
-    let mut capture = scopeguard(capture);
-    std::thread::sleep(Duration::from_secs(2));
+    let (pcap, mut capture) = lab.capture_core("bgp6-core.pcapng", 200);
     lab.start("bgp6-pe1");
     lab.start("bgp6-pe2");
 
@@ -2651,22 +2646,8 @@ fn bgp_vpnv6_across_an_ipv4_core() {
     ]);
     capture.finish();
     let path = pcap.to_str().expect("utf-8 path");
-    let updates = sh(&[
-        "tshark",
-        "-r",
-        path,
-        "-Y",
-        "bgp.update.path_attribute.mp_reach_nlri.afi == 2",
-        "-T",
-        "fields",
-        "-e",
-        "bgp.label_stack",
-    ]);
-    let labels: Vec<&str> = updates
-        .split([',', '\n'])
-        .map(|l| l.trim().trim_end_matches(" (bottom)"))
-        .filter(|l| !l.is_empty())
-        .collect();
+    let (updates, labels) = update_labels(path, "bgp.update.path_attribute.mp_reach_nlri.afi == 2");
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     for want in ["1001", "2001"] {
         assert!(labels.contains(&want), "{want} never announced:\n{updates}");
     }
