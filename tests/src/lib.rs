@@ -512,19 +512,26 @@ pub fn with_ipv4_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The Internet checksum of `bytes` (RFC 1071; an odd last byte padded with zero), written
+/// here so that no test checks xpe with xpe's own: 0 over bytes whose checksum is right.
+pub fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// Recomputes the IPv4 header checksum of the packet at the start of `ip`.
 pub fn fix_ipv4_checksum(ip: &mut [u8]) {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     ip[10] = 0;
     ip[11] = 0;
-    let mut sum: u32 = ip[..ihl]
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = internet_checksum(&ip[..ihl]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,23 +5,9 @@
 
 use xpe_tests::*;
 
-/// The ICMP fields these tests read.
-const ICMP: &[&str] = &[
-    "frame.interface_name",
-    "frame.comment",
-    "eth.src",
-    "eth.dst",
-    "eth.type",
-    "vlan.id",
-    "mpls.label",
-    "mpls.exp",
-    "mpls.bottom",
-    "mpls.ttl",
-    "ip.src",
-    "ip.dst",
-    "ip.ttl",
+/// The ICMP fields these tests read, after the common ones (`FIELDS`: link, labels, IP).
+const ICMP_ONLY: &[&str] = &[
     "ip.dsfield",
-    "ip.checksum.status",
     "icmp.type",
     "icmp.code",
     "icmp.checksum.status",
@@ -36,17 +22,16 @@ const ICMP: &[&str] = &[
     "icmp.mpls.ttl",
 ];
 
-/// Writes the ICMP checksum of `msg` (RFC 1071), computed here, not by the code under test.
+/// Every field these tests read.
+fn icmp_fields() -> Vec<&'static str> {
+    FIELDS.iter().chain(ICMP_ONLY).copied().collect()
+}
+
+/// Writes the ICMP checksum of `msg`, computed here, not by the code under test.
 fn fix_icmp_checksum(msg: &mut [u8]) {
     msg[2..4].fill(0);
-    let mut sum: u32 = msg
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    msg[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = internet_checksum(msg);
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// An IPv4 packet from a remote site to a vpc-a host, as the core neighbour sends it.
@@ -118,7 +103,7 @@ fn ip_ttl_expiry_at_the_edge_is_answered_from_the_vif() {
         r.report.icmp,
         counts(&[("time-exceeded", 2), ("time-exceeded-v6", 1)])
     );
-    let rows = r.out_fields(ICMP);
+    let rows = r.out_fields(&icmp_fields());
     assert_eq!(rows.len(), 3, "{}", r.stdout);
     let v4 = [
         ("frame.interface_name", "dx0"),
@@ -193,7 +178,7 @@ fn label_ttl_expiry_is_tunnelled_with_the_received_stack() {
     let r = replay(&test_config("icmp"), &frames);
     assert_eq!(r.report.icmp, counts(&[("time-exceeded", 4)]));
     assert_eq!(r.report.drops, counts(&[]));
-    let rows = r.out_fields(ICMP);
+    let rows = r.out_fields(&icmp_fields());
     assert_eq!(rows.len(), 4, "{}", r.stdout);
     let error = [
         ("frame.interface_name", "core0"),
@@ -262,7 +247,7 @@ fn expiry_at_disposition_is_routed_back_in_the_vrf() {
     let packet = with_labels(&from_site().udp(), &[lse(1001, 0, true, 1)]);
     let r = replay(&test_config("icmp"), &[("core0", packet)]);
     assert_eq!(r.report.icmp, counts(&[("time-exceeded", 1)]));
-    let rows = r.out_fields(ICMP);
+    let rows = r.out_fields(&icmp_fields());
     assert_eq!(rows.len(), 1, "{}", r.stdout);
     assert_fields(
         &rows[0],
@@ -386,7 +371,7 @@ fn too_big_at_the_edge_gets_frag_needed_or_packet_too_big() {
     assert_eq!(r.report.drops, counts(&[]));
     assert_eq!(r.report.fragmented, (1, 2, 0));
     // The error, the two fragments, the error.
-    let rows = r.out_fields(ICMP);
+    let rows = r.out_fields(&icmp_fields());
     assert_eq!(rows.len(), 4, "{}", r.stdout);
     assert_fields(
         &rows[0],
@@ -449,7 +434,7 @@ fn too_big_at_an_lsr_is_tunnelled_with_the_next_hop_mtu() {
     );
     let r = replay(&test_config("icmp"), &[("core0", packet)]);
     assert_eq!(r.comments(), ["mtu-exceeded/icmp frag-needed sent"]);
-    let rows = r.out_fields(ICMP);
+    let rows = r.out_fields(&icmp_fields());
     assert_eq!(rows.len(), 1, "{}", r.stdout);
     assert_fields(
         &rows[0],
@@ -471,12 +456,5 @@ fn too_big_at_an_lsr_is_tunnelled_with_the_next_hop_mtu() {
     assert_eq!(ext[0], 0x20, "extension version 2");
     assert_eq!(&ext[4..8], &[0, 8, 1, 1], "one MPLS label stack object");
     assert_eq!(&ext[8..], &lse(16002, 0, true, 64).to_be_bytes());
-    let mut sum: u32 = ext
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    assert_eq!(sum, 0xffff, "the extension checksum");
+    assert_eq!(internet_checksum(ext), 0, "the extension checksum");
 }

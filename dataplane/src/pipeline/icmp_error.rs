@@ -243,15 +243,9 @@ fn ip_error<T: Tracer>(
         });
         return dropped(reason);
     }
-    let Some(from) = source(snap, ctx.attachment, vrf, original.to) else {
-        trace.step(Step::IcmpNotSent {
-            why: "no address of ours in the VRF to send it from",
-        });
+    let Some(from) = sender(snap, ctx.attachment, vrf, original.to, counters, trace) else {
         return dropped(reason);
     };
-    if !allowed(counters, trace) {
-        return dropped(reason);
-    }
     let error = Error {
         kind,
         mtu,
@@ -363,20 +357,10 @@ fn label_error<T: Tracer>(
     // What the IP packet may be: the next hop's MTU less every label it would carry.
     let labels = (push.len() + below.len) * LABEL_LEN;
     let mtu = usize::from(snap.adjacency(adj).mtu).saturating_sub(labels);
-    let Some(from) = source(
-        snap,
-        ctx.attachment,
-        snap.attachment(ctx.attachment).vrf,
-        original.to,
-    ) else {
-        trace.step(Step::IcmpNotSent {
-            why: "no address of ours on the interface it came in on",
-        });
+    let vrf = snap.attachment(ctx.attachment).vrf;
+    let Some(from) = sender(snap, ctx.attachment, vrf, original.to, counters, trace) else {
         return dropped(reason);
     };
-    if !allowed(counters, trace) {
-        return dropped(reason);
-    }
     let error = Error {
         kind,
         mtu,
@@ -436,12 +420,7 @@ fn ip_fragments<T: Tracer>(
         return dropped(DropReason::MtuExceeded);
     };
     let (dst, tos, ttl) = (ip.dst_addr(), ip.tos(), ip.ttl());
-    let route = snap
-        .vrf(vrf)
-        .v4
-        .lookup(u32::from(dst))
-        .and_then(|f| snap.fecs().get(f as usize));
-    let Some(&Fec::Forward { adj, push }) = route else {
+    let Some(&Fec::Forward { adj, push }) = snap.route(vrf, dst.into()) else {
         return dropped(DropReason::MtuExceeded);
     };
     let qos = match received.words().last() {
@@ -486,17 +465,32 @@ fn sent<T: Tracer>(
     }
 }
 
-/// Takes one ICMP error from the worker's allowance, or counts it as rate-limited.
-fn allowed<T: Tracer>(counters: &mut Counters, trace: &mut T) -> bool {
+/// The address an error to `to` goes out from ([`source`]), once one ICMP error is taken from
+/// the worker's allowance; `None` (said in the trace) when there is no such address, or the
+/// rate is spent (counted as rate-limited).
+fn sender<T: Tracer>(
+    snap: &Snapshot,
+    attachment: AttachmentId,
+    vrf: VrfId,
+    to: IpAddr,
+    counters: &mut Counters,
+    trace: &mut T,
+) -> Option<IpAddr> {
+    let Some(from) = source(snap, attachment, vrf, to) else {
+        trace.step(Step::IcmpNotSent {
+            why: "no address of ours in the VRF to send it from",
+        });
+        return None;
+    };
     if counters.icmp_allowance.0 == 0 {
         counters.icmp_rate_limited += 1;
         trace.step(Step::IcmpNotSent {
             why: "the worker's ICMP rate is spent",
         });
-        return false;
+        return None;
     }
     counters.icmp_allowance.0 -= 1;
-    true
+    Some(from)
 }
 
 /// The packet an error is about: its source (where the error goes) and its length (without
@@ -585,21 +579,13 @@ fn kind_of<T: Tracer>(
 
 /// Whether `addr` is one of our addresses in `vrf`.
 fn is_ours(snap: &Snapshot, vrf: VrfId, addr: IpAddr) -> bool {
-    let fec = match addr {
-        IpAddr::V4(a) => snap.vrf(vrf).v4.lookup(u32::from(a)),
-        IpAddr::V6(a) => snap.vrf(vrf).v6.lookup(u128::from(a)),
-    };
-    fec.and_then(|f| snap.fecs().get(f as usize)) == Some(&Fec::Local)
+    snap.route(vrf, addr) == Some(&Fec::Local)
 }
 
 /// The largest IP packet the route to `dst` in `vrf` takes: its next hop's MTU less the
 /// labels it pushes.
 fn route_mtu(snap: &Snapshot, vrf: VrfId, dst: IpAddr) -> Option<usize> {
-    let fec = match dst {
-        IpAddr::V4(a) => snap.vrf(vrf).v4.lookup(u32::from(a)),
-        IpAddr::V6(a) => snap.vrf(vrf).v6.lookup(u128::from(a)),
-    }?;
-    match *snap.fecs().get(fec as usize)? {
+    match *snap.route(vrf, dst)? {
         Fec::Forward { adj, ref push } => {
             let mtu = usize::from(snap.adjacency(adj).mtu);
             Some(mtu.saturating_sub(push.len() * LABEL_LEN))

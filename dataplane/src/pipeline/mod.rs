@@ -994,13 +994,7 @@ fn answers_echo(snap: &Snapshot, frame: &Frame<'_>, l3: usize, vrf: VrfId) -> bo
     {
         return false;
     }
-    let src_is_ours = snap
-        .vrf(vrf)
-        .v4
-        .lookup(u32::from(src))
-        .and_then(|f| snap.fecs().get(f as usize))
-        == Some(&Fec::Local);
-    if src_is_ours {
+    if snap.route(vrf, src.into()) == Some(&Fec::Local) {
         return false;
     }
     let Ok(icmp) = icmp::Packet::new_checked(ip.payload()) else {

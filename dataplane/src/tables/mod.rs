@@ -746,6 +746,16 @@ impl Snapshot {
     pub fn vrf(&self, id: VrfId) -> &Vrf {
         &self.vrfs[usize::from(id.0)]
     }
+    /// The FEC of the longest match for `addr` in `vrf`, IPv4 or IPv6. Off the forwarding
+    /// path, which looks up by family with hints of its own.
+    pub fn route(&self, vrf: VrfId, addr: IpAddr) -> Option<&Fec> {
+        let v = self.vrf(vrf);
+        let fec = match addr {
+            IpAddr::V4(a) => v.v4.lookup(u32::from(a)),
+            IpAddr::V6(a) => v.v6.lookup(u128::from(a)),
+        }?;
+        self.fecs.get(fec as usize)
+    }
     /// A VRF by name.
     pub fn vrf_by_name(&self, name: &str) -> Option<VrfId> {
         self.vrfs
