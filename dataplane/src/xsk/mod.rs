@@ -24,6 +24,12 @@ pub(crate) static EBPF_OBJECT: &[u8] =
 /// Entries in every ring (RX, TX, fill, completion) of every socket.
 pub const RING_SIZE: u32 = 2048;
 
+/// Descriptors one copy-mode `sendto` may transmit, asked of the kernel with
+/// `XDP_MAX_TX_SKB_BUDGET` (kernel >= 6.17; 32 before, or when refused). Twice a batch, so a
+/// kick sends all a batch brought and some backlog (benches/README.md, "The I/O loop against
+/// Open vSwitch").
+pub const TX_BUDGET: u32 = 128;
+
 /// Why the AF_XDP side could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {

@@ -13,7 +13,7 @@ use super::socket::XskSocket;
 use super::steer::{Mode, Steering};
 use super::umem::{Umem, MAX_FRAME, MAX_JUMBO_FRAME};
 use super::worker::{Event, Originated, Pipeline, Stage, Worker, WorkerLinks, WorkerStats};
-use super::{XskError, RING_SIZE};
+use super::{XskError, RING_SIZE, TX_BUDGET};
 use crate::pipeline::punt::PolicerConfig;
 use crate::tables::{PortId, Published};
 
@@ -337,6 +337,7 @@ fn build_worker<S: Stage>(
             *queue,
             *port,
             RING_SIZE,
+            TX_BUDGET,
         )?);
     }
     Ok(Worker::new(stage, umem, sockets, core, links))

@@ -18,6 +18,11 @@ const BIND_RETRIES: u32 = 50;
 const XDP_OPTIONS: libc::c_int = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 const SOL_XDP: libc::c_int = 283;
+/// `setsockopt(SOL_XDP, XDP_MAX_TX_SKB_BUDGET)` (linux/if_xdp.h, kernel >= 6.17): the most
+/// descriptors one copy-mode `sendto` transmits.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+/// What one copy-mode `sendto` transmits without it (the kernel's TX_BATCH_SIZE).
+pub const DEFAULT_TX_BUDGET: u32 = 32;
 /// Bind flag: frames may span several descriptors (linux/if_xdp.h, kernel >= 6.6).
 pub const XDP_USE_SG: u16 = 1 << 4;
 
@@ -46,6 +51,9 @@ pub struct XskSocket {
     pub port: PortId,
     /// Whether the kernel gave zero-copy mode (veth never does: copy mode).
     pub zero_copy: bool,
+    /// Descriptors one `sendto` transmits in copy mode: `tx_budget` as asked when the kernel
+    /// took it, else [`DEFAULT_TX_BUDGET`].
+    pub tx_budget: u32,
     pub(crate) rx: RingRx,
     pub(crate) tx: RingTx,
     pub(crate) fill: FillQueue,
@@ -56,7 +64,8 @@ pub struct XskSocket {
 impl XskSocket {
     /// Opens a socket on `ifname` queue `queue` sharing `umem`; `owner` is true for the first
     /// socket of the UMEM, which carries the bind flags every later socket inherits, among
-    /// them multi-buffer frames (`sg`, XDP_USE_SG).
+    /// them multi-buffer frames (`sg`, XDP_USE_SG); `tx_budget` is asked of the kernel as the
+    /// most a copy-mode `sendto` transmits (at most `ring_size`).
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         umem: &Umem,
@@ -66,6 +75,7 @@ impl XskSocket {
         queue: u32,
         port: PortId,
         ring_size: u32,
+        tx_budget: u32,
     ) -> Result<XskSocket, XskError> {
         let fail = |what: &str, e: xdpilone::Errno| XskError::Socket {
             ifname: ifname.to_string(),
@@ -129,11 +139,18 @@ impl XskSocket {
         let (fill, comp) = device.into_parts();
         let zero_copy =
             xdp_options(user.as_raw_fd()).is_some_and(|f| f & XDP_OPTIONS_ZEROCOPY != 0);
+        // An older kernel refuses the option (ENOPROTOOPT): the worker then kicks more often.
+        let tx_budget = if set_tx_budget(user.as_raw_fd(), tx_budget.min(ring_size)) {
+            tx_budget.min(ring_size)
+        } else {
+            DEFAULT_TX_BUDGET
+        };
         Ok(XskSocket {
             ifname: ifname.to_string(),
             queue,
             port,
             zero_copy,
+            tx_budget,
             rx,
             tx,
             fill,
@@ -162,6 +179,22 @@ impl XskSocket {
             Err(_) => SocketStats::default(),
         }
     }
+}
+
+/// Asks the kernel to transmit up to `budget` descriptors per copy-mode `sendto`; false when
+/// it refuses (a kernel before 6.17, or a budget outside 32..=the TX ring's size).
+fn set_tx_budget(fd: i32, budget: u32) -> bool {
+    // SAFETY: `budget` is a valid u32 for the whole call and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&budget as *const u32).cast(),
+            core::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 /// The socket's XDP_OPTIONS flags.

@@ -3,9 +3,10 @@
 //!
 //! One iteration: reap TX completions, take a batch from every RX ring (the snapshot is
 //! loaded once per iteration), queue forwarded frames per egress socket, commit each TX ring
-//! once, kick TX whenever frames are pending (copy mode sends at most 32 per kick, so a kick
-//! only after RX strands frames: shared/MEASURING.md), refill the fill rings in bulk, and
-//! sleep in `poll` only after many iterations found every ring idle.
+//! once, kick TX whenever frames are pending (a kick only after RX strands frames:
+//! shared/MEASURING.md) and as often as it takes to send what an iteration receives (copy
+//! mode sends `tx_budget` frames per kick), refill the fill rings in bulk, and sleep in `poll`
+//! only after many iterations found every ring idle.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ use core::net::IpAddr;
 
 /// Frames taken from one RX ring per iteration.
 pub const BATCH: usize = 64;
+/// Frames a socket's kicks try to send per iteration: twice a batch, so a backlog drains.
+const KICK_SHARE: u32 = 2 * BATCH as u32;
 /// Consecutive idle iterations before the loop sleeps in `poll`.
 const IDLE_SPINS: u32 = 2048;
 /// Longest sleep: bounds how late a stop request or a frame to originate is seen when idle.
@@ -940,12 +943,21 @@ impl<S: Stage> Worker<S> {
             }
             pending.clear();
         }
-        let unsent = sock.tx.pending() as usize;
+        let unsent = sock.tx.pending();
         if unsent > 0 && sock.tx.needs_wakeup() {
-            sock.tx.wake();
-            stats.tx_kicks += 1;
+            // One copy-mode kick transmits at most `tx_budget` frames. Kick until what one
+            // iteration may receive is out: a loop that takes in more than it sends only
+            // fills the TX ring, drops there, and sends frames gone cold in the cache.
+            let kicks = unsent.min(KICK_SHARE).div_ceil(sock.tx_budget.max(1));
+            for k in 0..kicks {
+                if k > 0 && sock.tx.pending() == 0 {
+                    break;
+                }
+                sock.tx.wake();
+                stats.tx_kicks += 1;
+            }
         }
-        unsent
+        unsent as usize
     }
 
     /// Gives free frames to socket `s`'s fill ring, in one reservation.
