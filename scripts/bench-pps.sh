@@ -28,5 +28,9 @@ echo "bench-pps: building xpe and xpe-fwd (release)" >&2
 LOCKED=()
 [[ -n "$(git ls-files -- Cargo.lock 2>/dev/null || true)" ]] && LOCKED=(--locked)
 cargo build --release -q "${LOCKED[@]}" -p xpe-control --bin xpe -p xpe-benches --bin xpe-fwd
+# Let the build's writeback finish before the first row: in one run the first DUT measured
+# right after a build delivered 13% less than the same binary a few minutes later.
+sync
+sleep 10
 
 exec /usr/bin/python3 scripts/bench_pps.py --xpe target/release/xpe --fwd target/release/xpe-fwd "$@"

@@ -554,42 +554,46 @@ address = "198.18.30.1/30"
         a = self.args
         self.topology()
         self.sink = None
-        for dut in a.duts:
-            for scenario, sizes, flows in self.jobs(dut):
-                h = None
-                try:
-                    log(f"== {dut} {scenario}, {flows} flows")
-                    h = self.start_dut(dut, scenario)
-                    for size in sizes:
+        # Scenario by scenario, every DUT in turn: the rows a ratio compares are measured
+        # minutes apart, not half an hour (the machine drifts by more than the gains measured).
+        order = {s: i for i, s in enumerate(SCENARIOS)}
+        jobs = [(dut, job) for dut in a.duts for job in self.jobs(dut)]
+        jobs.sort(key=lambda j: order.get(j[1][0].removesuffix("-1m"), len(order)))
+        for dut, (scenario, sizes, flows) in jobs:
+            h = None
+            try:
+                log(f"== {dut} {scenario}, {flows} flows")
+                h = self.start_dut(dut, scenario)
+                for size in sizes:
+                    if h.get("restart_per_run"):
+                        self.start_forwarder(h)
+                    try:
+                        self.place("P0s1", dut in ("kernel", "xdp-redirect"))
+                        sample = self.verify(dut, "kernel" if dut == "kernel" else scenario, size)
+                    finally:
                         if h.get("restart_per_run"):
-                            self.start_forwarder(h)
-                        try:
-                            self.place("P0s1", dut in ("kernel", "xdp-redirect"))
-                            sample = self.verify(dut, "kernel" if dut == "kernel" else scenario, size)
-                        finally:
-                            if h.get("restart_per_run"):
-                                self.stop_forwarder(h)
-                        log(f"   {size} B output verified: {sample}")
-                        self.sink = self.spawn(a.xpe, "sink", "--dev", self.dev["s0"], ns="sink",
-                                               out=os.path.join(self.work, "sink.out"))
-                        time.sleep(1.0)
-                        for placement in a.placements:
-                            self.place(placement, dut in ("kernel", "xdp-redirect"))
-                            runs = [self.run_once(h, size, flows) for _ in range(a.runs)]
-                            self.record(dut, scenario, size, placement, flows, runs, sample)
-                        self.stop(self.sink)
-                        self.sink = None
-                except (Failure, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
-                    # One DUT's trouble (a missing tool, a bad sample, a crash) is reported and
-                    # the others are still measured.
-                    log(f"   not measured: {e}")
-                    self.notes.append(f"{dut} {scenario}: {e}")
-                finally:
-                    if self.sink:
-                        self.stop(self.sink)
-                        self.sink = None
-                    if h:
-                        self.stop_dut(h)
+                            self.stop_forwarder(h)
+                    log(f"   {size} B output verified: {sample}")
+                    self.sink = self.spawn(a.xpe, "sink", "--dev", self.dev["s0"], ns="sink",
+                                           out=os.path.join(self.work, "sink.out"))
+                    time.sleep(1.0)
+                    for placement in a.placements:
+                        self.place(placement, dut in ("kernel", "xdp-redirect"))
+                        runs = [self.run_once(h, size, flows) for _ in range(a.runs)]
+                        self.record(dut, scenario, size, placement, flows, runs, sample)
+                    self.stop(self.sink)
+                    self.sink = None
+            except (Failure, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+                # One DUT's trouble (a missing tool, a bad sample, a crash) is reported and
+                # the others are still measured.
+                log(f"   not measured: {e}")
+                self.notes.append(f"{dut} {scenario}: {e}")
+            finally:
+                if self.sink:
+                    self.stop(self.sink)
+                    self.sink = None
+                if h:
+                    self.stop_dut(h)
 
     def record(self, dut, scenario, size, placement, flows, runs, sample):
         offered = [r[0] for r in runs]
@@ -628,7 +632,8 @@ def machine():
 def table(rows):
     out = ["| DUT | scenario | frame | flows | placement | offered Mpps | delivered Mpps (min-max) | cycles/pkt |",
            "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    # Measured scenario by scenario; listed DUT by DUT.
+    for r in sorted(rows, key=lambda r: DUTS.index(r["dut"]) if r["dut"] in DUTS else len(DUTS)):
         cyc = "-" if r["cycles_per_packet"] is None else f"{r['cycles_per_packet']:.0f}"
         out.append(f"| {r['dut']} | {r['scenario']} | {r['frame_size']} | {r['flows']} | {r['placement']} | {r['offered_mpps']:.3f} | "
                    f"{r['delivered_mpps']:.3f} ({r['delivered_min']:.3f}-{r['delivered_max']:.3f}) | {cyc} |")
