@@ -18,9 +18,13 @@ mod program {
 
     use aya_ebpf::bindings::xdp_action;
     use aya_ebpf::macros::{map, xdp};
-    use aya_ebpf::maps::{PerCpuArray, XskMap};
+    use aya_ebpf::maps::{DevMap, HashMap, PerCpuArray, XskMap};
     use aya_ebpf::programs::XdpContext;
-    use xpe_ebpf::{MAX_QUEUES, STATS_LEN, STAT_PASSED, STAT_REDIRECTED};
+    use xpe_ebpf::{
+        FastPort, FastSwap, FAST_MAX_DEPTH, FAST_MAX_LABELS, FAST_MAX_PORTS, FAST_STATS_LEN,
+        FAST_STAT_FALLBACK, FAST_STAT_FORWARDED, MAX_QUEUES, STATS_LEN, STAT_PASSED,
+        STAT_REDIRECTED,
+    };
 
     #[map(name = "XPE_XSKS")]
     static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
@@ -28,12 +32,121 @@ mod program {
     #[map(name = "XPE_STATS")]
     static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
+    #[map(name = "XPE_FAST_LABELS")]
+    static FAST_LABELS: HashMap<u32, FastSwap> = HashMap::with_max_entries(FAST_MAX_LABELS, 0);
+
+    #[map(name = "XPE_FAST_PORTS")]
+    static FAST_PORTS: HashMap<u32, FastPort> = HashMap::with_max_entries(FAST_MAX_PORTS, 0);
+
+    #[map(name = "XPE_FAST_TX")]
+    static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
+
+    #[map(name = "XPE_FAST_STATS")]
+    static FAST_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_STATS_LEN, 0);
+
+    const ETH_LEN: usize = 14;
+    const LABEL_LEN: usize = 4;
+    const ETH_MPLS: u16 = 0x8847;
+
+    /// The fast path: an LSR swap forwarded in the kernel, exactly as the userspace pipeline
+    /// would forward it; every other frame is steered to its queue's socket untouched.
+    #[xdp(frags)]
+    pub fn xpe_fast(ctx: XdpContext) -> u32 {
+        match swap(&ctx) {
+            Some(action) => {
+                fast_count(FAST_STAT_FORWARDED);
+                action
+            }
+            None => {
+                fast_count(FAST_STAT_FALLBACK);
+                steer(&ctx)
+            }
+        }
+    }
+
+    /// Swaps the top label of a frame the pipeline would swap, and redirects it; `None` (the
+    /// frame untouched) for anything else.
+    #[inline(always)]
+    fn swap(ctx: &XdpContext) -> Option<u32> {
+        let (start, end) = (ctx.data(), ctx.data_end());
+        if start + ETH_LEN + LABEL_LEN > end {
+            return None;
+        }
+        // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        // SAFETY: a map value pointer from a successful lookup, read once.
+        let port = unsafe { FAST_PORTS.get(&ifindex) }?;
+        // SAFETY: the check above proves the first ETH_LEN + LABEL_LEN bytes are in the frame.
+        let (dst, ethertype, entry) = unsafe {
+            (
+                core::ptr::read_unaligned(start as *const [u8; 6]),
+                u16::from_be(core::ptr::read_unaligned((start + 12) as *const u16)),
+                u32::from_be(core::ptr::read_unaligned((start + ETH_LEN) as *const u32)),
+            )
+        };
+        if dst != port.mac || ethertype != ETH_MPLS {
+            return None;
+        }
+        let (label, ttl) = (entry >> 12, entry & 0xff);
+        if label < 16 || ttl <= 1 {
+            return None;
+        }
+        // The pipeline drops a stack without a bottom within its depth, or cut short: such a
+        // frame is left to it.
+        let mut off = ETH_LEN;
+        let mut bottom = false;
+        for _ in 0..FAST_MAX_DEPTH {
+            if start + off + LABEL_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the entry's four bytes are in the frame.
+            let s = unsafe { *((start + off + 2) as *const u8) };
+            off += LABEL_LEN;
+            if s & 1 != 0 {
+                bottom = true;
+                break;
+            }
+        }
+        if !bottom {
+            return None;
+        }
+        // SAFETY: a map value pointer from a successful lookup, copied out at once.
+        let swap = unsafe { *FAST_LABELS.get(&label)? };
+        if end - start - ETH_LEN > usize::from(swap.mtu) {
+            return None;
+        }
+        // Redirect first: with the slot empty the frame goes to user space unchanged.
+        let action = FAST_TX.redirect(swap.tx_slot, 0).ok()?;
+        // TC and S kept, TTL - 1 (the pipeline's swap).
+        let out = swap.out | (entry & 0xf00) | (ttl - 1);
+        // SAFETY: the first check proves these 12 + 4 bytes are inside the frame; the writes
+        // are unaligned because nothing promises where the frame starts.
+        unsafe {
+            core::ptr::write_unaligned(start as *mut [u8; 12], swap.macs);
+            core::ptr::write_unaligned((start + ETH_LEN) as *mut u32, out.to_be());
+        }
+        Some(action)
+    }
+
+    #[inline(always)]
+    fn fast_count(index: u32) {
+        if let Some(slot) = FAST_STATS.get_ptr_mut(index) {
+            // SAFETY: as in `count`: this CPU's own slot of a per-CPU array.
+            unsafe { *slot += 1 };
+        }
+    }
+
     /// Redirects to the queue's socket; the low bits of the flags make the helper return
     /// XDP_PASS when the slot is empty (bpf_redirect_map's default action). Declared
     /// multi-buffer capable (`xdp.frags`): it never reads packet data, and without the flag
     /// veth refuses native XDP above about 3.5 KB of MTU.
     #[xdp(frags)]
     pub fn xpe_steer(ctx: XdpContext) -> u32 {
+        steer(&ctx)
+    }
+
+    #[inline(always)]
+    fn steer(ctx: &XdpContext) -> u32 {
         match XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
             Ok(action) => {
                 count(STAT_REDIRECTED);

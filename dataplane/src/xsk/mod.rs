@@ -9,6 +9,7 @@
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
+pub mod fast;
 pub mod mirror;
 pub mod netdev;
 pub mod runtime;

@@ -1,0 +1,237 @@
+//! The XDP fast path against the pipeline (issue 17, first part: LSR swap). Each frame runs
+//! through `process` and through the `xpe_fast` program with BPF_PROG_TEST_RUN:
+//! - where the program forwards (XDP_REDIRECT), the pipeline forwards the same bytes to the
+//!   port whose DEVMAP slot the label holds;
+//! - where it does not, it passes the frame on unchanged (XDP_PASS here: no AF_XDP socket is
+//!   bound in a test run), and the pipeline may do anything.
+//!
+//! Needs root (BPF); without it the test fails and says so. It creates nothing: the ingress
+//! device of every run is loopback (ifindex 1), whose index also fills the DEVMAP.
+
+use core::net::Ipv4Addr;
+
+use xpe_dataplane::pipeline::{process, Counters, Frame, NoTrace, Verdict};
+use xpe_dataplane::tables::{
+    Adjacency, AdjacencyId, Attachment, AttachmentId, IlmAction, IlmEntry, IlmOrigin, Ipv4Lpm,
+    Ipv6Lpm, LabelStack, Port, PortId, PortKind, Snapshot, SnapshotParts, Vrf, VrfId,
+};
+use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::wire::mpls::Label;
+use xpe_dataplane::xsk::fast::{FastProgram, FastTables};
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+/// Both core ports share one MAC: the test's ports all map to loopback, and the program keys
+/// its ports by ingress interface.
+const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x01, 0x01]);
+const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x02];
+const HEADROOM: usize = 64;
+const LO: u32 = 1;
+
+fn label(n: u32) -> Label {
+    Label::new(n).unwrap()
+}
+
+fn swap(n: u32, adj: u32, out: &[u32]) -> IlmEntry {
+    let out: Vec<Label> = out.iter().map(|&l| label(l)).collect();
+    IlmEntry {
+        label: label(n),
+        action: IlmAction::Swap {
+            adj: AdjacencyId(adj),
+            out: LabelStack::new(&out).unwrap(),
+        },
+        origin: IlmOrigin::LabelEntry(1),
+        counter: 0,
+    }
+}
+
+/// core0 and core1 (core ports, untagged, MTU 1500); a resolved next hop on core1 (adjacency
+/// 0) and an unresolved one (1). Labels: 16001 -> 16002 (fast), 16003 -> 16004/16005 (two
+/// labels: pipeline), 16006 -> 16007 to the unresolved hop (pipeline), 16008 PHP (pipeline).
+fn snapshot() -> Snapshot {
+    let attachment = |port: u16| Attachment {
+        port: PortId(port),
+        vlan: None,
+        vrf: VrfId::GLOBAL,
+        address: None,
+        address6: None,
+    };
+    Snapshot::new(SnapshotParts {
+        name: "fast".into(),
+        ports: vec![
+            Port::new("core0".into(), PortKind::Core, OUR_MAC, 1500),
+            Port::new("core1".into(), PortKind::Core, OUR_MAC, 1500),
+        ],
+        attachments: vec![attachment(0), attachment(1)],
+        adjacencies: vec![
+            Adjacency::new(
+                AttachmentId(1),
+                Ipv4Addr::new(198, 18, 0, 6),
+                Some(MacAddr(NEXT_HOP)),
+            ),
+            Adjacency::new(AttachmentId(1), Ipv4Addr::new(198, 18, 0, 7), None),
+        ],
+        vrfs: vec![Vrf {
+            name: "global".into(),
+            table_label: None,
+            v4: Ipv4Lpm::new(),
+            v6: Ipv6Lpm::new(),
+        }],
+        ilm: vec![
+            swap(16001, 0, &[16002]),
+            swap(16003, 0, &[16004, 16005]),
+            swap(16006, 1, &[16007]),
+            IlmEntry {
+                label: label(16008),
+                action: IlmAction::Pop {
+                    adj: AdjacencyId(0),
+                },
+                origin: IlmOrigin::LabelEntry(4),
+                counter: 0,
+            },
+        ],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// An Ethernet frame to `dst` with EtherType `ethertype`, then `labels` (label, TC, S, TTL),
+/// then `payload`.
+fn frame(dst: [u8; 6], ethertype: u16, labels: &[(u32, u8, bool, u8)], payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0xaa, 0x01]);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    for &(l, tc, s, ttl) in labels {
+        let w = l << 12 | u32::from(tc) << 9 | u32::from(s) << 8 | u32::from(ttl);
+        f.extend_from_slice(&w.to_be_bytes());
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An IPv4 header and 26 bytes of payload (the pipeline does not read it on a swap).
+fn ip_payload() -> Vec<u8> {
+    let mut p = vec![
+        0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1,
+    ];
+    p.extend_from_slice(&[0x5a; 26]);
+    p
+}
+
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let us = OUR_MAC.0;
+    let ip = ip_payload();
+    let deep: Vec<(u32, u8, bool, u8)> = (0..17).map(|i| (16001 + i, 0, false, 64)).collect();
+    vec![
+        (
+            "swap over IP",
+            frame(us, 0x8847, &[(16001, 0, true, 64)], &ip),
+        ),
+        (
+            "swap, TC 5",
+            frame(us, 0x8847, &[(16001, 5, true, 64)], &ip),
+        ),
+        (
+            "swap over a label",
+            frame(
+                us,
+                0x8847,
+                &[(16001, 3, false, 9), (2001, 3, true, 64)],
+                &ip,
+            ),
+        ),
+        (
+            "swap, TTL 2",
+            frame(us, 0x8847, &[(16001, 0, true, 2)], &ip),
+        ),
+        (
+            "swap, TTL 1",
+            frame(us, 0x8847, &[(16001, 0, true, 1)], &ip),
+        ),
+        (
+            "swap, TTL 0",
+            frame(us, 0x8847, &[(16001, 0, true, 0)], &ip),
+        ),
+        (
+            "two labels out",
+            frame(us, 0x8847, &[(16003, 0, true, 64)], &ip),
+        ),
+        (
+            "unresolved hop",
+            frame(us, 0x8847, &[(16006, 0, true, 64)], &ip),
+        ),
+        ("PHP", frame(us, 0x8847, &[(16008, 0, true, 64)], &ip)),
+        (
+            "unknown label",
+            frame(us, 0x8847, &[(16100, 0, true, 64)], &ip),
+        ),
+        ("explicit null", frame(us, 0x8847, &[(0, 0, true, 64)], &ip)),
+        (
+            "other MAC",
+            frame(
+                [0x02, 0, 0, 0, 0x09, 0x09],
+                0x8847,
+                &[(16001, 0, true, 64)],
+                &ip,
+            ),
+        ),
+        (
+            "broadcast",
+            frame([0xff; 6], 0x8847, &[(16001, 0, true, 64)], &ip),
+        ),
+        (
+            "multicast MPLS",
+            frame(us, 0x8848, &[(16001, 0, true, 64)], &ip),
+        ),
+        (
+            "no bottom of stack",
+            frame(us, 0x8847, &[(16001, 0, false, 64)], &[]),
+        ),
+        ("stack too deep", frame(us, 0x8847, &deep, &ip)),
+        ("label cut short", frame(us, 0x8847, &[], &[0x03, 0xe8])),
+        ("IPv4", frame(us, 0x0800, &[], &ip)),
+        (
+            "too big for the MTU",
+            frame(us, 0x8847, &[(16001, 0, true, 64)], &vec![0x45; 1500]),
+        ),
+        (
+            "exactly the MTU",
+            frame(us, 0x8847, &[(16001, 0, true, 64)], &vec![0x45; 1496]),
+        ),
+    ]
+}
+
+#[test]
+fn the_fast_path_forwards_what_the_pipeline_forwards_and_passes_the_rest_untouched() {
+    let snap = snapshot();
+    let tables = FastTables::compile(&snap);
+    assert_eq!(
+        tables.labels.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [16001],
+        "only the one-label swap to a resolved untagged hop is fast"
+    );
+    let program = match FastProgram::load(&tables, |_| Some(LO)) {
+        Ok(p) => p,
+        Err(e) => panic!("this test needs root (BPF): {e}"),
+    };
+    let mut forwarded = 0;
+    for (name, bytes) in cases() {
+        let (action, out) = program.test_run(&bytes, LO).unwrap();
+        let mut buf = vec![0u8; HEADROOM + bytes.len()];
+        buf[HEADROOM..].copy_from_slice(&bytes);
+        let mut f = Frame::new(&mut buf, HEADROOM, bytes.len()).unwrap();
+        let mut counters = Counters::new(2);
+        let verdict = process(&snap, PortId(0), &mut f, &mut counters, &mut NoTrace);
+        match action {
+            XDP_REDIRECT => {
+                forwarded += 1;
+                assert_eq!(verdict, Verdict::Forward(PortId(1)), "{name}");
+                assert_eq!(out, f.data(), "{name}: the bytes differ");
+            }
+            XDP_PASS => assert_eq!(out, bytes, "{name}: passed on changed"),
+            other => panic!("{name}: XDP action {other}"),
+        }
+    }
+    // The cases the fast path takes: swap over IP, TC 5, over a label, TTL 2, exactly the MTU.
+    assert_eq!(forwarded, 5);
+}
