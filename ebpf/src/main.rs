@@ -32,11 +32,17 @@ mod program {
     #[map(name = "XPE_STATS")]
     static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
+    /// BPF_F_NO_PREALLOC: the fast path's hash maps take kernel memory per entry inserted, so
+    /// the steering program (same object, maps left empty) costs nothing for them.
+    const NO_PREALLOC: u32 = 1;
+
     #[map(name = "XPE_FAST_LABELS")]
-    static FAST_LABELS: HashMap<u32, FastSwap> = HashMap::with_max_entries(FAST_MAX_LABELS, 0);
+    static FAST_LABELS: HashMap<u32, FastSwap> =
+        HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
 
     #[map(name = "XPE_FAST_PORTS")]
-    static FAST_PORTS: HashMap<u32, FastPort> = HashMap::with_max_entries(FAST_MAX_PORTS, 0);
+    static FAST_PORTS: HashMap<u32, FastPort> =
+        HashMap::with_max_entries(FAST_MAX_PORTS, NO_PREALLOC);
 
     #[map(name = "XPE_FAST_TX")]
     static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
