@@ -115,7 +115,7 @@ impl FastProgram {
         tables: &FastTables,
         ifindex: impl Fn(PortId) -> Option<u32>,
     ) -> Result<FastProgram, FastError> {
-        use aya::maps::{DevMap, HashMap};
+        use aya::maps::DevMap;
         use xpe_ebpf as names;
         let mut ebpf = aya::EbpfLoader::new()
             .btf(aya::Btf::from_sys_fs().ok().as_ref())
@@ -149,32 +149,13 @@ impl FastProgram {
                 }
             }
         }
-        {
-            let map = ebpf
-                .map_mut(names::FAST_PORTS_MAP)
-                .ok_or_else(|| missing(names::FAST_PORTS_MAP))?;
-            let mut ports: HashMap<_, u32, Value<FastPort>> =
-                HashMap::try_from(map).map_err(err(names::FAST_PORTS_MAP))?;
-            for (port, entry) in &tables.ports {
-                if let Some(i) = ifindex(*port) {
-                    ports
-                        .insert(i, Value(*entry), 0)
-                        .map_err(err(names::FAST_PORTS_MAP))?;
-                }
-            }
-        }
-        {
-            let map = ebpf
-                .map_mut(names::FAST_LABELS_MAP)
-                .ok_or_else(|| missing(names::FAST_LABELS_MAP))?;
-            let mut labels: HashMap<_, u32, Value<FastSwap>> =
-                HashMap::try_from(map).map_err(err(names::FAST_LABELS_MAP))?;
-            for (label, entry) in &tables.labels {
-                labels
-                    .insert(*label, Value(*entry), 0)
-                    .map_err(err(names::FAST_LABELS_MAP))?;
-            }
-        }
+        let ports = tables
+            .ports
+            .iter()
+            .filter_map(|(port, entry)| Some((ifindex(*port)?, Value(*entry))));
+        fill_hash(&mut ebpf, names::FAST_PORTS_MAP, ports)?;
+        let labels = tables.labels.iter().map(|(l, entry)| (*l, Value(*entry)));
+        fill_hash(&mut ebpf, names::FAST_LABELS_MAP, labels)?;
         let xdp: &mut aya::programs::Xdp = ebpf
             .program_mut(names::FAST_PROGRAM)
             .ok_or_else(|| missing(names::FAST_PROGRAM))?
@@ -213,4 +194,23 @@ impl FastProgram {
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
     }
+}
+
+/// Inserts `entries` into the hash map `map` of `ebpf`.
+fn fill_hash<V: aya::Pod>(
+    ebpf: &mut aya::Ebpf,
+    map: &'static str,
+    entries: impl Iterator<Item = (u32, V)>,
+) -> Result<(), FastError> {
+    let fail = |detail: String| FastError::Map { map, detail };
+    let found = ebpf
+        .map_mut(map)
+        .ok_or_else(|| fail("missing from the embedded object".into()))?;
+    let mut hash: aya::maps::HashMap<_, u32, V> =
+        aya::maps::HashMap::try_from(found).map_err(|e| fail(e.to_string()))?;
+    for (key, value) in entries {
+        hash.insert(key, value, 0)
+            .map_err(|e| fail(format!("key {key}: {e}")))?;
+    }
+    Ok(())
 }
