@@ -158,14 +158,16 @@ class Harness:
         return sum(v for k, v in s.items() if re.fullmatch(r"rx_queue_\d+_xdp_drops", k))
 
     # ------------------------------------------------------------------ topology
-    def topology(self):
+    def topology(self, queues=1):
+        """The three namespaces and two veth pairs; `queues` RX and TX queues on every veth."""
         for n in self.ns.values():
             self.sh("ip", "netns", "add", n)
         d = self.dev
-        self.sh("ip", "link", "add", d["g0"], "netns", self.ns["gen"], "address", MAC_G0, "type", "veth",
-                "peer", "name", d["in"], "netns", self.ns["dut"], "address", MAC_IN)
-        self.sh("ip", "link", "add", d["out"], "netns", self.ns["dut"], "address", MAC_OUT, "type", "veth",
-                "peer", "name", d["s0"], "netns", self.ns["sink"], "address", MAC_SINK)
+        q = ["numtxqueues", str(queues), "numrxqueues", str(queues)]
+        self.sh("ip", "link", "add", d["g0"], "netns", self.ns["gen"], "address", MAC_G0, *q, "type", "veth",
+                "peer", "name", d["in"], "netns", self.ns["dut"], "address", MAC_IN, *q)
+        self.sh("ip", "link", "add", d["out"], "netns", self.ns["dut"], "address", MAC_OUT, *q, "type", "veth",
+                "peer", "name", d["s0"], "netns", self.ns["sink"], "address", MAC_SINK, *q)
         for ns, dev in (("gen", d["g0"]), ("dut", d["in"]), ("dut", d["out"]), ("sink", d["s0"])):
             self.sh("ethtool", "-K", dev, "rxvlan", "off", "txvlan", "off", ns=ns)
             self.sh("ip", "link", "set", dev, "up", ns=ns)

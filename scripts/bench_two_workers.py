@@ -21,21 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_pps as b  # noqa: E402
 
 class H(b.Harness):
-    def topology(self):
-        # As Harness.topology, with two queues on every veth.
-        for n in self.ns.values():
-            self.sh("ip", "netns", "add", n)
-        d = self.dev
-        q = ["numtxqueues", "2", "numrxqueues", "2"]
-        self.sh("ip", "link", "add", d["g0"], "netns", self.ns["gen"], "address", b.MAC_G0, *q, "type", "veth",
-                "peer", "name", d["in"], "netns", self.ns["dut"], "address", b.MAC_IN, *q)
-        self.sh("ip", "link", "add", d["out"], "netns", self.ns["dut"], "address", b.MAC_OUT, *q, "type", "veth",
-                "peer", "name", d["s0"], "netns", self.ns["sink"], "address", b.MAC_SINK, *q)
-        for ns, dev in (("gen", d["g0"]), ("dut", d["in"]), ("dut", d["out"]), ("sink", d["s0"])):
-            self.sh("ethtool", "-K", dev, "rxvlan", "off", "txvlan", "off", ns=ns)
-            self.sh("ip", "link", "set", dev, "up", ns=ns)
-            self.sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
-
     def runtime(self, sock):
         out = subprocess.run([self.args.xpe, "show", "runtime", "--json", "--socket", sock],
                              capture_output=True, text=True).stdout
@@ -83,7 +68,7 @@ def main():
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        h.topology()
+        h.topology(queues=2)
         h.place("P0s1", False)
         for cores, gens in (("1", [0]), ("0,1", [0]), ("0,1", [0, 1]), ("1", [0, 1])):
             try:

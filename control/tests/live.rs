@@ -1879,6 +1879,19 @@ impl Lab {
         self.frr("rr", RR_CONF);
     }
 
+    /// Starts both PEs, then waits (90 s at most each) until every session is up and each
+    /// VRF has `routes` BGP routes installed.
+    fn start_bgp_pes(&mut self, pes: [&'static str; 2], routes: u64) {
+        for pe in pes {
+            self.start(pe);
+        }
+        for pe in pes {
+            wait_for(90, &format!("{pe}: BGP did not converge"), || {
+                bgp_converged(&self.bgp(pe), routes)
+            });
+        }
+    }
+
     /// dumpcap on the core bridge for at most `secs`, into `name` in the test's directory:
     /// every BGP UPDATE and labelled frame, from before the PEs start.
     fn capture_core(&self, name: &str, secs: u32) -> (PathBuf, Guard) {
@@ -2101,16 +2114,9 @@ fn bgp_vpns_through_gobgp_and_an_frr_route_reflector() {
         ),
     );
     let (pcap, mut capture) = lab.capture_core("bgp-core.pcapng", 400);
-    lab.start("bgp-pe1");
-    lab.start("bgp-pe2");
-
     // Sessions up and routes installed: per VRF, the CE's prefix, and the far PE's two
     // (its CE's prefix and its peering subnet).
-    for pe in ["bgp-pe1", "bgp-pe2"] {
-        wait_for(90, &format!("{pe}: BGP did not converge"), || {
-            bgp_converged(&lab.bgp(pe), 3)
-        });
-    }
+    lab.start_bgp_pes(["bgp-pe1", "bgp-pe2"], 3);
     // Per VRF: its CE's prefix; the far PE's two; its CE's prefix and its peering subnet
     // exported; the far side's two announced to its CE (counted once a second).
     wait_for(5, "show bgp's counts", || {
@@ -2580,15 +2586,8 @@ fn bgp_vpnv6_across_an_ipv4_core() {
         ),
     );
     let (pcap, mut capture) = lab.capture_core("bgp6-core.pcapng", 200);
-    lab.start("bgp6-pe1");
-    lab.start("bgp6-pe2");
-
     // Per PE: its CE's prefix, and the far PE's two (its CE's prefix and its peering subnet).
-    for pe in ["bgp6-pe1", "bgp6-pe2"] {
-        wait_for(90, &format!("{pe}: BGP did not converge"), || {
-            bgp_converged(&lab.bgp(pe), 3)
-        });
-    }
+    lab.start_bgp_pes(["bgp6-pe1", "bgp6-pe2"], 3);
     let text = lab.ask(
         "bgp6-pe2",
         &Request::Show {

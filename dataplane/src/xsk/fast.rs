@@ -136,16 +136,16 @@ impl FastProgram {
                 .map_mut(names::FAST_TX_MAP)
                 .ok_or_else(|| missing(names::FAST_TX_MAP))?;
             let mut tx = DevMap::try_from(map).map_err(err(names::FAST_TX_MAP))?;
-            for (port, _) in &tables.ports {
-                if let Some(i) = ifindex(*port) {
-                    tx.set(u32::from(port.0), i, None, 0)
-                        .map_err(err(names::FAST_TX_MAP))?;
-                }
-            }
-            for (_, swap) in &tables.labels {
-                if let Some(i) = ifindex(PortId(swap.tx_slot as u16)) {
-                    tx.set(swap.tx_slot, i, None, 0)
-                        .map_err(err(names::FAST_TX_MAP))?;
+            // Each egress slot once: the ingress ports' and those the labels name.
+            let slots: std::collections::BTreeSet<u32> = tables
+                .ports
+                .iter()
+                .map(|(port, _)| u32::from(port.0))
+                .chain(tables.labels.iter().map(|(_, swap)| swap.tx_slot))
+                .collect();
+            for slot in slots {
+                if let Some(i) = ifindex(PortId(slot as u16)) {
+                    tx.set(slot, i, None, 0).map_err(err(names::FAST_TX_MAP))?;
                 }
             }
         }
