@@ -17,7 +17,7 @@ use xpe_dataplane::tables::{
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{FastProgram, FastTables};
+use xpe_dataplane::xsk::fast::{FastPath, FastTables};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -206,11 +206,11 @@ fn the_fast_path_forwards_what_the_pipeline_forwards_and_passes_the_rest_untouch
     let snap = snapshot();
     let tables = FastTables::compile(&snap);
     assert_eq!(
-        tables.labels.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        tables.labels.keys().copied().collect::<Vec<_>>(),
         [16001],
         "only the one-label swap to a resolved untagged hop is fast"
     );
-    let program = match FastProgram::load(&tables, |_| Some(LO)) {
+    let program = match FastPath::load(vec![LO, LO], &tables) {
         Ok(p) => p,
         Err(e) => panic!("this test needs root (BPF): {e}"),
     };
@@ -234,6 +234,54 @@ fn the_fast_path_forwards_what_the_pipeline_forwards_and_passes_the_rest_untouch
     }
     // The cases the fast path takes: swap over IP, TC 5, over a label, TTL 2, exactly the MTU.
     assert_eq!(forwarded, 5);
+    // Its counters say the same. Both ports are loopback here, so the port map holds the
+    // later one: every frame came in on port 1, and the swaps went out of port 1.
+    let c = program.counters().unwrap();
+    assert_eq!(c.forwarded(), 5);
+    assert_eq!(c.ports[1].tx_packets, 5);
+    assert_eq!(
+        c.ports[1].rx_packets + c.ports[1].passed,
+        cases().len() as u64
+    );
+    assert_eq!(c.labels, [(0, 5)], "label 16001 counts in its slot");
+}
+
+#[test]
+fn a_table_update_switches_the_program_to_the_new_table_whole() {
+    let snap = snapshot();
+    let mut program = match FastPath::load(vec![LO, LO], &FastTables::compile(&snap)) {
+        Ok(p) => p,
+        Err(e) => panic!("this test needs root (BPF): {e}"),
+    };
+    let to = |l: u32| frame(OUR_MAC.0, 0x8847, &[(l, 0, true, 64)], &ip_payload());
+    assert_eq!(program.test_run(&to(16001), LO).unwrap().0, XDP_REDIRECT);
+    // 16001 goes, 16009 -> 16010 comes: one update, published as one switch.
+    let mut next = FastTables::compile(&snap);
+    let entry = next.labels.remove(&16001).unwrap();
+    next.labels.insert(
+        16009,
+        xpe_ebpf::FastSwap {
+            out: 16010 << 12,
+            ..entry
+        },
+    );
+    let delta = program.apply(&next).unwrap();
+    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 1));
+    assert_eq!(program.test_run(&to(16001), LO).unwrap().0, XDP_PASS);
+    let (action, out) = program.test_run(&to(16009), LO).unwrap();
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(
+        u32::from_be_bytes(out[14..18].try_into().unwrap()) >> 12,
+        16010
+    );
+    // Back again: the spare map still held the first table, and is brought up to date.
+    let delta = program.apply(&FastTables::compile(&snap)).unwrap();
+    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 1));
+    assert_eq!(program.test_run(&to(16001), LO).unwrap().0, XDP_REDIRECT);
+    assert_eq!(program.test_run(&to(16009), LO).unwrap().0, XDP_PASS);
+    // The same tables again change nothing.
+    let delta = program.apply(&FastTables::compile(&snap)).unwrap();
+    assert_eq!((delta.written, delta.removed, delta.labels), (0, 0, 1));
 }
 
 /// xorshift64: a fixed sequence, so a failure can be replayed.
@@ -255,7 +303,7 @@ impl Rng {
 #[test]
 fn mutated_frames_get_the_same_answer_from_both_paths() {
     let snap = snapshot();
-    let program = match FastProgram::load(&FastTables::compile(&snap), |_| Some(LO)) {
+    let program = match FastPath::load(vec![LO, LO], &FastTables::compile(&snap)) {
         Ok(p) => p,
         Err(e) => panic!("this test needs root (BPF): {e}"),
     };

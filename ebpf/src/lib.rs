@@ -20,28 +20,50 @@ pub const STAT_PASSED: u32 = 1;
 pub const STATS_LEN: u32 = 2;
 
 /// Name of the fast-path XDP program (`--fast-path xdp`): forwards the simple label cases in
-/// the kernel and steers everything else as [`PROGRAM`] does.
+/// the kernel and steers everything else to the AF_XDP sockets. Unlike [`PROGRAM`], one loaded
+/// copy serves every interface, so its maps are keyed by port.
 pub const FAST_PROGRAM: &str = "xpe_fast";
-/// Name of the fast path's label map: incoming label -> [`FastSwap`].
-pub const FAST_LABELS_MAP: &str = "XPE_FAST_LABELS";
-/// Name of the fast path's port map: ingress ifindex -> [`FastPort`] (core ports only).
+/// Names of the fast path's two label maps (incoming label -> [`FastSwap`]): the program reads
+/// the one [`FAST_GEN_MAP`] names while userspace brings the other up to date.
+pub const FAST_LABELS_MAPS: [&str; 2] = ["XPE_FAST_LABELS0", "XPE_FAST_LABELS1"];
+/// Name of the one-slot array that says which label map is live: 0 or 1, or
+/// [`FAST_GEN_OFF`].
+pub const FAST_GEN_MAP: &str = "XPE_FAST_GEN";
+/// Generation value with no live label map: every frame is steered to user space (before the
+/// first tables, and after a failed update).
+pub const FAST_GEN_OFF: u32 = 2;
+/// Name of the fast path's port map: ingress ifindex -> [`FastPort`] (every interface xpe runs
+/// on; a frame from any other is passed to the kernel). Written once per port, except for the
+/// one-byte `core` flag, so a reader never sees half an entry.
 pub const FAST_PORTS_MAP: &str = "XPE_FAST_PORTS";
-/// Name of the fast path's DEVMAP: TX slot -> egress ifindex.
+/// Name of the fast path's DEVMAP: port slot -> egress ifindex.
 pub const FAST_TX_MAP: &str = "XPE_FAST_TX";
-/// Name of the fast path's per-CPU counters.
-pub const FAST_STATS_MAP: &str = "XPE_FAST_STATS";
-/// Most labels the fast path's label map holds.
+/// Name of the fast path's XSKMAP: port slot * [`MAX_QUEUES`] + RX queue -> AF_XDP socket.
+pub const FAST_XSK_MAP: &str = "XPE_FAST_XSKS";
+/// Name of the fast path's per-CPU port counters: port slot * [`FAST_PORT_STATS_LEN`] + index.
+pub const FAST_PORT_STATS_MAP: &str = "XPE_FAST_PORT_STATS";
+/// Name of the fast path's per-CPU label counters, by the label's counter slot.
+pub const FAST_LABEL_STATS_MAP: &str = "XPE_FAST_LABEL_STATS";
+/// Most labels the fast path's label map holds, and label counter slots it counts in.
 pub const FAST_MAX_LABELS: u32 = 65_536;
-/// Most ports (DEVMAP slots, port map entries).
-pub const FAST_MAX_PORTS: u32 = 256;
+/// Most ports (port slots).
+pub const FAST_MAX_PORTS: u32 = 64;
 /// Deepest label stack the fast path walks to find the bottom (the pipeline's limit).
 pub const FAST_MAX_DEPTH: usize = 16;
-/// Fast-path counter: frames forwarded in the kernel.
-pub const FAST_STAT_FORWARDED: u32 = 0;
-/// Fast-path counter: frames handed to the AF_XDP path.
-pub const FAST_STAT_FALLBACK: u32 = 1;
-/// Number of fast-path counters.
-pub const FAST_STATS_LEN: u32 = 2;
+/// Port counter: frames received on the port and forwarded in the kernel.
+pub const FAST_PORT_RX_PACKETS: u32 = 0;
+/// Port counter: their bytes.
+pub const FAST_PORT_RX_BYTES: u32 = 1;
+/// Port counter: frames the kernel forwarded out of the port.
+pub const FAST_PORT_TX_PACKETS: u32 = 2;
+/// Port counter: their bytes.
+pub const FAST_PORT_TX_BYTES: u32 = 3;
+/// Port counter: frames received on the port and redirected to its queue's AF_XDP socket.
+pub const FAST_PORT_REDIRECTED: u32 = 4;
+/// Port counter: frames received on the port and passed to the kernel (no socket bound).
+pub const FAST_PORT_PASSED: u32 = 5;
+/// Counters per port.
+pub const FAST_PORT_STATS_LEN: u32 = 6;
 
 /// A label the fast path swaps: one outgoing label, TTL - 1, TC and S kept, to a resolved
 /// untagged next hop. Compiled from the userspace tables' swap entries.
@@ -50,8 +72,10 @@ pub const FAST_STATS_LEN: u32 = 2;
 pub struct FastSwap {
     /// The outgoing label, shifted into place (label << 12).
     pub out: u32,
-    /// The egress port's DEVMAP slot.
+    /// The egress port's slot (DEVMAP, counters).
     pub tx_slot: u32,
+    /// The entry's counter slot in the label counters.
+    pub counter: u32,
     /// The Ethernet destination and source to write.
     pub macs: [u8; 12],
     /// The egress port's MTU (what follows the Ethernet header may not exceed it).
@@ -60,12 +84,16 @@ pub struct FastSwap {
     pub pad: u16,
 }
 
-/// A core port the fast path takes frames on.
+/// A port the fast path takes frames on.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastPort {
     /// The port's MAC: frames to any other address go to user space.
     pub mac: [u8; 6],
+    /// 1 on a core port that takes untagged labelled frames (where swaps are done), else 0.
+    pub core: u8,
     /// Padding (zero).
-    pub pad: [u8; 2],
+    pub pad: u8,
+    /// The port's slot: its index in the tables (DEVMAP, XSKMAP base, counters).
+    pub slot: u32,
 }

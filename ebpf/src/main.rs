@@ -2,8 +2,9 @@
 //! the XSKMAP, or to the kernel (XDP_PASS) when no socket is bound on that queue, so the
 //! kernel keeps working before xpe starts and after it stops. Per-CPU counters record both.
 //!
-//! It is the only program in this object: the lab tools' programs are built apart, from
-//! `lab/ebpf/`.
+//! The same object holds the fast path (`xpe_fast`, `xpe run --fast-path xdp`), which forwards
+//! the simple label cases in the kernel and steers the rest. The lab tools' programs are built
+//! apart, from `lab/ebpf/`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // The program is only meaningful for the bpf target; the host build (cargo build --workspace)
@@ -18,11 +19,12 @@ mod program {
 
     use aya_ebpf::bindings::xdp_action;
     use aya_ebpf::macros::{map, xdp};
-    use aya_ebpf::maps::{DevMap, HashMap, PerCpuArray, XskMap};
+    use aya_ebpf::maps::{Array, DevMap, HashMap, PerCpuArray, XskMap};
     use aya_ebpf::programs::XdpContext;
     use xpe_ebpf::{
-        FastPort, FastSwap, FAST_MAX_DEPTH, FAST_MAX_LABELS, FAST_MAX_PORTS, FAST_STATS_LEN,
-        FAST_STAT_FALLBACK, FAST_STAT_FORWARDED, MAX_QUEUES, STATS_LEN, STAT_PASSED,
+        FastPort, FastSwap, FAST_MAX_DEPTH, FAST_MAX_LABELS, FAST_MAX_PORTS, FAST_PORT_PASSED,
+        FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN,
+        FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS, MAX_QUEUES, STATS_LEN, STAT_PASSED,
         STAT_REDIRECTED,
     };
 
@@ -32,13 +34,21 @@ mod program {
     #[map(name = "XPE_STATS")]
     static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
 
-    /// BPF_F_NO_PREALLOC: the fast path's hash maps take kernel memory per entry inserted, so
-    /// the steering program (same object, maps left empty) costs nothing for them.
+    // The fast path's maps. The steering program shares this object, and userspace loads it
+    // with these shrunk to one entry each (`steer::load_object`), so they cost it nothing.
+    // The hash maps also allocate per entry inserted (BPF_F_NO_PREALLOC).
     const NO_PREALLOC: u32 = 1;
 
-    #[map(name = "XPE_FAST_LABELS")]
-    static FAST_LABELS: HashMap<u32, FastSwap> =
+    #[map(name = "XPE_FAST_LABELS0")]
+    static FAST_LABELS0: HashMap<u32, FastSwap> =
         HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+
+    #[map(name = "XPE_FAST_LABELS1")]
+    static FAST_LABELS1: HashMap<u32, FastSwap> =
+        HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+
+    #[map(name = "XPE_FAST_GEN")]
+    static FAST_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
     #[map(name = "XPE_FAST_PORTS")]
     static FAST_PORTS: HashMap<u32, FastPort> =
@@ -47,41 +57,57 @@ mod program {
     #[map(name = "XPE_FAST_TX")]
     static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
 
-    #[map(name = "XPE_FAST_STATS")]
-    static FAST_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_STATS_LEN, 0);
+    #[map(name = "XPE_FAST_XSKS")]
+    static FAST_XSKS: XskMap = XskMap::with_max_entries(FAST_MAX_PORTS * MAX_QUEUES, 0);
+
+    #[map(name = "XPE_FAST_PORT_STATS")]
+    static FAST_PORT_STATS: PerCpuArray<u64> =
+        PerCpuArray::with_max_entries(FAST_MAX_PORTS * FAST_PORT_STATS_LEN, 0);
+
+    #[map(name = "XPE_FAST_LABEL_STATS")]
+    static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_LABELS, 0);
 
     const ETH_LEN: usize = 14;
     const LABEL_LEN: usize = 4;
     const ETH_MPLS: u16 = 0x8847;
 
     /// The fast path: an LSR swap forwarded in the kernel, exactly as the userspace pipeline
-    /// would forward it; every other frame is steered to its queue's socket untouched.
+    /// would forward it; every other frame is steered to its port and queue's socket
+    /// untouched. Frames from an interface that is not one of xpe's go to the kernel.
     #[xdp(frags)]
     pub fn xpe_fast(ctx: XdpContext) -> u32 {
-        match swap(&ctx) {
-            Some(action) => {
-                fast_count(FAST_STAT_FORWARDED);
+        // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        // SAFETY: a map value pointer from a successful lookup, copied out at once.
+        let Some(port) = (unsafe { FAST_PORTS.get(&ifindex) }).copied() else {
+            return xdp_action::XDP_PASS;
+        };
+        if port.core != 0 {
+            if let Some(action) = swap(&ctx, &port) {
+                return action;
+            }
+        }
+        let queue = port.slot * MAX_QUEUES + ctx.rx_queue_index();
+        match FAST_XSKS.redirect(queue, u64::from(xdp_action::XDP_PASS)) {
+            Ok(action) => {
+                port_count(port.slot, FAST_PORT_REDIRECTED, 1);
                 action
             }
-            None => {
-                fast_count(FAST_STAT_FALLBACK);
-                steer(&ctx)
+            Err(action) => {
+                port_count(port.slot, FAST_PORT_PASSED, 1);
+                action
             }
         }
     }
 
-    /// Swaps the top label of a frame the pipeline would swap, and redirects it; `None` (the
-    /// frame untouched) for anything else.
+    /// Swaps the top label of a frame the pipeline would swap, redirects it and counts it;
+    /// `None` (the frame untouched) for anything else.
     #[inline(always)]
-    fn swap(ctx: &XdpContext) -> Option<u32> {
+    fn swap(ctx: &XdpContext, port: &FastPort) -> Option<u32> {
         let (start, end) = (ctx.data(), ctx.data_end());
         if start + ETH_LEN + LABEL_LEN > end {
             return None;
         }
-        // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
-        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-        // SAFETY: a map value pointer from a successful lookup, read once.
-        let port = unsafe { FAST_PORTS.get(&ifindex) }?;
         // SAFETY: the check above proves the first ETH_LEN + LABEL_LEN bytes are in the frame.
         let (dst, ethertype, entry) = unsafe {
             (
@@ -116,9 +142,17 @@ mod program {
         if !bottom {
             return None;
         }
-        // SAFETY: a map value pointer from a successful lookup, copied out at once.
-        let swap = unsafe { *FAST_LABELS.get(&label)? };
-        if end - start - ETH_LEN > usize::from(swap.mtu) {
+        // The live label map: userspace writes only the other one, and waits for an RCU grace
+        // period after switching before it writes this one again.
+        let swap = match FAST_GEN.get(0).copied() {
+            // SAFETY: a map value pointer from a successful lookup, copied out at once.
+            Some(0) => unsafe { *FAST_LABELS0.get(&label)? },
+            // SAFETY: as above.
+            Some(1) => unsafe { *FAST_LABELS1.get(&label)? },
+            _ => return None,
+        };
+        let len = end - start;
+        if len - ETH_LEN > usize::from(swap.mtu) {
             return None;
         }
         // Redirect first: with the slot empty the frame goes to user space unchanged.
@@ -131,14 +165,24 @@ mod program {
             core::ptr::write_unaligned(start as *mut [u8; 12], swap.macs);
             core::ptr::write_unaligned((start + ETH_LEN) as *mut u32, out.to_be());
         }
+        let len = len as u64;
+        port_count(port.slot, FAST_PORT_RX_PACKETS, 1);
+        port_count(port.slot, FAST_PORT_RX_BYTES, len);
+        port_count(swap.tx_slot, FAST_PORT_TX_PACKETS, 1);
+        port_count(swap.tx_slot, FAST_PORT_TX_BYTES, len);
+        if let Some(slot) = FAST_LABEL_STATS.get_ptr_mut(swap.counter) {
+            // SAFETY: as in `count`: this CPU's own slot of a per-CPU array.
+            unsafe { *slot += 1 };
+        }
         Some(action)
     }
 
+    /// Adds `n` to counter `index` of port `slot`.
     #[inline(always)]
-    fn fast_count(index: u32) {
-        if let Some(slot) = FAST_STATS.get_ptr_mut(index) {
+    fn port_count(slot: u32, index: u32, n: u64) {
+        if let Some(c) = FAST_PORT_STATS.get_ptr_mut(slot * FAST_PORT_STATS_LEN + index) {
             // SAFETY: as in `count`: this CPU's own slot of a per-CPU array.
-            unsafe { *slot += 1 };
+            unsafe { *c += n };
         }
     }
 

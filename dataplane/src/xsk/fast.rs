@@ -1,42 +1,50 @@
-//! The XDP fast path's tables (issue 17, first part: LSR swap), compiled from the same
-//! [`Snapshot`] the workers use. The program (`xpe_fast`, ebpf/src/main.rs) forwards what these
-//! tables hold and steers every other frame to the AF_XDP sockets untouched.
+//! The XDP fast path (`xpe run --fast-path xdp`): one loaded copy of the `xpe_fast` program
+//! (ebpf/src/main.rs) attached to every interface. It forwards the LSR swaps its tables hold in
+//! the kernel and steers every other frame, untouched, to the AF_XDP socket of its port and
+//! queue, where the pipeline handles it as without the fast path.
 //!
-//! Work in progress: the tables are compiled and the program is checked against the pipeline
-//! (`dataplane/tests/fast_path.rs`); `xpe run` does not attach it yet.
+//! The tables are compiled from the same [`Snapshot`] the workers use ([`FastTables`]) and kept
+//! in step with every published one ([`FastPath::apply`]). The label table is double-buffered:
+//! userspace writes the map the program does not read, switches the generation slot, and waits
+//! for an RCU grace period before it writes the other one, so a frame sees one table or the
+//! next, never half of an update.
+//!
+//! So far the fast path does the LSR swap only (docs/runtime.md lists what takes which path).
 
-use xpe_ebpf::{FastPort, FastSwap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::RawFd;
 
+use aya::maps::{Array, DevMap, MapData, PerCpuArray, XskMap};
+use aya::Ebpf;
+use xpe_ebpf::{self as names, FastPort, FastSwap};
+
+use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use crate::tables::{IlmAction, PortId, PortKind, Snapshot};
 
 /// What the fast path's maps hold for one snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FastTables {
-    /// Ingress ports the program takes frames on: (port, entry). Core ports with an untagged
-    /// attachment: the pipeline takes labelled frames only there.
-    pub ports: Vec<(PortId, FastPort)>,
-    /// Labels it swaps: (incoming label, entry). The entry's TX slot is the egress port's index.
-    pub labels: Vec<(u32, FastSwap)>,
+    /// Every port, by slot (its [`PortId`]). `core` is set where the pipeline takes labelled
+    /// frames: core ports with an untagged attachment.
+    pub ports: Vec<FastPort>,
+    /// Labels it swaps: incoming label -> entry. The entry's TX slot is the egress port.
+    pub labels: BTreeMap<u32, FastSwap>,
 }
 
 impl FastTables {
     /// The entries for `snap`: every swap to one outgoing label whose next hop is resolved and
     /// untagged. Everything else (PHP, VPN labels, several labels pushed, unresolved or tagged
-    /// next hops) stays with the pipeline.
+    /// next hops, counter slots past [`names::FAST_MAX_LABELS`]) stays with the pipeline.
     pub fn compile(snap: &Snapshot) -> FastTables {
         let ports = snap
             .ports()
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.kind == PortKind::Core && p.attachment(0).is_some())
-            .map(|(i, p)| {
-                (
-                    PortId(i as u16),
-                    FastPort {
-                        mac: p.mac.0,
-                        pad: [0; 2],
-                    },
-                )
+            .map(|(i, p)| FastPort {
+                mac: p.mac.0,
+                core: u8::from(p.kind == PortKind::Core && p.attachment(0).is_some()),
+                pad: 0,
+                slot: i as u32,
             })
             .collect();
         let labels = snap
@@ -50,7 +58,11 @@ impl FastTables {
                     return None;
                 };
                 let adj = snap.adjacency(adj);
-                if adj.mac.is_none() || adj.vlan.is_some() {
+                if adj.mac.is_none()
+                    || adj.vlan.is_some()
+                    || e.counter >= names::FAST_MAX_LABELS
+                    || u32::from(adj.port.0) >= names::FAST_MAX_PORTS
+                {
                     return None;
                 }
                 let mut macs = [0u8; 12];
@@ -60,6 +72,7 @@ impl FastTables {
                     FastSwap {
                         out: *word,
                         tx_slot: u32::from(adj.port.0),
+                        counter: e.counter,
                         macs,
                         mtu: adj.mtu,
                         pad: 0,
@@ -84,16 +97,24 @@ unsafe impl aya::Pod for Value<FastSwap> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Value<FastPort> {}
 
-/// Why the fast path could not be loaded or run.
+/// Why the fast path could not be loaded, attached, updated or read.
 #[derive(Debug, thiserror::Error)]
 pub enum FastError {
     /// The object or a map was refused.
     #[error("cannot load the XDP fast path: {0} (needs root, or CAP_BPF and CAP_NET_ADMIN)")]
     Load(#[source] aya::EbpfError),
-    /// The program was refused (the verifier says why).
-    #[error("XDP program xpe_fast: {0}")]
-    Program(#[source] aya::programs::ProgramError),
-    /// A map could not be filled.
+    /// The program was refused, or could not be attached.
+    #[error(transparent)]
+    Program(#[from] SteerError),
+    /// More ports than the program's maps have slots for.
+    #[error("the XDP fast path takes at most {max} interfaces; the config has {ports}")]
+    TooManyPorts {
+        /// Ports in the config.
+        ports: usize,
+        /// The most the fast path takes.
+        max: u32,
+    },
+    /// A map could not be read or written.
     #[error("fast-path map {map}: {detail}")]
     Map {
         /// The map.
@@ -103,81 +124,305 @@ pub enum FastError {
     },
 }
 
-/// The fast-path program loaded (not attached) with its tables filled.
-pub struct FastProgram {
-    ebpf: aya::Ebpf,
+/// What one [`FastPath::apply`] changed in the live label table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastDelta {
+    /// Labels added or changed.
+    pub written: usize,
+    /// Labels removed.
+    pub removed: usize,
+    /// Labels in the live table now.
+    pub labels: usize,
 }
 
-impl FastProgram {
-    /// Loads the program and fills its maps from `tables`; `ifindex` gives each port's
-    /// interface index (ports it gives none for are left out).
-    pub fn load(
-        tables: &FastTables,
-        ifindex: impl Fn(PortId) -> Option<u32>,
-    ) -> Result<FastProgram, FastError> {
-        use aya::maps::DevMap;
-        use xpe_ebpf as names;
-        let mut ebpf = aya::EbpfLoader::new()
-            .btf(aya::Btf::from_sys_fs().ok().as_ref())
-            .load(super::EBPF_OBJECT)
-            .map_err(FastError::Load)?;
-        fn err<E: std::fmt::Display>(map: &'static str) -> impl Fn(E) -> FastError {
-            move |e| FastError::Map {
-                map,
-                detail: e.to_string(),
-            }
+/// One port's fast-path counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPortCounters {
+    /// Frames received on the port and forwarded in the kernel.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Frames the kernel forwarded out of the port.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Frames received on the port and steered to an AF_XDP socket.
+    pub redirected: u64,
+    /// Frames received on the port and passed to the kernel (no socket bound on the queue).
+    pub passed: u64,
+}
+
+/// The fast path's counters, summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FastCounters {
+    /// By port slot.
+    pub ports: Vec<FastPortCounters>,
+    /// Packets by label counter slot, for every slot the fast path has counted in.
+    pub labels: Vec<(u32, u64)>,
+}
+
+impl FastCounters {
+    /// Frames forwarded in the kernel.
+    pub fn forwarded(&self) -> u64 {
+        self.ports.iter().map(|p| p.rx_packets).sum()
+    }
+}
+
+/// The fast-path program loaded, with its tables; attached to each interface with
+/// [`FastPath::attach`], detached when dropped.
+pub struct FastPath {
+    ebpf: Ebpf,
+    /// Interface index of each port slot.
+    ifindex: Vec<u32>,
+    /// What each label map holds.
+    held: [BTreeMap<u32, FastSwap>; 2],
+    /// The port map's entries.
+    ports: Vec<FastPort>,
+    /// The live label map (0, 1), or [`names::FAST_GEN_OFF`].
+    generation: u32,
+    /// Label counter slots ever installed (the ones whose counters are read).
+    counted: BTreeSet<u32>,
+    /// Interfaces attached, with the mode that took.
+    attached: Vec<(String, Mode)>,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("attached", &self.attached)
+            .field("generation", &self.generation)
+            .field("labels", &self.live_labels())
+            .finish()
+    }
+}
+
+impl FastPath {
+    /// Loads the program for the ports whose interface indices `ifindex` gives (by port slot),
+    /// fills the port map and the DEVMAP, and installs `tables`.
+    pub fn load(ifindex: Vec<u32>, tables: &FastTables) -> Result<FastPath, FastError> {
+        if ifindex.len() > names::FAST_MAX_PORTS as usize {
+            return Err(FastError::TooManyPorts {
+                ports: ifindex.len(),
+                max: names::FAST_MAX_PORTS,
+            });
         }
-        let missing = |map: &'static str| FastError::Map {
-            map,
-            detail: "missing from the embedded object".into(),
-        };
+        let mut ebpf = super::steer::load_object(true).map_err(FastError::Load)?;
         {
-            let map = ebpf
-                .map_mut(names::FAST_TX_MAP)
-                .ok_or_else(|| missing(names::FAST_TX_MAP))?;
-            let mut tx = DevMap::try_from(map).map_err(err(names::FAST_TX_MAP))?;
-            // Each egress slot once: the ingress ports' and those the labels name.
-            let slots: std::collections::BTreeSet<u32> = tables
-                .ports
-                .iter()
-                .map(|(port, _)| u32::from(port.0))
-                .chain(tables.labels.iter().map(|(_, swap)| swap.tx_slot))
-                .collect();
-            for slot in slots {
-                if let Some(i) = ifindex(PortId(slot as u16)) {
-                    tx.set(slot, i, None, 0).map_err(err(names::FAST_TX_MAP))?;
-                }
+            let mut tx: DevMap<&mut MapData> = map_mut(&mut ebpf, names::FAST_TX_MAP)?;
+            for (slot, &i) in ifindex.iter().enumerate() {
+                tx.set(slot as u32, i, None, 0)
+                    .map_err(map_err(names::FAST_TX_MAP))?;
             }
         }
-        let ports = tables
-            .ports
-            .iter()
-            .filter_map(|(port, entry)| Some((ifindex(*port)?, Value(*entry))));
-        fill_hash(&mut ebpf, names::FAST_PORTS_MAP, ports)?;
-        let labels = tables.labels.iter().map(|(l, entry)| (*l, Value(*entry)));
-        fill_hash(&mut ebpf, names::FAST_LABELS_MAP, labels)?;
-        let xdp: &mut aya::programs::Xdp = ebpf
+        loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
+        let mut fast = FastPath {
+            ebpf,
+            ifindex,
+            held: [BTreeMap::new(), BTreeMap::new()],
+            ports: Vec::new(),
+            generation: names::FAST_GEN_OFF,
+            counted: BTreeSet::new(),
+            attached: Vec::new(),
+        };
+        fast.set_generation(names::FAST_GEN_OFF)?;
+        fast.apply(tables)?;
+        Ok(fast)
+    }
+
+    /// Attaches the program to `ifname`; with [`Mode::Auto`], native first, then skb.
+    pub fn attach(&mut self, ifname: &str, mode: Mode) -> Result<Mode, FastError> {
+        let xdp: &mut aya::programs::Xdp = self
+            .ebpf
             .program_mut(names::FAST_PROGRAM)
             .ok_or_else(|| missing(names::FAST_PROGRAM))?
             .try_into()
-            .map_err(FastError::Program)?;
-        xdp.load().map_err(FastError::Program)?;
-        Ok(FastProgram { ebpf })
+            .map_err(|source| SteerError::Program {
+                program: names::FAST_PROGRAM,
+                source,
+            })?;
+        let mode = attach_loaded(xdp, ifname, mode)?;
+        self.attached.push((ifname.to_string(), mode));
+        Ok(mode)
+    }
+
+    /// The interfaces attached, with the mode that took on each.
+    pub fn attached(&self) -> &[(String, Mode)] {
+        &self.attached
+    }
+
+    /// Points RX queue `queue` of port `port` at the AF_XDP socket `fd`.
+    pub fn bind_socket(&mut self, port: PortId, queue: u32, fd: RawFd) -> Result<(), FastError> {
+        let mut xsks: XskMap<&mut MapData> = map_mut(&mut self.ebpf, names::FAST_XSK_MAP)?;
+        xsks.set(u32::from(port.0) * names::MAX_QUEUES + queue, fd, 0)
+            .map_err(|e| FastError::Map {
+                map: names::FAST_XSK_MAP,
+                detail: format!("queue {queue} of port {}: {e}", port.0),
+            })
+    }
+
+    /// Labels in the live table.
+    pub fn live_labels(&self) -> usize {
+        self.held
+            .get(self.generation as usize)
+            .map_or(0, |h| h.len())
+    }
+
+    /// Brings the maps in step with `next`: the port entries that changed, then the label map
+    /// the program does not read, then the switch to it. Returns what changed against the live
+    /// table. On a failure the fast path is switched off (every frame goes to the workers,
+    /// which have the new tables) until an update succeeds.
+    pub fn apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
+        match self.try_apply(next) {
+            Ok(delta) => Ok(delta),
+            Err(e) => {
+                // Nothing is forwarded on stale tables; if even this fails the program keeps
+                // the last complete table, which the error reports.
+                let _off = self.set_generation(names::FAST_GEN_OFF);
+                Err(e)
+            }
+        }
+    }
+
+    fn try_apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
+        self.write_ports(&next.ports)?;
+        // Most publishes (routes, neighbours elsewhere) leave the labels as they are: no
+        // switch, no grace period.
+        if self.held.get(self.generation as usize) == Some(&next.labels) {
+            return Ok(FastDelta {
+                labels: next.labels.len(),
+                ..FastDelta::default()
+            });
+        }
+        let spare = match self.generation {
+            0 => 1,
+            _ => 0,
+        };
+        let mut delta = FastDelta::default();
+        let live = self.held.get(self.generation as usize).cloned();
+        {
+            let name = names::FAST_LABELS_MAPS[spare];
+            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastSwap>> =
+                map_mut(&mut self.ebpf, name)?;
+            let held = &mut self.held[spare];
+            for (label, entry) in &next.labels {
+                if held.get(label) != Some(entry) {
+                    map.insert(label, Value(*entry), 0)
+                        .map_err(|e| FastError::Map {
+                            map: name,
+                            detail: format!("label {label}: {e}"),
+                        })?;
+                    held.insert(*label, *entry);
+                }
+                self.counted.insert(entry.counter);
+            }
+            let gone: Vec<u32> = held
+                .keys()
+                .filter(|l| !next.labels.contains_key(l))
+                .copied()
+                .collect();
+            for label in gone {
+                map.remove(&label).map_err(|e| FastError::Map {
+                    map: name,
+                    detail: format!("label {label}: {e}"),
+                })?;
+                held.remove(&label);
+            }
+        }
+        for (label, entry) in &next.labels {
+            if live.as_ref().and_then(|l| l.get(label)) != Some(entry) {
+                delta.written += 1;
+            }
+        }
+        delta.removed = live.map_or(0, |l| {
+            l.keys().filter(|k| !next.labels.contains_key(k)).count()
+        });
+        self.set_generation(spare as u32)?;
+        delta.labels = self.live_labels();
+        Ok(delta)
+    }
+
+    /// Writes the port entries that differ from `ports`.
+    fn write_ports(&mut self, ports: &[FastPort]) -> Result<(), FastError> {
+        let name = names::FAST_PORTS_MAP;
+        let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastPort>> =
+            map_mut(&mut self.ebpf, name)?;
+        for (slot, port) in ports.iter().enumerate() {
+            let Some(&ifindex) = self.ifindex.get(slot) else {
+                continue;
+            };
+            if self.ports.get(slot) != Some(port) {
+                map.insert(ifindex, Value(*port), 0)
+                    .map_err(|e| FastError::Map {
+                        map: name,
+                        detail: format!("port {slot}: {e}"),
+                    })?;
+            }
+        }
+        self.ports = ports.to_vec();
+        Ok(())
+    }
+
+    /// Makes label map `generation` live (or none, with [`names::FAST_GEN_OFF`]), then waits
+    /// until no program can still be reading the one before.
+    fn set_generation(&mut self, generation: u32) -> Result<(), FastError> {
+        let mut gen: Array<&mut MapData, u32> = map_mut(&mut self.ebpf, names::FAST_GEN_MAP)?;
+        gen.set(0, generation, 0)
+            .map_err(map_err(names::FAST_GEN_MAP))?;
+        self.generation = generation;
+        grace_period();
+        Ok(())
+    }
+
+    /// The counters, summed over CPUs.
+    pub fn counters(&self) -> Result<FastCounters, FastError> {
+        let read = |name: &'static str| -> Result<PerCpuArray<&MapData, u64>, FastError> {
+            let found = self.ebpf.map(name).ok_or_else(|| missing(name))?;
+            PerCpuArray::try_from(found).map_err(map_err(name))
+        };
+        let stats = read(names::FAST_PORT_STATS_MAP)?;
+        let sum = |i: u32| -> Result<u64, FastError> {
+            let values = stats
+                .get(&i, 0)
+                .map_err(map_err(names::FAST_PORT_STATS_MAP))?;
+            Ok(values.iter().sum())
+        };
+        let mut ports = Vec::with_capacity(self.ifindex.len());
+        for slot in 0..self.ifindex.len() as u32 {
+            let at = |k: u32| sum(slot * names::FAST_PORT_STATS_LEN + k);
+            ports.push(FastPortCounters {
+                rx_packets: at(names::FAST_PORT_RX_PACKETS)?,
+                rx_bytes: at(names::FAST_PORT_RX_BYTES)?,
+                tx_packets: at(names::FAST_PORT_TX_PACKETS)?,
+                tx_bytes: at(names::FAST_PORT_TX_BYTES)?,
+                redirected: at(names::FAST_PORT_REDIRECTED)?,
+                passed: at(names::FAST_PORT_PASSED)?,
+            });
+        }
+        let label_stats = read(names::FAST_LABEL_STATS_MAP)?;
+        let mut labels = Vec::with_capacity(self.counted.len());
+        for &slot in &self.counted {
+            let values = label_stats
+                .get(&slot, 0)
+                .map_err(map_err(names::FAST_LABEL_STATS_MAP))?;
+            labels.push((slot, values.iter().sum()));
+        }
+        Ok(FastCounters { ports, labels })
     }
 
     /// Runs the program once on `frame` as if it arrived on interface `ingress` (queue 0),
     /// with BPF_PROG_TEST_RUN: returns the XDP action and the frame as the program left it.
     pub fn test_run(&self, frame: &[u8], ingress: u32) -> Result<(u32, Vec<u8>), FastError> {
         use aya::programs::{TestRun, TestRunOptions};
+        let program_err = |source| SteerError::Program {
+            program: names::FAST_PROGRAM,
+            source,
+        };
         let xdp: &aya::programs::Xdp = self
             .ebpf
-            .program(xpe_ebpf::FAST_PROGRAM)
-            .ok_or(FastError::Map {
-                map: xpe_ebpf::FAST_PROGRAM,
-                detail: "missing from the embedded object".into(),
-            })?
+            .program(names::FAST_PROGRAM)
+            .ok_or_else(|| missing(names::FAST_PROGRAM))?
             .try_into()
-            .map_err(FastError::Program)?;
+            .map_err(program_err)?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
         // egress_ifindex (linux/bpf.h); the kernel wants data 0 and data_end the length.
         let md: [u32; 6] = [0, frame.len() as u32, 0, ingress, 0, 0];
@@ -190,27 +435,44 @@ impl FastProgram {
                 ctx_in: Some(&ctx),
                 ..TestRunOptions::default()
             })
-            .map_err(FastError::Program)?;
+            .map_err(program_err)?;
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
     }
 }
 
-/// Inserts `entries` into the hash map `map` of `ebpf`.
-fn fill_hash<V: aya::Pod>(
-    ebpf: &mut aya::Ebpf,
-    map: &'static str,
-    entries: impl Iterator<Item = (u32, V)>,
-) -> Result<(), FastError> {
-    let fail = |detail: String| FastError::Map { map, detail };
-    let found = ebpf
-        .map_mut(map)
-        .ok_or_else(|| fail("missing from the embedded object".into()))?;
-    let mut hash: aya::maps::HashMap<_, u32, V> =
-        aya::maps::HashMap::try_from(found).map_err(|e| fail(e.to_string()))?;
-    for (key, value) in entries {
-        hash.insert(key, value, 0)
-            .map_err(|e| fail(format!("key {key}: {e}")))?;
+/// Waits for an RCU grace period: when it returns, no XDP program that started before it is
+/// still running. `membarrier(MEMBARRIER_CMD_GLOBAL)` is the kernel's `synchronize_rcu()`
+/// (kernel/sched/membarrier.c), and XDP programs run inside RCU read-side sections. Where the
+/// kernel refuses it (nohz_full CPUs), a pause far longer than any one program run stands in.
+fn grace_period() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers; an unsupported command only returns an error.
+    let done = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0;
+    if !done {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Ok(())
+}
+
+fn missing(map: &'static str) -> FastError {
+    FastError::Map {
+        map,
+        detail: "missing from the embedded object".into(),
+    }
+}
+
+fn map_err<E: std::fmt::Display>(map: &'static str) -> impl Fn(E) -> FastError {
+    move |e| FastError::Map {
+        map,
+        detail: e.to_string(),
+    }
+}
+
+/// Map `name` of `ebpf` as the typed map `M`.
+fn map_mut<'a, M>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<M, FastError>
+where
+    M: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let found = ebpf.map_mut(name).ok_or_else(|| missing(name))?;
+    M::try_from(found).map_err(map_err(name))
 }

@@ -105,7 +105,7 @@ impl Attached {
         ifname: &str,
         mode: Mode,
     ) -> Result<Attached, SteerError> {
-        let ebpf = Ebpf::load(super::EBPF_OBJECT).map_err(SteerError::Load)?;
+        let ebpf = load_object(false).map_err(SteerError::Load)?;
         Attached::attach(ebpf, program, ifname, mode)
     }
 
@@ -205,6 +205,29 @@ impl Steering {
     }
 }
 
+/// Loads xpe's eBPF object. Without `fast`, the fast path's maps are shrunk to one entry each:
+/// the steering program loads its own copy of the object on every interface and never touches
+/// them (its per-CPU label counters alone would take 0.5 MB a CPU).
+pub(crate) fn load_object(fast: bool) -> Result<Ebpf, aya::EbpfError> {
+    let btf = aya::Btf::from_sys_fs().ok();
+    let mut loader = aya::EbpfLoader::new();
+    loader.btf(btf.as_ref());
+    if !fast {
+        for map in [
+            names::FAST_LABELS_MAPS[0],
+            names::FAST_LABELS_MAPS[1],
+            names::FAST_PORTS_MAP,
+            names::FAST_TX_MAP,
+            names::FAST_XSK_MAP,
+            names::FAST_PORT_STATS_MAP,
+            names::FAST_LABEL_STATS_MAP,
+        ] {
+            loader.map_max_entries(map, 1);
+        }
+    }
+    loader.load(super::EBPF_OBJECT)
+}
+
 /// Loads XDP program `program` of `ebpf` and attaches it to `ifname`; with [`Mode::Auto`],
 /// native first, then skb. Returns the mode that took. The attachment lasts as long as `ebpf`
 /// (aya detaches on drop; the kernel when the process ends).
@@ -214,6 +237,15 @@ fn attach_xdp(
     ifname: &str,
     mode: Mode,
 ) -> Result<Mode, SteerError> {
+    let xdp = loaded_program(ebpf, program)?;
+    attach_loaded(xdp, ifname, mode)
+}
+
+/// Program `program` of `ebpf`, loaded into the kernel (the verifier has passed it).
+pub(crate) fn loaded_program<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+) -> Result<&'a mut Xdp, SteerError> {
     let xdp: &mut Xdp = ebpf
         .program_mut(program)
         .ok_or(SteerError::Map {
@@ -224,6 +256,12 @@ fn attach_xdp(
         .map_err(|source| SteerError::Program { program, source })?;
     xdp.load()
         .map_err(|source| SteerError::Program { program, source })?;
+    Ok(xdp)
+}
+
+/// Attaches the loaded program `xdp` to `ifname`; with [`Mode::Auto`], native first, then
+/// skb. Returns the mode that took.
+pub(crate) fn attach_loaded(xdp: &mut Xdp, ifname: &str, mode: Mode) -> Result<Mode, SteerError> {
     let tries: &[(Mode, XdpMode)] = match mode {
         Mode::Native => &[(Mode::Native, XdpMode::Driver)],
         Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
