@@ -85,6 +85,25 @@ pub struct Counters {
     pub injected: u64,
     /// Frames from the mirrors dropped by the workers (no free frame, no socket, too long).
     pub inject_dropped: u64,
+    /// The XDP fast path (`xpe run --fast-path xdp`); `null` when it is off. What it forwarded
+    /// is already in the interface, label and `forwarded` counts above.
+    #[serde(default)]
+    pub fast_path: Option<FastPath>,
+}
+
+/// The XDP fast path's share of the counters and its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPath {
+    /// Whether it forwards (a failed table update switches it off until one succeeds).
+    pub live: bool,
+    /// Frames the kernel forwarded without the workers (included in `forwarded`).
+    pub forwarded: u64,
+    /// Labels in its table.
+    pub labels: usize,
+    /// Table updates that failed.
+    pub failed_updates: u64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
 }
 
 /// What control-plane policing did with one class.
@@ -284,6 +303,13 @@ pub struct Interface {
     pub xdp_redirected: u64,
     /// Frames it passed to the kernel.
     pub xdp_passed: u64,
+    /// Frames received here that the XDP fast path forwarded in the kernel (0 without it).
+    #[serde(default)]
+    pub xdp_forwarded: u64,
+    /// Whether the XDP fast path sends out of this interface (a veth takes redirected frames
+    /// only while its peer has an XDP program or GRO on); `null` without the fast path.
+    #[serde(default)]
+    pub xdp_fast_egress: Option<bool>,
     /// Frames the kernel dropped on the sockets (summed over them).
     pub rx_dropped: u64,
     /// Times an RX ring was full.

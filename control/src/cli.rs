@@ -10,6 +10,15 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 pub use crate::args::XdpModeArg;
+
+/// `xpe run --fast-path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FastPathArg {
+    /// Every frame to the AF_XDP workers.
+    Off,
+    /// The simple label cases forwarded by the XDP program in the kernel.
+    Xdp,
+}
 use crate::compile::{compile, Compiled, SysfsMacs};
 use crate::config::Config;
 use crate::ctl::{call, find_socket, Request, What};
@@ -87,6 +96,11 @@ pub enum Command {
         /// How the XDP program attaches: native (driver), skb (generic), or auto (native, else skb).
         #[arg(long, value_enum, default_value = "auto")]
         xdp_mode: XdpModeArg,
+        /// Where frames are forwarded: `off`, everything by the workers (the default); `xdp`,
+        /// the simple label cases by the kernel's XDP program, the rest by the workers
+        /// (docs/runtime.md, "The XDP fast path").
+        #[arg(long, value_enum, default_value = "off")]
+        fast_path: FastPathArg,
         /// Control socket path (default /run/xpe/ROUTER-NAME.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -361,6 +375,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             no_mirrors,
             netns_prefix,
             xdp_mode,
+            fast_path,
             socket,
             routes,
         } => {
@@ -368,6 +383,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 config,
                 cores,
                 mode: xdp_mode.into(),
+                fast_path: fast_path == FastPathArg::Xdp,
                 socket,
                 routes,
                 mirrors: !no_mirrors,

@@ -8,7 +8,9 @@
 
 use std::process::Command;
 
+use xpe_dataplane::xsk::netdev::Netdev;
 use xpe_dataplane::xsk::steer::{Mode, SteerError, Steering};
+use xpe_dataplane::xsk::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
 
 mod common;
 use common::run;
@@ -21,12 +23,13 @@ struct VethLab {
 }
 
 impl VethLab {
-    fn new() -> VethLab {
+    /// `tag` tells apart the labs of tests running side by side.
+    fn new(tag: &str) -> VethLab {
         let id = std::process::id();
         let lab = VethLab {
-            ns: format!("xst{id}"),
-            host: format!("xst{id}a"),
-            peer: format!("xst{id}b"),
+            ns: format!("xst{id}{tag}"),
+            host: format!("xst{id}{tag}a"),
+            peer: format!("xst{id}{tag}b"),
         };
         run("ip", &["netns", "add", &lab.ns]);
         run(
@@ -110,7 +113,7 @@ fn require_root() {
 #[test]
 fn passes_frames_to_the_kernel_until_a_socket_is_bound_and_detaches_on_drop() {
     require_root();
-    let lab = VethLab::new();
+    let lab = VethLab::new("s");
     let steering = Steering::attach(&lab.host, Mode::Auto).expect("attach");
     assert_eq!(steering.mode(), Mode::Native, "veth supports native XDP");
     assert!(lab.xdp_attached());
@@ -136,4 +139,29 @@ fn a_missing_interface_is_a_clear_error() {
     let err = Steering::attach("xst-no-such", Mode::Auto).expect_err("no such interface");
     assert!(matches!(err, SteerError::Attach { .. }), "{err:?}");
     assert!(err.to_string().contains("xst-no-such"), "{err}");
+}
+
+#[test]
+fn a_veth_takes_redirected_frames_only_while_its_peer_has_gro_or_xdp() {
+    require_root();
+    let lab = VethLab::new("f");
+    let ifindex = Netdev::read(&lab.host).expect("our end").ifindex;
+    let can_xmit = || xdp_features(ifindex).expect("xdp features") & XDP_ACT_NDO_XMIT != 0;
+    assert!(!can_xmit(), "a veth whose peer has neither GRO nor XDP");
+    run(
+        "ip",
+        &[
+            "netns", "exec", &lab.ns, "ethtool", "-K", &lab.peer, "gro", "on",
+        ],
+    );
+    assert!(can_xmit(), "its peer has GRO on");
+    run(
+        "ip",
+        &[
+            "netns", "exec", &lab.ns, "ethtool", "-K", &lab.peer, "gro", "off",
+        ],
+    );
+    assert!(!can_xmit(), "GRO off again");
+    let err = xdp_features(u32::MAX).expect_err("no such interface");
+    assert!(err.to_string().contains("interface 4294967295"), "{err}");
 }

@@ -152,7 +152,11 @@ mod program {
             _ => return None,
         };
         let len = end - start;
-        if len - ETH_LEN > usize::from(swap.mtu) {
+        // SAFETY: the helper only reads the context the kernel passed.
+        let whole = unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(ctx.ctx) };
+        // A frame in several buffers (jumbo, multi-buffer XDP) is left to the workers; so is
+        // one over the egress MTU.
+        if whole != len as u64 || len - ETH_LEN > usize::from(swap.mtu) {
             return None;
         }
         // Redirect first: with the slot empty the frame goes to user space unchanged.

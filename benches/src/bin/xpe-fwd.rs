@@ -168,6 +168,7 @@ fn main() -> ExitCode {
         mode: args.mode,
         jumbo: false,
         policer: Default::default(),
+        fast_path: false,
     };
     let runtime = match Runtime::start_with(&plan, |_| MacRewrite { header }) {
         Ok(r) => r,

@@ -380,9 +380,14 @@ fn change(live: &Live, next: Config) -> Response {
     ok(text)
 }
 
-/// Publishes the base snapshot with the learned neighbours laid over it.
+/// Publishes the base snapshot with the learned neighbours laid over it, and brings the XDP
+/// fast path's tables in step with it (when it is on; a failure switches the fast path off,
+/// counts it and names it in `show counters`, and the workers forward everything).
 pub(super) fn publish(live: &Live, st: &State) {
     live.published.publish(resolved(st));
+    if let Some(rt) = lock(&live.runtime).as_ref() {
+        let _counted = rt.fast_apply(&live.published.load());
+    }
 }
 
 /// The base snapshot with the learned neighbours laid over its adjacencies by (port, VLAN,

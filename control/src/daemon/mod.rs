@@ -39,6 +39,7 @@ use std::time::Instant;
 use xpe_dataplane::pipeline::Counters;
 use xpe_dataplane::tables::{Published, Snapshot};
 use xpe_dataplane::wire::ethernet::MacAddr;
+use xpe_dataplane::xsk::fast::FastStatus;
 use xpe_dataplane::xsk::runtime::{Plan, Runtime};
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::umem::MAX_FRAME;
@@ -60,6 +61,8 @@ pub struct RunOptions {
     pub cores: Option<Vec<usize>>,
     /// XDP attach mode.
     pub mode: Mode,
+    /// Attach the XDP fast path (`--fast-path xdp`).
+    pub fast_path: bool,
     /// Control socket path (default `/run/xpe/NAME.sock`).
     pub socket: Option<PathBuf>,
     /// A route file applied before forwarding starts.
@@ -221,6 +224,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         mode: opts.mode,
         jumbo,
         policer: compiled.policer,
+        fast_path: opts.fast_path,
     };
     let mirror_plan = compiled.mirrors.clone().with_prefix(&opts.netns_prefix);
     let bgp_plan = compiled.bgp.clone();
@@ -369,9 +373,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     if let Some(b) = bgp {
         b.stop();
     }
-    let final_stats = lock(&live.runtime)
+    let (final_stats, fast) = lock(&live.runtime)
         .take()
-        .map(Runtime::stop)
+        .map(Runtime::finish)
         .unwrap_or_default();
     startup::remove_socket(&socket);
     for problem in created.remove() {
@@ -383,7 +387,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     if committer.join().is_err() {
         let _ignored = writeln!(out, "warning: the route committer panicked");
     }
-    let total = totals(&final_stats);
+    let total = totals(&final_stats, fast.as_ref());
     let rx: u64 = total.ports.iter().map(|p| p.rx_packets).sum();
     let _ignored = writeln!(
         out,
@@ -403,11 +407,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// The workers' counters summed.
-fn totals(stats: &[WorkerStats]) -> Counters {
+/// The workers' counters summed, with what the XDP fast path forwarded (when it is on).
+fn totals(stats: &[WorkerStats], fast: Option<&FastStatus>) -> Counters {
     let mut total = Counters::new(0);
     for w in stats {
         total += &w.counters;
+    }
+    if let Some(fast) = fast {
+        fast.counters.add_to(&mut total);
     }
     total
 }

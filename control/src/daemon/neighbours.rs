@@ -92,6 +92,11 @@ pub(super) fn neighbour_loop(live: &Live) {
         if last_round.elapsed() >= Duration::from_secs(1) {
             last_round = Instant::now();
             sent_this_second = 0;
+            // The fast path sends only to ports that take redirects; a veth's peer may have
+            // gained or lost its XDP program or GRO since (a failure is in `show counters`).
+            if let Some(rt) = lock(&live.runtime).as_ref() {
+                let _shown = rt.fast_refresh();
+            }
             let snap = live.published.load();
             for adj in snap.adjacencies().iter().filter(|a| a.mac.is_none()) {
                 if sent_this_second == ARP_PER_SECOND {

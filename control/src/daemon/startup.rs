@@ -218,13 +218,21 @@ fn attached_program(ifname: &str) -> Option<(String, String)> {
     Some((id?, name.unwrap_or_else(|| "unnamed".into())))
 }
 
-/// The started runtime in one line: sockets, workers and each interface's XDP mode.
+/// The started runtime in one line: sockets, workers, each interface's XDP mode, and the
+/// fast path when it is on.
 pub(super) fn describe(rt: &Runtime) -> String {
     let steering: Vec<String> = rt
-        .steering()
+        .xdp_interfaces()
         .iter()
-        .map(|s| format!("{} {}", s.ifname(), s.mode()))
+        .map(|s| format!("{} {}", s.ifname, s.mode))
         .collect();
+    let fast = match rt.fast_status() {
+        Some(f) => format!(
+            "; XDP fast path on ({} label(s) forwarded in the kernel)",
+            f.labels
+        ),
+        None => String::new(),
+    };
     let workers = rt
         .sockets()
         .iter()
@@ -232,7 +240,7 @@ pub(super) fn describe(rt: &Runtime) -> String {
         .max()
         .map_or(0, |w| w + 1);
     format!(
-        "{} socket(s) on {} worker(s), XDP: {}",
+        "{} socket(s) on {} worker(s), XDP: {}{fast}",
         rt.sockets().len(),
         workers,
         steering.join(", ")

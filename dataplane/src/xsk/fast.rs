@@ -19,6 +19,8 @@ use aya::Ebpf;
 use xpe_ebpf::{self as names, FastPort, FastSwap};
 
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
+use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
+use crate::pipeline::Counters;
 use crate::tables::{IlmAction, PortId, PortKind, Snapshot};
 
 /// What the fast path's maps hold for one snapshot.
@@ -166,6 +168,45 @@ impl FastCounters {
     pub fn forwarded(&self) -> u64 {
         self.ports.iter().map(|p| p.rx_packets).sum()
     }
+
+    /// Adds what the kernel forwarded to the workers' counters `c`, so they count every frame
+    /// the router forwarded: per port, per label slot, and in `forwarded`.
+    pub fn add_to(&self, c: &mut Counters) {
+        c.forwarded += self.forwarded();
+        if c.ports.len() < self.ports.len() {
+            c.ports.resize(self.ports.len(), Default::default());
+        }
+        for (mine, fast) in c.ports.iter_mut().zip(&self.ports) {
+            mine.rx_packets += fast.rx_packets;
+            mine.rx_bytes += fast.rx_bytes;
+            mine.tx_packets += fast.tx_packets;
+            mine.tx_bytes += fast.tx_bytes;
+        }
+        for &(slot, packets) in &self.labels {
+            let slot = slot as usize;
+            if c.labels.len() <= slot {
+                c.labels.resize(slot + 1, 0);
+            }
+            c.labels[slot] += packets;
+        }
+    }
+}
+
+/// The fast path as `show counters` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FastStatus {
+    /// Whether it forwards (a failed update switches it off until the next one succeeds).
+    pub live: bool,
+    /// Labels in its live table.
+    pub labels: usize,
+    /// Table updates that failed.
+    pub failed_updates: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Its counters (empty when they could not be read; `last_error` then says why).
+    pub counters: FastCounters,
+    /// By port slot: whether it sends out of the port (see [`FastPath::refresh_egress`]).
+    pub egress_ok: Vec<bool>,
 }
 
 /// The fast-path program loaded, with its tables; attached to each interface with
@@ -182,8 +223,19 @@ pub struct FastPath {
     generation: u32,
     /// Label counter slots ever installed (the ones whose counters are read).
     counted: BTreeSet<u32>,
+    /// The tables last asked for ([`FastPath::apply`]), before the egress check.
+    wanted: FastTables,
+    /// By port slot: whether a redirect to it can succeed ([`FastPath::refresh_egress`]).
+    egress_ok: Vec<bool>,
+    /// Whether egress needs checking: some interface is attached in native mode, where a
+    /// redirect needs the egress device's `ndo_xdp_xmit` (skb mode transmits an skb).
+    check_egress: bool,
     /// Interfaces attached, with the mode that took.
     attached: Vec<(String, Mode)>,
+    /// Their links, until [`FastPath::detach`].
+    links: Vec<aya::programs::xdp::XdpLinkId>,
+    /// Updates that failed, and the last one's error.
+    failed: (u64, Option<String>),
 }
 
 impl std::fmt::Debug for FastPath {
@@ -215,14 +267,20 @@ impl FastPath {
             }
         }
         loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
+        let slots = ifindex.len();
         let mut fast = FastPath {
             ebpf,
             ifindex,
+            wanted: FastTables::default(),
+            egress_ok: vec![true; slots],
+            check_egress: false,
             held: [BTreeMap::new(), BTreeMap::new()],
             ports: Vec::new(),
             generation: names::FAST_GEN_OFF,
             counted: BTreeSet::new(),
             attached: Vec::new(),
+            links: Vec::new(),
+            failed: (0, None),
         };
         fast.set_generation(names::FAST_GEN_OFF)?;
         fast.apply(tables)?;
@@ -240,9 +298,50 @@ impl FastPath {
                 program: names::FAST_PROGRAM,
                 source,
             })?;
-        let mode = attach_loaded(xdp, ifname, mode)?;
+        let (mode, link) = attach_loaded(xdp, ifname, mode)?;
         self.attached.push((ifname.to_string(), mode));
+        self.links.push(link);
+        self.check_egress |= mode == Mode::Native;
         Ok(mode)
+    }
+
+    /// Asks the kernel again which ports take redirected frames (a veth does only while its
+    /// peer has an XDP program or GRO on), and reinstalls the tables if that changed: labels
+    /// whose egress does not are left to the workers. Returns whether anything changed.
+    pub fn refresh_egress(&mut self) -> Result<bool, FastError> {
+        let mut now = Vec::with_capacity(self.ifindex.len());
+        for &i in &self.ifindex {
+            // A port whose features cannot be read is not sent to: the workers still are.
+            now.push(
+                !self.check_egress || xdp_features(i).map_or(false, |f| f & XDP_ACT_NDO_XMIT != 0),
+            );
+        }
+        if now == self.egress_ok {
+            return Ok(false);
+        }
+        self.egress_ok = now;
+        let wanted = self.wanted.clone();
+        self.apply(&wanted)?;
+        Ok(true)
+    }
+
+    /// By port slot: whether the fast path sends out of it.
+    pub fn egress_ok(&self) -> &[bool] {
+        &self.egress_ok
+    }
+
+    /// Detaches the program from every interface (its maps and counters stay readable).
+    pub fn detach(&mut self) {
+        let Some(program) = self.ebpf.program_mut(names::FAST_PROGRAM) else {
+            return;
+        };
+        let Ok(xdp) = <&mut aya::programs::Xdp>::try_from(program) else {
+            return;
+        };
+        for link in self.links.drain(..) {
+            // An interface that went away took its attachment with it.
+            let _gone = xdp.detach(link);
+        }
     }
 
     /// The interfaces attached, with the mode that took on each.
@@ -260,6 +359,32 @@ impl FastPath {
             })
     }
 
+    /// Whether the fast path forwards at all (not switched off by a failed update).
+    pub fn is_live(&self) -> bool {
+        self.generation != names::FAST_GEN_OFF
+    }
+
+    /// Updates that failed, and the last one's error.
+    pub fn failed_updates(&self) -> (u64, Option<&str>) {
+        (self.failed.0, self.failed.1.as_deref())
+    }
+
+    /// Its state and counters.
+    pub fn status(&self) -> FastStatus {
+        let (counters, read_error) = match self.counters() {
+            Ok(c) => (c, None),
+            Err(e) => (FastCounters::default(), Some(e.to_string())),
+        };
+        FastStatus {
+            live: self.is_live(),
+            labels: self.live_labels(),
+            failed_updates: self.failed.0,
+            last_error: read_error.or_else(|| self.failed.1.clone()),
+            counters,
+            egress_ok: self.egress_ok.clone(),
+        }
+    }
+
     /// Labels in the live table.
     pub fn live_labels(&self) -> usize {
         self.held
@@ -272,12 +397,17 @@ impl FastPath {
     /// table. On a failure the fast path is switched off (every frame goes to the workers,
     /// which have the new tables) until an update succeeds.
     pub fn apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
-        match self.try_apply(next) {
+        self.wanted = next.clone();
+        let mut next = next.clone();
+        next.labels
+            .retain(|_, e| self.egress_ok.get(e.tx_slot as usize) == Some(&true));
+        match self.try_apply(&next) {
             Ok(delta) => Ok(delta),
             Err(e) => {
                 // Nothing is forwarded on stale tables; if even this fails the program keeps
                 // the last complete table, which the error reports.
                 let _off = self.set_generation(names::FAST_GEN_OFF);
+                self.failed = (self.failed.0 + 1, Some(e.to_string()));
                 Err(e)
             }
         }

@@ -17,6 +17,7 @@ pub mod socket;
 pub mod steer;
 pub mod umem;
 pub mod worker;
+pub mod xdp_features;
 
 /// The eBPF object built by `build.rs` (the XDP steering program), embedded once.
 pub(crate) static EBPF_OBJECT: &[u8] =
@@ -68,6 +69,12 @@ pub enum XskError {
     /// The steering program.
     #[error(transparent)]
     Steer(#[from] steer::SteerError),
+    /// The XDP fast path could not be loaded, attached or filled.
+    #[error(transparent)]
+    Fast(#[from] fast::FastError),
+    /// The XDP fast path runs the pipeline's tables: it needs them.
+    #[error("the XDP fast path needs the pipeline's tables (not a bench stage)")]
+    FastWithoutTables,
     /// An interface has fewer RX queues than there are workers.
     #[error("interface {ifname} has {queues} RX queue(s) but {workers} workers were asked for: every worker needs a queue on every interface it transmits on; use --cores with at most {queues} core(s)")]
     TooFewQueues {

@@ -8,14 +8,16 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::fast::{FastDelta, FastError, FastPath, FastStatus, FastTables};
 use super::mirror::{Mirror, MirrorCount, MirrorPath, MirrorSpec};
+use super::netdev::Netdev;
 use super::socket::XskSocket;
-use super::steer::{Mode, Steering};
+use super::steer::{Mode, SteerCounters, SteerError, Steering};
 use super::umem::{Umem, MAX_FRAME, MAX_JUMBO_FRAME};
 use super::worker::{Event, Originated, Pipeline, Stage, Worker, WorkerLinks, WorkerStats};
 use super::{XskError, RING_SIZE, TX_BUDGET};
 use crate::pipeline::punt::PolicerConfig;
-use crate::tables::{PortId, Published};
+use crate::tables::{PortId, Published, Snapshot};
 
 /// Learned neighbours queued between the workers and the control side.
 const LEARN_QUEUE: usize = 4096;
@@ -36,6 +38,29 @@ pub struct Plan {
     pub jumbo: bool,
     /// Control-plane policing of frames punted to the mirrors, per worker.
     pub policer: PolicerConfig,
+    /// Attach the XDP fast path (`--fast-path xdp`) instead of the steering program: the
+    /// kernel forwards what it can and steers the rest to the workers.
+    pub fast_path: bool,
+}
+
+/// The XDP programs a runtime attached.
+enum Programs {
+    /// The steering program, one loaded copy per interface.
+    Steering(Vec<Steering>),
+    /// The fast path, one loaded copy on every interface; locked only to update or read it.
+    Fast(Mutex<FastPath>),
+}
+
+/// One interface's XDP program as `show interfaces` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpInterface {
+    /// Interface.
+    pub ifname: String,
+    /// The mode that took.
+    pub mode: Mode,
+    /// What its program counted (on the fast path: the frames it steered, not those it
+    /// forwarded).
+    pub counters: SteerCounters,
 }
 
 /// Jumbo regions per worker when [`Plan::jumbo`] is set: frames being forwarded at once.
@@ -65,7 +90,7 @@ pub struct Runtime {
     /// The mirror thread and its devices; stopped after the workers.
     mirrors: Option<MirrorPath>,
     // Declared last: detached after the workers have stopped.
-    steering: Vec<Steering>,
+    programs: Programs,
 }
 
 impl Runtime {
@@ -121,19 +146,26 @@ impl Runtime {
         } else {
             MAX_FRAME
         } as usize;
-        let mut mirror_path = match published {
+        let mut mirror_path = match &published {
             Some(tables) if !mirrors.is_empty() => Some(MirrorPath::start(
                 mirrors,
                 workers.len(),
                 max_frame,
-                tables,
+                tables.clone(),
             )?),
             _ => None,
         };
-        let mut steering = Vec::new();
-        for (ifname, _, _) in &plan.interfaces {
-            steering.push(Steering::attach(ifname, plan.mode)?);
-        }
+        let mut programs = match (&published, plan.fast_path) {
+            (_, false) => {
+                let mut steering = Vec::new();
+                for (ifname, _, _) in &plan.interfaces {
+                    steering.push(Steering::attach(ifname, plan.mode)?);
+                }
+                Programs::Steering(steering)
+            }
+            (None, true) => return Err(XskError::FastWithoutTables),
+            (Some(tables), true) => Programs::Fast(Mutex::new(load_fast(plan, &tables.load())?)),
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (learn_tx, learned) = crossbeam_channel::bounded(LEARN_QUEUE);
         let (originate, originate_rx) = crossbeam_channel::bounded(ORIGINATE_QUEUE);
@@ -145,7 +177,7 @@ impl Runtime {
             learned,
             originate,
             mirrors: None,
-            steering: Vec::new(),
+            programs: Programs::Steering(Vec::new()),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let nworkers = workers.len();
@@ -225,14 +257,27 @@ impl Runtime {
             runtime.shutdown();
             return Err(e);
         }
-        runtime.steering = steering;
         for (w, ifname, queue, fd, zero_copy) in bound {
-            let Some(st) = runtime.steering.iter_mut().find(|s| s.ifname() == ifname) else {
-                continue;
+            let bound = match &mut programs {
+                Programs::Steering(steering) => {
+                    let Some(st) = steering.iter_mut().find(|s| s.ifname() == ifname) else {
+                        continue;
+                    };
+                    st.bind_socket(queue, fd).map_err(XskError::from)
+                }
+                Programs::Fast(fast) => {
+                    let Some(&(_, port, _)) = plan.interfaces.iter().find(|i| i.0 == ifname) else {
+                        continue;
+                    };
+                    lock(fast)
+                        .bind_socket(port, queue, fd)
+                        .map_err(XskError::from)
+                }
             };
-            if let Err(e) = st.bind_socket(queue, fd) {
+            if let Err(e) = bound {
+                runtime.programs = programs;
                 runtime.shutdown();
-                return Err(e.into());
+                return Err(e);
             }
             runtime.sockets.push(SocketInfo {
                 worker: w,
@@ -241,6 +286,7 @@ impl Runtime {
                 zero_copy,
             });
         }
+        runtime.programs = programs;
         Ok(runtime)
     }
 
@@ -249,9 +295,69 @@ impl Runtime {
         &self.sockets
     }
 
-    /// The steering programs, one per interface.
-    pub fn steering(&self) -> &[Steering] {
-        &self.steering
+    /// Each interface's XDP program: its mode and what it counted.
+    pub fn xdp_interfaces(&self) -> Vec<XdpInterface> {
+        match &self.programs {
+            Programs::Steering(steering) => steering
+                .iter()
+                .map(|st| XdpInterface {
+                    ifname: st.ifname().to_string(),
+                    mode: st.mode(),
+                    counters: st.counters().unwrap_or_default(),
+                })
+                .collect(),
+            Programs::Fast(fast) => {
+                let fast = lock(fast);
+                let counters = fast.counters().unwrap_or_default();
+                fast.attached()
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, (ifname, mode))| {
+                        let c = counters.ports.get(slot).copied().unwrap_or_default();
+                        XdpInterface {
+                            ifname: ifname.clone(),
+                            mode: *mode,
+                            counters: SteerCounters {
+                                redirected: c.redirected,
+                                passed: c.passed,
+                            },
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether the XDP fast path is on.
+    pub fn fast_path(&self) -> bool {
+        matches!(self.programs, Programs::Fast(_))
+    }
+
+    /// Brings the fast path's tables in step with `snap` (just published); `None` when the
+    /// fast path is off.
+    pub fn fast_apply(&self, snap: &Snapshot) -> Option<Result<FastDelta, FastError>> {
+        match &self.programs {
+            Programs::Fast(fast) => Some(lock(fast).apply(&FastTables::compile(snap))),
+            Programs::Steering(_) => None,
+        }
+    }
+
+    /// Asks the kernel again which ports take the fast path's redirects, and reinstalls its
+    /// tables if that changed (the control side calls this once a second); `None` when the
+    /// fast path is off.
+    pub fn fast_refresh(&self) -> Option<Result<bool, FastError>> {
+        match &self.programs {
+            Programs::Fast(fast) => Some(lock(fast).refresh_egress()),
+            Programs::Steering(_) => None,
+        }
+    }
+
+    /// The fast path's state and what it forwarded; `None` when it is off.
+    pub fn fast_status(&self) -> Option<FastStatus> {
+        match &self.programs {
+            Programs::Fast(fast) => Some(lock(fast).status()),
+            Programs::Steering(_) => None,
+        }
     }
 
     /// Each worker's latest published state.
@@ -290,28 +396,79 @@ impl Runtime {
 
     /// Stops the workers (they drain their TX rings) and detaches the programs; returns each
     /// worker's final state.
-    pub fn stop(mut self) -> Vec<WorkerStats> {
-        self.shutdown();
-        self.worker_stats()
+    pub fn stop(self) -> Vec<WorkerStats> {
+        self.finish().0
     }
 
-    fn shutdown(&mut self) {
+    /// As [`Runtime::stop`], with the fast path's final state too (taken once it is detached,
+    /// so it counts every frame it forwarded).
+    pub fn finish(mut self) -> (Vec<WorkerStats>, Option<FastStatus>) {
+        self.stop_workers();
+        let fast = match &self.programs {
+            Programs::Fast(fast) => {
+                let mut fast = lock(fast);
+                fast.detach();
+                Some(fast.status())
+            }
+            Programs::Steering(_) => None,
+        };
+        self.shutdown();
+        (self.worker_stats(), fast)
+    }
+
+    fn stop_workers(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             // A worker that panicked has nothing left to clean up: its sockets and UMEM
             // were dropped while unwinding.
             let _panicked = t.join();
         }
+    }
+
+    fn shutdown(&mut self) {
+        self.stop_workers();
         if let Some(m) = &mut self.mirrors {
             m.stop();
         }
-        self.steering.clear();
+        self.programs = Programs::Steering(Vec::new());
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Loads the fast path with `snap`'s tables and attaches it to every interface of `plan`.
+fn load_fast(plan: &Plan, snap: &Snapshot) -> Result<FastPath, XskError> {
+    let slots = plan
+        .interfaces
+        .iter()
+        .map(|(_, port, _)| usize::from(port.0) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut ifindex = vec![0; slots];
+    for (ifname, port, _) in &plan.interfaces {
+        let dev = Netdev::read(ifname).ok_or_else(|| SteerError::Map {
+            map: xpe_ebpf::FAST_TX_MAP,
+            detail: format!("interface {ifname} is gone"),
+        })?;
+        ifindex[usize::from(port.0)] = dev.ifindex;
+    }
+    let mut fast = FastPath::load(ifindex, &FastTables::compile(snap))?;
+    for (ifname, _, _) in &plan.interfaces {
+        fast.attach(ifname, plan.mode)?;
+    }
+    fast.refresh_egress()?;
+    Ok(fast)
+}
+
+/// Locks a mutex, poisoned or not: the fast path's maps stay usable after a reader panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -238,7 +238,7 @@ fn attach_xdp(
     mode: Mode,
 ) -> Result<Mode, SteerError> {
     let xdp = loaded_program(ebpf, program)?;
-    attach_loaded(xdp, ifname, mode)
+    attach_loaded(xdp, ifname, mode).map(|(mode, _link)| mode)
 }
 
 /// Program `program` of `ebpf`, loaded into the kernel (the verifier has passed it).
@@ -260,8 +260,12 @@ pub(crate) fn loaded_program<'a>(
 }
 
 /// Attaches the loaded program `xdp` to `ifname`; with [`Mode::Auto`], native first, then
-/// skb. Returns the mode that took.
-pub(crate) fn attach_loaded(xdp: &mut Xdp, ifname: &str, mode: Mode) -> Result<Mode, SteerError> {
+/// skb. Returns the mode that took and the link.
+pub(crate) fn attach_loaded(
+    xdp: &mut Xdp,
+    ifname: &str,
+    mode: Mode,
+) -> Result<(Mode, aya::programs::xdp::XdpLinkId), SteerError> {
     let tries: &[(Mode, XdpMode)] = match mode {
         Mode::Native => &[(Mode::Native, XdpMode::Driver)],
         Mode::Skb => &[(Mode::Skb, XdpMode::Skb)],
@@ -270,7 +274,7 @@ pub(crate) fn attach_loaded(xdp: &mut Xdp, ifname: &str, mode: Mode) -> Result<M
     let mut last = None;
     for &(mode, flags) in tries {
         match xdp.attach(ifname, flags) {
-            Ok(_) => return Ok(mode),
+            Ok(link) => return Ok((mode, link)),
             Err(e) => last = Some((mode, e)),
         }
     }

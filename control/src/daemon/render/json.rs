@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use xpe_dataplane::pipeline::{DropReason, IcmpError, Punt, PuntClass};
 use xpe_dataplane::tables::{self, Fec, FecId, IlmAction, IlmEntry, IpPrefix, Snapshot, VrfId};
+use xpe_dataplane::xsk::fast::FastStatus;
 use xpe_dataplane::xsk::steer::Mode;
 use xpe_dataplane::xsk::worker::{LoopStats, WorkerStats};
 
@@ -24,8 +25,13 @@ pub(super) fn line<T: Serialize>(answer: &T) -> Response {
 
 /// `show counters`: the workers' counters summed, with the label and VRF counters by the
 /// slots they keep across table changes.
-pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> api::Counters {
-    let total = totals(stats);
+pub(super) fn counters(
+    live: &Live,
+    snap: &Snapshot,
+    stats: &[WorkerStats],
+    fast: Option<&FastStatus>,
+) -> api::Counters {
+    let total = totals(stats, fast);
     let current: HashSet<u32> = snap.ilm().entries().map(|e| e.label.get()).collect();
     let (labels, vrfs) = {
         let st = lock(&live.state);
@@ -128,6 +134,13 @@ pub(super) fn counters(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> a
         punt_queue_full: lp.punt_queue_full,
         injected: lp.injected,
         inject_dropped: lp.inject_dropped,
+        fast_path: fast.map(|f| api::FastPath {
+            live: f.live,
+            forwarded: f.counters.forwarded(),
+            labels: f.labels,
+            failed_updates: f.failed_updates,
+            last_error: f.last_error.clone(),
+        }),
     }
 }
 
@@ -192,31 +205,45 @@ pub(super) fn neighbors(live: &Live, snap: &Snapshot) -> api::Neighbors {
     api::Neighbors { neighbors }
 }
 
-/// `show interfaces`: each interface's steering program, sockets and kernel drop counters.
-pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) -> api::Interfaces {
+/// `show interfaces`: each interface's XDP program, sockets and kernel drop counters.
+pub(super) fn interfaces(
+    live: &Live,
+    snap: &Snapshot,
+    stats: &[WorkerStats],
+    fast: Option<&FastStatus>,
+) -> api::Interfaces {
     let rt = lock(&live.runtime);
     let Some(rt) = rt.as_ref() else {
         return api::Interfaces::default();
     };
     let interfaces = rt
-        .steering()
-        .iter()
+        .xdp_interfaces()
+        .into_iter()
         .map(|st| {
-            let c = st.counters().unwrap_or_default();
-            let port = snap.port_by_name(st.ifname()).map(|p| snap.port(p));
+            let c = st.counters;
+            let port_id = snap.port_by_name(&st.ifname);
+            let port = port_id.map(|p| snap.port(p));
             let sockets: Vec<_> = rt
                 .sockets()
                 .iter()
-                .filter(|s| s.ifname == st.ifname())
+                .filter(|s| s.ifname == st.ifname)
                 .collect();
+            let xdp_forwarded = match (fast, port_id) {
+                (Some(f), Some(p)) => f
+                    .counters
+                    .ports
+                    .get(usize::from(p.0))
+                    .map_or(0, |c| c.rx_packets),
+                _ => 0,
+            };
             let mut i = api::Interface {
-                interface: st.ifname().to_string(),
+                interface: st.ifname.clone(),
                 kind: port.map(|p| match p.kind {
                     tables::PortKind::Core => api::PortKind::Core,
                     tables::PortKind::Edge => api::PortKind::Edge,
                 }),
                 mac: port.map(|p| p.mac.to_string()),
-                xdp_mode: match st.mode() {
+                xdp_mode: match st.mode {
                     Mode::Native => api::XdpMode::Native,
                     Mode::Skb => api::XdpMode::Skb,
                     Mode::Auto => api::XdpMode::Auto,
@@ -225,6 +252,11 @@ pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) ->
                 zero_copy: sockets.iter().any(|s| s.zero_copy),
                 xdp_redirected: c.redirected,
                 xdp_passed: c.passed,
+                xdp_forwarded,
+                xdp_fast_egress: match (fast, port_id) {
+                    (Some(f), Some(p)) => f.egress_ok.get(usize::from(p.0)).copied(),
+                    _ => None,
+                },
                 rx_dropped: 0,
                 rx_ring_full: 0,
                 rx_fill_ring_empty: 0,
@@ -232,7 +264,7 @@ pub(super) fn interfaces(live: &Live, snap: &Snapshot, stats: &[WorkerStats]) ->
             for (_, _, k) in stats
                 .iter()
                 .flat_map(|w| w.sockets.iter())
-                .filter(|(n, _, _)| n == st.ifname())
+                .filter(|(n, _, _)| *n == st.ifname)
             {
                 i.rx_dropped += k.rx_dropped;
                 i.rx_ring_full += k.rx_ring_full;

@@ -8,8 +8,6 @@
 mod json;
 mod text;
 
-use xpe_dataplane::xsk::runtime::Runtime;
-
 use super::{lock, ok, refused, Live};
 use crate::ctl::{Response, What};
 use std::io::Write;
@@ -17,14 +15,14 @@ use std::io::Write;
 /// Answers one `show` request.
 pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response {
     let snap = live.published.load();
-    let stats = lock(&live.runtime)
+    let (stats, fast) = lock(&live.runtime)
         .as_ref()
-        .map(Runtime::worker_stats)
+        .map(|rt| (rt.worker_stats(), rt.fast_status()))
         .unwrap_or_default();
     let mut out = Vec::new();
     let written = match what {
         What::Counters => {
-            let c = json::counters(live, &snap, &stats);
+            let c = json::counters(live, &snap, &stats, fast.as_ref());
             return if as_json {
                 json::line(&c)
             } else {
@@ -48,7 +46,7 @@ pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -
             };
         }
         What::Interfaces => {
-            let i = json::interfaces(live, &snap, &stats);
+            let i = json::interfaces(live, &snap, &stats, fast.as_ref());
             return if as_json {
                 json::line(&i)
             } else {

@@ -54,6 +54,26 @@ pub(super) fn counters(c: &api::Counters) -> String {
         drops + c.tx_ring_full + c.no_tx_socket,
         punts
     );
+    if let Some(f) = &c.fast_path {
+        let state = if f.live {
+            String::new()
+        } else {
+            " (switched off: every frame goes to the workers)".to_string()
+        };
+        let _ = writeln!(
+            s,
+            "XDP fast path{state}: {} of the frames forwarded went through the kernel alone; {} label(s) in its table",
+            f.forwarded, f.labels
+        );
+        if f.failed_updates > 0 || f.last_error.is_some() {
+            let _ = writeln!(
+                s,
+                "  failed table updates {}; last error: {}",
+                f.failed_updates,
+                f.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
     if c.fragmented > 0 {
         let _ = writeln!(
             s,
@@ -274,6 +294,29 @@ pub(super) fn interfaces(i: &api::Interfaces) -> String {
             e.rx_ring_full,
             e.rx_fill_ring_empty
         );
+    }
+    if i.interfaces.iter().any(|e| e.xdp_fast_egress.is_some()) {
+        let _ = writeln!(
+            s,
+            "XDP fast path (forwarded = received here and forwarded in the kernel; a veth takes its frames only while its peer has XDP or GRO on)"
+        );
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>12} {:<10}",
+            "Name", "Forwarded", "Sends out"
+        );
+        for e in &i.interfaces {
+            let out = match e.xdp_fast_egress {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            };
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>12} {:<10}",
+                e.interface, e.xdp_forwarded, out
+            );
+        }
     }
     if !i.mirrors.is_empty() {
         let _ = writeln!(
