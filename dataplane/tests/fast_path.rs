@@ -13,7 +13,7 @@ use core::net::Ipv4Addr;
 use xpe_dataplane::pipeline::{process, Counters, Frame, NoTrace, Verdict};
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment, AttachmentId, IlmAction, IlmEntry, IlmOrigin, Ipv4Lpm,
-    Ipv6Lpm, LabelStack, Port, PortId, PortKind, Snapshot, SnapshotParts, Vrf, VrfId,
+    Ipv6Lpm, LabelStack, Port, PortId, PortKind, Snapshot, SnapshotParts, TtlMode, Vrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
@@ -49,6 +49,11 @@ fn swap(n: u32, adj: u32, out: &[u32]) -> IlmEntry {
 /// 0) and an unresolved one (1). Labels: 16001 -> 16002 (fast), 16003 -> 16004/16005 (two
 /// labels: pipeline), 16006 -> 16007 to the unresolved hop (pipeline), 16008 PHP (pipeline).
 fn snapshot() -> Snapshot {
+    snapshot_in(TtlMode::Uniform)
+}
+
+/// [`snapshot`] in TTL mode `ttl_mode`.
+fn snapshot_in(ttl_mode: TtlMode) -> Snapshot {
     let attachment = |port: u16| Attachment {
         port: PortId(port),
         vlan: None,
@@ -90,6 +95,7 @@ fn snapshot() -> Snapshot {
                 counter: 0,
             },
         ],
+        ttl_mode,
         ..Default::default()
     })
     .unwrap()
@@ -109,12 +115,44 @@ fn frame(dst: [u8; 6], ethertype: u16, labels: &[(u32, u8, bool, u8)], payload: 
     f
 }
 
-/// An IPv4 header and 26 bytes of payload (the pipeline does not read it on a swap).
+/// An IPv4 header and 26 bytes of payload (the pipeline does not read it on a swap); its
+/// header checksum is left zero, so a pipeline that looks at it drops it.
 fn ip_payload() -> Vec<u8> {
     let mut p = vec![
         0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1,
     ];
     p.extend_from_slice(&[0x5a; 26]);
+    p
+}
+
+/// A valid IPv4 packet of `total` bytes (header checksum right), TTL `ttl`.
+fn ipv4(total: u16, ttl: u8) -> Vec<u8> {
+    let [hi, lo] = total.to_be_bytes();
+    let mut p = vec![
+        0x45, 0, hi, lo, 0x12, 0x34, 0x40, 0, ttl, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 1,
+    ];
+    let sum: u32 = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p.resize(usize::from(total), 0x5a);
+    p
+}
+
+/// An IPv6 packet with `payload` bytes of UDP payload, hop limit `hl`.
+fn ipv6(payload: u16, hl: u8) -> Vec<u8> {
+    let [hi, lo] = payload.to_be_bytes();
+    let mut p = vec![0x60, 0, 0, 0, hi, lo, 17, hl];
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    p.extend_from_slice(&[0; 11]);
+    p.push(1);
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    p.extend_from_slice(&[0; 11]);
+    p.push(2);
+    p.resize(40 + usize::from(payload), 0x5a);
     p
 }
 
@@ -160,7 +198,51 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             "unresolved hop",
             frame(us, 0x8847, &[(16006, 0, true, 64)], &ip),
         ),
-        ("PHP", frame(us, 0x8847, &[(16008, 0, true, 64)], &ip)),
+        (
+            "PHP, checksum wrong",
+            frame(us, 0x8847, &[(16008, 0, true, 64)], &ip),
+        ),
+        (
+            "PHP to IPv4",
+            frame(us, 0x8847, &[(16008, 0, true, 9)], &ipv4(46, 64)),
+        ),
+        (
+            "PHP to IPv4, TTL 2",
+            frame(us, 0x8847, &[(16008, 0, true, 2)], &ipv4(46, 64)),
+        ),
+        (
+            "PHP to IPv4 with padding",
+            frame(us, 0x8847, &[(16008, 0, true, 64)], &{
+                let mut p = ipv4(28, 64);
+                p.extend_from_slice(&[0; 18]);
+                p
+            }),
+        ),
+        (
+            "PHP to IPv4, total too long",
+            frame(us, 0x8847, &[(16008, 0, true, 64)], &ipv4(46, 64)[..40]),
+        ),
+        (
+            "PHP to IPv6",
+            frame(us, 0x8847, &[(16008, 0, true, 30)], &ipv6(8, 64)),
+        ),
+        (
+            "PHP to a label",
+            frame(
+                us,
+                0x8847,
+                &[(16008, 0, false, 30), (2001, 0, true, 64)],
+                &ipv4(46, 64),
+            ),
+        ),
+        (
+            "PHP, TTL 1",
+            frame(us, 0x8847, &[(16008, 0, true, 1)], &ipv4(46, 64)),
+        ),
+        (
+            "PHP to something else",
+            frame(us, 0x8847, &[(16008, 0, true, 64)], &[0x00; 40]),
+        ),
         (
             "unknown label",
             frame(us, 0x8847, &[(16100, 0, true, 64)], &ip),
@@ -203,12 +285,22 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn the_fast_path_forwards_what_the_pipeline_forwards_and_passes_the_rest_untouched() {
-    let snap = snapshot();
+    both_paths_agree(snapshot());
+}
+
+#[test]
+fn in_pipe_mode_too() {
+    // PHP leaves the IP TTL alone in pipe mode (RFC 3443): the same cases, the same answers.
+    both_paths_agree(snapshot_in(TtlMode::Pipe));
+}
+
+/// Every case through both paths over `snap`; checks the fast path's counters too.
+fn both_paths_agree(snap: Snapshot) {
     let tables = FastTables::compile(&snap);
     assert_eq!(
         tables.labels.keys().copied().collect::<Vec<_>>(),
-        [16001],
-        "only the one-label swap to a resolved untagged hop is fast"
+        [16001, 16008],
+        "the one-label swap and the PHP to a resolved untagged hop are fast"
     );
     let program = match FastPath::load(vec![LO, LO], &tables) {
         Ok(p) => p,
@@ -232,18 +324,23 @@ fn the_fast_path_forwards_what_the_pipeline_forwards_and_passes_the_rest_untouch
             other => panic!("{name}: XDP action {other}"),
         }
     }
-    // The cases the fast path takes: swap over IP, TC 5, over a label, TTL 2, exactly the MTU.
-    assert_eq!(forwarded, 5);
+    // The cases the fast path takes: swap over IP, TC 5, over a label, TTL 2, exactly the MTU;
+    // PHP to IPv4 (TTL 9, TTL 2, with padding), to IPv6, to a label.
+    assert_eq!(forwarded, 10);
     // Its counters say the same. Both ports are loopback here, so the port map holds the
     // later one: every frame came in on port 1, and the swaps went out of port 1.
     let c = program.counters().unwrap();
-    assert_eq!(c.forwarded(), 5);
-    assert_eq!(c.ports[1].tx_packets, 5);
+    assert_eq!(c.forwarded(), 10);
+    assert_eq!(c.ports[1].tx_packets, 10);
     assert_eq!(
         c.ports[1].rx_packets + c.ports[1].passed,
         cases().len() as u64
     );
-    assert_eq!(c.labels, [(0, 5)], "label 16001 counts in its slot");
+    assert_eq!(
+        c.labels,
+        [(0, 5), (3, 5)],
+        "labels 16001 and 16008 count in their slots"
+    );
 }
 
 #[test]
@@ -260,13 +357,13 @@ fn a_table_update_switches_the_program_to_the_new_table_whole() {
     let entry = next.labels.remove(&16001).unwrap();
     next.labels.insert(
         16009,
-        xpe_ebpf::FastSwap {
+        xpe_ebpf::FastLabel {
             out: 16010 << 12,
             ..entry
         },
     );
     let delta = program.apply(&next).unwrap();
-    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 1));
+    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 2));
     assert_eq!(program.test_run(&to(16001), LO).unwrap().0, XDP_PASS);
     let (action, out) = program.test_run(&to(16009), LO).unwrap();
     assert_eq!(action, XDP_REDIRECT);
@@ -276,12 +373,12 @@ fn a_table_update_switches_the_program_to_the_new_table_whole() {
     );
     // Back again: the spare map still held the first table, and is brought up to date.
     let delta = program.apply(&FastTables::compile(&snap)).unwrap();
-    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 1));
+    assert_eq!((delta.written, delta.removed, delta.labels), (1, 1, 2));
     assert_eq!(program.test_run(&to(16001), LO).unwrap().0, XDP_REDIRECT);
     assert_eq!(program.test_run(&to(16009), LO).unwrap().0, XDP_PASS);
     // The same tables again change nothing.
     let delta = program.apply(&FastTables::compile(&snap)).unwrap();
-    assert_eq!((delta.written, delta.removed, delta.labels), (0, 0, 1));
+    assert_eq!((delta.written, delta.removed, delta.labels), (0, 0, 2));
 }
 
 /// xorshift64: a fixed sequence, so a failure can be replayed.

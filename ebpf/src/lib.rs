@@ -23,7 +23,7 @@ pub const STATS_LEN: u32 = 2;
 /// the kernel and steers everything else to the AF_XDP sockets. Unlike [`PROGRAM`], one loaded
 /// copy serves every interface, so its maps are keyed by port.
 pub const FAST_PROGRAM: &str = "xpe_fast";
-/// Names of the fast path's two label maps (incoming label -> [`FastSwap`]): the program reads
+/// Names of the fast path's two label maps (incoming label -> [`FastLabel`]): the program reads
 /// the one [`FAST_GEN_MAP`] names while userspace brings the other up to date.
 pub const FAST_LABELS_MAPS: [&str; 2] = ["XPE_FAST_LABELS0", "XPE_FAST_LABELS1"];
 /// Name of the one-slot array that says which label map is live: 0 or 1, or
@@ -65,12 +65,19 @@ pub const FAST_PORT_PASSED: u32 = 5;
 /// Counters per port.
 pub const FAST_PORT_STATS_LEN: u32 = 6;
 
-/// A label the fast path swaps: one outgoing label, TTL - 1, TC and S kept, to a resolved
-/// untagged next hop. Compiled from the userspace tables' swap entries.
+/// [`FastLabel::op`]: swap the top label for [`FastLabel::out`], TTL - 1, TC and S kept.
+pub const FAST_OP_SWAP: u8 = 0;
+/// [`FastLabel::op`]: penultimate-hop pop. Above another label, that label's TTL becomes this
+/// one's - 1 in uniform mode; at the bottom of the stack, the IPv4 TTL or IPv6 hop limit does
+/// (checksum updated), and the frame loses any Ethernet padding.
+pub const FAST_OP_POP: u8 = 1;
+
+/// An incoming label the fast path handles, to a resolved untagged next hop. Compiled from the
+/// userspace tables' swap and pop entries.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FastSwap {
-    /// The outgoing label, shifted into place (label << 12).
+pub struct FastLabel {
+    /// For a swap, the outgoing label, shifted into place (label << 12).
     pub out: u32,
     /// The egress port's slot (DEVMAP, counters).
     pub tx_slot: u32,
@@ -80,8 +87,10 @@ pub struct FastSwap {
     pub macs: [u8; 12],
     /// The egress port's MTU (what follows the Ethernet header may not exceed it).
     pub mtu: u16,
-    /// Padding (zero).
-    pub pad: u16,
+    /// [`FAST_OP_SWAP`] or [`FAST_OP_POP`].
+    pub op: u8,
+    /// 1 in uniform TTL mode (RFC 3443), 0 in pipe mode.
+    pub uniform: u8,
 }
 
 /// A port the fast path takes frames on.

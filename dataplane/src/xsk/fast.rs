@@ -1,6 +1,6 @@
 //! The XDP fast path (`xpe run --fast-path xdp`): one loaded copy of the `xpe_fast` program
-//! (ebpf/src/main.rs) attached to every interface. It forwards the LSR swaps its tables hold in
-//! the kernel and steers every other frame, untouched, to the AF_XDP socket of its port and
+//! (ebpf/src/main.rs) attached to every interface. It forwards the LSR swaps and
+//! penultimate-hop pops its tables hold in the kernel and steers every other frame, untouched, to the AF_XDP socket of its port and
 //! queue, where the pipeline handles it as without the fast path.
 //!
 //! The tables are compiled from the same [`Snapshot`] the workers use ([`FastTables`]) and kept
@@ -9,19 +9,20 @@
 //! for an RCU grace period before it writes the other one, so a frame sees one table or the
 //! next, never half of an update.
 //!
-//! So far the fast path does the LSR swap only (docs/runtime.md lists what takes which path).
+//! So far the fast path does the LSR operations only (docs/runtime.md lists what takes which
+//! path).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::RawFd;
 
 use aya::maps::{Array, DevMap, MapData, PerCpuArray, XskMap};
 use aya::Ebpf;
-use xpe_ebpf::{self as names, FastPort, FastSwap};
+use xpe_ebpf::{self as names, FastLabel, FastPort};
 
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
-use crate::tables::{IlmAction, PortId, PortKind, Snapshot};
+use crate::tables::{IlmAction, PortId, PortKind, Snapshot, TtlMode};
 
 /// What the fast path's maps hold for one snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,14 +30,16 @@ pub struct FastTables {
     /// Every port, by slot (its [`PortId`]). `core` is set where the pipeline takes labelled
     /// frames: core ports with an untagged attachment.
     pub ports: Vec<FastPort>,
-    /// Labels it swaps: incoming label -> entry. The entry's TX slot is the egress port.
-    pub labels: BTreeMap<u32, FastSwap>,
+    /// Labels it swaps or pops: incoming label -> entry. The entry's TX slot is the egress
+    /// port.
+    pub labels: BTreeMap<u32, FastLabel>,
 }
 
 impl FastTables {
-    /// The entries for `snap`: every swap to one outgoing label whose next hop is resolved and
-    /// untagged. Everything else (PHP, VPN labels, several labels pushed, unresolved or tagged
-    /// next hops, counter slots past [`names::FAST_MAX_LABELS`]) stays with the pipeline.
+    /// The entries for `snap`: every swap to one outgoing label and every PHP whose next hop is
+    /// resolved and untagged. Everything else (VPN labels, several labels pushed, unresolved or
+    /// tagged next hops, counter slots past [`names::FAST_MAX_LABELS`]) stays with the
+    /// pipeline.
     pub fn compile(snap: &Snapshot) -> FastTables {
         let ports = snap
             .ports()
@@ -49,15 +52,18 @@ impl FastTables {
                 slot: i as u32,
             })
             .collect();
+        let uniform = u8::from(snap.ttl_mode() == TtlMode::Uniform);
         let labels = snap
             .ilm()
             .entries()
             .filter_map(|e| {
-                let IlmAction::Swap { adj, ref out } = e.action else {
-                    return None;
-                };
-                let [word] = out.words() else {
-                    return None;
+                let (adj, op, out) = match e.action {
+                    IlmAction::Swap { adj, ref out } => match out.words() {
+                        [word] => (adj, names::FAST_OP_SWAP, *word),
+                        _ => return None,
+                    },
+                    IlmAction::Pop { adj } => (adj, names::FAST_OP_POP, 0),
+                    IlmAction::PopLookup { .. } => return None,
                 };
                 let adj = snap.adjacency(adj);
                 if adj.mac.is_none()
@@ -71,13 +77,14 @@ impl FastTables {
                 macs.copy_from_slice(&adj.header[..12]);
                 Some((
                     e.label.get(),
-                    FastSwap {
-                        out: *word,
+                    FastLabel {
+                        out,
                         tx_slot: u32::from(adj.port.0),
                         counter: e.counter,
                         macs,
                         mtu: adj.mtu,
-                        pad: 0,
+                        op,
+                        uniform,
                     },
                 ))
             })
@@ -86,7 +93,7 @@ impl FastTables {
     }
 }
 
-/// A map value the kernel copies as plain bytes: [`FastSwap`] and [`FastPort`] are `repr(C)`
+/// A map value the kernel copies as plain bytes: [`FastLabel`] and [`FastPort`] are `repr(C)`
 /// structs of integers with explicit padding, defined in the no_std crate the program shares
 /// (which does not depend on aya, hence the wrapper).
 #[repr(transparent)]
@@ -95,7 +102,7 @@ struct Value<T>(T);
 
 // SAFETY: `T` is one of the `repr(C)` structs above: integers and byte arrays only, every bit
 // pattern valid, padding spelt out as fields.
-unsafe impl aya::Pod for Value<FastSwap> {}
+unsafe impl aya::Pod for Value<FastLabel> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Value<FastPort> {}
 
@@ -216,7 +223,7 @@ pub struct FastPath {
     /// Interface index of each port slot.
     ifindex: Vec<u32>,
     /// What each label map holds.
-    held: [BTreeMap<u32, FastSwap>; 2],
+    held: [BTreeMap<u32, FastLabel>; 2],
     /// The port map's entries.
     ports: Vec<FastPort>,
     /// The live label map (0, 1), or [`names::FAST_GEN_OFF`].
@@ -431,7 +438,7 @@ impl FastPath {
         let live = self.held.get(self.generation as usize).cloned();
         {
             let name = names::FAST_LABELS_MAPS[spare];
-            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastSwap>> =
+            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastLabel>> =
                 map_mut(&mut self.ebpf, name)?;
             let held = &mut self.held[spare];
             for (label, entry) in &next.labels {
