@@ -72,13 +72,19 @@ pub const FAST_OP_SWAP: u8 = 0;
 /// (checksum updated), and the frame loses any Ethernet padding.
 pub const FAST_OP_POP: u8 = 1;
 
-/// An incoming label the fast path handles, to a resolved untagged next hop. Compiled from the
-/// userspace tables' swap and pop entries.
+/// [`FastLabel::op`]: pop a VPN (table) label at the bottom of the stack and route the IPv4
+/// packet below in VRF [`FastLabel::vrf`] (disposition).
+pub const FAST_OP_POP_LOOKUP: u8 = 2;
+
+/// An incoming label the fast path handles: a swap or PHP to a resolved untagged next hop, or
+/// a VPN label. Compiled from the userspace tables' label entries.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastLabel {
     /// For a swap, the outgoing label, shifted into place (label << 12).
     pub out: u32,
+    /// For a VPN label, the VRF.
+    pub vrf: u32,
     /// The egress port's slot (DEVMAP, counters).
     pub tx_slot: u32,
     /// The entry's counter slot in the label counters.
@@ -87,7 +93,7 @@ pub struct FastLabel {
     pub macs: [u8; 12],
     /// The egress port's MTU (what follows the Ethernet header may not exceed it).
     pub mtu: u16,
-    /// [`FAST_OP_SWAP`] or [`FAST_OP_POP`].
+    /// [`FAST_OP_SWAP`], [`FAST_OP_POP`] or [`FAST_OP_POP_LOOKUP`].
     pub op: u8,
     /// 1 in uniform TTL mode (RFC 3443), 0 in pipe mode.
     pub uniform: u8,
@@ -105,4 +111,103 @@ pub struct FastPort {
     pub pad: u8,
     /// The port's slot: its index in the tables (DEVMAP, XSKMAP base, counters).
     pub slot: u32,
+}
+
+/// Names of the fast path's attachment maps, one per generation: (port slot << 16 | VLAN id,
+/// 0 untagged) -> VRF id (u32).
+pub const FAST_ATTACH_MAPS: [&str; 2] = ["XPE_FAST_ATTACH0", "XPE_FAST_ATTACH1"];
+/// Names of the per-VRF IPv4 table descriptors ([`FastVrf`], by VRF id), one per generation.
+pub const FAST_VRFS_MAPS: [&str; 2] = ["XPE_FAST_VRFS0", "XPE_FAST_VRFS1"];
+/// Names of the IPv4 LPM roots (u32 words, every VRF's root one after the other). Like the
+/// page tables and the arenas, they are arrays of u64, each holding two words (the lower one
+/// first): an mmapable array's elements are 8 bytes apart, so this way userspace sees the
+/// words back to back through the mapping.
+pub const FAST_ROOT_MAPS: [&str; 2] = ["XPE_FAST_ROOT0", "XPE_FAST_ROOT1"];
+/// Names of the page tables: VRF id * [`FAST_MAX_PAGES`] + page -> the page's first word in
+/// the arena.
+pub const FAST_PAGES_MAPS: [&str; 2] = ["XPE_FAST_PAGES0", "XPE_FAST_PAGES1"];
+/// Names of the IPv4 LPM arenas (u32 words: every VRF's pages one after the other).
+pub const FAST_ARENA_MAPS: [&str; 2] = ["XPE_FAST_ARENA0", "XPE_FAST_ARENA1"];
+/// Names of the FEC arrays ([`FastFec`], by FEC id).
+pub const FAST_FECS_MAPS: [&str; 2] = ["XPE_FAST_FECS0", "XPE_FAST_FECS1"];
+/// Names of the adjacency arrays ([`FastAdj`], by adjacency id).
+pub const FAST_ADJS_MAPS: [&str; 2] = ["XPE_FAST_ADJS0", "XPE_FAST_ADJS1"];
+/// Name of the fast path's per-CPU VRF counters (IP lookups), by the VRF's counter slot.
+pub const FAST_VRF_STATS_MAP: &str = "XPE_FAST_VRF_STATS";
+
+/// VRFs the fast path routes in (by VRF id); and VRF counter slots it counts in.
+pub const FAST_MAX_VRFS: u32 = 1024;
+/// Pages of one VRF's IPv4 arena (the userspace table's page numbers: 9 bits).
+pub const FAST_MAX_PAGES: u32 = 512;
+/// Words of the IPv4 LPM roots, all VRFs together (16 MiB).
+pub const FAST_ROOT_WORDS: u32 = 1 << 22;
+/// Words of the IPv4 LPM arena, all VRFs together (32 MiB: a 1M-route table takes 12.4).
+pub const FAST_ARENA_WORDS: u32 = 1 << 23;
+/// FECs the fast path holds.
+pub const FAST_MAX_FECS: u32 = 1 << 16;
+/// Adjacencies the fast path holds.
+pub const FAST_MAX_ADJS: u32 = 1 << 16;
+/// Labels a FEC of the fast path pushes at most.
+pub const FAST_MAX_PUSH: usize = 4;
+/// Words the userspace arena's page offsets keep below the page number (its `PAGE_SHIFT`).
+pub const FAST_PAGE_SHIFT: u32 = 22;
+/// Levels below the root a lookup walks at most (8-8-8-8 below a /8 root).
+pub const FAST_MAX_LEVELS: usize = 3;
+/// `BPF_F_MMAPABLE`: userspace writes the arrays with this flag through a mapping.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// One VRF's IPv4 table in the fast path's arrays.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastVrf {
+    /// 1 when the VRF's table is in the arrays (else its lookups go to the workers).
+    pub present: u32,
+    /// Where its root starts in the root array.
+    pub root_base: u32,
+    /// Its root's shift: the root entry of address `a` is `root[root_base + (a >> shift)]`.
+    pub root_shift: u32,
+    /// Its counter slot.
+    pub counter: u32,
+    /// 1 in uniform TTL mode (RFC 3443), 0 in pipe mode (the same in every VRF).
+    pub uniform: u32,
+    /// Padding (zero): elements of an mmapable array are 8-byte aligned.
+    pub pad: u32,
+}
+
+/// [`FastFec::kind`]: forward to [`FastFec::adj`], pushing the labels.
+pub const FAST_FEC_FORWARD: u32 = 1;
+
+/// A FEC: where an IP lookup's hit sends the packet. Anything else (ours, glean, more labels
+/// than [`FAST_MAX_PUSH`]) has kind 0 and goes to the workers.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastFec {
+    /// [`FAST_FEC_FORWARD`], or 0.
+    pub kind: u32,
+    /// The adjacency.
+    pub adj: u32,
+    /// Labels pushed.
+    pub push: u32,
+    /// The labels, outermost first, shifted into place (label << 12).
+    pub labels: [u32; FAST_MAX_PUSH],
+    /// Padding (zero): elements of an mmapable array are 8-byte aligned.
+    pub pad: u32,
+}
+
+/// An adjacency: the egress port and the header to write.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastAdj {
+    /// 1 when resolved and its port takes redirected frames; else 0 (to the workers).
+    pub ok: u32,
+    /// The egress port's slot.
+    pub tx_slot: u32,
+    /// Destination, source, and (tagged) 0x8100 and the VLAN id.
+    pub header: [u8; 16],
+    /// 1 when the header carries a VLAN tag.
+    pub tagged: u16,
+    /// The egress port's MTU.
+    pub mtu: u16,
+    /// Padding (zero): elements of an mmapable array are 8-byte aligned.
+    pub pad: u32,
 }

@@ -102,7 +102,7 @@ use super::{LpmError, MAX_VALUE};
 /// Bits resolved by each node below the root.
 const STRIDE: u8 = 8;
 /// Tag bit of an entry (in the root or a node) holding a child's arena offset, not a leaf.
-const NODE_BIT: u32 = 1 << 31;
+pub(crate) const NODE_BIT: u32 = 1 << 31;
 /// Leaf value meaning "no route covers this range".
 const NO_ROUTE: u32 = NODE_BIT - 1;
 /// Root width of small tables: 256 entries, 1 KiB, so an idle VRF costs about a kilobyte.
@@ -118,7 +118,7 @@ const LARGE_ROOT_MIN_ROUTES: usize = 4096;
 /// number of runs that start before its first entry (high byte, at most 248) and which of
 /// its 8 entries start a run (low byte), so the rank of an entry is one add and one lookup
 /// in [`POPCOUNT8`], with no 64-bit popcount (see the module doc).
-const HEADER_WORDS: usize = 16;
+pub(crate) const HEADER_WORDS: usize = 16;
 /// An arena offset is `page << PAGE_SHIFT | word in page`. A subtree never spans pages, so a
 /// page holds the largest one: below a /16 root entry at most 257 nodes of 272 words (69,904);
 /// below a /8 entry of a small table (under 4096 routes) at most about 242,000 words (three
@@ -126,7 +126,7 @@ const HEADER_WORDS: usize = 16;
 /// for both, and for the whole arena of a full build of a few million routes, which a lookup
 /// then reads through `first` (measured: the page list's dependent load cost 10-40% of a
 /// cache-resident lookup at 1M routes; through `first`, within noise of the single arena).
-const PAGE_SHIFT: u32 = 22;
+pub(crate) const PAGE_SHIFT: u32 = 22;
 /// Largest page, in words.
 const PAGE_WORDS: usize = 1 << PAGE_SHIFT;
 /// Pages an offset can name (the tag bit takes the 32nd bit).
@@ -222,6 +222,13 @@ impl Ipv4Lpm {
     /// Number of distinct prefixes in the table.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The lookup structure as it is: the root, the shift that indexes it (`addr >> shift`)
+    /// and the arena pages (page `n` of an entry's offset is `pages[n]`). The XDP fast path
+    /// copies these into array maps and walks them as [`Ipv4Lpm::lookup`] does.
+    pub fn raw_parts(&self) -> (&Arc<[u32]>, u32, &[Arc<[u32]>]) {
+        (&self.root, self.root_shift, &self.pages)
     }
 
     /// True when the table holds no prefix.

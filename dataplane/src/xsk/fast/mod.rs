@@ -1,97 +1,32 @@
 //! The XDP fast path (`xpe run --fast-path xdp`): one loaded copy of the `xpe_fast` program
-//! (ebpf/src/main.rs) attached to every interface. It forwards the LSR swaps and
-//! penultimate-hop pops its tables hold in the kernel and steers every other frame, untouched, to the AF_XDP socket of its port and
-//! queue, where the pipeline handles it as without the fast path.
+//! (ebpf/src/fast.rs) attached to every interface. It forwards in the kernel what its tables
+//! hold: LSR swaps and penultimate-hop pops, IPv4 imposition from any attachment and IPv4
+//! disposition from VPN labels. Every other frame goes, untouched, to the AF_XDP socket of its
+//! port and queue, where the pipeline handles it as without the fast path.
 //!
-//! The tables are compiled from the same [`Snapshot`] the workers use ([`FastTables`]) and kept
-//! in step with every published one ([`FastPath::apply`]). The label table is double-buffered:
-//! userspace writes the map the program does not read, switches the generation slot, and waits
-//! for an RCU grace period before it writes the other one, so a frame sees one table or the
-//! next, never half of an update.
-//!
-//! So far the fast path does the LSR operations only (docs/runtime.md lists what takes which
-//! path).
+//! The tables are compiled from the same [`Snapshot`](crate::tables::Snapshot) the workers use ([`FastTables`]) and kept
+//! in step with every published one ([`FastPath::apply`]). Every table is double-buffered:
+//! userspace writes the generation the program does not read, switches the generation slot,
+//! and waits for an RCU grace period before it writes the other one, so a frame sees one
+//! snapshot's tables or the next's, never half of an update. docs/runtime.md lists what takes
+//! which path.
+
+mod mapped;
+mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::RawFd;
 
 use aya::maps::{Array, DevMap, MapData, PerCpuArray, XskMap};
 use aya::Ebpf;
-use xpe_ebpf::{self as names, FastLabel, FastPort};
+use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort, FastVrf};
 
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
-use crate::tables::{IlmAction, PortId, PortKind, Snapshot, TtlMode};
-
-/// What the fast path's maps hold for one snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FastTables {
-    /// Every port, by slot (its [`PortId`]). `core` is set where the pipeline takes labelled
-    /// frames: core ports with an untagged attachment.
-    pub ports: Vec<FastPort>,
-    /// Labels it swaps or pops: incoming label -> entry. The entry's TX slot is the egress
-    /// port.
-    pub labels: BTreeMap<u32, FastLabel>,
-}
-
-impl FastTables {
-    /// The entries for `snap`: every swap to one outgoing label and every PHP whose next hop is
-    /// resolved and untagged. Everything else (VPN labels, several labels pushed, unresolved or
-    /// tagged next hops, counter slots past [`names::FAST_MAX_LABELS`]) stays with the
-    /// pipeline.
-    pub fn compile(snap: &Snapshot) -> FastTables {
-        let ports = snap
-            .ports()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| FastPort {
-                mac: p.mac.0,
-                core: u8::from(p.kind == PortKind::Core && p.attachment(0).is_some()),
-                pad: 0,
-                slot: i as u32,
-            })
-            .collect();
-        let uniform = u8::from(snap.ttl_mode() == TtlMode::Uniform);
-        let labels = snap
-            .ilm()
-            .entries()
-            .filter_map(|e| {
-                let (adj, op, out) = match e.action {
-                    IlmAction::Swap { adj, ref out } => match out.words() {
-                        [word] => (adj, names::FAST_OP_SWAP, *word),
-                        _ => return None,
-                    },
-                    IlmAction::Pop { adj } => (adj, names::FAST_OP_POP, 0),
-                    IlmAction::PopLookup { .. } => return None,
-                };
-                let adj = snap.adjacency(adj);
-                if adj.mac.is_none()
-                    || adj.vlan.is_some()
-                    || e.counter >= names::FAST_MAX_LABELS
-                    || u32::from(adj.port.0) >= names::FAST_MAX_PORTS
-                {
-                    return None;
-                }
-                let mut macs = [0u8; 12];
-                macs.copy_from_slice(&adj.header[..12]);
-                Some((
-                    e.label.get(),
-                    FastLabel {
-                        out,
-                        tx_slot: u32::from(adj.port.0),
-                        counter: e.counter,
-                        macs,
-                        mtu: adj.mtu,
-                        op,
-                        uniform,
-                    },
-                ))
-            })
-            .collect();
-        FastTables { ports, labels }
-    }
-}
+use crate::tables::PortId;
+use mapped::Mapped;
+pub use tables::{FastTables, VrfTable};
 
 /// A map value the kernel copies as plain bytes: [`FastLabel`] and [`FastPort`] are `repr(C)`
 /// structs of integers with explicit padding, defined in the no_std crate the program shares
@@ -105,6 +40,12 @@ struct Value<T>(T);
 unsafe impl aya::Pod for Value<FastLabel> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Value<FastPort> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Value<FastVrf> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Value<FastFec> {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Value<FastAdj> {}
 
 /// Why the fast path could not be loaded, attached, updated or read.
 #[derive(Debug, thiserror::Error)]
@@ -133,9 +74,11 @@ pub enum FastError {
     },
 }
 
-/// What one [`FastPath::apply`] changed in the live label table.
+/// What one [`FastPath::apply`] changed against the live tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FastDelta {
+    /// Whether the IPv4 tables (roots and arenas) were copied.
+    pub routes_written: bool,
     /// Labels added or changed.
     pub written: usize,
     /// Labels removed.
@@ -168,6 +111,8 @@ pub struct FastCounters {
     pub ports: Vec<FastPortCounters>,
     /// Packets by label counter slot, for every slot the fast path has counted in.
     pub labels: Vec<(u32, u64)>,
+    /// IPv4 lookups by VRF counter slot, for every VRF slot it has counted in.
+    pub vrfs: Vec<(u32, u64)>,
 }
 
 impl FastCounters {
@@ -189,12 +134,14 @@ impl FastCounters {
             mine.tx_packets += fast.tx_packets;
             mine.tx_bytes += fast.tx_bytes;
         }
-        for &(slot, packets) in &self.labels {
-            let slot = slot as usize;
-            if c.labels.len() <= slot {
-                c.labels.resize(slot + 1, 0);
+        for (list, mine) in [(&self.labels, &mut c.labels), (&self.vrfs, &mut c.vrfs)] {
+            for &(slot, n) in list {
+                let slot = slot as usize;
+                if mine.len() <= slot {
+                    mine.resize(slot + 1, 0);
+                }
+                mine[slot] += n;
             }
-            c.labels[slot] += packets;
         }
     }
 }
@@ -222,14 +169,16 @@ pub struct FastPath {
     ebpf: Ebpf,
     /// Interface index of each port slot.
     ifindex: Vec<u32>,
-    /// What each label map holds.
-    held: [BTreeMap<u32, FastLabel>; 2],
+    /// What each generation's maps hold.
+    held: [FastTables; 2],
+    /// Each generation's mmapable arrays.
+    arrays: [Arrays; 2],
     /// The port map's entries.
     ports: Vec<FastPort>,
-    /// The live label map (0, 1), or [`names::FAST_GEN_OFF`].
+    /// The live generation (0, 1), or [`names::FAST_GEN_OFF`].
     generation: u32,
-    /// Label counter slots ever installed (the ones whose counters are read).
-    counted: BTreeSet<u32>,
+    /// Label and VRF counter slots ever installed (the ones whose counters are read).
+    counted: (BTreeSet<u32>, BTreeSet<u32>),
     /// The tables last asked for ([`FastPath::apply`]), before the egress check.
     wanted: FastTables,
     /// By port slot: whether a redirect to it can succeed ([`FastPath::refresh_egress`]).
@@ -243,6 +192,91 @@ pub struct FastPath {
     links: Vec<aya::programs::xdp::XdpLinkId>,
     /// Updates that failed, and the last one's error.
     failed: (u64, Option<String>),
+}
+
+/// One generation's mmapable arrays, mapped.
+struct Arrays {
+    vrfs: Mapped,
+    root: Mapped,
+    pages: Mapped,
+    arena: Mapped,
+    fecs: Mapped,
+    adjs: Mapped,
+}
+
+impl Arrays {
+    fn map(ebpf: &Ebpf, g: usize) -> Result<Arrays, FastError> {
+        let one = |name: &'static str| -> Result<Mapped, FastError> {
+            let map = ebpf.map(name).ok_or_else(|| missing(name))?;
+            Mapped::new(map).map_err(|detail| FastError::Map { map: name, detail })
+        };
+        Ok(Arrays {
+            vrfs: one(names::FAST_VRFS_MAPS[g])?,
+            root: one(names::FAST_ROOT_MAPS[g])?,
+            pages: one(names::FAST_PAGES_MAPS[g])?,
+            arena: one(names::FAST_ARENA_MAPS[g])?,
+            fecs: one(names::FAST_FECS_MAPS[g])?,
+            adjs: one(names::FAST_ADJS_MAPS[g])?,
+        })
+    }
+
+    /// Copies every VRF's IPv4 table in: roots one after the other, pages one after the
+    /// other, each VRF's page table pointing at its pages. A VRF that does not fit is left
+    /// out (its lookups go to the workers).
+    fn write_routes(&mut self, vrfs: &[Option<VrfTable>], uniform: bool) {
+        let descriptors = self.vrfs.elements::<Value<FastVrf>>();
+        descriptors.fill(Value(FastVrf::default()));
+        let (root, pages, arena) = (self.root.words(), self.pages.words(), self.arena.words());
+        let (mut root_at, mut arena_at) = (0usize, 0usize);
+        for (id, table) in vrfs.iter().enumerate() {
+            let Some(t) = table else {
+                continue;
+            };
+            let words: usize = t.pages.iter().map(|p| p.len()).sum();
+            if root_at + t.root.len() > root.len() || arena_at + words > arena.len() {
+                continue;
+            }
+            root[root_at..root_at + t.root.len()].copy_from_slice(&t.root);
+            let table_base = id * names::FAST_MAX_PAGES as usize;
+            for (n, page) in t.pages.iter().enumerate() {
+                pages[table_base + n] = arena_at as u32;
+                arena[arena_at..arena_at + page.len()].copy_from_slice(page);
+                arena_at += page.len();
+            }
+            descriptors[id] = Value(FastVrf {
+                present: 1,
+                root_base: root_at as u32,
+                root_shift: t.root_shift,
+                counter: t.counter,
+                uniform: u32::from(uniform),
+                pad: 0,
+            });
+            root_at += t.root.len();
+        }
+        // Explicit null routes in the global table with its mode even when it is left out.
+        if let Some(global) = descriptors.first_mut() {
+            global.0.uniform = u32::from(uniform);
+        }
+    }
+
+    /// Writes `items` into the array `mapped` from the start and clears what follows up to
+    /// `before` (what the previous tables there used).
+    fn write_all<T: Copy + Default>(mapped: &mut Mapped, items: &[T], before: usize)
+    where
+        Value<T>: aya::Pod,
+    {
+        let all = mapped.elements::<Value<T>>();
+        let n = items.len().min(all.len());
+        for (slot, item) in all.iter_mut().zip(&items[..n]) {
+            *slot = Value(*item);
+        }
+        if before > n {
+            let end = before.min(all.len());
+            for slot in &mut all[n..end] {
+                *slot = Value(T::default());
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for FastPath {
@@ -275,16 +309,18 @@ impl FastPath {
         }
         loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
         let slots = ifindex.len();
+        let arrays = [Arrays::map(&ebpf, 0)?, Arrays::map(&ebpf, 1)?];
         let mut fast = FastPath {
             ebpf,
             ifindex,
             wanted: FastTables::default(),
             egress_ok: vec![true; slots],
             check_egress: false,
-            held: [BTreeMap::new(), BTreeMap::new()],
+            held: [FastTables::default(), FastTables::default()],
+            arrays,
             ports: Vec::new(),
             generation: names::FAST_GEN_OFF,
-            counted: BTreeSet::new(),
+            counted: (BTreeSet::new(), BTreeSet::new()),
             attached: Vec::new(),
             links: Vec::new(),
             failed: (0, None),
@@ -396,7 +432,7 @@ impl FastPath {
     pub fn live_labels(&self) -> usize {
         self.held
             .get(self.generation as usize)
-            .map_or(0, |h| h.len())
+            .map_or(0, |h| h.labels.len())
     }
 
     /// Brings the maps in step with `next`: the port entries that changed, then the label map
@@ -405,14 +441,12 @@ impl FastPath {
     /// which have the new tables) until an update succeeds.
     pub fn apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
         self.wanted = next.clone();
-        let mut next = next.clone();
-        next.labels
-            .retain(|_, e| self.egress_ok.get(e.tx_slot as usize) == Some(&true));
+        let next = next.sending_only_to(&self.egress_ok);
         match self.try_apply(&next) {
             Ok(delta) => Ok(delta),
             Err(e) => {
                 // Nothing is forwarded on stale tables; if even this fails the program keeps
-                // the last complete table, which the error reports.
+                // the last complete tables, which the error reports.
                 let _off = self.set_generation(names::FAST_GEN_OFF);
                 self.failed = (self.failed.0 + 1, Some(e.to_string()));
                 Err(e)
@@ -422,9 +456,10 @@ impl FastPath {
 
     fn try_apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
         self.write_ports(&next.ports)?;
-        // Most publishes (routes, neighbours elsewhere) leave the labels as they are: no
-        // switch, no grace period.
-        if self.held.get(self.generation as usize) == Some(&next.labels) {
+        let live = self.held.get(self.generation as usize).cloned();
+        // Most publishes (a neighbour elsewhere, a route in the workers' tables only) change
+        // nothing here: no switch, no grace period.
+        if live.as_ref() == Some(next) {
             return Ok(FastDelta {
                 labels: next.labels.len(),
                 ..FastDelta::default()
@@ -434,48 +469,78 @@ impl FastPath {
             0 => 1,
             _ => 0,
         };
-        let mut delta = FastDelta::default();
-        let live = self.held.get(self.generation as usize).cloned();
-        {
-            let name = names::FAST_LABELS_MAPS[spare];
-            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastLabel>> =
-                map_mut(&mut self.ebpf, name)?;
-            let held = &mut self.held[spare];
-            for (label, entry) in &next.labels {
-                if held.get(label) != Some(entry) {
-                    map.insert(label, Value(*entry), 0)
-                        .map_err(|e| FastError::Map {
-                            map: name,
-                            detail: format!("label {label}: {e}"),
-                        })?;
-                    held.insert(*label, *entry);
-                }
-                self.counted.insert(entry.counter);
-            }
-            let gone: Vec<u32> = held
+        let routes_written = self.write_generation(spare, next)?;
+        let empty = FastTables::default();
+        let live = live.as_ref().unwrap_or(&empty);
+        let delta = FastDelta {
+            routes_written,
+            written: next
+                .labels
+                .iter()
+                .filter(|(l, e)| live.labels.get(l) != Some(e))
+                .count(),
+            removed: live
+                .labels
                 .keys()
                 .filter(|l| !next.labels.contains_key(l))
-                .copied()
-                .collect();
-            for label in gone {
-                map.remove(&label).map_err(|e| FastError::Map {
-                    map: name,
-                    detail: format!("label {label}: {e}"),
-                })?;
-                held.remove(&label);
-            }
-        }
-        for (label, entry) in &next.labels {
-            if live.as_ref().and_then(|l| l.get(label)) != Some(entry) {
-                delta.written += 1;
-            }
-        }
-        delta.removed = live.map_or(0, |l| {
-            l.keys().filter(|k| !next.labels.contains_key(k)).count()
-        });
+                .count(),
+            labels: next.labels.len(),
+        };
         self.set_generation(spare as u32)?;
-        delta.labels = self.live_labels();
         Ok(delta)
+    }
+
+    /// Brings generation `g` (not live) to `next`; returns whether the IPv4 tables were
+    /// copied. What it holds is recorded as it is written, so a failure leaves `held` true.
+    fn write_generation(&mut self, g: usize, next: &FastTables) -> Result<bool, FastError> {
+        for e in next.labels.values() {
+            self.counted.0.insert(e.counter);
+        }
+        for t in next.vrfs.iter().flatten() {
+            self.counted.1.insert(t.counter);
+        }
+        {
+            let name = names::FAST_LABELS_MAPS[g];
+            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastLabel>> =
+                map_mut(&mut self.ebpf, name)?;
+            sync_hash(
+                &mut map,
+                name,
+                &mut self.held[g].labels,
+                &next.labels,
+                Value,
+            )?;
+        }
+        {
+            let name = names::FAST_ATTACH_MAPS[g];
+            let mut map: aya::maps::HashMap<&mut MapData, u32, u32> =
+                map_mut(&mut self.ebpf, name)?;
+            sync_hash(
+                &mut map,
+                name,
+                &mut self.held[g].attach,
+                &next.attach,
+                |v| v,
+            )?;
+        }
+        let held = &mut self.held[g];
+        let arrays = &mut self.arrays[g];
+        let routes = held.vrfs != next.vrfs || held.uniform != next.uniform;
+        if routes {
+            arrays.write_routes(&next.vrfs, next.uniform);
+            held.vrfs = next.vrfs.clone();
+            held.uniform = next.uniform;
+        }
+        if held.fecs != next.fecs {
+            Arrays::write_all(&mut arrays.fecs, &next.fecs, held.fecs.len());
+            held.fecs = next.fecs.clone();
+        }
+        if held.adjs != next.adjs {
+            Arrays::write_all(&mut arrays.adjs, &next.adjs, held.adjs.len());
+            held.adjs = next.adjs.clone();
+        }
+        held.ports = next.ports.clone();
+        Ok(routes)
     }
 
     /// Writes the port entries that differ from `ports`.
@@ -535,15 +600,20 @@ impl FastPath {
                 passed: at(names::FAST_PORT_PASSED)?,
             });
         }
-        let label_stats = read(names::FAST_LABEL_STATS_MAP)?;
-        let mut labels = Vec::with_capacity(self.counted.len());
-        for &slot in &self.counted {
-            let values = label_stats
-                .get(&slot, 0)
-                .map_err(map_err(names::FAST_LABEL_STATS_MAP))?;
-            labels.push((slot, values.iter().sum()));
-        }
-        Ok(FastCounters { ports, labels })
+        let by_slot = |name: &'static str, slots: &BTreeSet<u32>| {
+            let stats = read(name)?;
+            let mut out = Vec::with_capacity(slots.len());
+            for &slot in slots {
+                let values = stats.get(&slot, 0).map_err(map_err(name))?;
+                out.push((slot, values.iter().sum()));
+            }
+            Ok::<_, FastError>(out)
+        };
+        Ok(FastCounters {
+            ports,
+            labels: by_slot(names::FAST_LABEL_STATS_MAP, &self.counted.0)?,
+            vrfs: by_slot(names::FAST_VRF_STATS_MAP, &self.counted.1)?,
+        })
     }
 
     /// Runs the program once on `frame` as if it arrived on interface `ingress` (queue 0),
@@ -589,6 +659,37 @@ fn grace_period() {
     if !done {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Brings the hash map `map` (named `name`), which holds `held`, to `next`: entries added or
+/// changed first, then the ones gone; `held` follows every write that succeeded.
+fn sync_hash<V: Copy + PartialEq, W: aya::Pod>(
+    map: &mut aya::maps::HashMap<&mut MapData, u32, W>,
+    name: &'static str,
+    held: &mut BTreeMap<u32, V>,
+    next: &BTreeMap<u32, V>,
+    wrap: impl Fn(V) -> W,
+) -> Result<(), FastError> {
+    let fail = |key: u32, e: aya::maps::MapError| FastError::Map {
+        map: name,
+        detail: format!("key {key}: {e}"),
+    };
+    for (&key, &value) in next {
+        if held.get(&key) != Some(&value) {
+            map.insert(key, wrap(value), 0).map_err(|e| fail(key, e))?;
+            held.insert(key, value);
+        }
+    }
+    let gone: Vec<u32> = held
+        .keys()
+        .filter(|k| !next.contains_key(k))
+        .copied()
+        .collect();
+    for key in gone {
+        map.remove(&key).map_err(|e| fail(key, e))?;
+        held.remove(&key);
+    }
+    Ok(())
 }
 
 fn missing(map: &'static str) -> FastError {

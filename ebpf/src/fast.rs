@@ -1,0 +1,682 @@
+//! The fast path (`xpe_fast`, `xpe run --fast-path xdp`): one program on every interface that
+//! forwards the common cases in the kernel exactly as the userspace pipeline would, and steers
+//! every other frame, untouched, to the AF_XDP socket of its port and queue.
+//!
+//! What it forwards (everything else goes to the workers):
+//! - on a core port, untagged MPLS: swap to one label, PHP (to a label, IPv4 or IPv6), a VPN
+//!   label at the bottom of the stack (disposition: IPv4 routed in the label's VRF), and IPv4
+//!   under an explicit null (routed in the global table);
+//! - on any port, untagged or 802.1Q-tagged IPv4 routed in its attachment's VRF (imposition:
+//!   the FEC's labels pushed, VLAN tag with PCP where the adjacency has one).
+//!
+//! Every table lives twice, one copy per generation; [`FAST_GEN`] names the live one. Userspace
+//! writes only the other, switches, and waits for an RCU grace period before it writes the old
+//! one again, so a frame sees one whole table or the next.
+//!
+//! The IPv4 lookup is the userspace table's own (`dataplane/src/tables/lpm/v4.rs`): its root and
+//! node arena are copied into array maps as they are, and walked the same way.
+
+// An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw pointers
+// handed out by the kernel, packet bytes are read and written through checked pointers.
+#![allow(unsafe_code)]
+
+use aya_ebpf::bindings::xdp_action;
+use aya_ebpf::helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len};
+use aya_ebpf::macros::{map, xdp};
+use aya_ebpf::maps::{Array, DevMap, HashMap, PerCpuArray, XskMap};
+use aya_ebpf::programs::XdpContext;
+use xpe_ebpf::{
+    FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE, FAST_ARENA_WORDS,
+    FAST_FEC_FORWARD, FAST_MAX_ADJS, FAST_MAX_DEPTH, FAST_MAX_FECS, FAST_MAX_LABELS,
+    FAST_MAX_LEVELS, FAST_MAX_PAGES, FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP,
+    FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED,
+    FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES,
+    FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, MAX_QUEUES,
+};
+
+/// BPF_F_NO_PREALLOC: the hash maps take kernel memory per entry inserted. The steering
+/// program shares this object, and userspace loads it with every fast-path map shrunk to one
+/// entry (`steer::load_object`), so they cost it nothing.
+const NO_PREALLOC: u32 = 1;
+/// Attachments the fast path holds.
+const MAX_ATTACH: u32 = 65_536;
+
+#[map(name = "XPE_FAST_GEN")]
+static FAST_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map(name = "XPE_FAST_PORTS")]
+static FAST_PORTS: HashMap<u32, FastPort> = HashMap::with_max_entries(FAST_MAX_PORTS, NO_PREALLOC);
+
+#[map(name = "XPE_FAST_TX")]
+static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
+
+#[map(name = "XPE_FAST_XSKS")]
+static FAST_XSKS: XskMap = XskMap::with_max_entries(FAST_MAX_PORTS * MAX_QUEUES, 0);
+
+#[map(name = "XPE_FAST_PORT_STATS")]
+static FAST_PORT_STATS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(FAST_MAX_PORTS * FAST_PORT_STATS_LEN, 0);
+
+#[map(name = "XPE_FAST_LABEL_STATS")]
+static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_LABELS, 0);
+
+#[map(name = "XPE_FAST_VRF_STATS")]
+static FAST_VRF_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_VRFS, 0);
+
+// Generation 0's tables, then generation 1's (the same maps).
+#[map(name = "XPE_FAST_LABELS0")]
+static LABELS0: HashMap<u32, FastLabel> = HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+#[map(name = "XPE_FAST_ATTACH0")]
+static ATTACH0: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ATTACH, NO_PREALLOC);
+#[map(name = "XPE_FAST_VRFS0")]
+static VRFS0: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ROOT0")]
+static ROOT0: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_PAGES0")]
+static PAGES0: Array<u64> =
+    Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ARENA0")]
+static ARENA0: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_FECS0")]
+static FECS0: Array<FastFec> = Array::with_max_entries(FAST_MAX_FECS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ADJS0")]
+static ADJS0: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAPABLE);
+
+#[map(name = "XPE_FAST_LABELS1")]
+static LABELS1: HashMap<u32, FastLabel> = HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+#[map(name = "XPE_FAST_ATTACH1")]
+static ATTACH1: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ATTACH, NO_PREALLOC);
+#[map(name = "XPE_FAST_VRFS1")]
+static VRFS1: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ROOT1")]
+static ROOT1: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_PAGES1")]
+static PAGES1: Array<u64> =
+    Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ARENA1")]
+static ARENA1: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS / 2, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_FECS1")]
+static FECS1: Array<FastFec> = Array::with_max_entries(FAST_MAX_FECS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ADJS1")]
+static ADJS1: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAPABLE);
+
+/// One generation's tables.
+struct Tables {
+    labels: &'static HashMap<u32, FastLabel>,
+    attach: &'static HashMap<u32, u32>,
+    vrfs: &'static Array<FastVrf>,
+    root: &'static Array<u64>,
+    pages: &'static Array<u64>,
+    arena: &'static Array<u64>,
+    fecs: &'static Array<FastFec>,
+    adjs: &'static Array<FastAdj>,
+}
+
+/// Generation `G`'s tables: a constant, so each copy of the code below names its own maps.
+#[inline(always)]
+fn tables<const G: u32>() -> Tables {
+    if G == 0 {
+        Tables {
+            labels: &LABELS0,
+            attach: &ATTACH0,
+            vrfs: &VRFS0,
+            root: &ROOT0,
+            pages: &PAGES0,
+            arena: &ARENA0,
+            fecs: &FECS0,
+            adjs: &ADJS0,
+        }
+    } else {
+        Tables {
+            labels: &LABELS1,
+            attach: &ATTACH1,
+            vrfs: &VRFS1,
+            root: &ROOT1,
+            pages: &PAGES1,
+            arena: &ARENA1,
+            fecs: &FECS1,
+            adjs: &ADJS1,
+        }
+    }
+}
+
+const ETH_LEN: usize = 14;
+const VLAN_LEN: usize = 4;
+const LABEL_LEN: usize = 4;
+const IPV4_LEN: usize = 20;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const TPID_8021Q: u16 = 0x8100;
+const TPID_8021AD: u16 = 0x88a8;
+/// VLAN id 4095: reserved, the pipeline drops it.
+const VID_RESERVED: u16 = 0xfff;
+/// The userspace IPv4 table's constants (`lpm/v4.rs`): an entry with this bit is a child's
+/// arena offset; this leaf means no route; a node's header words.
+const NODE_BIT: u32 = 1 << 31;
+const NO_ROUTE: u32 = NODE_BIT - 1;
+const HEADER_WORDS: u32 = 16;
+const PAGE_MASK: u32 = (1 << FAST_PAGE_SHIFT) - 1;
+
+/// The fast path. Frames from an interface that is not one of xpe's go to the kernel.
+#[xdp(frags)]
+pub fn xpe_fast(ctx: XdpContext) -> u32 {
+    // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    // SAFETY: a map value pointer from a successful lookup, copied out at once.
+    let Some(port) = (unsafe { FAST_PORTS.get(&ifindex) }).copied() else {
+        return xdp_action::XDP_PASS;
+    };
+    let forwarded = match FAST_GEN.get(0).copied() {
+        Some(0) => forward(&ctx, &port, &tables::<0>()),
+        Some(1) => forward(&ctx, &port, &tables::<1>()),
+        _ => None,
+    };
+    if let Some(action) = forwarded {
+        return action;
+    }
+    let queue = port.slot * MAX_QUEUES + ctx.rx_queue_index();
+    match FAST_XSKS.redirect(queue, u64::from(xdp_action::XDP_PASS)) {
+        Ok(action) => {
+            port_count(port.slot, FAST_PORT_REDIRECTED, 1);
+            action
+        }
+        Err(action) => {
+            port_count(port.slot, FAST_PORT_PASSED, 1);
+            action
+        }
+    }
+}
+
+/// A frame forwarded: where to and how long it left, for the counters.
+struct Sent {
+    tx_slot: u32,
+    len: usize,
+}
+
+/// Forwards the frame if the fast path handles it, and counts it; `None` with the frame
+/// untouched for anything else.
+#[inline(always)]
+fn forward(ctx: &XdpContext, port: &FastPort, t: &Tables) -> Option<u32> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + ETH_LEN + VLAN_LEN > end {
+        return None;
+    }
+    let len = end - start;
+    // SAFETY: the helper only reads the context the kernel passed.
+    let whole = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    // A frame in several buffers (jumbo, multi-buffer XDP) is left to the workers.
+    if whole != len as u64 {
+        return None;
+    }
+    // SAFETY: the check above proves the first ETH_LEN + VLAN_LEN bytes are in the frame.
+    let (dst, ethertype, tci, inner) = unsafe {
+        (
+            core::ptr::read_unaligned(start as *const [u8; 6]),
+            u16::from_be(core::ptr::read_unaligned((start + 12) as *const u16)),
+            u16::from_be(core::ptr::read_unaligned((start + 14) as *const u16)),
+            u16::from_be(core::ptr::read_unaligned((start + 16) as *const u16)),
+        )
+    };
+    if dst != port.mac {
+        return None;
+    }
+    let sent = match ethertype {
+        ETH_MPLS if port.core != 0 => mpls(ctx, port, t, len)?,
+        ETH_IPV4 => impose(ctx, port, t, 0, ETH_LEN)?,
+        TPID_8021Q if inner == ETH_IPV4 => {
+            let vid = tci & 0xfff;
+            if vid == VID_RESERVED || inner == TPID_8021Q || inner == TPID_8021AD {
+                return None;
+            }
+            impose(ctx, port, t, vid, ETH_LEN + VLAN_LEN)?
+        }
+        _ => return None,
+    };
+    port_count(port.slot, FAST_PORT_RX_PACKETS, 1);
+    port_count(port.slot, FAST_PORT_RX_BYTES, len as u64);
+    port_count(sent.tx_slot, FAST_PORT_TX_PACKETS, 1);
+    port_count(sent.tx_slot, FAST_PORT_TX_BYTES, sent.len as u64);
+    Some(xdp_action::XDP_REDIRECT)
+}
+
+/// IPv4 in the VRF of the attachment (port, `vid`): imposition.
+#[inline(always)]
+fn impose(ctx: &XdpContext, port: &FastPort, t: &Tables, vid: u16, l3: usize) -> Option<Sent> {
+    let key = port.slot << 16 | u32::from(vid);
+    // SAFETY: a map value pointer from a successful lookup, copied out at once.
+    let vrf = unsafe { *t.attach.get(&key)? };
+    route4(ctx, t, l3, vrf, None, None)
+}
+
+/// Untagged MPLS on a core port.
+#[inline(always)]
+fn mpls(ctx: &XdpContext, _port: &FastPort, t: &Tables, len: usize) -> Option<Sent> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + ETH_LEN + LABEL_LEN > end {
+        return None;
+    }
+    // SAFETY: checked just above.
+    let entry = u32::from_be(unsafe { core::ptr::read_unaligned((start + ETH_LEN) as *const u32) });
+    let (label, tc, bos, ttl) = (
+        entry >> 12,
+        (entry >> 9) & 7,
+        entry & 0x100 != 0,
+        entry & 0xff,
+    );
+    // The pipeline drops a stack without a bottom within its depth, or cut short: such a
+    // frame is left to it.
+    let mut off = ETH_LEN;
+    let mut bottom = false;
+    for _ in 0..FAST_MAX_DEPTH {
+        if start + off + LABEL_LEN > end {
+            return None;
+        }
+        // SAFETY: checked just above: the entry's four bytes are in the frame.
+        let s = unsafe { *((start + off + 2) as *const u8) };
+        off += LABEL_LEN;
+        if s & 1 != 0 {
+            bottom = true;
+            break;
+        }
+    }
+    if !bottom {
+        return None;
+    }
+    if label == 0 {
+        // Explicit null at the bottom: IPv4 in the global table, the label's TC as the class,
+        // its TTL as the hop in uniform mode (the pipeline keeps the mode in every VRF).
+        if !bos {
+            return None;
+        }
+        let uniform = t.vrfs.get(0)?.uniform != 0;
+        let hop = uniform.then_some(ttl as u8);
+        return route4(ctx, t, ETH_LEN + LABEL_LEN, 0, hop, Some(tc as u8));
+    }
+    if label < 16 {
+        return None;
+    }
+    // SAFETY: a map value pointer from a successful lookup, copied out at once.
+    let op = unsafe { *t.labels.get(&label)? };
+    let sent = match op.op {
+        FAST_OP_SWAP if ttl > 1 => swap(ctx, &op, entry, ttl, len)?,
+        FAST_OP_POP if ttl > 1 => pop(ctx, &op, bos, ttl as u8, len)?,
+        FAST_OP_POP_LOOKUP if bos => {
+            let hop = (op.uniform != 0).then_some(ttl as u8);
+            route4(ctx, t, ETH_LEN + LABEL_LEN, op.vrf, hop, Some(tc as u8))?
+        }
+        _ => return None,
+    };
+    if let Some(slot) = FAST_LABEL_STATS.get_ptr_mut(op.counter) {
+        // SAFETY: this CPU's own slot of a per-CPU array (see `port_count`).
+        unsafe { *slot += 1 };
+    }
+    Some(sent)
+}
+
+/// The swap: new label, TC and S kept, TTL - 1, new MACs.
+#[inline(always)]
+fn swap(ctx: &XdpContext, op: &FastLabel, entry: u32, ttl: u32, len: usize) -> Option<Sent> {
+    if len - ETH_LEN > usize::from(op.mtu) {
+        return None;
+    }
+    // Redirect first: with the slot empty the frame goes to user space unchanged.
+    FAST_TX.redirect(op.tx_slot, 0).ok()?;
+    let start = ctx.data();
+    if start + ETH_LEN + LABEL_LEN > ctx.data_end() {
+        return None;
+    }
+    let out = op.out | (entry & 0xf00) | (ttl - 1);
+    // SAFETY: checked just above: these 12 + 4 bytes are inside the frame; unaligned, since
+    // nothing promises where the frame starts.
+    unsafe {
+        core::ptr::write_unaligned(start as *mut [u8; 12], op.macs);
+        core::ptr::write_unaligned((start + ETH_LEN) as *mut u32, out.to_be());
+    }
+    Some(Sent {
+        tx_slot: op.tx_slot,
+        len,
+    })
+}
+
+/// Penultimate-hop pop, as the pipeline's `php`.
+#[inline(always)]
+fn pop(ctx: &XdpContext, op: &FastLabel, bos: bool, ttl: u8, len: usize) -> Option<Sent> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let below = ETH_LEN + LABEL_LEN;
+    let uniform = op.uniform != 0;
+    // What is below the label, and how long it is (the frame's Ethernet padding is not).
+    let (ethertype, keep) = if !bos {
+        (ETH_MPLS, len - below)
+    } else {
+        match ip_below(start + below, end)? {
+            IpBelow::V4 { total } => (ETH_IPV4, total),
+            IpBelow::V6 { total } => (ETH_IPV6, total),
+        }
+    };
+    if keep > usize::from(op.mtu) {
+        return None;
+    }
+    FAST_TX.redirect(op.tx_slot, 0).ok()?;
+    // Nothing is written before this point: from here on every step succeeds, as the checks
+    // above hold.
+    trim(ctx, len - below - keep)?;
+    if uniform {
+        let (start, end) = (ctx.data(), ctx.data_end());
+        let at = start + below;
+        if ethertype == ETH_MPLS {
+            if at + LABEL_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the label below is in the frame.
+            unsafe { *((at + 3) as *mut u8) = ttl - 1 };
+        } else if ethertype == ETH_IPV4 {
+            if at + IPV4_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the fixed IPv4 header is in the frame.
+            unsafe { set_ipv4_ttl(at, ttl - 1) };
+        } else {
+            if at + 40 > end {
+                return None;
+            }
+            // SAFETY: checked just above: the fixed IPv6 header is in the frame.
+            unsafe { *((at + 7) as *mut u8) = ttl - 1 };
+        }
+    }
+    // The label goes: the new Ethernet header ends where it ended.
+    // SAFETY: the helper checks its arguments against the frame it is given.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, LABEL_LEN as i32) } != 0 {
+        return None;
+    }
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + ETH_LEN > end {
+        return None;
+    }
+    // SAFETY: checked just above: the Ethernet header is in the frame.
+    unsafe {
+        core::ptr::write_unaligned(start as *mut [u8; 12], op.macs);
+        core::ptr::write_unaligned((start + 12) as *mut u16, ethertype.to_be());
+    }
+    Some(Sent {
+        tx_slot: op.tx_slot,
+        len: end - start,
+    })
+}
+
+/// Routes the IPv4 packet at `l3` in VRF `vrf` and rewrites the frame for the FEC it hits, as
+/// the pipeline's `route_ipv4` and `emit`: `hop` is the label TTL that counts as the hop (its
+/// - 1 becomes the IP TTL; `None`: the IP TTL itself counts), `qos` the class of service
+/// (`None`: the IP precedence).
+#[inline(always)]
+fn route4(
+    ctx: &XdpContext,
+    t: &Tables,
+    l3: usize,
+    vrf: u32,
+    hop: Option<u8>,
+    qos: Option<u8>,
+) -> Option<Sent> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let at = start + l3;
+    let IpBelow::V4 { total } = ip_below(at, end)? else {
+        return None;
+    };
+    if at + IPV4_LEN > end {
+        return None;
+    }
+    // SAFETY: checked just above: the fixed IPv4 header is in the frame.
+    let (tos, ip_ttl, dst) = unsafe {
+        (
+            *((at + 1) as *const u8),
+            *((at + 8) as *const u8),
+            u32::from_be(core::ptr::read_unaligned((at + 16) as *const u32)),
+        )
+    };
+    // Multicast and broadcast go to the kernel; so does everything the tables do not forward.
+    if dst >> 28 == 0xe || dst == u32::MAX {
+        return None;
+    }
+    let info = *t.vrfs.get(vrf)?;
+    if info.present == 0 {
+        return None;
+    }
+    let fec = *t.fecs.get(lookup4(t, &info, vrf, dst)?)?;
+    if fec.kind != FAST_FEC_FORWARD {
+        return None;
+    }
+    let adj = *t.adjs.get(fec.adj)?;
+    if adj.ok == 0 {
+        return None;
+    }
+    let from = hop.unwrap_or(ip_ttl);
+    if from <= 1 {
+        return None;
+    }
+    let new_ttl = from - 1;
+    let qos = qos.unwrap_or(tos >> 5) & 7;
+    let label_ttl = if info.uniform != 0 { new_ttl } else { 255 };
+    let push = fec.push as usize;
+    if push > FAST_MAX_PUSH || total + push * LABEL_LEN > usize::from(adj.mtu) {
+        return None;
+    }
+    let l2 = if adj.tagged != 0 {
+        ETH_LEN + VLAN_LEN
+    } else {
+        ETH_LEN
+    };
+    FAST_TX.redirect(adj.tx_slot, 0).ok()?;
+    // Nothing is written before this point: from here on every step succeeds.
+    if new_ttl != ip_ttl {
+        // SAFETY: checked above: the fixed IPv4 header is in the frame.
+        unsafe { set_ipv4_ttl(at, new_ttl) };
+    }
+    trim(ctx, end - at - total)?;
+    // The headers before the packet: from `l3` bytes to `l2` plus the labels.
+    let grow = (l2 + push * LABEL_LEN) as i32 - l3 as i32;
+    // SAFETY: the helper checks its arguments against the frame it is given.
+    if grow != 0 && unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return None;
+    }
+    let (start, end) = (ctx.data(), ctx.data_end());
+    // The longest header (tag and four labels) is in the frame: the IPv4 header follows it.
+    if start + ETH_LEN + VLAN_LEN + FAST_MAX_PUSH * LABEL_LEN > end {
+        return None;
+    }
+    let ethertype = if push > 0 { ETH_MPLS } else { ETH_IPV4 };
+    // SAFETY: checked just above: every byte written below is in the frame.
+    unsafe {
+        if adj.tagged != 0 {
+            let mut head = adj.header;
+            head[14] |= qos << 5;
+            core::ptr::write_unaligned(start as *mut [u8; 16], head);
+            core::ptr::write_unaligned((start + 16) as *mut u16, ethertype.to_be());
+        } else {
+            let mut macs = [0u8; 12];
+            macs.copy_from_slice(&adj.header[..12]);
+            core::ptr::write_unaligned(start as *mut [u8; 12], macs);
+            core::ptr::write_unaligned((start + 12) as *mut u16, ethertype.to_be());
+        }
+        let tc_ttl = u32::from(qos) << 9 | u32::from(label_ttl);
+        let mut i = 0;
+        while i < FAST_MAX_PUSH {
+            if i < push {
+                let mut word = fec.labels[i] | tc_ttl;
+                if i + 1 == push {
+                    word |= 0x100;
+                }
+                core::ptr::write_unaligned((start + l2 + i * LABEL_LEN) as *mut u32, word.to_be());
+            }
+            i += 1;
+        }
+    }
+    if let Some(c) = FAST_VRF_STATS.get_ptr_mut(info.counter) {
+        // SAFETY: this CPU's own slot of a per-CPU array (see `port_count`).
+        unsafe { *c += 1 };
+    }
+    Some(Sent {
+        tx_slot: adj.tx_slot,
+        len: end - start,
+    })
+}
+
+/// The userspace IPv4 table's lookup (`Ipv4Lpm::lookup`) over its copy in the arrays: the FEC
+/// of the longest prefix covering `addr`.
+#[inline(always)]
+fn lookup4(t: &Tables, info: &FastVrf, vrf: u32, addr: u32) -> Option<u32> {
+    let mut shift = info.root_shift;
+    if shift > 31 {
+        return None;
+    }
+    let mut entry = word(t.root, info.root_base + (addr >> shift))?;
+    if entry & NODE_BIT != 0 {
+        // The whole subtree below a root entry lies in one page.
+        let page = (entry & !NODE_BIT) >> FAST_PAGE_SHIFT;
+        let base = word(t.pages, vrf * FAST_MAX_PAGES + page)?;
+        for _ in 0..FAST_MAX_LEVELS {
+            if entry & NODE_BIT == 0 {
+                break;
+            }
+            if shift < 8 {
+                return None;
+            }
+            shift -= 8;
+            let node = base + (entry & PAGE_MASK);
+            let slot = (addr >> shift) & 0xff;
+            let group = word(t.arena, node + (slot >> 4))? >> ((slot & 8) << 1);
+            let starts = group & (0xff >> (7 - (slot & 7)));
+            let rank = ((group >> 8) & 0xff) + popcount8(starts & 0xff);
+            entry = word(t.arena, node + HEADER_WORDS - 1 + rank)?;
+        }
+        if entry & NODE_BIT != 0 {
+            return None;
+        }
+    }
+    (entry != NO_ROUTE).then_some(entry)
+}
+
+/// Word `w` of an array of word pairs.
+#[inline(always)]
+fn word(map: &Array<u64>, w: u32) -> Option<u32> {
+    let pair = *map.get(w >> 1)?;
+    Some((pair >> ((w & 1) << 5)) as u32)
+}
+
+#[inline(always)]
+fn popcount8(x: u32) -> u32 {
+    let x = x - ((x >> 1) & 0x55);
+    let x = (x & 0x33) + ((x >> 2) & 0x33);
+    (x + (x >> 4)) & 0x0f
+}
+
+/// Cuts `cut` bytes (Ethernet padding) off the end of the frame.
+#[inline(always)]
+fn trim(ctx: &XdpContext, cut: usize) -> Option<()> {
+    if cut > 0 {
+        // SAFETY: the helper checks its arguments against the frame it is given.
+        if unsafe { bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) } != 0 {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Writes TTL `ttl` into the IPv4 header at `at`, updating its checksum as the pipeline's
+/// `set_ttl_and_update_checksum` does.
+///
+/// # Safety
+/// The 20 bytes of the fixed header at `at` must be in the frame.
+#[inline(always)]
+unsafe fn set_ipv4_ttl(at: usize, ttl: u8) {
+    // SAFETY: the caller proved the fixed header is in the frame.
+    unsafe {
+        let old = u16::from_be(core::ptr::read_unaligned((at + 8) as *const u16));
+        let new = (u16::from(ttl) << 8) | (old & 0xff);
+        let sum = u16::from_be(core::ptr::read_unaligned((at + 10) as *const u16));
+        let sum = checksum_update(sum, old, new);
+        core::ptr::write_unaligned((at + 8) as *mut u16, new.to_be());
+        core::ptr::write_unaligned((at + 10) as *mut u16, sum.to_be());
+    }
+}
+
+/// An IP packet below the headers, checked as the pipeline checks it before it forwards:
+/// `total` is its length by its own header (at most what the frame holds).
+enum IpBelow {
+    V4 { total: usize },
+    V6 { total: usize },
+}
+
+/// Reads and checks the IP header at `at`; `None` for anything the pipeline would drop (bad
+/// version, short, bad IPv4 header checksum) and for IPv4 options, left to the workers.
+#[inline(always)]
+fn ip_below(at: usize, end: usize) -> Option<IpBelow> {
+    if at + 1 > end {
+        return None;
+    }
+    // SAFETY: checked just above.
+    let first = unsafe { *(at as *const u8) };
+    let avail = end - at;
+    match first >> 4 {
+        4 => {
+            // The fixed header is summed as ten words the verifier can see are in the frame.
+            if first & 0xf != 5 || at + IPV4_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the fixed header is in the frame.
+            let words: [u16; 10] = unsafe { core::ptr::read_unaligned(at as *const [u16; 10]) };
+            let total = usize::from(u16::from_be(words[1]));
+            if total < IPV4_LEN || total > avail {
+                return None;
+            }
+            // The header checksum: the one's complement sum of the header is all ones.
+            let mut sum: u32 = 0;
+            for w in words {
+                sum += u32::from(u16::from_be(w));
+            }
+            if fold(sum) != 0 {
+                return None;
+            }
+            Some(IpBelow::V4 { total })
+        }
+        6 => {
+            if at + 40 > end {
+                return None;
+            }
+            // SAFETY: the fixed header is in the frame (checked above).
+            let payload = usize::from(u16::from_be(unsafe {
+                core::ptr::read_unaligned((at + 4) as *const u16)
+            }));
+            let total = 40 + payload;
+            if total > avail {
+                return None;
+            }
+            Some(IpBelow::V6 { total })
+        }
+        _ => None,
+    }
+}
+
+/// The one's complement sum folded to 16 bits and inverted (the pipeline's `checksum::fold`).
+#[inline(always)]
+fn fold(sum: u32) -> u16 {
+    let s = (sum & 0xffff) + (sum >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
+}
+
+/// RFC 1624 incremental update, as the pipeline's `checksum::update`.
+#[inline(always)]
+fn checksum_update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
+    fold(u32::from(!old_checksum) + u32::from(!old_word) + u32::from(new_word))
+}
+
+/// Adds `n` to counter `index` of port `slot`.
+#[inline(always)]
+fn port_count(slot: u32, index: u32, n: u64) {
+    if let Some(c) = FAST_PORT_STATS.get_ptr_mut(slot * FAST_PORT_STATS_LEN + index) {
+        // SAFETY: the pointer comes from a successful lookup in a per-CPU array, so it is
+        // valid and this CPU's own; an XDP program runs to completion on its CPU, so no other
+        // writer can race this increment.
+        unsafe { *c += n };
+    }
+}
