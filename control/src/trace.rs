@@ -4,6 +4,7 @@ use std::io::Write;
 
 use xpe_dataplane::pipeline::{self, Counters, Frame, IcmpError, Step, Verdict};
 use xpe_dataplane::tables::{IlmAction, Snapshot};
+use xpe_dataplane::xsk::fast::{FastTables, FastVerdict};
 
 use crate::error::Failure;
 use crate::rib::Rib;
@@ -267,5 +268,11 @@ pub fn run(
         Verdict::Drop(r) => writeln!(out, "verdict: drop ({r})").map_err(w)?,
         Verdict::Punt(r) => writeln!(out, "verdict: punt to the kernel ({r})").map_err(w)?,
     }
+    // What `xpe run --fast-path xdp` would do with the same bytes.
+    let path = match FastTables::compile(s).path(s, port, &bytes) {
+        FastVerdict::Kernel(what) => format!("kernel ({what})"),
+        FastVerdict::Workers(why) => format!("workers ({why})"),
+    };
+    writeln!(out, "fast path: {path}").map_err(w)?;
     Ok(())
 }

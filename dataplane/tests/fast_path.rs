@@ -17,7 +17,7 @@ use xpe_dataplane::tables::{
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{FastPath, FastTables};
+use xpe_dataplane::xsk::fast::{FastPath, FastTables, FastVerdict};
 
 mod common;
 
@@ -311,6 +311,8 @@ fn both_paths_agree(snap: Snapshot) {
     let mut forwarded = 0;
     for (name, bytes) in cases() {
         let (action, out) = program.test_run(&bytes, LO).unwrap();
+        // Both ports are loopback here: the port map holds port 1.
+        trace_agrees(&snap, PortId(1), &bytes, action, name);
         let mut buf = vec![0u8; HEADROOM + bytes.len()];
         buf[HEADROOM..].copy_from_slice(&bytes);
         let mut f = Frame::new(&mut buf, HEADROOM, bytes.len()).unwrap();
@@ -428,6 +430,7 @@ fn mutated_frames_get_the_same_answer_from_both_paths() {
             bytes.truncate(14 + rng.below(bytes.len() - 13));
         }
         let (action, out) = program.test_run(&bytes, LO).unwrap();
+        trace_agrees(&snap, PortId(1), &bytes, action, &format!("frame {i}"));
         let mut buf = vec![0u8; HEADROOM + bytes.len()];
         buf[HEADROOM..].copy_from_slice(&bytes);
         let Some(mut f) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
@@ -907,6 +910,7 @@ fn agree(
 ) -> bool {
     let program = &programs.iter().find(|(p, _)| *p == ingress).unwrap().1;
     let (action, out) = program.test_run(bytes, LO).unwrap();
+    trace_agrees(snap, ingress, bytes, action, what);
     let mut buf = vec![0u8; HEADROOM + bytes.len()];
     buf[HEADROOM..].copy_from_slice(bytes);
     let Some(mut f) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
@@ -930,6 +934,16 @@ fn agree(
         }
         other => panic!("{what}: XDP action {other}"),
     }
+}
+
+/// `xpe trace`'s answer ([`FastTables::path`]) is the program's.
+fn trace_agrees(snap: &Snapshot, ingress: PortId, bytes: &[u8], action: u32, what: &str) {
+    let said = FastTables::compile(snap).path(snap, ingress, bytes);
+    assert_eq!(
+        matches!(said, FastVerdict::Kernel(_)),
+        action == XDP_REDIRECT,
+        "{what}: xpe trace says {said:?}"
+    );
 }
 
 #[test]

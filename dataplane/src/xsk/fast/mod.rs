@@ -26,7 +26,7 @@ use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
 use crate::tables::PortId;
 use mapped::Mapped;
-pub use tables::{FastTables, VrfTable};
+pub use tables::{FastTables, FastVerdict, VrfTable};
 
 /// A map value the kernel copies as plain bytes: [`FastLabel`] and [`FastPort`] are `repr(C)`
 /// structs of integers with explicit padding, defined in the no_std crate the program shares

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort};
 
-use crate::tables::{Fec, IlmAction, PortKind, Snapshot, TtlMode};
+use crate::tables::{Fec, IlmAction, PortId, PortKind, Snapshot, TtlMode};
 
 /// One VRF's IPv4 table as the fast path copies it: the userspace table's own root and pages
 /// ([`crate::tables::Ipv4Lpm::raw_parts`]), shared, not copied, until they are written.
@@ -207,5 +207,220 @@ impl FastTables {
             }
         }
         next
+    }
+}
+
+/// Which path a frame takes with the fast path on, as `xpe trace` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastVerdict {
+    /// Forwarded by the XDP program in the kernel (what it does).
+    Kernel(&'static str),
+    /// Handed to the workers (why).
+    Workers(&'static str),
+}
+
+impl FastTables {
+    /// Which path `frame`, arriving on port `ingress`, takes with these tables: the program's
+    /// decisions (ebpf/src/fast.rs) step by step, checked against it by
+    /// `dataplane/tests/fast_path.rs`. Whether the egress port takes redirects is not known
+    /// here (`xpe show interfaces` says, live): these tables are taken to send everywhere.
+    pub fn path(&self, snap: &Snapshot, ingress: PortId, frame: &[u8]) -> FastVerdict {
+        use FastVerdict::Workers;
+        let Some(port) = self.ports.get(usize::from(ingress.0)) else {
+            return Workers("not one of xpe's interfaces");
+        };
+        if frame.len() < 18 {
+            return Workers("shorter than an Ethernet header and a tag");
+        }
+        if frame[..6] != port.mac {
+            return Workers("not to this port's MAC (broadcast, multicast, other)");
+        }
+        let be16 = |at: usize| u16::from_be_bytes([frame[at], frame[at + 1]]);
+        match be16(12) {
+            0x8847 if port.core != 0 => self.mpls_path(snap, frame),
+            0x8847 => {
+                Workers("MPLS on an edge port, or on a core port without an untagged attachment")
+            }
+            0x0800 => self.impose_path(snap, ingress, frame, 0, 14),
+            0x8100 if be16(16) == 0x0800 => match be16(14) & 0xfff {
+                0xfff => Workers("VLAN id 4095"),
+                vid => self.impose_path(snap, ingress, frame, vid, 18),
+            },
+            0x8100 => Workers("a tagged frame that is not IPv4"),
+            _ => Workers("not MPLS or IPv4"),
+        }
+    }
+
+    fn impose_path(
+        &self,
+        snap: &Snapshot,
+        ingress: PortId,
+        frame: &[u8],
+        vid: u16,
+        l3: usize,
+    ) -> FastVerdict {
+        let key = u32::from(ingress.0) << 16 | u32::from(vid);
+        match self.attach.get(&key) {
+            Some(&vrf) => self.route_path(snap, frame, l3, vrf, None),
+            None => FastVerdict::Workers("no attachment for this VLAN"),
+        }
+    }
+
+    fn mpls_path(&self, snap: &Snapshot, frame: &[u8]) -> FastVerdict {
+        use FastVerdict::{Kernel, Workers};
+        let entry = |i: usize| {
+            let at = 14 + 4 * i;
+            frame
+                .get(at..at + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let Some(top) = entry(0) else {
+            return Workers("label stack cut short");
+        };
+        let bottom = (0..names::FAST_MAX_DEPTH)
+            .map_while(entry)
+            .position(|e| e & 0x100 != 0);
+        if bottom.is_none() {
+            return Workers("no bottom of stack within 16 labels, or cut short");
+        }
+        let (label, tc, bos, ttl) = (
+            top >> 12,
+            ((top >> 9) & 7) as u8,
+            top & 0x100 != 0,
+            (top & 0xff) as u8,
+        );
+        if label == 0 {
+            if !bos {
+                return Workers("explicit null above another label");
+            }
+            let hop = self.uniform.then_some(ttl);
+            return self.route_path(snap, frame, 18, 0, Some((hop, tc)));
+        }
+        if label < 16 {
+            return Workers("a reserved label other than IPv4 explicit null");
+        }
+        let Some(op) = self.labels.get(&label) else {
+            return Workers("the label is not in the fast path's table (unknown, several labels out, next hop unresolved or tagged)");
+        };
+        let len = frame.len();
+        match op.op {
+            names::FAST_OP_SWAP | names::FAST_OP_POP if ttl <= 1 => Workers("label TTL expires"),
+            names::FAST_OP_SWAP if len - 14 > usize::from(op.mtu) => Workers("over the egress MTU"),
+            names::FAST_OP_SWAP => Kernel("label swapped"),
+            names::FAST_OP_POP => {
+                let keep = if bos {
+                    match ip_total(frame, 18) {
+                        Ok(total) => total,
+                        Err(why) => return Workers(why),
+                    }
+                } else {
+                    len - 18
+                };
+                if keep > usize::from(op.mtu) {
+                    Workers("over the egress MTU")
+                } else {
+                    Kernel("label popped (PHP)")
+                }
+            }
+            names::FAST_OP_POP_LOOKUP if bos => {
+                let hop = (op.uniform != 0).then_some(ttl);
+                self.route_path(snap, frame, 18, op.vrf, Some((hop, tc)))
+            }
+            _ => Workers("VPN label not at the bottom of the stack"),
+        }
+    }
+
+    /// `label`: after a label, (its TTL as the hop in uniform mode, its TC).
+    fn route_path(
+        &self,
+        snap: &Snapshot,
+        frame: &[u8],
+        l3: usize,
+        vrf: u32,
+        label: Option<(Option<u8>, u8)>,
+    ) -> FastVerdict {
+        use FastVerdict::{Kernel, Workers};
+        let total = match ip_total(frame, l3) {
+            Ok(total) => total,
+            Err(why) => return Workers(why),
+        };
+        if frame[l3] >> 4 != 4 {
+            return Workers("IPv6 is routed by the workers");
+        }
+        let ip = &frame[l3..];
+        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+        if dst >> 28 == 0xe || dst == u32::MAX {
+            return Workers("multicast or broadcast");
+        }
+        if !matches!(self.vrfs.get(vrf as usize), Some(Some(_))) {
+            return Workers("the VRF's table does not fit the fast path's arrays");
+        }
+        let Some(v) = snap.vrfs().get(vrf as usize) else {
+            return Workers("no such VRF");
+        };
+        let Some(fec) = v.v4.lookup(dst) else {
+            return Workers("no route");
+        };
+        let Some(fec) = self
+            .fecs
+            .get(fec as usize)
+            .filter(|f| f.kind == names::FAST_FEC_FORWARD)
+        else {
+            return Workers("the route is ours, gleans, or pushes more than 4 labels");
+        };
+        let Some(adj) = self.adjs.get(fec.adj as usize).filter(|a| a.ok != 0) else {
+            return Workers("next hop unresolved");
+        };
+        let from = match label {
+            Some((Some(hop), _)) => hop,
+            _ => ip[8],
+        };
+        if from <= 1 {
+            return Workers("TTL expires");
+        }
+        if total + fec.push as usize * 4 > usize::from(adj.mtu) {
+            return Workers("over the egress MTU");
+        }
+        Kernel(match (label.is_some(), fec.push) {
+            (true, 0) => "label popped, IPv4 routed",
+            (true, _) => "label popped, IPv4 routed and labels pushed",
+            (false, 0) => "IPv4 routed",
+            (false, _) => "IPv4 routed and labels pushed",
+        })
+    }
+}
+
+/// The length of the IP packet at `l3` by its header, checked as the program checks it.
+fn ip_total(frame: &[u8], l3: usize) -> Result<usize, &'static str> {
+    let ip = frame.get(l3..).unwrap_or_default();
+    match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            if ip[0] & 0xf != 5 {
+                return Err("IPv4 options (or a bad header length)");
+            }
+            if ip.len() < 20 {
+                return Err("IPv4 header cut short");
+            }
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            if total < 20 || total > ip.len() {
+                return Err("IPv4 total length wrong");
+            }
+            if crate::wire::checksum::compute(&ip[..20]) != 0 {
+                return Err("IPv4 header checksum wrong");
+            }
+            Ok(total)
+        }
+        Some(6) => {
+            if ip.len() < 40 {
+                return Err("IPv6 header cut short");
+            }
+            let total = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if total > ip.len() {
+                Err("IPv6 payload length wrong")
+            } else {
+                Ok(total)
+            }
+        }
+        _ => Err("not IP below the labels"),
     }
 }
