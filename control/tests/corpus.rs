@@ -463,37 +463,16 @@ fn every_ethernet_frame_is_accounted_for_on_both_ports() {
 /// program forwards, the bytes and the egress port are the pipeline's; elsewhere the frame is
 /// handed on unchanged; and `xpe trace`'s answer (`FastTables::path`) is the program's.
 ///
-/// Each ingress port gets a program of its own with that port on loopback, the ingress of
-/// every test run, and the other on a veth of a network namespace of this test thread's own
-/// (made here, gone with the thread). Needs root.
+/// Needs root: the programs run in a network namespace of this test thread's own
+/// (`ByIngress::load`). Frames under 14 bytes or over a page are not run (a test run refuses
+/// them; the program hands multi-buffer frames to the workers by its first check).
 #[test]
 fn the_xdp_fast_path_agrees_with_the_pipeline_on_every_frame() {
-    use xpe_dataplane::xsk::fast::{FastPath, FastTables, FastVerdict};
-    const XDP_PASS: u32 = 2;
-    const XDP_REDIRECT: u32 = 4;
-    const LO: u32 = 1;
     let snap = snapshot();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .expect("this test needs root (a network namespace of its own)");
-    let made = Command::new("ip")
-        .args([
-            "link", "add", "xfc0", "type", "veth", "peer", "name", "xfc1",
-        ])
-        .status()
-        .expect("ip");
-    assert!(made.success(), "cannot make a veth in the test's namespace");
-    let veth = nix::net::if_::if_nametoindex("xfc0").expect("the veth just made");
-    let tables = FastTables::compile(snap);
-    let ports: Vec<PortId> = (0..snap.ports().len() as u16).map(PortId).collect();
+    let programs = xpe_dataplane::xsk::fast::ByIngress::load(snap)
+        .unwrap_or_else(|e| panic!("this test needs root: {e}"));
     let (mut forwarded, mut passed, mut skipped) = (0u64, 0u64, 0u64);
-    let mut buf = Vec::new();
-    for &ingress in &ports {
-        let ifindex = ports
-            .iter()
-            .map(|p| if *p == ingress { LO } else { veth })
-            .collect();
-        let program = FastPath::load(ifindex, &tables)
-            .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"));
+    for ingress in (0..snap.ports().len() as u16).map(PortId) {
         for capture in corpus() {
             for f in capture
                 .frames
@@ -501,45 +480,17 @@ fn the_xdp_fast_path_agrees_with_the_pipeline_on_every_frame() {
                 .filter(|f| f.linktype == DataLink::ETHERNET)
             {
                 for input in [f.data.clone(), addressed_to(snap, ingress, &f.data)] {
-                    // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header; longer
-                    // than a page, it builds a multi-buffer frame, which the program hands to
-                    // the workers by its first check (and the test run may refuse).
-                    if input.len() < 14 || input.len() > 3400 {
-                        skipped += 1;
-                        continue;
-                    }
-                    let what =
-                        || format!("frame {} of {}: {}", f.number, capture.name, hex(&input));
-                    let (action, out) = program.test_run(&input, LO).unwrap();
-                    let said = tables.path(snap, ingress, &input);
-                    assert_eq!(
-                        matches!(said, FastVerdict::Kernel(_)),
-                        action == XDP_REDIRECT,
-                        "{}: xpe trace says {said:?}",
-                        what()
-                    );
-                    buf.clear();
-                    buf.resize(HEADROOM, 0);
-                    buf.extend_from_slice(&input);
-                    let mut frame = Frame::new(&mut buf, HEADROOM, input.len())
-                        .expect("the buffer holds the frame");
-                    let mut c = Counters::new(snap.ports().len());
-                    let verdict = process(snap, ingress, &mut frame, &mut c, &mut NoTrace);
-                    match action {
-                        XDP_REDIRECT => {
-                            forwarded += 1;
-                            assert!(
-                                matches!(verdict, Verdict::Forward(_)),
-                                "{}: {verdict:?}",
-                                what()
-                            );
-                            assert_eq!(out, frame.data(), "{}: the bytes differ", what());
-                        }
-                        XDP_PASS => {
-                            passed += 1;
-                            assert_eq!(out, input, "{}: passed on changed", what());
-                        }
-                        other => panic!("{}: XDP action {other}", what()),
+                    match programs.agree(snap, ingress, &input) {
+                        Ok(Some(true)) => forwarded += 1,
+                        Ok(Some(false)) => passed += 1,
+                        Ok(None) => skipped += 1,
+                        Err(e) => panic!(
+                            "frame {} of {} in on port {}: {e}\n{}",
+                            f.number,
+                            capture.name,
+                            ingress.0,
+                            hex(&input)
+                        ),
                     }
                 }
             }

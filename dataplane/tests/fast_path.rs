@@ -17,9 +17,7 @@ use xpe_dataplane::tables::{
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{FastPath, FastTables, FastVerdict};
-
-mod common;
+use xpe_dataplane::xsk::fast::{ByIngress, FastPath, FastTables, FastVerdict};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -870,69 +868,12 @@ fn pe_cases() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
     ]
 }
 
-/// One fast path per ingress port, each loaded with that port on loopback (the ingress of
-/// every test run) and the other on a veth of a network namespace of the calling thread's own
-/// (created here; it goes with the thread, and the veth with it).
-fn programs_by_ingress(snap: &Snapshot) -> Vec<(PortId, FastPath)> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .expect("this test needs root (a network namespace of its own)");
-    common::run(
-        "ip",
-        &[
-            "link", "add", "xfp0", "type", "veth", "peer", "name", "xfp1",
-        ],
-    );
-    // By ioctl in this thread's namespace: sysfs still shows the namespace it was mounted in.
-    let veth = nix::net::if_::if_nametoindex("xfp0").expect("the veth just made");
-    let tables = FastTables::compile(snap);
-    [CORE, EDGE]
-        .into_iter()
-        .map(|ingress| {
-            let ifindex = [CORE, EDGE]
-                .iter()
-                .map(|p| if *p == ingress { LO } else { veth })
-                .collect();
-            let program = FastPath::load(ifindex, &tables)
-                .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"));
-            (ingress, program)
-        })
-        .collect()
-}
-
-/// Runs `bytes` in from `ingress` through both paths and checks they agree; returns whether
+/// Runs `bytes` in from `ingress` through both paths ([`ByIngress::agree`]); returns whether
 /// the fast path forwarded it.
-fn agree(
-    snap: &Snapshot,
-    programs: &[(PortId, FastPath)],
-    ingress: PortId,
-    bytes: &[u8],
-    what: &str,
-) -> bool {
-    let program = &programs.iter().find(|(p, _)| *p == ingress).unwrap().1;
-    let (action, out) = program.test_run(bytes, LO).unwrap();
-    trace_agrees(snap, ingress, bytes, action, what);
-    let mut buf = vec![0u8; HEADROOM + bytes.len()];
-    buf[HEADROOM..].copy_from_slice(bytes);
-    let Some(mut f) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
-        assert_eq!(action, XDP_PASS, "{what}");
-        return false;
-    };
-    let mut counters = Counters::new(2);
-    let verdict = process(snap, ingress, &mut f, &mut counters, &mut NoTrace);
-    match action {
-        XDP_REDIRECT => {
-            assert!(
-                matches!(verdict, Verdict::Forward(_)),
-                "{what}: the pipeline says {verdict:?}"
-            );
-            assert_eq!(out, f.data(), "{what}: the bytes differ");
-            true
-        }
-        XDP_PASS => {
-            assert_eq!(out, bytes, "{what}: passed on changed");
-            false
-        }
-        other => panic!("{what}: XDP action {other}"),
+fn agree(snap: &Snapshot, programs: &ByIngress, ingress: PortId, bytes: &[u8], what: &str) -> bool {
+    match programs.agree(snap, ingress, bytes) {
+        Ok(forwarded) => forwarded.unwrap_or(false),
+        Err(e) => panic!("{what}: {e}"),
     }
 }
 
@@ -946,11 +887,15 @@ fn trace_agrees(snap: &Snapshot, ingress: PortId, bytes: &[u8], action: u32, wha
     );
 }
 
+fn load_by_ingress(snap: &Snapshot) -> ByIngress {
+    ByIngress::load(snap).unwrap_or_else(|e| panic!("this test needs root: {e}"))
+}
+
 #[test]
 fn pe_operations_agree_with_the_pipeline() {
     for mode in [TtlMode::Uniform, TtlMode::Pipe] {
         let snap = pe_snapshot(mode);
-        let programs = programs_by_ingress(&snap);
+        let programs = load_by_ingress(&snap);
         for (name, ingress, bytes, fast) in pe_cases() {
             // In pipe mode the core is one hop: a VPN label's TTL does not count.
             let fast = fast || (name == "dispose, label TTL 1" && mode == TtlMode::Pipe);
@@ -967,7 +912,7 @@ fn pe_operations_agree_with_the_pipeline() {
 #[test]
 fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
     let snap = pe_snapshot(TtlMode::Uniform);
-    let programs = programs_by_ingress(&snap);
+    let programs = load_by_ingress(&snap);
     let bases = pe_cases();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut forwarded, mut passed) = (0, 0);

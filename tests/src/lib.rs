@@ -729,6 +729,7 @@ pub fn replay(config: &Path, frames: &[(&str, Vec<u8>)]) -> Replayed {
         "xpe replay failed\nstdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
+    fast_path_agrees(config, frames);
     let report = Report::parse(&run.stdout);
     Replayed {
         stdout: run.stdout,
@@ -737,6 +738,52 @@ pub fn replay(config: &Path, frames: &[(&str, Vec<u8>)]) -> Replayed {
         drops_pcap,
         dir,
     }
+}
+
+/// Every replayed frame also goes through the XDP fast path (`xpe run --fast-path xdp`),
+/// checked against the pipeline by [`ByIngress::agree`]: where the kernel would forward it,
+/// it does so byte for byte as `process` does; elsewhere it hands it on untouched. So every
+/// replay case of these tests is a case of the fast path's differential test (issue 17).
+/// Needs root, as the program is loaded into the kernel; the programs are kept per test
+/// thread for the config last replayed.
+///
+/// [`ByIngress::agree`]: xpe_dataplane::xsk::fast::ByIngress::agree
+fn fast_path_agrees(config: &Path, frames: &[(&str, Vec<u8>)]) {
+    use std::cell::RefCell;
+    use xpe_dataplane::tables::Snapshot;
+    use xpe_dataplane::xsk::fast::ByIngress;
+    thread_local! {
+        static LOADED: RefCell<Option<(PathBuf, Snapshot, ByIngress)>> = const { RefCell::new(None) };
+    }
+    LOADED.with(|loaded| {
+        let mut loaded = loaded.borrow_mut();
+        if loaded.as_ref().is_none_or(|(path, _, _)| path != config) {
+            // Drop the old programs before the namespace they send to goes.
+            *loaded = None;
+            let parsed = xpe_control::config::Config::load(config)
+                .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+            let snap = xpe_control::compile::compile(&parsed, &xpe_control::compile::Offline)
+                .unwrap_or_else(|e| panic!("{}: {e}", config.display()))
+                .snapshot;
+            let programs = ByIngress::load(&snap)
+                .unwrap_or_else(|e| panic!("the fast path's check needs root: {e}"));
+            *loaded = Some((config.to_path_buf(), snap, programs));
+        }
+        let Some((_, snap, programs)) = loaded.as_ref() else {
+            return;
+        };
+        for (i, (interface, bytes)) in frames.iter().enumerate() {
+            let Some(ingress) = snap.port_by_name(interface) else {
+                continue;
+            };
+            if let Err(e) = programs.agree(snap, ingress, bytes) {
+                panic!(
+                    "frame {} in on {interface}: the XDP fast path and the pipeline disagree: {e}",
+                    i + 1
+                );
+            }
+        }
+    });
 }
 
 /// Per-interface counters from a replay report line.

@@ -11,6 +11,7 @@
 //! snapshot's tables or the next's, never half of an update. docs/runtime.md lists what takes
 //! which path.
 
+mod check;
 mod mapped;
 mod tables;
 
@@ -25,6 +26,7 @@ use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
 use crate::tables::PortId;
+pub use check::ByIngress;
 use mapped::Mapped;
 pub use tables::{FastTables, FastVerdict, VrfTable};
 
