@@ -119,8 +119,10 @@ with open(f"{work}/churn.routes", "w") as f:
 EOF
 
 SOCK="$WORK/xct.sock"
+# XPE_ARGS: more `xpe run` arguments (e.g. "--fast-path xdp": the sink's XDP program lets the
+# kernel send to it, so the flows are forwarded in the kernel and the worker sees none).
 env ${XPE_ENV:-} ip netns exec "$P-dut" "$XPE" run "$WORK/xct.toml" --cores 1 --socket "$SOCK" \
-    --routes "$WORK/xct.routes" > "$WORK/run.log" 2>&1 &
+    --routes "$WORK/xct.routes" ${XPE_ARGS:-} > "$WORK/run.log" 2>&1 &
 XPE_PID=$!
 PIDS+=("$XPE_PID")
 for _ in $(seq 1200); do
@@ -194,6 +196,9 @@ print(f"  whole run: offered {offered}, taken by xpe {taken}, refused before xpe
 # Every frame xpe took is forwarded or counted, every forwarded one arrives, and what it did
 # not take the kernel counted (refused by the generator's link or xpe's full receive ring).
 ok = taken == fwd + sum(drops.values()) + punts and fwd == delivered
+fast = lambda c: (c.get("fast_path") or {}).get("forwarded", 0)
+if c1.get("fast_path"):
+    print(f"  of the forwarded, {fast(c1) - fast(c0)} went through the XDP fast path (--fast-path xdp)")
 print(f"  accounted: {'every frame' if ok else 'NOT every frame'} "
       f"(offered - delivered = {offered - delivered}, counted = {offered - taken + sum(drops.values()) + punts})")
 print(f"WINDOW {name} {(wd1 - wd0) / secs}")
