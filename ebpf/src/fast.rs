@@ -23,29 +23,33 @@
 use aya_ebpf::bindings::xdp_action;
 use aya_ebpf::helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len};
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::{Array, DevMap, HashMap, PerCpuArray, XskMap};
+use aya_ebpf::maps::{Array, DevMap, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use xpe_ebpf::{
     FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE, FAST_ARENA_WORDS,
-    FAST_FEC_FORWARD, FAST_MAX_ADJS, FAST_MAX_DEPTH, FAST_MAX_FECS, FAST_MAX_LABELS,
-    FAST_MAX_LEVELS, FAST_MAX_PAGES, FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP,
-    FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED,
-    FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES,
-    FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, MAX_QUEUES,
+    FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS, FAST_MAX_DEPTH, FAST_MAX_FECS,
+    FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS, FAST_MAX_PAGES, FAST_MAX_PORTS,
+    FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP, FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT,
+    FAST_PORT_PASSED, FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS,
+    FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, MAX_QUEUES,
 };
 
-/// BPF_F_NO_PREALLOC: the hash maps take kernel memory per entry inserted. The steering
-/// program shares this object, and userspace loads it with every fast-path map shrunk to one
-/// entry (`steer::load_object`), so they cost it nothing.
-const NO_PREALLOC: u32 = 1;
-/// Attachments the fast path holds.
-const MAX_ATTACH: u32 = 65_536;
+// The steering program shares this object, and userspace loads it with every fast-path map
+// shrunk to one entry (`steer::load_object`), so they cost it nothing. Every table is an array:
+// the verifier inlines an array lookup into a bounds check and a load, where a hash lookup
+// measured tens of nanoseconds a frame.
+
+/// Words of an attachment array: a VLAN id's word per port.
+const ATTACH_WORDS: u32 = FAST_MAX_PORTS * 4096;
 
 #[map(name = "XPE_FAST_GEN")]
 static FAST_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
+#[map(name = "XPE_FAST_IFINDEX")]
+static FAST_IFINDEX: Array<u32> = Array::with_max_entries(FAST_MAX_IFINDEX, 0);
+
 #[map(name = "XPE_FAST_PORTS")]
-static FAST_PORTS: HashMap<u32, FastPort> = HashMap::with_max_entries(FAST_MAX_PORTS, NO_PREALLOC);
+static FAST_PORTS: Array<FastPort> = Array::with_max_entries(FAST_MAX_PORTS, 0);
 
 #[map(name = "XPE_FAST_TX")]
 static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
@@ -64,10 +68,12 @@ static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_M
 static FAST_VRF_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_VRFS, 0);
 
 // Generation 0's tables, then generation 1's (the same maps).
+#[map(name = "XPE_FAST_LABEL_INDEX0")]
+static LABEL_INDEX0: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE / 2, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_LABELS0")]
-static LABELS0: HashMap<u32, FastLabel> = HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+static LABELS0: Array<FastLabel> = Array::with_max_entries(FAST_MAX_LABELS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ATTACH0")]
-static ATTACH0: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ATTACH, NO_PREALLOC);
+static ATTACH0: Array<u64> = Array::with_max_entries(ATTACH_WORDS / 2, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_VRFS0")]
 static VRFS0: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ROOT0")]
@@ -82,10 +88,12 @@ static FECS0: Array<FastFec> = Array::with_max_entries(FAST_MAX_FECS, BPF_F_MMAP
 #[map(name = "XPE_FAST_ADJS0")]
 static ADJS0: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAPABLE);
 
+#[map(name = "XPE_FAST_LABEL_INDEX1")]
+static LABEL_INDEX1: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE / 2, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_LABELS1")]
-static LABELS1: HashMap<u32, FastLabel> = HashMap::with_max_entries(FAST_MAX_LABELS, NO_PREALLOC);
+static LABELS1: Array<FastLabel> = Array::with_max_entries(FAST_MAX_LABELS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ATTACH1")]
-static ATTACH1: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ATTACH, NO_PREALLOC);
+static ATTACH1: Array<u64> = Array::with_max_entries(ATTACH_WORDS / 2, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_VRFS1")]
 static VRFS1: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ROOT1")]
@@ -102,8 +110,9 @@ static ADJS1: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAP
 
 /// One generation's tables.
 struct Tables {
-    labels: &'static HashMap<u32, FastLabel>,
-    attach: &'static HashMap<u32, u32>,
+    label_index: &'static Array<u64>,
+    labels: &'static Array<FastLabel>,
+    attach: &'static Array<u64>,
     vrfs: &'static Array<FastVrf>,
     root: &'static Array<u64>,
     pages: &'static Array<u64>,
@@ -117,6 +126,7 @@ struct Tables {
 fn tables<const G: u32>() -> Tables {
     if G == 0 {
         Tables {
+            label_index: &LABEL_INDEX0,
             labels: &LABELS0,
             attach: &ATTACH0,
             vrfs: &VRFS0,
@@ -128,6 +138,7 @@ fn tables<const G: u32>() -> Tables {
         }
     } else {
         Tables {
+            label_index: &LABEL_INDEX1,
             labels: &LABELS1,
             attach: &ATTACH1,
             vrfs: &VRFS1,
@@ -163,8 +174,12 @@ const PAGE_MASK: u32 = (1 << FAST_PAGE_SHIFT) - 1;
 pub fn xpe_fast(ctx: XdpContext) -> u32 {
     // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    // SAFETY: a map value pointer from a successful lookup, copied out at once.
-    let Some(port) = (unsafe { FAST_PORTS.get(&ifindex) }).copied() else {
+    let Some(port) = FAST_IFINDEX
+        .get(ifindex)
+        .and_then(|&slot| slot.checked_sub(1))
+        .and_then(|slot| FAST_PORTS.get(slot))
+        .copied()
+    else {
         return xdp_action::XDP_PASS;
     };
     let forwarded = match FAST_GEN.get(0).copied() {
@@ -243,9 +258,7 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: &Tables) -> Option<u32> {
 /// IPv4 in the VRF of the attachment (port, `vid`): imposition.
 #[inline(always)]
 fn impose(ctx: &XdpContext, port: &FastPort, t: &Tables, vid: u16, l3: usize) -> Option<Sent> {
-    let key = port.slot << 16 | u32::from(vid);
-    // SAFETY: a map value pointer from a successful lookup, copied out at once.
-    let vrf = unsafe { *t.attach.get(&key)? };
+    let vrf = word(t.attach, port.slot * 4096 + u32::from(vid))?.checked_sub(1)?;
     route4(ctx, t, l3, vrf, None, None)
 }
 
@@ -296,8 +309,7 @@ fn mpls(ctx: &XdpContext, _port: &FastPort, t: &Tables, len: usize) -> Option<Se
     if label < 16 {
         return None;
     }
-    // SAFETY: a map value pointer from a successful lookup, copied out at once.
-    let op = unsafe { *t.labels.get(&label)? };
+    let op = *t.labels.get(word(t.label_index, label)?.checked_sub(1)?)?;
     let sent = match op.op {
         FAST_OP_SWAP if ttl > 1 => swap(ctx, &op, entry, ttl, len)?,
         FAST_OP_POP if ttl > 1 => pop(ctx, &op, bos, ttl as u8, len)?,

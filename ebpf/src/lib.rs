@@ -23,18 +23,27 @@ pub const STATS_LEN: u32 = 2;
 /// the kernel and steers everything else to the AF_XDP sockets. Unlike [`PROGRAM`], one loaded
 /// copy serves every interface, so its maps are keyed by port.
 pub const FAST_PROGRAM: &str = "xpe_fast";
-/// Names of the fast path's two label maps (incoming label -> [`FastLabel`]): the program reads
-/// the one [`FAST_GEN_MAP`] names while userspace brings the other up to date.
-pub const FAST_LABELS_MAPS: [&str; 2] = ["XPE_FAST_LABELS0", "XPE_FAST_LABELS1"];
+/// Names of the fast path's label indexes, one per generation (the program reads the one
+/// [`FAST_GEN_MAP`] names while userspace brings the other up to date): word `label` is 1 + the
+/// label's place in [`FAST_LABEL_ENTRIES_MAPS`], or 0. Arrays, not hash maps: a lookup is one
+/// load the verifier inlines (a hash lookup measured tens of nanoseconds a frame).
+pub const FAST_LABEL_INDEX_MAPS: [&str; 2] = ["XPE_FAST_LABEL_INDEX0", "XPE_FAST_LABEL_INDEX1"];
+/// Names of the label entry arrays ([`FastLabel`]).
+pub const FAST_LABEL_ENTRIES_MAPS: [&str; 2] = ["XPE_FAST_LABELS0", "XPE_FAST_LABELS1"];
 /// Name of the one-slot array that says which label map is live: 0 or 1, or
 /// [`FAST_GEN_OFF`].
 pub const FAST_GEN_MAP: &str = "XPE_FAST_GEN";
 /// Generation value with no live label map: every frame is steered to user space (before the
 /// first tables, and after a failed update).
 pub const FAST_GEN_OFF: u32 = 2;
-/// Name of the fast path's port map: ingress ifindex -> [`FastPort`] (every interface xpe runs
-/// on; a frame from any other is passed to the kernel). Written once per port, except for the
-/// one-byte `core` flag, so a reader never sees half an entry.
+/// Name of the fast path's interface index: ifindex -> 1 + port slot, or 0 (a frame from an
+/// interface that is not one of xpe's is passed to the kernel). Interfaces with an index of
+/// [`FAST_MAX_IFINDEX`] or more cannot take the fast path.
+pub const FAST_IFINDEX_MAP: &str = "XPE_FAST_IFINDEX";
+/// Interface indices the fast path's index covers.
+pub const FAST_MAX_IFINDEX: u32 = 65_536;
+/// Name of the fast path's port array: slot -> [`FastPort`]. Written once per port, except for
+/// the one-byte `core` flag, so a reader never sees half an entry.
 pub const FAST_PORTS_MAP: &str = "XPE_FAST_PORTS";
 /// Name of the fast path's DEVMAP: port slot -> egress ifindex.
 pub const FAST_TX_MAP: &str = "XPE_FAST_TX";
@@ -113,9 +122,11 @@ pub struct FastPort {
     pub slot: u32,
 }
 
-/// Names of the fast path's attachment maps, one per generation: (port slot << 16 | VLAN id,
-/// 0 untagged) -> VRF id (u32).
+/// Names of the fast path's attachment arrays, one per generation: word port slot * 4096 +
+/// VLAN id (0 untagged) is 1 + the VRF id, or 0.
 pub const FAST_ATTACH_MAPS: [&str; 2] = ["XPE_FAST_ATTACH0", "XPE_FAST_ATTACH1"];
+/// Label values: the label index has a word for each.
+pub const FAST_LABEL_SPACE: u32 = 1 << 20;
 /// Names of the per-VRF IPv4 table descriptors ([`FastVrf`], by VRF id), one per generation.
 pub const FAST_VRFS_MAPS: [&str; 2] = ["XPE_FAST_VRFS0", "XPE_FAST_VRFS1"];
 /// Names of the IPv4 LPM roots (u32 words, every VRF's root one after the other). Like the
@@ -211,3 +222,34 @@ pub struct FastAdj {
     /// Padding (zero): elements of an mmapable array are 8-byte aligned.
     pub pad: u32,
 }
+
+/// Every map of the fast path, for the steering program, which shares the object and loads it
+/// with each of these shrunk to one entry.
+pub const FAST_MAPS: [&str; 26] = [
+    FAST_GEN_MAP,
+    FAST_IFINDEX_MAP,
+    FAST_PORTS_MAP,
+    FAST_TX_MAP,
+    FAST_XSK_MAP,
+    FAST_PORT_STATS_MAP,
+    FAST_LABEL_STATS_MAP,
+    FAST_VRF_STATS_MAP,
+    FAST_LABEL_INDEX_MAPS[0],
+    FAST_LABEL_INDEX_MAPS[1],
+    FAST_LABEL_ENTRIES_MAPS[0],
+    FAST_LABEL_ENTRIES_MAPS[1],
+    FAST_ATTACH_MAPS[0],
+    FAST_ATTACH_MAPS[1],
+    FAST_VRFS_MAPS[0],
+    FAST_VRFS_MAPS[1],
+    FAST_ROOT_MAPS[0],
+    FAST_ROOT_MAPS[1],
+    FAST_PAGES_MAPS[0],
+    FAST_PAGES_MAPS[1],
+    FAST_ARENA_MAPS[0],
+    FAST_ARENA_MAPS[1],
+    FAST_FECS_MAPS[0],
+    FAST_FECS_MAPS[1],
+    FAST_ADJS_MAPS[0],
+    FAST_ADJS_MAPS[1],
+];

@@ -207,21 +207,13 @@ impl Steering {
 
 /// Loads xpe's eBPF object. Without `fast`, the fast path's maps are shrunk to one entry each:
 /// the steering program loads its own copy of the object on every interface and never touches
-/// them (its per-CPU label counters alone would take 0.5 MB a CPU).
+/// them (at full size they take about 120 MB).
 pub(crate) fn load_object(fast: bool) -> Result<Ebpf, aya::EbpfError> {
     let btf = aya::Btf::from_sys_fs().ok();
     let mut loader = aya::EbpfLoader::new();
     loader.btf(btf.as_ref());
     if !fast {
-        for map in [
-            names::FAST_LABELS_MAPS[0],
-            names::FAST_LABELS_MAPS[1],
-            names::FAST_PORTS_MAP,
-            names::FAST_TX_MAP,
-            names::FAST_XSK_MAP,
-            names::FAST_PORT_STATS_MAP,
-            names::FAST_LABEL_STATS_MAP,
-        ] {
+        for map in names::FAST_MAPS {
             loader.map_max_entries(map, 1);
         }
     }

@@ -66,6 +66,14 @@ pub enum FastError {
         /// The most the fast path takes.
         max: u32,
     },
+    /// An interface's index is beyond what the program's index covers.
+    #[error("the XDP fast path takes interfaces with an index below {max}; one has index {ifindex} (a namespace that has made that many devices: use a fresh one)")]
+    IfindexTooLarge {
+        /// The index.
+        ifindex: u32,
+        /// The bound.
+        max: u32,
+    },
     /// A map could not be read or written.
     #[error("fast-path map {map}: {detail}")]
     Map {
@@ -198,6 +206,9 @@ pub struct FastPath {
 
 /// One generation's mmapable arrays, mapped.
 struct Arrays {
+    label_index: Mapped,
+    labels: Mapped,
+    attach: Mapped,
     vrfs: Mapped,
     root: Mapped,
     pages: Mapped,
@@ -213,6 +224,9 @@ impl Arrays {
             Mapped::new(map).map_err(|detail| FastError::Map { map: name, detail })
         };
         Ok(Arrays {
+            label_index: one(names::FAST_LABEL_INDEX_MAPS[g])?,
+            labels: one(names::FAST_LABEL_ENTRIES_MAPS[g])?,
+            attach: one(names::FAST_ATTACH_MAPS[g])?,
             vrfs: one(names::FAST_VRFS_MAPS[g])?,
             root: one(names::FAST_ROOT_MAPS[g])?,
             pages: one(names::FAST_PAGES_MAPS[g])?,
@@ -220,6 +234,28 @@ impl Arrays {
             fecs: one(names::FAST_FECS_MAPS[g])?,
             adjs: one(names::FAST_ADJS_MAPS[g])?,
         })
+    }
+
+    /// Replaces the label entries `before` with `labels`: each label's word in the index names
+    /// its entry (1-based), the entries packed from the start.
+    fn write_labels(
+        &mut self,
+        before: &BTreeMap<u32, FastLabel>,
+        labels: &BTreeMap<u32, FastLabel>,
+    ) {
+        let index = self.label_index.words();
+        for label in before.keys() {
+            if let Some(w) = index.get_mut(*label as usize) {
+                *w = 0;
+            }
+        }
+        let entries = self.labels.elements::<Value<FastLabel>>();
+        for (i, ((label, entry), slot)) in labels.iter().zip(entries.iter_mut()).enumerate() {
+            *slot = Value(*entry);
+            if let Some(w) = index.get_mut(*label as usize) {
+                *w = i as u32 + 1;
+            }
+        }
     }
 
     /// Copies every VRF's IPv4 table in: roots one after the other, pages one after the
@@ -301,7 +337,21 @@ impl FastPath {
                 max: names::FAST_MAX_PORTS,
             });
         }
+        if let Some(&big) = ifindex.iter().find(|&&i| i >= names::FAST_MAX_IFINDEX) {
+            return Err(FastError::IfindexTooLarge {
+                ifindex: big,
+                max: names::FAST_MAX_IFINDEX,
+            });
+        }
         let mut ebpf = super::steer::load_object(true).map_err(FastError::Load)?;
+        {
+            let mut index: Array<&mut MapData, u32> = map_mut(&mut ebpf, names::FAST_IFINDEX_MAP)?;
+            for (slot, &i) in ifindex.iter().enumerate() {
+                index
+                    .set(i, slot as u32 + 1, 0)
+                    .map_err(map_err(names::FAST_IFINDEX_MAP))?;
+            }
+        }
         {
             let mut tx: DevMap<&mut MapData> = map_mut(&mut ebpf, names::FAST_TX_MAP)?;
             for (slot, &i) in ifindex.iter().enumerate() {
@@ -501,32 +551,22 @@ impl FastPath {
         for t in next.vrfs.iter().flatten() {
             self.counted.1.insert(t.counter);
         }
-        {
-            let name = names::FAST_LABELS_MAPS[g];
-            let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastLabel>> =
-                map_mut(&mut self.ebpf, name)?;
-            sync_hash(
-                &mut map,
-                name,
-                &mut self.held[g].labels,
-                &next.labels,
-                Value,
-            )?;
-        }
-        {
-            let name = names::FAST_ATTACH_MAPS[g];
-            let mut map: aya::maps::HashMap<&mut MapData, u32, u32> =
-                map_mut(&mut self.ebpf, name)?;
-            sync_hash(
-                &mut map,
-                name,
-                &mut self.held[g].attach,
-                &next.attach,
-                |v| v,
-            )?;
-        }
         let held = &mut self.held[g];
         let arrays = &mut self.arrays[g];
+        if held.labels != next.labels {
+            arrays.write_labels(&held.labels, &next.labels);
+            held.labels = next.labels.clone();
+        }
+        if held.attach != next.attach {
+            let words = arrays.attach.words();
+            for key in held.attach.keys() {
+                words[*key as usize] = 0;
+            }
+            for (key, vrf) in &next.attach {
+                words[*key as usize] = vrf + 1;
+            }
+            held.attach = next.attach.clone();
+        }
         let routes = held.vrfs != next.vrfs || held.uniform != next.uniform;
         if routes {
             arrays.write_routes(&next.vrfs, next.uniform);
@@ -548,14 +588,10 @@ impl FastPath {
     /// Writes the port entries that differ from `ports`.
     fn write_ports(&mut self, ports: &[FastPort]) -> Result<(), FastError> {
         let name = names::FAST_PORTS_MAP;
-        let mut map: aya::maps::HashMap<&mut MapData, u32, Value<FastPort>> =
-            map_mut(&mut self.ebpf, name)?;
-        for (slot, port) in ports.iter().enumerate() {
-            let Some(&ifindex) = self.ifindex.get(slot) else {
-                continue;
-            };
+        let mut map: Array<&mut MapData, Value<FastPort>> = map_mut(&mut self.ebpf, name)?;
+        for (slot, port) in ports.iter().enumerate().take(self.ifindex.len()) {
             if self.ports.get(slot) != Some(port) {
-                map.insert(ifindex, Value(*port), 0)
+                map.set(slot as u32, Value(*port), 0)
                     .map_err(|e| FastError::Map {
                         map: name,
                         detail: format!("port {slot}: {e}"),
@@ -661,37 +697,6 @@ fn grace_period() {
     if !done {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-}
-
-/// Brings the hash map `map` (named `name`), which holds `held`, to `next`: entries added or
-/// changed first, then the ones gone; `held` follows every write that succeeded.
-fn sync_hash<V: Copy + PartialEq, W: aya::Pod>(
-    map: &mut aya::maps::HashMap<&mut MapData, u32, W>,
-    name: &'static str,
-    held: &mut BTreeMap<u32, V>,
-    next: &BTreeMap<u32, V>,
-    wrap: impl Fn(V) -> W,
-) -> Result<(), FastError> {
-    let fail = |key: u32, e: aya::maps::MapError| FastError::Map {
-        map: name,
-        detail: format!("key {key}: {e}"),
-    };
-    for (&key, &value) in next {
-        if held.get(&key) != Some(&value) {
-            map.insert(key, wrap(value), 0).map_err(|e| fail(key, e))?;
-            held.insert(key, value);
-        }
-    }
-    let gone: Vec<u32> = held
-        .keys()
-        .filter(|k| !next.contains_key(k))
-        .copied()
-        .collect();
-    for key in gone {
-        map.remove(&key).map_err(|e| fail(key, e))?;
-        held.remove(&key);
-    }
-    Ok(())
 }
 
 fn missing(map: &'static str) -> FastError {

@@ -47,7 +47,7 @@ pub struct FastTables {
     pub ports: Vec<FastPort>,
     /// Incoming labels it handles: label -> entry.
     pub labels: BTreeMap<u32, FastLabel>,
-    /// Attachments: (port slot << 16 | VLAN id, 0 untagged) -> VRF id.
+    /// Attachments: port slot * 4096 + VLAN id (0 untagged) -> VRF id.
     pub attach: BTreeMap<u32, u32>,
     /// IPv4 tables by VRF id (`None`: that VRF's lookups go to the workers).
     pub vrfs: Vec<Option<VrfTable>>,
@@ -127,9 +127,10 @@ impl FastTables {
         let attach = snap
             .attachments()
             .iter()
+            .filter(|a| u32::from(a.port.0) < names::FAST_MAX_PORTS)
             .map(|a| {
                 (
-                    u32::from(a.port.0) << 16 | u32::from(a.vlan.map_or(0, |v| v.get())),
+                    u32::from(a.port.0) * 4096 + u32::from(a.vlan.map_or(0, |v| v.get())),
                     u32::from(a.vrf.0),
                 )
             })
@@ -259,7 +260,7 @@ impl FastTables {
         vid: u16,
         l3: usize,
     ) -> FastVerdict {
-        let key = u32::from(ingress.0) << 16 | u32::from(vid);
+        let key = u32::from(ingress.0) * 4096 + u32::from(vid);
         match self.attach.get(&key) {
             Some(&vrf) => self.route_path(snap, frame, l3, vrf, None),
             None => FastVerdict::Workers("no attachment for this VLAN"),
