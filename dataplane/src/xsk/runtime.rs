@@ -48,7 +48,7 @@ enum Programs {
     /// The steering program, one loaded copy per interface.
     Steering(Vec<Steering>),
     /// The fast path, one loaded copy on every interface; locked only to update or read it.
-    Fast(Mutex<FastPath>),
+    Fast(Box<Mutex<FastPath>>),
 }
 
 /// One interface's XDP program as `show interfaces` reports it.
@@ -164,7 +164,9 @@ impl Runtime {
                 Programs::Steering(steering)
             }
             (None, true) => return Err(XskError::FastWithoutTables),
-            (Some(tables), true) => Programs::Fast(Mutex::new(load_fast(plan, &tables.load())?)),
+            (Some(tables), true) => {
+                Programs::Fast(Box::new(Mutex::new(load_fast(plan, &tables.load())?)))
+            }
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (learn_tx, learned) = crossbeam_channel::bounded(LEARN_QUEUE);

@@ -157,6 +157,9 @@ static POPCOUNT8: [u8; 256] = {
 
 const _: () = assert!(MAX_VALUE < NO_ROUTE);
 
+/// [`Ipv4Lpm::raw_parts`]: the root, its shift, and the arena pages.
+pub type RawParts<'a> = (&'a Arc<[u32]>, u32, &'a [Arc<[u32]>]);
+
 /// IPv4 longest-prefix-match table of one VRF: destination address to FEC index.
 ///
 /// Immutable once built; share it between workers behind an `Arc` in the VRF snapshot.
@@ -227,7 +230,7 @@ impl Ipv4Lpm {
     /// The lookup structure as it is: the root, the shift that indexes it (`addr >> shift`)
     /// and the arena pages (page `n` of an entry's offset is `pages[n]`). The XDP fast path
     /// copies these into array maps and walks them as [`Ipv4Lpm::lookup`] does.
-    pub fn raw_parts(&self) -> (&Arc<[u32]>, u32, &[Arc<[u32]>]) {
+    pub fn raw_parts(&self) -> RawParts<'_> {
         (&self.root, self.root_shift, &self.pages)
     }
 

@@ -408,7 +408,7 @@ impl FastPath {
         for &i in &self.ifindex {
             // A port whose features cannot be read is not sent to: the workers still are.
             now.push(
-                !self.check_egress || xdp_features(i).map_or(false, |f| f & XDP_ACT_NDO_XMIT != 0),
+                !self.check_egress || xdp_features(i).is_ok_and(|f| f & XDP_ACT_NDO_XMIT != 0),
             );
         }
         if now == self.egress_ok {
