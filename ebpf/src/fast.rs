@@ -27,20 +27,18 @@ use aya_ebpf::maps::{Array, DevMap, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use xpe_ebpf::{
     FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE, FAST_ARENA_WORDS,
-    FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS, FAST_MAX_DEPTH, FAST_MAX_FECS,
-    FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS, FAST_MAX_PAGES, FAST_MAX_PORTS,
-    FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP, FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT,
-    FAST_PORT_PASSED, FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS,
-    FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, MAX_QUEUES,
+    FAST_ATTACH_WORDS, FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS, FAST_MAX_DEPTH,
+    FAST_MAX_FECS, FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS, FAST_MAX_PAGES,
+    FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP, FAST_OP_POP_LOOKUP, FAST_OP_SWAP,
+    FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES,
+    FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS,
+    FAST_ROOT_WORDS, MAX_QUEUES,
 };
 
 // The steering program shares this object, and userspace loads it with every fast-path map
 // shrunk to one entry (`steer::load_object`), so they cost it nothing. Every table is an array:
 // the verifier inlines an array lookup into a bounds check and a load, where a hash lookup
 // measured tens of nanoseconds a frame.
-
-/// Words of an attachment array: a VLAN id's word per port.
-const ATTACH_WORDS: u32 = FAST_MAX_PORTS * 4096;
 
 #[map(name = "XPE_FAST_GEN")]
 static FAST_GEN: Array<u32> = Array::with_max_entries(1, 0);
@@ -67,87 +65,57 @@ static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_M
 #[map(name = "XPE_FAST_VRF_STATS")]
 static FAST_VRF_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_VRFS, 0);
 
-// Generation 0's tables, then generation 1's (the same maps).
-#[map(name = "XPE_FAST_LABEL_INDEX0")]
-static LABEL_INDEX0: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_LABELS0")]
-static LABELS0: Array<FastLabel> = Array::with_max_entries(FAST_MAX_LABELS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ATTACH0")]
-static ATTACH0: Array<u64> = Array::with_max_entries(ATTACH_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_VRFS0")]
-static VRFS0: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ROOT0")]
-static ROOT0: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_PAGES0")]
-static PAGES0: Array<u64> =
-    Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ARENA0")]
-static ARENA0: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_FECS0")]
-static FECS0: Array<FastFec> = Array::with_max_entries(FAST_MAX_FECS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ADJS0")]
-static ADJS0: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAPABLE);
+// The tables, both generations one after the other (lib.rs, `FAST_LABEL_INDEX_MAP`). The u64
+// arrays hold two u32 words each; their sizes below are in elements.
+#[map(name = "XPE_FAST_LABEL_INDEX")]
+static LABEL_INDEX: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_LABELS")]
+static LABELS: Array<FastLabel> = Array::with_max_entries(2 * FAST_MAX_LABELS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ATTACH")]
+static ATTACH: Array<u64> = Array::with_max_entries(FAST_ATTACH_WORDS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_VRFS")]
+static VRFS: Array<FastVrf> = Array::with_max_entries(2 * FAST_MAX_VRFS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ROOT")]
+static ROOT: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_PAGES")]
+static PAGES: Array<u64> = Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ARENA")]
+static ARENA: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_FECS")]
+static FECS: Array<FastFec> = Array::with_max_entries(2 * FAST_MAX_FECS, BPF_F_MMAPABLE);
+#[map(name = "XPE_FAST_ADJS")]
+static ADJS: Array<FastAdj> = Array::with_max_entries(2 * FAST_MAX_ADJS, BPF_F_MMAPABLE);
 
-#[map(name = "XPE_FAST_LABEL_INDEX1")]
-static LABEL_INDEX1: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_LABELS1")]
-static LABELS1: Array<FastLabel> = Array::with_max_entries(FAST_MAX_LABELS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ATTACH1")]
-static ATTACH1: Array<u64> = Array::with_max_entries(ATTACH_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_VRFS1")]
-static VRFS1: Array<FastVrf> = Array::with_max_entries(FAST_MAX_VRFS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ROOT1")]
-static ROOT1: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_PAGES1")]
-static PAGES1: Array<u64> =
-    Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ARENA1")]
-static ARENA1: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS / 2, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_FECS1")]
-static FECS1: Array<FastFec> = Array::with_max_entries(FAST_MAX_FECS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ADJS1")]
-static ADJS1: Array<FastAdj> = Array::with_max_entries(FAST_MAX_ADJS, BPF_F_MMAPABLE);
+/// The live generation: where each table's entries of it start.
+#[derive(Clone, Copy)]
+struct Gen(u32);
 
-/// One generation's tables.
-struct Tables {
-    label_index: &'static Array<u64>,
-    labels: &'static Array<FastLabel>,
-    attach: &'static Array<u64>,
-    vrfs: &'static Array<FastVrf>,
-    root: &'static Array<u64>,
-    pages: &'static Array<u64>,
-    arena: &'static Array<u64>,
-    fecs: &'static Array<FastFec>,
-    adjs: &'static Array<FastAdj>,
-}
+impl Gen {
+    fn label(self, label: u32) -> Option<FastLabel> {
+        let i = word(&LABEL_INDEX, self.0 * FAST_LABEL_SPACE + label)?.checked_sub(1)?;
+        LABELS.get(i).copied()
+    }
 
-/// Generation `G`'s tables: a constant, so each copy of the code below names its own maps.
-#[inline(always)]
-fn tables<const G: u32>() -> Tables {
-    if G == 0 {
-        Tables {
-            label_index: &LABEL_INDEX0,
-            labels: &LABELS0,
-            attach: &ATTACH0,
-            vrfs: &VRFS0,
-            root: &ROOT0,
-            pages: &PAGES0,
-            arena: &ARENA0,
-            fecs: &FECS0,
-            adjs: &ADJS0,
+    fn attachment(self, slot: u32, vid: u16) -> Option<u32> {
+        word(
+            &ATTACH,
+            self.0 * FAST_ATTACH_WORDS + slot * 4096 + u32::from(vid),
+        )?
+        .checked_sub(1)
+    }
+
+    fn vrf(self, vrf: u32) -> Option<FastVrf> {
+        if vrf >= FAST_MAX_VRFS {
+            return None;
         }
-    } else {
-        Tables {
-            label_index: &LABEL_INDEX1,
-            labels: &LABELS1,
-            attach: &ATTACH1,
-            vrfs: &VRFS1,
-            root: &ROOT1,
-            pages: &PAGES1,
-            arena: &ARENA1,
-            fecs: &FECS1,
-            adjs: &ADJS1,
+        VRFS.get(self.0 * FAST_MAX_VRFS + vrf).copied()
+    }
+
+    fn fec(self, fec: u32) -> Option<FastFec> {
+        if fec >= FAST_MAX_FECS {
+            return None;
         }
+        FECS.get(self.0 * FAST_MAX_FECS + fec).copied()
     }
 }
 
@@ -183,8 +151,7 @@ pub fn xpe_fast(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let forwarded = match FAST_GEN.get(0).copied() {
-        Some(0) => forward(&ctx, &port, &tables::<0>()),
-        Some(1) => forward(&ctx, &port, &tables::<1>()),
+        Some(g @ (0 | 1)) => forward(&ctx, &port, Gen(g)),
         _ => None,
     };
     if let Some(action) = forwarded {
@@ -212,7 +179,7 @@ struct Sent {
 /// Forwards the frame if the fast path handles it, and counts it; `None` with the frame
 /// untouched for anything else.
 #[inline(always)]
-fn forward(ctx: &XdpContext, port: &FastPort, t: &Tables) -> Option<u32> {
+fn forward(ctx: &XdpContext, port: &FastPort, t: Gen) -> Option<u32> {
     let (start, end) = (ctx.data(), ctx.data_end());
     if start + ETH_LEN + VLAN_LEN > end {
         return None;
@@ -257,14 +224,14 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: &Tables) -> Option<u32> {
 
 /// IPv4 in the VRF of the attachment (port, `vid`): imposition.
 #[inline(always)]
-fn impose(ctx: &XdpContext, port: &FastPort, t: &Tables, vid: u16, l3: usize) -> Option<Sent> {
-    let vrf = word(t.attach, port.slot * 4096 + u32::from(vid))?.checked_sub(1)?;
+fn impose(ctx: &XdpContext, port: &FastPort, t: Gen, vid: u16, l3: usize) -> Option<Sent> {
+    let vrf = t.attachment(port.slot, vid)?;
     route4(ctx, t, l3, vrf, None, None)
 }
 
 /// Untagged MPLS on a core port.
 #[inline(always)]
-fn mpls(ctx: &XdpContext, _port: &FastPort, t: &Tables, len: usize) -> Option<Sent> {
+fn mpls(ctx: &XdpContext, _port: &FastPort, t: Gen, len: usize) -> Option<Sent> {
     let (start, end) = (ctx.data(), ctx.data_end());
     if start + ETH_LEN + LABEL_LEN > end {
         return None;
@@ -302,14 +269,14 @@ fn mpls(ctx: &XdpContext, _port: &FastPort, t: &Tables, len: usize) -> Option<Se
         if !bos {
             return None;
         }
-        let uniform = t.vrfs.get(0)?.uniform != 0;
+        let uniform = t.vrf(0)?.uniform != 0;
         let hop = uniform.then_some(ttl as u8);
         return route4(ctx, t, ETH_LEN + LABEL_LEN, 0, hop, Some(tc as u8));
     }
     if label < 16 {
         return None;
     }
-    let op = *t.labels.get(word(t.label_index, label)?.checked_sub(1)?)?;
+    let op = t.label(label)?;
     let sent = match op.op {
         FAST_OP_SWAP if ttl > 1 => swap(ctx, &op, entry, ttl, len)?,
         FAST_OP_POP if ttl > 1 => pop(ctx, &op, bos, ttl as u8, len)?,
@@ -423,7 +390,7 @@ fn pop(ctx: &XdpContext, op: &FastLabel, bos: bool, ttl: u8, len: usize) -> Opti
 #[inline(always)]
 fn route4(
     ctx: &XdpContext,
-    t: &Tables,
+    t: Gen,
     l3: usize,
     vrf: u32,
     hop: Option<u8>,
@@ -449,15 +416,15 @@ fn route4(
     if dst >> 28 == 0xe || dst == u32::MAX {
         return None;
     }
-    let info = *t.vrfs.get(vrf)?;
+    let info = t.vrf(vrf)?;
     if info.present == 0 {
         return None;
     }
-    let fec = *t.fecs.get(lookup4(t, &info, vrf, dst)?)?;
+    let fec = t.fec(lookup4(&info, dst)?)?;
     if fec.kind != FAST_FEC_FORWARD {
         return None;
     }
-    let adj = *t.adjs.get(fec.adj)?;
+    let adj = *ADJS.get(fec.adj)?;
     if adj.ok == 0 {
         return None;
     }
@@ -535,16 +502,16 @@ fn route4(
 /// The userspace IPv4 table's lookup (`Ipv4Lpm::lookup`) over its copy in the arrays: the FEC
 /// of the longest prefix covering `addr`.
 #[inline(always)]
-fn lookup4(t: &Tables, info: &FastVrf, vrf: u32, addr: u32) -> Option<u32> {
+fn lookup4(info: &FastVrf, addr: u32) -> Option<u32> {
     let mut shift = info.root_shift;
     if shift > 31 {
         return None;
     }
-    let mut entry = word(t.root, info.root_base + (addr >> shift))?;
+    let mut entry = word(&ROOT, info.root_base + (addr >> shift))?;
     if entry & NODE_BIT != 0 {
         // The whole subtree below a root entry lies in one page.
         let page = (entry & !NODE_BIT) >> FAST_PAGE_SHIFT;
-        let base = word(t.pages, vrf * FAST_MAX_PAGES + page)?;
+        let base = word(&PAGES, info.pages_base + page)?;
         for _ in 0..FAST_MAX_LEVELS {
             if entry & NODE_BIT == 0 {
                 break;
@@ -555,10 +522,10 @@ fn lookup4(t: &Tables, info: &FastVrf, vrf: u32, addr: u32) -> Option<u32> {
             shift -= 8;
             let node = base + (entry & PAGE_MASK);
             let slot = (addr >> shift) & 0xff;
-            let group = word(t.arena, node + (slot >> 4))? >> ((slot & 8) << 1);
+            let group = word(&ARENA, node + (slot >> 4))? >> ((slot & 8) << 1);
             let starts = group & (0xff >> (7 - (slot & 7)));
             let rank = ((group >> 8) & 0xff) + popcount8(starts & 0xff);
-            entry = word(t.arena, node + HEADER_WORDS - 1 + rank)?;
+            entry = word(&ARENA, node + HEADER_WORDS - 1 + rank)?;
         }
         if entry & NODE_BIT != 0 {
             return None;

@@ -23,13 +23,18 @@ pub const STATS_LEN: u32 = 2;
 /// the kernel and steers everything else to the AF_XDP sockets. Unlike [`PROGRAM`], one loaded
 /// copy serves every interface, so its maps are keyed by port.
 pub const FAST_PROGRAM: &str = "xpe_fast";
-/// Names of the fast path's label indexes, one per generation (the program reads the one
-/// [`FAST_GEN_MAP`] names while userspace brings the other up to date): word `label` is 1 + the
-/// label's place in [`FAST_LABEL_ENTRIES_MAPS`], or 0. Arrays, not hash maps: a lookup is one
-/// load the verifier inlines (a hash lookup measured tens of nanoseconds a frame).
-pub const FAST_LABEL_INDEX_MAPS: [&str; 2] = ["XPE_FAST_LABEL_INDEX0", "XPE_FAST_LABEL_INDEX1"];
-/// Names of the label entry arrays ([`FastLabel`]).
-pub const FAST_LABEL_ENTRIES_MAPS: [&str; 2] = ["XPE_FAST_LABELS0", "XPE_FAST_LABELS1"];
+/// Every table of the fast path holds two generations, one after the other: the program reads
+/// the one [`FAST_GEN_MAP`] names while userspace brings the other up to date. The program adds
+/// the generation's offset where it enters a table (label index, attachments, VRFs, FECs);
+/// every index stored inside the tables already includes it. One copy of the program's code
+/// serves both generations.
+///
+/// Name of the label index: word `g * FAST_LABEL_SPACE + label` is 1 + the label's place in
+/// [`FAST_LABELS_MAP`] (generation offset included), or 0. Arrays, not hash maps: a lookup is one
+/// load the verifier inlines.
+pub const FAST_LABEL_INDEX_MAP: &str = "XPE_FAST_LABEL_INDEX";
+/// Name of the label entries ([`FastLabel`]), [`FAST_MAX_LABELS`] a generation.
+pub const FAST_LABELS_MAP: &str = "XPE_FAST_LABELS";
 /// Name of the one-slot array that says which label map is live: 0 or 1, or
 /// [`FAST_GEN_OFF`].
 pub const FAST_GEN_MAP: &str = "XPE_FAST_GEN";
@@ -122,27 +127,30 @@ pub struct FastPort {
     pub slot: u32,
 }
 
-/// Names of the fast path's attachment arrays, one per generation: word port slot * 4096 +
-/// VLAN id (0 untagged) is 1 + the VRF id, or 0.
-pub const FAST_ATTACH_MAPS: [&str; 2] = ["XPE_FAST_ATTACH0", "XPE_FAST_ATTACH1"];
+/// Name of the attachment array: word `g * FAST_ATTACH_WORDS + port slot * 4096 + VLAN id` (0
+/// untagged) is 1 + the VRF id, or 0.
+pub const FAST_ATTACH_MAP: &str = "XPE_FAST_ATTACH";
+/// Words of the attachment array a generation: a VLAN id's word per port.
+pub const FAST_ATTACH_WORDS: u32 = FAST_MAX_PORTS * 4096;
 /// Label values: the label index has a word for each.
 pub const FAST_LABEL_SPACE: u32 = 1 << 20;
-/// Names of the per-VRF IPv4 table descriptors ([`FastVrf`], by VRF id), one per generation.
-pub const FAST_VRFS_MAPS: [&str; 2] = ["XPE_FAST_VRFS0", "XPE_FAST_VRFS1"];
-/// Names of the IPv4 LPM roots (u32 words, every VRF's root one after the other). Like the
-/// page tables and the arenas, they are arrays of u64, each holding two words (the lower one
-/// first): an mmapable array's elements are 8 bytes apart, so this way userspace sees the
-/// words back to back through the mapping.
-pub const FAST_ROOT_MAPS: [&str; 2] = ["XPE_FAST_ROOT0", "XPE_FAST_ROOT1"];
-/// Names of the page tables: VRF id * [`FAST_MAX_PAGES`] + page -> the page's first word in
-/// the arena.
-pub const FAST_PAGES_MAPS: [&str; 2] = ["XPE_FAST_PAGES0", "XPE_FAST_PAGES1"];
-/// Names of the IPv4 LPM arenas (u32 words: every VRF's pages one after the other).
-pub const FAST_ARENA_MAPS: [&str; 2] = ["XPE_FAST_ARENA0", "XPE_FAST_ARENA1"];
-/// Names of the FEC arrays ([`FastFec`], by FEC id).
-pub const FAST_FECS_MAPS: [&str; 2] = ["XPE_FAST_FECS0", "XPE_FAST_FECS1"];
-/// Names of the adjacency arrays ([`FastAdj`], by adjacency id).
-pub const FAST_ADJS_MAPS: [&str; 2] = ["XPE_FAST_ADJS0", "XPE_FAST_ADJS1"];
+/// Name of the per-VRF IPv4 table descriptors ([`FastVrf`], `g * FAST_MAX_VRFS + VRF id`).
+pub const FAST_VRFS_MAP: &str = "XPE_FAST_VRFS";
+/// Name of the IPv4 LPM roots (u32 words, every VRF's root one after the other,
+/// [`FAST_ROOT_WORDS`] a generation). Like the page tables and the arenas, an array of u64, each
+/// holding two words (the lower one first): an mmapable array's elements are 8 bytes apart, so
+/// this way userspace sees the words back to back through the mapping.
+pub const FAST_ROOT_MAP: &str = "XPE_FAST_ROOT";
+/// Name of the page tables: [`FastVrf::pages_base`] + page -> the page's first word in the
+/// arena ([`FAST_MAX_VRFS`] * [`FAST_MAX_PAGES`] words a generation).
+pub const FAST_PAGES_MAP: &str = "XPE_FAST_PAGES";
+/// Name of the IPv4 LPM arena (u32 words: every VRF's pages one after the other,
+/// [`FAST_ARENA_WORDS`] a generation).
+pub const FAST_ARENA_MAP: &str = "XPE_FAST_ARENA";
+/// Name of the FECs ([`FastFec`], `g * FAST_MAX_FECS + FEC id`).
+pub const FAST_FECS_MAP: &str = "XPE_FAST_FECS";
+/// Name of the adjacencies ([`FastAdj`]; [`FastFec::adj`] includes the generation offset).
+pub const FAST_ADJS_MAP: &str = "XPE_FAST_ADJS";
 /// Name of the fast path's per-CPU VRF counters (IP lookups), by the VRF's counter slot.
 pub const FAST_VRF_STATS_MAP: &str = "XPE_FAST_VRF_STATS";
 
@@ -173,7 +181,7 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub struct FastVrf {
     /// 1 when the VRF's table is in the arrays (else its lookups go to the workers).
     pub present: u32,
-    /// Where its root starts in the root array.
+    /// Where its root starts in the root array (generation offset included).
     pub root_base: u32,
     /// Its root's shift: the root entry of address `a` is `root[root_base + (a >> shift)]`.
     pub root_shift: u32,
@@ -181,8 +189,8 @@ pub struct FastVrf {
     pub counter: u32,
     /// 1 in uniform TTL mode (RFC 3443), 0 in pipe mode (the same in every VRF).
     pub uniform: u32,
-    /// Padding (zero): elements of an mmapable array are 8-byte aligned.
-    pub pad: u32,
+    /// Where its page table starts in the page tables (generation offset included).
+    pub pages_base: u32,
 }
 
 /// [`FastFec::kind`]: forward to [`FastFec::adj`], pushing the labels.
@@ -195,7 +203,7 @@ pub const FAST_FEC_FORWARD: u32 = 1;
 pub struct FastFec {
     /// [`FAST_FEC_FORWARD`], or 0.
     pub kind: u32,
-    /// The adjacency.
+    /// The adjacency (generation offset included).
     pub adj: u32,
     /// Labels pushed.
     pub push: u32,
@@ -225,7 +233,7 @@ pub struct FastAdj {
 
 /// Every map of the fast path, for the steering program, which shares the object and loads it
 /// with each of these shrunk to one entry.
-pub const FAST_MAPS: [&str; 26] = [
+pub const FAST_MAPS: [&str; 17] = [
     FAST_GEN_MAP,
     FAST_IFINDEX_MAP,
     FAST_PORTS_MAP,
@@ -234,22 +242,13 @@ pub const FAST_MAPS: [&str; 26] = [
     FAST_PORT_STATS_MAP,
     FAST_LABEL_STATS_MAP,
     FAST_VRF_STATS_MAP,
-    FAST_LABEL_INDEX_MAPS[0],
-    FAST_LABEL_INDEX_MAPS[1],
-    FAST_LABEL_ENTRIES_MAPS[0],
-    FAST_LABEL_ENTRIES_MAPS[1],
-    FAST_ATTACH_MAPS[0],
-    FAST_ATTACH_MAPS[1],
-    FAST_VRFS_MAPS[0],
-    FAST_VRFS_MAPS[1],
-    FAST_ROOT_MAPS[0],
-    FAST_ROOT_MAPS[1],
-    FAST_PAGES_MAPS[0],
-    FAST_PAGES_MAPS[1],
-    FAST_ARENA_MAPS[0],
-    FAST_ARENA_MAPS[1],
-    FAST_FECS_MAPS[0],
-    FAST_FECS_MAPS[1],
-    FAST_ADJS_MAPS[0],
-    FAST_ADJS_MAPS[1],
+    FAST_LABEL_INDEX_MAP,
+    FAST_LABELS_MAP,
+    FAST_ATTACH_MAP,
+    FAST_VRFS_MAP,
+    FAST_ROOT_MAP,
+    FAST_PAGES_MAP,
+    FAST_ARENA_MAP,
+    FAST_FECS_MAP,
+    FAST_ADJS_MAP,
 ];

@@ -65,7 +65,9 @@ impl Mapped {
         debug_assert_eq!(self.stride, 8);
         // SAFETY: the mapping is `len` bytes, page aligned, and only reachable through
         // `&mut self`; any bit pattern is a valid u32.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.cast::<u32>(), self.len / 4) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.cast::<u32>(), self.entries * self.stride / 4)
+        }
     }
 
     /// The array as elements of `T`, whose size must be the stride (a multiple of 8).

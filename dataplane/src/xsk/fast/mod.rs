@@ -181,8 +181,8 @@ pub struct FastPath {
     ifindex: Vec<u32>,
     /// What each generation's maps hold.
     held: [FastTables; 2],
-    /// Each generation's mmapable arrays.
-    arrays: [Arrays; 2],
+    /// The mmapable arrays (both generations).
+    arrays: Arrays,
     /// The port map's entries.
     ports: Vec<FastPort>,
     /// The live generation (0, 1), or [`names::FAST_GEN_OFF`].
@@ -204,7 +204,7 @@ pub struct FastPath {
     failed: (u64, Option<String>),
 }
 
-/// One generation's mmapable arrays, mapped.
+/// The mmapable arrays, mapped: each holds both generations, generation 1 after generation 0.
 struct Arrays {
     label_index: Mapped,
     labels: Mapped,
@@ -217,54 +217,86 @@ struct Arrays {
     adjs: Mapped,
 }
 
+/// Generation `g`'s half of `all`.
+fn half<T>(all: &mut [T], g: usize) -> &mut [T] {
+    let n = all.len() / 2;
+    &mut all[g * n..(g + 1) * n]
+}
+
 impl Arrays {
-    fn map(ebpf: &Ebpf, g: usize) -> Result<Arrays, FastError> {
+    fn map(ebpf: &Ebpf) -> Result<Arrays, FastError> {
         let one = |name: &'static str| -> Result<Mapped, FastError> {
             let map = ebpf.map(name).ok_or_else(|| missing(name))?;
             Mapped::new(map).map_err(|detail| FastError::Map { map: name, detail })
         };
         Ok(Arrays {
-            label_index: one(names::FAST_LABEL_INDEX_MAPS[g])?,
-            labels: one(names::FAST_LABEL_ENTRIES_MAPS[g])?,
-            attach: one(names::FAST_ATTACH_MAPS[g])?,
-            vrfs: one(names::FAST_VRFS_MAPS[g])?,
-            root: one(names::FAST_ROOT_MAPS[g])?,
-            pages: one(names::FAST_PAGES_MAPS[g])?,
-            arena: one(names::FAST_ARENA_MAPS[g])?,
-            fecs: one(names::FAST_FECS_MAPS[g])?,
-            adjs: one(names::FAST_ADJS_MAPS[g])?,
+            label_index: one(names::FAST_LABEL_INDEX_MAP)?,
+            labels: one(names::FAST_LABELS_MAP)?,
+            attach: one(names::FAST_ATTACH_MAP)?,
+            vrfs: one(names::FAST_VRFS_MAP)?,
+            root: one(names::FAST_ROOT_MAP)?,
+            pages: one(names::FAST_PAGES_MAP)?,
+            arena: one(names::FAST_ARENA_MAP)?,
+            fecs: one(names::FAST_FECS_MAP)?,
+            adjs: one(names::FAST_ADJS_MAP)?,
         })
     }
 
-    /// Replaces the label entries `before` with `labels`: each label's word in the index names
-    /// its entry (1-based), the entries packed from the start.
+    /// Replaces generation `g`'s label entries `before` with `labels`: each label's word in
+    /// the index names its entry (1-based, generation offset included), the entries packed
+    /// from the start of the generation's half.
     fn write_labels(
         &mut self,
+        g: usize,
         before: &BTreeMap<u32, FastLabel>,
         labels: &BTreeMap<u32, FastLabel>,
     ) {
-        let index = self.label_index.words();
+        let index = half(self.label_index.words(), g);
         for label in before.keys() {
             if let Some(w) = index.get_mut(*label as usize) {
                 *w = 0;
             }
         }
-        let entries = self.labels.elements::<Value<FastLabel>>();
+        let entries = half(self.labels.elements::<Value<FastLabel>>(), g);
+        let first = g * entries.len();
         for (i, ((label, entry), slot)) in labels.iter().zip(entries.iter_mut()).enumerate() {
             *slot = Value(*entry);
             if let Some(w) = index.get_mut(*label as usize) {
-                *w = i as u32 + 1;
+                *w = (first + i) as u32 + 1;
             }
         }
     }
 
-    /// Copies every VRF's IPv4 table in: roots one after the other, pages one after the
-    /// other, each VRF's page table pointing at its pages. A VRF that does not fit is left
-    /// out (its lookups go to the workers).
-    fn write_routes(&mut self, vrfs: &[Option<VrfTable>], uniform: bool) {
-        let descriptors = self.vrfs.elements::<Value<FastVrf>>();
+    /// Replaces generation `g`'s attachments `before` with `attach`.
+    fn write_attachments(
+        &mut self,
+        g: usize,
+        before: &BTreeMap<u32, u32>,
+        attach: &BTreeMap<u32, u32>,
+    ) {
+        let words = half(self.attach.words(), g);
+        for key in before.keys() {
+            words[*key as usize] = 0;
+        }
+        for (key, vrf) in attach {
+            words[*key as usize] = vrf + 1;
+        }
+    }
+
+    /// Copies every VRF's IPv4 table into generation `g`: roots one after the other, pages one
+    /// after the other, each VRF's page table pointing at its pages. A VRF that does not fit
+    /// is left out (its lookups go to the workers).
+    fn write_routes(&mut self, g: usize, vrfs: &[Option<VrfTable>], uniform: bool) {
+        let descriptors = half(self.vrfs.elements::<Value<FastVrf>>(), g);
         descriptors.fill(Value(FastVrf::default()));
-        let (root, pages, arena) = (self.root.words(), self.pages.words(), self.arena.words());
+        let (root, pages, arena) = (
+            half(self.root.words(), g),
+            half(self.pages.words(), g),
+            half(self.arena.words(), g),
+        );
+        // Indices stored in the tables are absolute: the program adds no offset to them.
+        let (root_first, pages_first, arena_first) =
+            (g * root.len(), g * pages.len(), g * arena.len());
         let (mut root_at, mut arena_at) = (0usize, 0usize);
         for (id, table) in vrfs.iter().enumerate() {
             let Some(t) = table else {
@@ -277,17 +309,17 @@ impl Arrays {
             root[root_at..root_at + t.root.len()].copy_from_slice(&t.root);
             let table_base = id * names::FAST_MAX_PAGES as usize;
             for (n, page) in t.pages.iter().enumerate() {
-                pages[table_base + n] = arena_at as u32;
+                pages[table_base + n] = (arena_first + arena_at) as u32;
                 arena[arena_at..arena_at + page.len()].copy_from_slice(page);
                 arena_at += page.len();
             }
             descriptors[id] = Value(FastVrf {
                 present: 1,
-                root_base: root_at as u32,
+                root_base: (root_first + root_at) as u32,
                 root_shift: t.root_shift,
                 counter: t.counter,
                 uniform: u32::from(uniform),
-                pad: 0,
+                pages_base: (pages_first + table_base) as u32,
             });
             root_at += t.root.len();
         }
@@ -297,13 +329,13 @@ impl Arrays {
         }
     }
 
-    /// Writes `items` into the array `mapped` from the start and clears what follows up to
-    /// `before` (what the previous tables there used).
-    fn write_all<T: Copy + Default>(mapped: &mut Mapped, items: &[T], before: usize)
+    /// Writes `items` into generation `g`'s half of the array `mapped` from its start and
+    /// clears what follows up to `before` (what the previous tables there used).
+    fn write_all<T: Copy + Default>(mapped: &mut Mapped, g: usize, items: &[T], before: usize)
     where
         Value<T>: aya::Pod,
     {
-        let all = mapped.elements::<Value<T>>();
+        let all = half(mapped.elements::<Value<T>>(), g);
         let n = items.len().min(all.len());
         for (slot, item) in all.iter_mut().zip(&items[..n]) {
             *slot = Value(*item);
@@ -361,7 +393,7 @@ impl FastPath {
         }
         loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
         let slots = ifindex.len();
-        let arrays = [Arrays::map(&ebpf, 0)?, Arrays::map(&ebpf, 1)?];
+        let arrays = Arrays::map(&ebpf)?;
         let mut fast = FastPath {
             ebpf,
             ifindex,
@@ -508,24 +540,17 @@ impl FastPath {
 
     fn try_apply(&mut self, next: &FastTables) -> Result<FastDelta, FastError> {
         self.write_ports(&next.ports)?;
-        let live = self.held.get(self.generation as usize).cloned();
+        let empty = FastTables::default();
+        let live = self.held.get(self.generation as usize).unwrap_or(&empty);
         // Most publishes (a neighbour elsewhere, a route in the workers' tables only) change
         // nothing here: no switch, no grace period.
-        if live.as_ref() == Some(next) {
+        if self.generation != names::FAST_GEN_OFF && live == next {
             return Ok(FastDelta {
                 labels: next.labels.len(),
                 ..FastDelta::default()
             });
         }
-        let spare = match self.generation {
-            0 => 1,
-            _ => 0,
-        };
-        let routes_written = self.write_generation(spare, next)?;
-        let empty = FastTables::default();
-        let live = live.as_ref().unwrap_or(&empty);
-        let delta = FastDelta {
-            routes_written,
+        let mut delta = FastDelta {
             written: next
                 .labels
                 .iter()
@@ -537,7 +562,13 @@ impl FastPath {
                 .filter(|l| !next.labels.contains_key(l))
                 .count(),
             labels: next.labels.len(),
+            ..FastDelta::default()
         };
+        let spare = match self.generation {
+            0 => 1,
+            _ => 0,
+        };
+        delta.routes_written = self.write_generation(spare, next)?;
         self.set_generation(spare as u32)?;
         Ok(delta)
     }
@@ -552,33 +583,37 @@ impl FastPath {
             self.counted.1.insert(t.counter);
         }
         let held = &mut self.held[g];
-        let arrays = &mut self.arrays[g];
+        let arrays = &mut self.arrays;
         if held.labels != next.labels {
-            arrays.write_labels(&held.labels, &next.labels);
+            arrays.write_labels(g, &held.labels, &next.labels);
             held.labels = next.labels.clone();
         }
         if held.attach != next.attach {
-            let words = arrays.attach.words();
-            for key in held.attach.keys() {
-                words[*key as usize] = 0;
-            }
-            for (key, vrf) in &next.attach {
-                words[*key as usize] = vrf + 1;
-            }
+            arrays.write_attachments(g, &held.attach, &next.attach);
             held.attach = next.attach.clone();
         }
         let routes = held.vrfs != next.vrfs || held.uniform != next.uniform;
         if routes {
-            arrays.write_routes(&next.vrfs, next.uniform);
+            arrays.write_routes(g, &next.vrfs, next.uniform);
             held.vrfs = next.vrfs.clone();
             held.uniform = next.uniform;
         }
         if held.fecs != next.fecs {
-            Arrays::write_all(&mut arrays.fecs, &next.fecs, held.fecs.len());
+            // A FEC names its adjacency in this generation's half of the adjacencies.
+            let offset = g as u32 * names::FAST_MAX_ADJS;
+            let fecs: Vec<FastFec> = next
+                .fecs
+                .iter()
+                .map(|f| FastFec {
+                    adj: f.adj + offset,
+                    ..*f
+                })
+                .collect();
+            Arrays::write_all(&mut arrays.fecs, g, &fecs, held.fecs.len());
             held.fecs = next.fecs.clone();
         }
         if held.adjs != next.adjs {
-            Arrays::write_all(&mut arrays.adjs, &next.adjs, held.adjs.len());
+            Arrays::write_all(&mut arrays.adjs, g, &next.adjs, held.adjs.len());
             held.adjs = next.adjs.clone();
         }
         held.ports = next.ports.clone();
