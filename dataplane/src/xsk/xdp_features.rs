@@ -113,39 +113,60 @@ where
 
 /// The XDP features (`NETDEV_XDP_ACT_*` bits) of interface `ifindex` in this namespace.
 pub fn xdp_features(ifindex: u32) -> Result<u64, FeaturesError> {
-    let fail = |detail: String| FeaturesError { ifindex, detail };
-    let socket = Socket::new(NETLINK_GENERIC).map_err(|e| fail(e.to_string()))?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(|e| fail(e.to_string()))?;
-    let family = ask(
-        &socket,
-        GenlMessage::from_payload(GenlCtrl {
-            cmd: GenlCtrlCmd::GetFamily,
-            nlas: vec![GenlCtrlAttrs::FamilyName("netdev".into())],
-        }),
-    )
-    .map_err(|e| fail(format!("no netdev family (kernel before 6.3?): {e}")))?;
-    let id = family
-        .payload
-        .nlas
-        .iter()
-        .find_map(|a| match a {
-            GenlCtrlAttrs::FamilyId(id) => Some(*id),
-            _ => None,
-        })
-        .ok_or_else(|| fail("the netdev family has no id".into()))?;
-    let mut request = GenlMessage::from_payload(Netdev {
-        cmd: CMD_DEV_GET,
-        attrs: vec![(ATTR_IFINDEX, ifindex.to_ne_bytes().to_vec())],
-    });
-    request.set_resolved_family_id(id);
-    let answer = ask(&socket, request).map_err(fail)?;
-    answer
-        .payload
-        .attrs
-        .iter()
-        .find(|(kind, _)| *kind == ATTR_XDP_FEATURES)
-        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
-        .ok_or_else(|| fail("the answer has no xdp-features".into()))
+    NetdevFamily::open()
+        .map_err(|detail| FeaturesError { ifindex, detail })?
+        .features(ifindex)
+}
+
+/// A generic netlink socket with the kernel's `netdev` family resolved, to ask about several
+/// interfaces in a row.
+pub struct NetdevFamily {
+    socket: Socket,
+    id: u16,
+}
+
+impl NetdevFamily {
+    /// Opens the socket and resolves the family.
+    pub fn open() -> Result<NetdevFamily, String> {
+        let socket = Socket::new(NETLINK_GENERIC).map_err(|e| e.to_string())?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(|e| e.to_string())?;
+        let family = ask(
+            &socket,
+            GenlMessage::from_payload(GenlCtrl {
+                cmd: GenlCtrlCmd::GetFamily,
+                nlas: vec![GenlCtrlAttrs::FamilyName("netdev".into())],
+            }),
+        )
+        .map_err(|e| format!("no netdev family (kernel before 6.3?): {e}"))?;
+        let id = family
+            .payload
+            .nlas
+            .iter()
+            .find_map(|a| match a {
+                GenlCtrlAttrs::FamilyId(id) => Some(*id),
+                _ => None,
+            })
+            .ok_or("the netdev family has no id")?;
+        Ok(NetdevFamily { socket, id })
+    }
+
+    /// The XDP features (`NETDEV_XDP_ACT_*` bits) of interface `ifindex`.
+    pub fn features(&self, ifindex: u32) -> Result<u64, FeaturesError> {
+        let fail = |detail: String| FeaturesError { ifindex, detail };
+        let mut request = GenlMessage::from_payload(Netdev {
+            cmd: CMD_DEV_GET,
+            attrs: vec![(ATTR_IFINDEX, ifindex.to_ne_bytes().to_vec())],
+        });
+        request.set_resolved_family_id(self.id);
+        let answer = ask(&self.socket, request).map_err(fail)?;
+        answer
+            .payload
+            .attrs
+            .iter()
+            .find(|(kind, _)| *kind == ATTR_XDP_FEATURES)
+            .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+            .ok_or_else(|| fail("the answer has no xdp-features".into()))
+    }
 }

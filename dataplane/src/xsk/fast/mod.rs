@@ -23,7 +23,7 @@ use aya::Ebpf;
 use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort, FastVrf};
 
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
-use super::xdp_features::{xdp_features, XDP_ACT_NDO_XMIT};
+use super::xdp_features::{NetdevFamily, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
 use crate::tables::PortId;
 pub use check::ByIngress;
@@ -436,13 +436,17 @@ impl FastPath {
     /// peer has an XDP program or GRO on), and reinstalls the tables if that changed: labels
     /// whose egress does not are left to the workers. Returns whether anything changed.
     pub fn refresh_egress(&mut self) -> Result<bool, FastError> {
-        let mut now = Vec::with_capacity(self.ifindex.len());
-        for &i in &self.ifindex {
-            // A port whose features cannot be read is not sent to: the workers still are.
-            now.push(
-                !self.check_egress || xdp_features(i).is_ok_and(|f| f & XDP_ACT_NDO_XMIT != 0),
-            );
-        }
+        // A port whose features cannot be read is not sent to: the workers still are.
+        let family = self.check_egress.then(NetdevFamily::open);
+        let now: Vec<bool> = self
+            .ifindex
+            .iter()
+            .map(|&i| match &family {
+                None => true,
+                Some(Ok(f)) => f.features(i).is_ok_and(|f| f & XDP_ACT_NDO_XMIT != 0),
+                Some(Err(_)) => false,
+            })
+            .collect();
         if now == self.egress_ok {
             return Ok(false);
         }
