@@ -469,8 +469,8 @@ fn every_ethernet_frame_is_accounted_for_on_both_ports() {
 #[test]
 fn the_xdp_fast_path_agrees_with_the_pipeline_on_every_frame() {
     let snap = snapshot();
-    let programs = xpe_dataplane::xsk::fast::ByIngress::load(snap)
-        .unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    use xpe_dataplane::xsk::fast::{Agreed, ByIngress};
+    let programs = ByIngress::load(snap).unwrap_or_else(|e| panic!("this test needs root: {e}"));
     let (mut forwarded, mut passed, mut skipped) = (0u64, 0u64, 0u64);
     for ingress in (0..snap.ports().len() as u16).map(PortId) {
         for capture in corpus() {
@@ -481,9 +481,9 @@ fn the_xdp_fast_path_agrees_with_the_pipeline_on_every_frame() {
             {
                 for input in [f.data.clone(), addressed_to(snap, ingress, &f.data)] {
                     match programs.agree(snap, ingress, &input) {
-                        Ok(Some(true)) => forwarded += 1,
-                        Ok(Some(false)) => passed += 1,
-                        Ok(None) => skipped += 1,
+                        Ok(Agreed::Kernel(_)) => forwarded += 1,
+                        Ok(Agreed::Workers) => passed += 1,
+                        Ok(Agreed::NotRun) => skipped += 1,
                         Err(e) => panic!(
                             "frame {} of {} in on port {}: {e}\n{}",
                             f.number,

@@ -10,14 +10,13 @@
 
 use core::net::Ipv4Addr;
 
-use xpe_dataplane::pipeline::{process, Counters, Frame, NoTrace, Verdict};
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment, AttachmentId, Fec, IlmAction, IlmEntry, IlmOrigin, Ipv4Lpm,
     Ipv6Lpm, LabelStack, Port, PortId, PortKind, Snapshot, SnapshotParts, TtlMode, Vrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{ByIngress, FastPath, FastTables, FastVerdict};
+use xpe_dataplane::xsk::fast::{Agreed, ByIngress, FastPath, FastTables};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -25,7 +24,6 @@ const XDP_REDIRECT: u32 = 4;
 /// its ports by ingress interface.
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x01, 0x01]);
 const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x02];
-const HEADROOM: usize = 64;
 const LO: u32 = 1;
 
 fn label(n: u32) -> Label {
@@ -294,7 +292,8 @@ fn in_pipe_mode_too() {
     both_paths_agree(snapshot_in(TtlMode::Pipe));
 }
 
-/// Every case through both paths over `snap`; checks the fast path's counters too.
+/// Every case through both paths over `snap` ([`ByIngress::agree`], in on core0); checks the
+/// fast path's counters too.
 fn both_paths_agree(snap: Snapshot) {
     let tables = FastTables::compile(&snap);
     assert_eq!(
@@ -302,40 +301,29 @@ fn both_paths_agree(snap: Snapshot) {
         [16001, 16008],
         "the one-label swap and the PHP to a resolved untagged hop are fast"
     );
-    let program = match FastPath::load(vec![LO, LO], &tables) {
-        Ok(p) => p,
-        Err(e) => panic!("this test needs root (BPF): {e}"),
-    };
+    let programs = load_by_ingress(&snap);
     let mut forwarded = 0;
     for (name, bytes) in cases() {
-        let (action, out) = program.test_run(&bytes, LO).unwrap();
-        // Both ports are loopback here: the port map holds port 1.
-        trace_agrees(&snap, PortId(1), &bytes, action, name);
-        let mut buf = vec![0u8; HEADROOM + bytes.len()];
-        buf[HEADROOM..].copy_from_slice(&bytes);
-        let mut f = Frame::new(&mut buf, HEADROOM, bytes.len()).unwrap();
-        let mut counters = Counters::new(2);
-        let verdict = process(&snap, PortId(0), &mut f, &mut counters, &mut NoTrace);
-        match action {
-            XDP_REDIRECT => {
+        match programs.agree(&snap, PortId(0), &bytes) {
+            Ok(Agreed::Kernel(egress)) => {
                 forwarded += 1;
-                assert_eq!(verdict, Verdict::Forward(PortId(1)), "{name}");
-                assert_eq!(out, f.data(), "{name}: the bytes differ");
+                assert_eq!(egress, PortId(1), "{name}");
             }
-            XDP_PASS => assert_eq!(out, bytes, "{name}: passed on changed"),
-            other => panic!("{name}: XDP action {other}"),
+            Ok(Agreed::Workers) => {}
+            Ok(Agreed::NotRun) => panic!("{name}: not run"),
+            Err(e) => panic!("{name}: {e}"),
         }
     }
     // The cases the fast path takes: swap over IP, TC 5, over a label, TTL 2, exactly the MTU;
     // PHP to IPv4 (TTL 9, TTL 2, with padding), to IPv6, to a label.
     assert_eq!(forwarded, 10);
-    // Its counters say the same. Both ports are loopback here, so the port map holds the
-    // later one: every frame came in on port 1, and the swaps went out of port 1.
-    let c = program.counters().unwrap();
+    // Its counters say the same: every frame came in on core0, the swaps and pops went out of
+    // core1.
+    let c = programs.program(PortId(0)).unwrap().counters().unwrap();
     assert_eq!(c.forwarded(), 10);
     assert_eq!(c.ports[1].tx_packets, 10);
     assert_eq!(
-        c.ports[1].rx_packets + c.ports[1].passed,
+        c.ports[0].rx_packets + c.ports[0].passed,
         cases().len() as u64
     );
     assert_eq!(
@@ -402,10 +390,7 @@ impl Rng {
 #[test]
 fn mutated_frames_get_the_same_answer_from_both_paths() {
     let snap = snapshot();
-    let program = match FastPath::load(vec![LO, LO], &FastTables::compile(&snap)) {
-        Ok(p) => p,
-        Err(e) => panic!("this test needs root (BPF): {e}"),
-    };
+    let programs = load_by_ingress(&snap);
     let bases: Vec<Vec<u8>> = cases().into_iter().map(|(_, b)| b).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut forwarded, mut passed) = (0, 0);
@@ -427,31 +412,14 @@ fn mutated_frames_get_the_same_answer_from_both_paths() {
         if rng.below(8) == 0 && bytes.len() > 14 {
             bytes.truncate(14 + rng.below(bytes.len() - 13));
         }
-        let (action, out) = program.test_run(&bytes, LO).unwrap();
-        trace_agrees(&snap, PortId(1), &bytes, action, &format!("frame {i}"));
-        let mut buf = vec![0u8; HEADROOM + bytes.len()];
-        buf[HEADROOM..].copy_from_slice(&bytes);
-        let Some(mut f) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
-            assert_eq!(action, XDP_PASS, "frame {i}: {bytes:02x?}");
-            continue;
-        };
-        let mut counters = Counters::new(2);
-        let verdict = process(&snap, PortId(0), &mut f, &mut counters, &mut NoTrace);
-        match action {
-            XDP_REDIRECT => {
+        match programs.agree(&snap, PortId(0), &bytes) {
+            Ok(Agreed::Kernel(egress)) => {
                 forwarded += 1;
-                assert_eq!(
-                    verdict,
-                    Verdict::Forward(PortId(1)),
-                    "frame {i}: {bytes:02x?}"
-                );
-                assert_eq!(out, f.data(), "frame {i}: {bytes:02x?}");
+                assert_eq!(egress, PortId(1), "frame {i}: {bytes:02x?}");
             }
-            XDP_PASS => {
-                passed += 1;
-                assert_eq!(out, bytes, "frame {i}: passed on changed");
-            }
-            other => panic!("frame {i}: XDP action {other}"),
+            Ok(Agreed::Workers) => passed += 1,
+            Ok(Agreed::NotRun) => panic!("frame {i}: not run"),
+            Err(e) => panic!("frame {i}: {e}\n{bytes:02x?}"),
         }
     }
     eprintln!("{forwarded} forwarded in the kernel, {passed} passed on untouched");
@@ -872,19 +840,9 @@ fn pe_cases() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
 /// the fast path forwarded it.
 fn agree(snap: &Snapshot, programs: &ByIngress, ingress: PortId, bytes: &[u8], what: &str) -> bool {
     match programs.agree(snap, ingress, bytes) {
-        Ok(forwarded) => forwarded.unwrap_or(false),
+        Ok(agreed) => matches!(agreed, Agreed::Kernel(_)),
         Err(e) => panic!("{what}: {e}"),
     }
-}
-
-/// `xpe trace`'s answer ([`FastTables::path`]) is the program's.
-fn trace_agrees(snap: &Snapshot, ingress: PortId, bytes: &[u8], action: u32, what: &str) {
-    let said = FastTables::compile(snap).path(snap, ingress, bytes);
-    assert_eq!(
-        matches!(said, FastVerdict::Kernel(_)),
-        action == XDP_REDIRECT,
-        "{what}: xpe trace says {said:?}"
-    );
 }
 
 fn load_by_ingress(snap: &Snapshot) -> ByIngress {

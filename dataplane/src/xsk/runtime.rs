@@ -330,11 +330,6 @@ impl Runtime {
         }
     }
 
-    /// Whether the XDP fast path is on.
-    pub fn fast_path(&self) -> bool {
-        matches!(self.programs, Programs::Fast(_))
-    }
-
     /// Brings the fast path's tables in step with `snap` (just published); `None` when the
     /// fast path is off.
     pub fn fast_apply(&self, snap: &Snapshot) -> Option<Result<FastDelta, FastError>> {

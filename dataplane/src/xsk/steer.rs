@@ -207,7 +207,7 @@ impl Steering {
 
 /// Loads xpe's eBPF object. Without `fast`, the fast path's maps are shrunk to one entry each:
 /// the steering program loads its own copy of the object on every interface and never touches
-/// them (at full size they take about 120 MB).
+/// them (at full size they take 130 MB: docs/runtime.md, "The XDP fast path").
 pub(crate) fn load_object(fast: bool) -> Result<Ebpf, aya::EbpfError> {
     let btf = aya::Btf::from_sys_fs().ok();
     let mut loader = aya::EbpfLoader::new();

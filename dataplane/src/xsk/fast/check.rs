@@ -20,6 +20,19 @@ const LO: u32 = 1;
 /// Room in front of the pipeline's copy for a tag and the deepest push.
 const HEADROOM: usize = 256;
 
+/// What both paths did with a frame, when they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreed {
+    /// The program forwarded it, with the pipeline's bytes, out of this port (the pipeline's
+    /// egress, whose MAC is the frame's source).
+    Kernel(PortId),
+    /// The program handed it on unchanged.
+    Workers,
+    /// Not a frame a test run takes (under 14 bytes, or over a page, which the program
+    /// leaves to the workers anyway).
+    NotRun,
+}
+
 /// One fast path per port of a snapshot, each with that port as the ingress of test runs.
 pub struct ByIngress {
     tables: FastTables,
@@ -59,20 +72,21 @@ impl ByIngress {
         Ok(ByIngress { tables, programs })
     }
 
-    /// Runs `bytes`, arriving on `ingress`, through both paths over `snap`. `Ok(Some(true))`:
-    /// the program forwarded it as the pipeline does; `Ok(Some(false))`: it handed it on
-    /// unchanged; `Ok(None)`: not a frame a test run takes (under 14 bytes, or over a page,
-    /// which the program leaves to the workers anyway); `Err`: the two paths disagree.
-    pub fn agree(
-        &self,
-        snap: &Snapshot,
-        ingress: PortId,
-        bytes: &[u8],
-    ) -> Result<Option<bool>, String> {
+    /// The program whose test runs come in on `ingress`.
+    pub fn program(&self, ingress: PortId) -> Option<&FastPath> {
+        self.programs
+            .iter()
+            .find(|(p, _)| *p == ingress)
+            .map(|(_, program)| program)
+    }
+
+    /// Runs `bytes`, arriving on `ingress`, through both paths over `snap`: what both did, or
+    /// `Err` saying how they disagree.
+    pub fn agree(&self, snap: &Snapshot, ingress: PortId, bytes: &[u8]) -> Result<Agreed, String> {
         if bytes.len() < 14 || bytes.len() > 3400 {
-            return Ok(None);
+            return Ok(Agreed::NotRun);
         }
-        let Some((_, program)) = self.programs.iter().find(|(p, _)| *p == ingress) else {
+        let Some(program) = self.program(ingress) else {
             return Err(format!("no port {}", ingress.0));
         };
         let (action, out) = program.test_run(bytes, LO).map_err(|e| e.to_string())?;
@@ -89,19 +103,29 @@ impl ByIngress {
         };
         let mut counters = Counters::new(snap.ports().len());
         let verdict = process(snap, ingress, &mut frame, &mut counters, &mut NoTrace);
-        match action {
-            XDP_REDIRECT if !matches!(verdict, Verdict::Forward(_)) => Err(format!(
+        match (action, verdict) {
+            (XDP_REDIRECT, Verdict::Forward(egress)) => {
+                if out != frame.data() {
+                    Err(format!(
+                        "the bytes differ: kernel {}, pipeline {}",
+                        hex(&out),
+                        hex(frame.data())
+                    ))
+                } else if out.get(6..12) != Some(&snap.port(egress).mac.0[..]) {
+                    Err(format!(
+                        "sent from a MAC that is not {}'s",
+                        snap.port(egress).name
+                    ))
+                } else {
+                    Ok(Agreed::Kernel(egress))
+                }
+            }
+            (XDP_REDIRECT, _) => Err(format!(
                 "forwarded in the kernel, but the pipeline says {verdict:?}"
             )),
-            XDP_REDIRECT if out != frame.data() => Err(format!(
-                "the bytes differ: kernel {}, pipeline {}",
-                hex(&out),
-                hex(frame.data())
-            )),
-            XDP_REDIRECT => Ok(Some(true)),
-            XDP_PASS if out != bytes => Err(format!("handed on changed: {}", hex(&out))),
-            XDP_PASS => Ok(Some(false)),
-            other => Err(format!("XDP action {other}")),
+            (XDP_PASS, _) if out != bytes => Err(format!("handed on changed: {}", hex(&out))),
+            (XDP_PASS, _) => Ok(Agreed::Workers),
+            (other, _) => Err(format!("XDP action {other}")),
         }
     }
 }

@@ -26,7 +26,7 @@ use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{NetdevFamily, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
 use crate::tables::PortId;
-pub use check::ByIngress;
+pub use check::{Agreed, ByIngress};
 use mapped::Mapped;
 pub use tables::{FastTables, FastVerdict, VrfTable};
 
@@ -456,11 +456,6 @@ impl FastPath {
         Ok(true)
     }
 
-    /// By port slot: whether the fast path sends out of it.
-    pub fn egress_ok(&self) -> &[bool] {
-        &self.egress_ok
-    }
-
     /// Detaches the program from every interface (its maps and counters stay readable).
     pub fn detach(&mut self) {
         let Some(program) = self.ebpf.program_mut(names::FAST_PROGRAM) else {
@@ -493,11 +488,6 @@ impl FastPath {
     /// Whether the fast path forwards at all (not switched off by a failed update).
     pub fn is_live(&self) -> bool {
         self.generation != names::FAST_GEN_OFF
-    }
-
-    /// Updates that failed, and the last one's error.
-    pub fn failed_updates(&self) -> (u64, Option<&str>) {
-        (self.failed.0, self.failed.1.as_deref())
     }
 
     /// Its state and counters.
