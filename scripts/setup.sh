@@ -7,7 +7,8 @@
 # Installs:
 #   * Debian packages (apt-get --no-install-recommends, only the missing ones):
 #     tshark python3-scapy iproute2 iputils-ping traceroute iputils-tracepath ethtool netsniff-ng
-#     gnuplot-nox procps bsdextrautils pkg-config
+#     gnuplot-nox procps bsdextrautils pkg-config prometheus (promtool and the server the
+#     metrics test scrapes xpe with; the package's own service is never started here)
 #     m4 make gcc libelf-dev zlib1g-dev; for BGP (docs/bgp.md) gobgpd (the daemon xpe runs),
 #     golang-github-osrg-gobgp-dev (GoBGP's proto files, compiled into xpe at build time),
 #     protobuf-compiler and libprotobuf-dev (protoc and the well-known types), and frr (the
@@ -61,6 +62,7 @@ BASE_PKGS=(
     gobgpd golang-github-osrg-gobgp-dev protobuf-compiler libprotobuf-dev frr
     tshark python3-scapy iproute2 iputils-ping traceroute iputils-tracepath ethtool netsniff-ng
     gnuplot-nox procps bsdextrautils pkg-config m4 make gcc libelf-dev zlib1g-dev
+    prometheus
 )
 LLVM_PKGS=(clang-22 llvm-22 llvm-22-dev libclang-22-dev)
 BENCH_PKGS=(openvswitch-switch)

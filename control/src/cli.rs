@@ -116,6 +116,10 @@ pub enum Command {
         /// (several copies of one config side by side, as the lab's tests run).
         #[arg(long, default_value = "")]
         netns_prefix: String,
+        /// Serve Prometheus metrics on `http://ADDR:PORT/metrics` (e.g. `127.0.0.1:9464`),
+        /// in the router's network namespace (docs/runtime.md, "Metrics").
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Replace the running instance's config: validated whole, swapped in without a stop.
     Apply {
@@ -378,6 +382,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             fast_path,
             socket,
             routes,
+            metrics,
         } => {
             let opts = crate::daemon::RunOptions {
                 config,
@@ -388,6 +393,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
                 routes,
                 mirrors: !no_mirrors,
                 netns_prefix,
+                metrics,
             };
             crate::daemon::run(&opts, out)
         }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod error;
+pub mod metrics;
 pub mod mirrors;
 pub mod replay;
 pub mod resolve;

@@ -2791,3 +2791,132 @@ fn bgp_without_gobgpd_forwards_on_static_routes() {
     assert!(text.contains("speaker core: down"), "{text}");
     lab.stop("bgp-nogobgpd");
 }
+
+/// What `GET url` returns inside namespace `ns` (Python's urllib: no curl on the machine);
+/// `None` when the request fails.
+fn http_get(ns: &str, url: &str) -> Option<String> {
+    let (ok, body) = ns_try(
+        ns,
+        &[
+            "python3",
+            "-c",
+            "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
+            url,
+        ],
+    );
+    ok.then_some(body)
+}
+
+/// `xpe run --metrics`: the text passes `promtool check metrics`, a real Prometheus server in
+/// pe1's namespace scrapes it, and a PromQL query through its HTTP API returns the count of
+/// known traffic (five pings to an address no route covers: five `no-route` drops).
+#[test]
+fn metrics_scraped_by_prometheus() {
+    let mut lab = lab("m", &["--metrics", "127.0.0.1:9464"]);
+    converge(&lab, "h1a", "198.18.20.2");
+    assert_eq!(
+        lab.ping("h1a", "198.18.99.1", 5, "0.05"),
+        0,
+        "no route, no reply"
+    );
+    let pe1 = lab.ns("pe1");
+    let text = http_get(&pe1, "http://127.0.0.1:9464/metrics").expect("GET /metrics");
+    assert!(
+        text.lines()
+            .any(|l| l == "xpe_drops_total{reason=\"no-route\"} 5"),
+        "five no-route drops:\n{text}"
+    );
+    for start in [
+        "xpe_build_info{version=\"",
+        "xpe_vrf_routes{vrf=\"vpc-a\",family=\"ipv4\"} ",
+        "xpe_labels ",
+        "xpe_interface_rx_packets_total{interface=\"dx0\"} ",
+        "xpe_worker_packets_total{worker=\"0\"} ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(start)),
+            "no {start}... in:\n{text}"
+        );
+    }
+    let file = lab.dir.join("pe1.metrics");
+    std::fs::write(&file, &text).expect("write metrics");
+    let (ok, lint) = ns_try(
+        &pe1,
+        &[
+            "sh",
+            "-c",
+            &format!("promtool check metrics < {} 2>&1", file.display()),
+        ],
+    );
+    assert!(ok, "promtool check metrics refused:\n{lint}\n{text}");
+
+    // A bad address is one sentence at start, before anything is attached.
+    let second = Command::new("ip")
+        .args(["netns", "exec", &pe1, XPE, "run"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/live/pe1.toml"))
+        .args(["--metrics", "127.0.0.1:9464", "--socket"])
+        .arg(lab.dir.join("second.sock"))
+        .output()
+        .expect("xpe run");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success()
+            && said.contains("cannot serve metrics on 127.0.0.1:9464: Address already in use"),
+        "{said}"
+    );
+
+    let config = lab.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: xpe\n    static_configs:\n      - targets: ['127.0.0.1:9464']\n",
+    )
+    .expect("prometheus config");
+    let log = std::fs::File::create(lab.dir.join("prometheus.log")).expect("log");
+    let prometheus = Command::new("ip")
+        .args(["netns", "exec", &pe1, "prometheus"])
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            lab.dir.join("tsdb").display()
+        ))
+        .args(["--web.listen-address=127.0.0.1:9090"])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    lab.daemons.push(scopeguard(prometheus));
+    let query = |q: &str| -> serde_json::Value {
+        let url = format!(
+            "http://127.0.0.1:9090/api/v1/query?query={}",
+            q.replace('{', "%7B")
+                .replace('}', "%7D")
+                .replace('"', "%22")
+                .replace('=', "%3D")
+        );
+        http_get(&pe1, &url)
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let value = |answer: &serde_json::Value| -> Option<String> {
+        answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_string)
+    };
+    let mut last = serde_json::Value::Null;
+    wait_for(30, "Prometheus to scrape xpe", || {
+        last = query("xpe_drops_total{reason=\"no-route\"}");
+        value(&last).as_deref() == Some("5")
+    });
+    let counters = lab.counters("pe1");
+    assert_eq!(counters["drops"]["no-route"], 5, "{counters}");
+    // The scrape's own view of its target, and a counter that moved with the pings.
+    let up = query("up{job=\"xpe\"}");
+    assert_eq!(value(&up).as_deref(), Some("1"), "{up}");
+    let lookups = query("xpe_vrf_lookups_total{vrf=\"vpc-a\"}");
+    assert!(
+        value(&lookups)
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n >= 5),
+        "{lookups}"
+    );
+}

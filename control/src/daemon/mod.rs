@@ -21,6 +21,7 @@ mod bgp;
 mod edit;
 mod feed;
 mod labels;
+mod metrics;
 mod mirrors;
 mod neighbours;
 mod render;
@@ -71,6 +72,8 @@ pub struct RunOptions {
     pub mirrors: bool,
     /// Prefix of the mirror namespaces' names.
     pub netns_prefix: String,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Applies the route file at `path` to the tables before they are first published.
@@ -194,6 +197,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     startup::check_root()?;
     let (config, compiled) = startup::load_live(&opts.config)?;
     let name = config.router.name.clone();
+    let metrics_listener = opts.metrics.map(metrics::bind).transpose()?;
     let interfaces = startup::check_interfaces(&config)?;
     for dev in &interfaces {
         startup::vlan_offloads_off(&dev.name, out)?;
@@ -360,6 +364,17 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
             .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
+    let metrics = match metrics_listener {
+        Some(l) => {
+            let addr = l.local_addr().ok();
+            let server = metrics::Server::start(live.clone(), l)?;
+            if let Some(addr) = addr {
+                let _ignored = writeln!(out, "metrics: http://{addr}/metrics");
+            }
+            Some(server)
+        }
+        None => None,
+    };
     let neighbours = {
         let live = live.clone();
         std::thread::Builder::new()
@@ -370,6 +385,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     startup::wait_for_signal()?;
     live.stop.store(true, Ordering::Relaxed);
     server.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     if let Some(b) = bgp {
         b.stop();
     }

@@ -25,7 +25,7 @@ pub(super) fn line<T: Serialize>(answer: &T) -> Response {
 
 /// `show counters`: the workers' counters summed, with the label and VRF counters by the
 /// slots they keep across table changes.
-pub(super) fn counters(
+pub(in crate::daemon) fn counters(
     live: &Live,
     snap: &Snapshot,
     stats: &[WorkerStats],
@@ -145,7 +145,7 @@ pub(super) fn counters(
 }
 
 /// `show runtime`: per worker, the loop's figures and where its UMEM chunks are.
-pub(super) fn runtime(live: &Live, stats: &[WorkerStats]) -> api::Runtime {
+pub(in crate::daemon) fn runtime(live: &Live, stats: &[WorkerStats]) -> api::Runtime {
     api::Runtime {
         tsc_hz: live.tsc_hz,
         uptime_s: live.started.elapsed().as_secs_f64(),
@@ -180,7 +180,7 @@ pub(super) fn runtime(live: &Live, stats: &[WorkerStats]) -> api::Runtime {
 }
 
 /// `show neighbors`: every adjacency, and whether its MAC is configured, learned or missing.
-pub(super) fn neighbors(live: &Live, snap: &Snapshot) -> api::Neighbors {
+pub(in crate::daemon) fn neighbors(live: &Live, snap: &Snapshot) -> api::Neighbors {
     let st = lock(&live.state);
     let neighbors = snap
         .adjacencies()
@@ -206,7 +206,7 @@ pub(super) fn neighbors(live: &Live, snap: &Snapshot) -> api::Neighbors {
 }
 
 /// `show interfaces`: each interface's XDP program, sockets and kernel drop counters.
-pub(super) fn interfaces(
+pub(in crate::daemon) fn interfaces(
     live: &Live,
     snap: &Snapshot,
     stats: &[WorkerStats],

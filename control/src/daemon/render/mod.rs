@@ -5,7 +5,7 @@
 //! JSON answers as they are; [`text`] lays the same answers out as tables. The forwarding
 //! tables' text (`labels`, `vrf`, `all`) is [`crate::show`]'s, shared with `show --config`.
 
-mod json;
+pub(super) mod json;
 mod text;
 
 use super::{lock, ok, refused, Live};
