@@ -86,6 +86,39 @@ pub enum Command {
         #[arg(long, short)]
         interface: Option<String>,
     },
+    /// Capture frames as a running instance's workers receive, send and drop them, into a
+    /// pcapng file (one interface block per interface and direction; drops carry their
+    /// reason as the packet comment). With no --rx, --tx or --drops, all three.
+    #[command(group(clap::ArgGroup::new("bound").required(true).multiple(true).args(["count", "duration"])))]
+    Capture {
+        /// Only frames received on or sent out of this interface.
+        #[arg(long, short)]
+        interface: Option<String>,
+        /// Only frames whose outer 802.1Q tag carries this VLAN id.
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// Frames as received.
+        #[arg(long)]
+        rx: bool,
+        /// Frames as sent, with the labels and tags pushed.
+        #[arg(long)]
+        tx: bool,
+        /// Frames dropped (as received), with the reason.
+        #[arg(long)]
+        drops: bool,
+        /// Stop after this many frames.
+        #[arg(long, short)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long, short)]
+        duration: Option<f64>,
+        /// The pcapng file to write.
+        #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
+        file: PathBuf,
+        /// The running instance's control socket (default: the only one in /run/xpe).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Run the data plane on the config's interfaces until SIGINT or SIGTERM.
     Run {
         /// The config file.
@@ -509,6 +542,38 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         } => {
             let (_, compiled) = load(&config)?;
             crate::trace::run(out, &compiled.snapshot, &compiled.rib, &interface, &frame)
+        }
+        Command::Capture {
+            interface,
+            vlan,
+            rx,
+            tx,
+            drops,
+            count,
+            duration,
+            file,
+            socket,
+        } => {
+            let duration_ms = match duration {
+                Some(d) if !(d > 0.0 && d <= 3600.0) => {
+                    return Err(Failure::new(format!(
+                        "--duration {d} is not a number of seconds from 0 to 3600"
+                    )))
+                }
+                Some(d) => Some((d * 1e3).ceil() as u64),
+                None => None,
+            };
+            let req = crate::ctl::CaptureRequest {
+                interface,
+                vlan,
+                rx,
+                tx,
+                drops,
+                count,
+                duration_ms,
+            };
+            let socket = crate::ctl::find_socket(socket.as_deref())?;
+            crate::capture::run(&socket, req, &file, out)
         }
         Command::Replay {
             config,

@@ -110,6 +110,29 @@ pub enum Request {
         /// The incoming label.
         in_label: i64,
     },
+    /// Capture frames as the workers see them (`xpe capture`): a [`Response`] line (its
+    /// text the interface names by port), then binary records until the end record, then
+    /// the closing [`Response`] ([`crate::capture`] has the format).
+    Capture(CaptureRequest),
+}
+
+/// What `xpe capture` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CaptureRequest {
+    /// Only frames received on or sent out of this interface.
+    pub interface: Option<String>,
+    /// Only frames whose outer 802.1Q tag has this VLAN id.
+    pub vlan: Option<u16>,
+    /// Frames as received.
+    pub rx: bool,
+    /// Frames as sent.
+    pub tx: bool,
+    /// Frames dropped, with the reason.
+    pub drops: bool,
+    /// Stop after this many frames.
+    pub count: Option<u64>,
+    /// Stop after this many milliseconds.
+    pub duration_ms: Option<u64>,
 }
 
 /// The answer: text to print, or an error sentence.
@@ -265,7 +288,7 @@ pub fn stream(
 }
 
 /// Connects to the control socket, with a hint when that fails.
-fn connect(socket: &Path) -> Result<UnixStream, Failure> {
+pub(crate) fn connect(socket: &Path) -> Result<UnixStream, Failure> {
     UnixStream::connect(socket).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod args;
 pub mod bgp;
+pub mod capture;
 pub mod cli;
 pub mod compile;
 pub mod config;

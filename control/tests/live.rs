@@ -2920,3 +2920,126 @@ fn metrics_scraped_by_prometheus() {
         "{lookups}"
     );
 }
+
+/// `xpe capture` on pe1 under known traffic: ten pings through VPC A and five to an address
+/// no route covers. The TX frames decode in tshark with the label stack pushed toward the
+/// core and the VLAN tag pushed toward the customer, the drops carry their reason, and the
+/// counts equal the counters' (misses included). A second capture at once, a filter that
+/// matches nothing and an unwritable file each get one sentence.
+#[test]
+fn capture_writes_what_the_workers_sent_and_dropped() {
+    let lab = lab("c", &[]);
+    converge(&lab, "h1a", "198.18.20.2");
+    let socket = lab.socket("pe1");
+    let file = lab.dir.join("pe1.pcapng");
+    let capture = |args: &[&str]| -> std::process::Output {
+        Command::new(XPE)
+            .arg("capture")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("xpe capture")
+    };
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = capture(
+        &["--vlan", "999", "--duration", "0.5", "-w"]
+            .iter()
+            .copied()
+            .chain([file.to_str().expect("path")])
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        !o.status.success() && said(&o).contains("no frame matched the filter"),
+        "{}",
+        said(&o)
+    );
+    let o = capture(&["--count", "1", "-w", "/proc/xpe-nowhere/x.pcapng"]);
+    assert!(
+        !o.status.success() && said(&o).contains("cannot write /proc/xpe-nowhere/x.pcapng"),
+        "{}",
+        said(&o)
+    );
+
+    let tx_of = |c: &serde_json::Value, name: &str| {
+        c["interfaces"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["interface"] == name))
+            .and_then(|i| i["tx_packets"].as_u64())
+            .expect("tx_packets")
+    };
+    let before = lab.counters("pe1");
+    let running = Command::new(XPE)
+        .arg("capture")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--tx", "--drops", "--duration", "4", "-w"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xpe capture");
+    let mut running = scopeguard(running);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = lab.dir.join("second.pcapng");
+    let o = capture(&["--count", "1", "-w", second.to_str().expect("path")]);
+    assert!(
+        !o.status.success() && said(&o).contains("another capture is running"),
+        "{}",
+        said(&o)
+    );
+    assert!(!second.exists(), "a refused capture leaves no file");
+    assert_eq!(lab.ping("h1a", "198.18.20.2", 10, "0.05"), 10, "vpc-a");
+    assert_eq!(lab.ping("h1a", "198.18.99.1", 5, "0.05"), 0, "no route");
+    let summary = running.finish();
+    let after = lab.counters("pe1");
+    let decoded = sh(&[
+        "tshark",
+        "-r",
+        file.to_str().expect("path"),
+        "-T",
+        "fields",
+        "-E",
+        "separator=;",
+        "-e",
+        "frame.interface_name",
+        "-e",
+        "vlan.id",
+        "-e",
+        "mpls.label",
+        "-e",
+        "frame.comment",
+    ]);
+    let count = |prefix: &str| decoded.lines().filter(|l| l.starts_with(prefix)).count() as u64;
+    // Every frame pe1 sent in the window is in the file, and nothing else was sent.
+    let (core_tx, dx_tx) = (count("core0:tx;"), count("dx0:tx;"));
+    assert_eq!(
+        core_tx,
+        tx_of(&after, "core0") - tx_of(&before, "core0"),
+        "{summary}\n{decoded}"
+    );
+    assert_eq!(
+        dx_tx,
+        tx_of(&after, "dx0") - tx_of(&before, "dx0"),
+        "{summary}\n{decoded}"
+    );
+    assert!(summary.contains("0 matched but missed"), "{summary}");
+    // The ten echo requests left with the label stack, the replies with VLAN 101.
+    assert!(
+        count("core0:tx;;16002,2001;") >= 10,
+        "labels pushed toward the core:\n{decoded}"
+    );
+    assert!(
+        count("dx0:tx;101;;") >= 10,
+        "VLAN 101 pushed toward h1a:\n{decoded}"
+    );
+    assert_eq!(count("dx0:drop;101;;no-route"), 5, "{decoded}");
+    let no_route = |c: &serde_json::Value| c["drops"]["no-route"].as_u64().expect("no-route");
+    assert_eq!(no_route(&after) - no_route(&before), 5, "{after}");
+}

@@ -150,6 +150,9 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
         Request::RouteStream { .. } => refused(
             "a route stream is a connection of its own: `xpe route load --stream`, see docs/routes.md",
         ),
+        Request::Capture(_) => {
+            refused("a capture is a connection of its own: `xpe capture`, see docs/runtime.md")
+        }
         Request::LabelAdd {
             in_label,
             action,

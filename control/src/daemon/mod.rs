@@ -18,6 +18,7 @@
 //! holds what they share and [`run`]'s order of events.
 
 mod bgp;
+mod capture;
 mod edit;
 mod feed;
 mod labels;
@@ -361,8 +362,19 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             let live = live.clone();
             Arc::new(move |origin, input, ack| feed::stream(&live, origin, input, ack))
         };
-        Server::start(listener, &socket, Limits::DAEMON, handler, Some(streams))
-            .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
+        let captures: Arc<server::CaptureHandler> = {
+            let live = live.clone();
+            Arc::new(move |req, conn| capture::serve(&live, req, conn))
+        };
+        Server::start(
+            listener,
+            &socket,
+            Limits::DAEMON,
+            handler,
+            Some(streams),
+            Some(captures),
+        )
+        .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };
     let metrics = match metrics_listener {
         Some(l) => {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ctl::{Request, Response, StreamAck};
+use crate::ctl::{CaptureRequest, Request, Response, StreamAck};
 
 /// What the server allows one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,10 @@ pub(crate) type AckSink<'a> = dyn FnMut(&StreamAck) -> io::Result<()> + 'a;
 pub(crate) type StreamHandler =
     dyn Fn(&str, &mut StreamInput, &mut AckSink<'_>) -> Response + Send + Sync;
 
+/// What serves a capture (`Request::Capture`): writes its start line and records to the
+/// connection and returns the closing response.
+pub(crate) type CaptureHandler = dyn Fn(CaptureRequest, &UnixStream) -> Response + Send + Sync;
+
 /// Bytes a route stream reads ahead: what arrived while the previous chunk was published
 /// becomes the next chunk, up to this much.
 pub(crate) const STREAM_BUFFER: usize = 1 << 20;
@@ -109,18 +113,24 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts accepting on `listener` (bound at `path`), answering with `handler`.
-    /// `streams` serves route streams (without it they are refused).
+    /// `streams` serves route streams and `captures` captures (without them they are
+    /// refused).
     pub(crate) fn start(
         listener: UnixListener,
         path: &Path,
         limits: Limits,
         handler: Arc<Handler>,
         streams: Option<Arc<StreamHandler>>,
+        captures: Option<Arc<CaptureHandler>>,
     ) -> io::Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
-            let handlers = Handlers { handler, streams };
+            let handlers = Handlers {
+                handler,
+                streams,
+                captures,
+            };
             std::thread::Builder::new()
                 .name("xpe-control".into())
                 .spawn(move || accept_loop(&listener, limits, &stop, &handlers))?
@@ -150,6 +160,7 @@ impl Server {
 struct Handlers {
     handler: Arc<Handler>,
     streams: Option<Arc<StreamHandler>>,
+    captures: Option<Arc<CaptureHandler>>,
 }
 
 fn accept_loop(listener: &UnixListener, limits: Limits, stop: &AtomicBool, handlers: &Handlers) {
@@ -213,6 +224,15 @@ fn serve_one(mut conn: UnixStream, limits: Limits, handlers: &Handlers) {
             Ok(Request::RouteStream { origin }) => match &handlers.streams {
                 Some(streams) => serve_stream(&conn, limits, rest, &origin, &**streams),
                 None => refused("this server takes no route streams"),
+            },
+            Ok(Request::Capture(req)) => match &handlers.captures {
+                // Records are written as they come; a client that takes nothing for the
+                // write limit is given up.
+                Some(captures) => match conn.set_write_timeout(Some(limits.write)) {
+                    Ok(()) => captures(req, &conn),
+                    Err(e) => refused(format!("cannot serve the capture: {e}")),
+                },
+                None => refused("this server takes no captures"),
             },
             Ok(req) => (handlers.handler)(req),
             Err(e) => refused(format!("not a valid request: {e}")),
@@ -347,7 +367,7 @@ mod tests {
             let path = dir.join("ctl.sock");
             let _stale = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path).unwrap();
-            let server = Server::start(listener, &path, limits, handler, None).unwrap();
+            let server = Server::start(listener, &path, limits, handler, None, None).unwrap();
             Fixture {
                 dir,
                 path,

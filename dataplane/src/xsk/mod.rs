@@ -9,6 +9,7 @@
 //!
 //! Why xdpilone rather than xsk-rs: see `benches/README.md` (I/O layer).
 
+pub mod capture;
 pub mod fast;
 pub mod mirror;
 pub mod netdev;

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::capture::Tap;
 use super::fast::{FastDelta, FastError, FastPath, FastStatus, FastTables};
 use super::mirror::{Mirror, MirrorCount, MirrorPath, MirrorSpec};
 use super::netdev::Netdev;
@@ -87,6 +88,8 @@ pub struct Runtime {
     sockets: Vec<SocketInfo>,
     learned: Receiver<Event>,
     originate: Sender<Originated>,
+    /// Where `xpe capture` takes copies from the workers.
+    tap: Arc<Tap>,
     /// The mirror thread and its devices; stopped after the workers.
     mirrors: Option<MirrorPath>,
     // Declared last: detached after the workers have stopped.
@@ -171,7 +174,9 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let (learn_tx, learned) = crossbeam_channel::bounded(LEARN_QUEUE);
         let (originate, originate_rx) = crossbeam_channel::bounded(ORIGINATE_QUEUE);
+        let tap = Arc::new(Tap::default());
         let mut runtime = Runtime {
+            tap: tap.clone(),
             stop: stop.clone(),
             threads: Vec::new(),
             stats: Vec::new(),
@@ -213,6 +218,8 @@ impl Runtime {
                     None
                 },
                 policer: plan.policer,
+                tap: tap.clone(),
+                index: w,
             };
             let ready = ready_tx.clone();
             let jumbo = plan.jumbo;
@@ -355,6 +362,16 @@ impl Runtime {
             Programs::Fast(fast) => Some(lock(fast).status()),
             Programs::Steering(_) => None,
         }
+    }
+
+    /// Where captures start: every worker offers it copies while one runs.
+    pub fn tap(&self) -> &Arc<Tap> {
+        &self.tap
+    }
+
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.stats.len()
     }
 
     /// Each worker's latest published state.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use xdpilone::xdp::XdpDesc;
 
+use super::capture::{Capture, Direction, Tap};
 use super::mirror::{InjectLink, PuntLink};
 use super::socket::XskSocket;
 use super::umem::{
@@ -289,6 +290,10 @@ pub struct WorkerLinks {
     pub inject: Option<InjectLink>,
     /// Control-plane policing rates.
     pub policer: PolicerConfig,
+    /// Where `xpe capture` asks for copies of frames.
+    pub tap: Arc<Tap>,
+    /// The worker's index (its queue in a capture).
+    pub index: usize,
 }
 
 /// One worker: a UMEM, the sockets on it, its stage, and the loop's state.
@@ -315,6 +320,11 @@ pub struct Worker<S: Stage> {
     policer: Policer,
     /// The policer's clock.
     clock: std::time::Instant,
+    /// The tap's generation when last looked at, and the capture running then.
+    tap_seen: u64,
+    capturing: Option<Arc<Capture>>,
+    /// Copies of a batch's frames as received, while a capture takes drops.
+    as_received: Vec<Vec<u8>>,
 }
 
 /// The descriptor option saying "more pieces of this frame follow" (linux/if_xdp.h).
@@ -427,6 +437,9 @@ impl<S: Stage> Worker<S> {
             core,
             policer: Policer::new(&links.policer),
             clock: std::time::Instant::now(),
+            tap_seen: links.tap.generation(),
+            capturing: links.tap.current(),
+            as_received: Vec::new(),
             links,
         }
     }
@@ -465,6 +478,12 @@ impl<S: Stage> Worker<S> {
         while !self.links.stop.load(Ordering::Relaxed) {
             let t0 = cycles();
             let mut work = 0usize;
+            // No capture: one load and one compare per iteration.
+            let generation = self.links.tap.generation();
+            if generation != self.tap_seen {
+                self.tap_seen = generation;
+                self.capturing = self.links.tap.current();
+            }
             for s in 0..self.sockets.len() {
                 work += self.reap(s);
             }
@@ -607,6 +626,16 @@ impl<S: Stage> Worker<S> {
         self.policer.settle_icmp(&mut counters.icmp_allowance, || {
             clock.elapsed().as_nanos() as u64
         });
+        let capture = self.capturing.clone();
+        if let Some(cap) = &capture {
+            self.as_received.clear();
+            for f in &frames[..m] {
+                cap.offer(self.links.index, Direction::Rx, ingress, f.data());
+                if cap.filter.drops {
+                    self.as_received.push(f.data().to_vec());
+                }
+            }
+        }
         self.stage
             .batch(ingress, &mut frames[..m], &mut verdicts[..m], counters);
         let we_replied = counters.arp_replies + counters.nd_replies != replies_before;
@@ -643,10 +672,20 @@ impl<S: Stage> Worker<S> {
                         self.learn(ingress, frame.data(), true, stats);
                     }
                     let egress = self.tx_of_port.get(usize::from(port.0)).copied().flatten();
-                    if egress.is_none() {
-                        stats.no_tx_socket += 1;
+                    match (&capture, egress) {
+                        (_, None) => stats.no_tx_socket += 1,
+                        (Some(cap), Some(_)) => {
+                            cap.offer(self.links.index, Direction::Tx, port, frame.data());
+                        }
+                        (None, Some(_)) => {}
                     }
                     egress
+                }
+                Verdict::Drop(reason) => {
+                    if let (Some(cap), Some(data)) = (&capture, self.as_received.get(i)) {
+                        cap.offer(self.links.index, Direction::Drop(reason), ingress, data);
+                    }
+                    None
                 }
                 _ => None,
             };
@@ -735,6 +774,9 @@ impl<S: Stage> Worker<S> {
             };
             let egress =
                 port.and_then(|p| self.tx_of_port.get(usize::from(p.0)).copied().flatten());
+            if let (Some(cap), Some(p), Some(_)) = (&self.capturing, port, egress) {
+                cap.offer(self.links.index, Direction::Tx, p, frame.data());
+            }
             match (home, egress) {
                 (Home::Chunk(base), Some(e)) => {
                     self.tx_pending[e].push(XdpDesc {
@@ -840,6 +882,7 @@ impl<S: Stage> Worker<S> {
             return;
         };
         let (umem, pending) = (&mut self.umem, &mut self.tx_pending[e]);
+        let (capture, index) = (&self.capturing, self.links.index);
         let start = KERNEL_HEADROOM as usize;
         let mut out = |parts: &[&[u8]; 3]| {
             let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -856,6 +899,9 @@ impl<S: Stage> Worker<S> {
             for p in parts {
                 chunk[at..at + p.len()].copy_from_slice(p);
                 at += p.len();
+            }
+            if let Some(cap) = capture {
+                cap.offer(index, Direction::Tx, port, &chunk[start..start + len]);
             }
             pending.push(XdpDesc {
                 addr: base + start as u64,
@@ -894,6 +940,9 @@ impl<S: Stage> Worker<S> {
             // else refers to it until it is queued for TX below.
             let chunk = unsafe { self.umem.chunk_mut(base) };
             chunk[start..start + o.frame.len()].copy_from_slice(&o.frame);
+            if let Some(cap) = &self.capturing {
+                cap.offer(self.links.index, Direction::Tx, o.port, &o.frame);
+            }
             self.tx_pending[e].push(XdpDesc {
                 addr: base + start as u64,
                 len: o.frame.len() as u32,
