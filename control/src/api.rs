@@ -471,3 +471,33 @@ pub struct All {
     /// Every VRF, the global table first, as in [`Vrf`].
     pub vrfs: Vec<Vrf>,
 }
+
+/// `xpe trace --live --json`: one traced frame per line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracedFrame {
+    /// Its number in this trace, from 1.
+    pub frame: u64,
+    /// The interface it arrived on.
+    pub interface: String,
+    /// When a worker received it, in nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// The frame as received, in hex.
+    pub input: String,
+    /// Each stage, as `xpe trace` prints it.
+    pub steps: Vec<TraceStep>,
+    /// The verdict, as `xpe trace` words it (`forward on core0, 106 bytes`, `drop (no-route)`).
+    pub verdict: String,
+    /// The frames that go out, in hex (one, or one per IPv4 fragment).
+    pub outputs: Vec<String>,
+    /// What the XDP fast path does with the input (`kernel (...)` or `workers (...)`).
+    pub fast_path: String,
+}
+
+/// One stage of a traced frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    /// The stage (`ingress`, `ethernet`, `802.1q`, `lookup`, ...).
+    pub stage: String,
+    /// What it found.
+    pub text: String,
+}

@@ -59,15 +59,43 @@ pub enum Command {
         json: bool,
     },
     /// Run one frame through the pipeline and explain every stage.
+    ///
+    /// With --live, the next frames a running instance receives that match the filters are
+    /// traced by its workers instead, and printed the same way as they arrive.
     Trace {
         /// The config file.
-        config: PathBuf,
-        /// The interface the frame arrives on.
-        #[arg(long, short)]
-        interface: String,
+        #[arg(required_unless_present = "live")]
+        config: Option<PathBuf>,
+        /// The interface the frame arrives on (with --live: only frames received on it).
+        #[arg(long, short, required_unless_present = "live")]
+        interface: Option<String>,
         /// The frame as hex (spaces, colons and a 0x prefix are ignored).
-        #[arg(long, short)]
-        frame: String,
+        #[arg(long, short, required_unless_present = "live", conflicts_with = "live")]
+        frame: Option<String>,
+        /// Trace frames as a running instance receives them.
+        #[arg(long, conflicts_with = "config")]
+        live: bool,
+        /// Only frames whose outer 802.1Q tag carries this VLAN id (--live).
+        #[arg(long, requires = "live")]
+        vlan: Option<u16>,
+        /// Only labelled frames whose top label is this one (--live).
+        #[arg(long, requires = "live")]
+        label: Option<u32>,
+        /// Only IP packets to this prefix, under any labels (--live).
+        #[arg(long, requires = "live")]
+        prefix: Option<String>,
+        /// How many frames to trace (--live).
+        #[arg(long, short, default_value_t = 1, requires = "live")]
+        count: u64,
+        /// Seconds to wait for them (--live).
+        #[arg(long, default_value_t = 10.0, requires = "live")]
+        timeout: f64,
+        /// Each frame as a line of JSON (--live).
+        #[arg(long, requires = "live")]
+        json: bool,
+        /// The running instance's control socket (--live; default: the only one in /run/xpe).
+        #[arg(long, requires = "live")]
+        socket: Option<PathBuf>,
     },
     /// Run every frame of a capture through the pipeline and write what comes out.
     Replay {
@@ -536,13 +564,46 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             }
         },
         Command::Trace {
-            config,
             interface,
-            frame,
+            live: true,
+            vlan,
+            label,
+            prefix,
+            count,
+            timeout,
+            json,
+            socket,
+            ..
+        } => {
+            if !(timeout > 0.0 && timeout <= 3600.0) {
+                return Err(Failure::new(format!(
+                    "--timeout {timeout} is not a number of seconds from 0 to 3600"
+                )));
+            }
+            let req = crate::ctl::TraceRequest {
+                interface,
+                vlan,
+                label,
+                prefix,
+                count,
+                timeout_ms: (timeout * 1e3).ceil() as u64,
+                json,
+            };
+            let socket = crate::ctl::find_socket(socket.as_deref())?;
+            crate::trace::live(&socket, req, out)
+        }
+        Command::Trace {
+            config: Some(config),
+            interface: Some(interface),
+            frame: Some(frame),
+            ..
         } => {
             let (_, compiled) = load(&config)?;
             crate::trace::run(out, &compiled.snapshot, &compiled.rib, &interface, &frame)
         }
+        Command::Trace { .. } => Err(Failure::new(
+            "xpe trace needs CONFIG, --interface and --frame, or --live",
+        )),
         Command::Capture {
             interface,
             vlan,

@@ -114,6 +114,42 @@ pub enum Request {
     /// text the interface names by port), then binary records until the end record, then
     /// the closing [`Response`] ([`crate::capture`] has the format).
     Capture(CaptureRequest),
+    /// Trace the next frames that match, stage by stage (`xpe trace --live`): a
+    /// [`Response`] line, then a [`TraceEvent`] line per traced frame (and a heartbeat each
+    /// idle second), then the closing [`Response`].
+    Trace(TraceRequest),
+}
+
+/// What `xpe trace --live` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TraceRequest {
+    /// Only frames received on this interface.
+    pub interface: Option<String>,
+    /// Only frames whose outer 802.1Q tag has this VLAN id.
+    pub vlan: Option<u16>,
+    /// Only labelled frames with this top label.
+    pub label: Option<u32>,
+    /// Only IP packets to this prefix (under any labels).
+    pub prefix: Option<String>,
+    /// Frames to trace.
+    pub count: u64,
+    /// Give up after this many milliseconds.
+    pub timeout_ms: u64,
+    /// Each frame as a line of JSON ([`crate::api::TracedFrame`]) instead of text.
+    pub json: bool,
+}
+
+/// One line of a live trace after its first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum TraceEvent {
+    /// A traced frame, as text or JSON.
+    Frame {
+        /// What to print.
+        text: String,
+    },
+    /// Nothing matched for a second: the daemon checks the client is still there.
+    Heartbeat,
 }
 
 /// What `xpe capture` asks for.

@@ -3,9 +3,10 @@
 use std::io::Write;
 
 use xpe_dataplane::pipeline::{self, Counters, Frame, IcmpError, Step, Verdict};
-use xpe_dataplane::tables::{IlmAction, Snapshot};
+use xpe_dataplane::tables::{IlmAction, PortId, Snapshot};
 use xpe_dataplane::xsk::fast::{FastTables, FastVerdict};
 
+use crate::ctl::{Request, Response, TraceEvent, TraceRequest};
 use crate::error::Failure;
 use crate::rib::Rib;
 use crate::show::describe_fec;
@@ -194,6 +195,98 @@ pub fn describe_step(s: &Snapshot, rib: &Rib, step: &Step) -> (&'static str, Str
     }
 }
 
+/// One frame explained, stage by stage: what `xpe trace` prints, offline or live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    /// Each stage's name and what it found.
+    pub steps: Vec<(&'static str, String)>,
+    /// The verdict, as a sentence.
+    pub verdict: String,
+    /// The frames that go out: one, or one per IPv4 fragment (`fragments`).
+    pub outputs: Vec<Vec<u8>>,
+    /// Whether `outputs` are the fragments of one frame.
+    pub fragments: bool,
+    /// What `xpe run --fast-path xdp` does with the input.
+    pub fast_path: String,
+}
+
+/// Explains what the pipeline did with `input` on `port`: the `steps` it reported, its
+/// `verdict`, the frame it left (`output`) and the ICMP error it became, if any.
+#[allow(clippy::too_many_arguments)]
+pub fn explain(
+    s: &Snapshot,
+    rib: &Rib,
+    fast: &FastTables,
+    port: PortId,
+    input: &[u8],
+    steps: &[Step],
+    verdict: Verdict,
+    output: &[u8],
+    icmp: Option<IcmpError>,
+) -> Explained {
+    let mut e = Explained {
+        steps: steps
+            .iter()
+            .map(|step| describe_step(s, rib, step))
+            .collect(),
+        verdict: String::new(),
+        outputs: Vec::new(),
+        fragments: false,
+        fast_path: match fast.path(s, port, input) {
+            FastVerdict::Kernel(what) => format!("kernel ({what})"),
+            FastVerdict::Workers(why) => format!("workers ({why})"),
+        },
+    };
+    let name = |p: PortId| {
+        s.ports()
+            .get(usize::from(p.0))
+            .map_or_else(|| format!("port {}", p.0), |p| p.name.clone())
+    };
+    match verdict {
+        Verdict::Forward(p) => {
+            let what = match icmp {
+                Some(k) => format!("dropped ({}); the ICMP {k} goes out", k.reason()),
+                None => "forward".to_string(),
+            };
+            e.verdict = format!("{what} on {}, {} bytes", name(p), output.len());
+            e.outputs.push(output.to_vec());
+        }
+        Verdict::Fragment(p) => {
+            let mtu = s.ports().get(usize::from(p.0)).map_or(0, |p| p.mtu);
+            let mut counters = Counters::new(s.ports().len());
+            pipeline::fragment(output, usize::from(mtu), p, &mut counters, &mut |parts| {
+                e.outputs.push(parts.concat());
+                true
+            });
+            e.fragments = true;
+            e.verdict = format!(
+                "forward on {} as {} IPv4 fragments (labels + IP of {mtu} bytes at most)",
+                name(p),
+                e.outputs.len()
+            );
+        }
+        Verdict::Drop(r) => e.verdict = format!("drop ({r})"),
+        Verdict::Punt(r) => e.verdict = format!("punt to the kernel ({r})"),
+    }
+    e
+}
+
+/// Writes an explanation as `xpe trace` prints it.
+pub fn write_text(out: &mut dyn Write, e: &Explained) -> std::io::Result<()> {
+    for (i, (stage, text)) in e.steps.iter().enumerate() {
+        writeln!(out, "{:>2} {:<11} {text}", i + 1, stage)?;
+    }
+    writeln!(out, "verdict: {}", e.verdict)?;
+    for (i, o) in e.outputs.iter().enumerate() {
+        if e.fragments {
+            writeln!(out, "output {}: {}", i + 1, hex(o))?;
+        } else {
+            writeln!(out, "output: {}", hex(o))?;
+        }
+    }
+    writeln!(out, "fast path: {}", e.fast_path)
+}
+
 /// Runs `xpe trace`.
 pub fn run(
     out: &mut dyn Write,
@@ -218,61 +311,77 @@ pub fn run(
     let mut counters = Counters::new(s.ports().len());
     let mut steps: Vec<Step> = Vec::new();
     let verdict = pipeline::process(s, port, &mut frame, &mut counters, &mut steps);
-    let w = |e: std::io::Error| Failure::new(format!("cannot write output: {e}"));
-    for (i, step) in steps.iter().enumerate() {
-        let (stage, text) = describe_step(s, rib, step);
-        writeln!(out, "{:>2} {:<11} {text}", i + 1, stage).map_err(w)?;
+    let icmp = IcmpError::ALL
+        .iter()
+        .copied()
+        .find(|&k| counters.icmp_sent[k as usize] > 0);
+    let fast = FastTables::compile(s);
+    let e = explain(
+        s,
+        rib,
+        &fast,
+        port,
+        &bytes,
+        &steps,
+        verdict,
+        frame.data(),
+        icmp,
+    );
+    write_text(out, &e).map_err(|e| Failure::new(format!("cannot write output: {e}")))
+}
+
+/// `xpe trace --live`: asks the instance at `socket` to trace the next frames that match
+/// `req` and prints each as it arrives.
+pub fn live(
+    socket: &std::path::Path,
+    req: TraceRequest,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    use std::io::{BufRead, BufReader};
+    /// A line after the first: a traced frame or heartbeat, or the closing response.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Line {
+        Event(TraceEvent),
+        Done(Response),
     }
-    match verdict {
-        Verdict::Forward(p) => {
-            let error = IcmpError::ALL
-                .iter()
-                .find(|&&k| counters.icmp_sent[k as usize] > 0);
-            let what = match error {
-                Some(k) => format!("dropped ({}); the ICMP {k} goes out", k.reason()),
-                None => "forward".to_string(),
-            };
-            writeln!(
-                out,
-                "verdict: {what} on {}, {} bytes",
-                s.port(p).name,
-                frame.len()
-            )
-            .map_err(w)?;
-            writeln!(out, "output: {}", hex(frame.data())).map_err(w)?;
+    let mut body = serde_json::to_vec(&Request::Trace(req))
+        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
+    body.push(b'\n');
+    let mut stream = crate::ctl::connect(socket)?;
+    let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
+    stream.write_all(&body).map_err(io)?;
+    // Heartbeats come once a second: ten seconds of silence is a daemon gone.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(io)?;
+    let mut input = BufReader::new(stream);
+    let mut line = String::new();
+    let mut first = true;
+    loop {
+        line.clear();
+        if input.read_line(&mut line).map_err(io)? == 0 {
+            return Err(Failure::new(format!(
+                "{} closed the trace without a word",
+                socket.display()
+            )));
         }
-        Verdict::Fragment(port) => {
-            let mtu = s.port(port).mtu;
-            let mut pieces = Vec::new();
-            pipeline::fragment(
-                frame.data(),
-                usize::from(mtu),
-                port,
-                &mut counters,
-                &mut |parts| {
-                    pieces.push(parts.concat());
-                    true
-                },
-            );
-            writeln!(
-                out,
-                "verdict: forward on {} as {} IPv4 fragments (labels + IP of {mtu} bytes at most)",
-                s.port(port).name,
-                pieces.len()
-            )
-            .map_err(w)?;
-            for (i, p) in pieces.iter().enumerate() {
-                writeln!(out, "output {}: {}", i + 1, hex(p)).map_err(w)?;
+        let parsed: Line = serde_json::from_str(&line).map_err(|e| {
+            Failure::new(format!(
+                "{} answered something that is not a trace line: {e}",
+                socket.display()
+            ))
+        })?;
+        match parsed {
+            Line::Done(r) if first && r.ok => first = false,
+            Line::Done(r) if r.ok => return Ok(()),
+            Line::Done(r) => return Err(Failure::new(r.text)),
+            Line::Event(TraceEvent::Heartbeat) => {}
+            Line::Event(TraceEvent::Frame { text }) => {
+                let w = |e: std::io::Error| Failure::new(format!("cannot write output: {e}"));
+                writeln!(out, "{}", text.trim_end()).map_err(w)?;
+                out.flush().map_err(w)?;
             }
         }
-        Verdict::Drop(r) => writeln!(out, "verdict: drop ({r})").map_err(w)?,
-        Verdict::Punt(r) => writeln!(out, "verdict: punt to the kernel ({r})").map_err(w)?,
     }
-    // What `xpe run --fast-path xdp` would do with the same bytes.
-    let path = match FastTables::compile(s).path(s, port, &bytes) {
-        FastVerdict::Kernel(what) => format!("kernel ({what})"),
-        FastVerdict::Workers(why) => format!("workers ({why})"),
-    };
-    writeln!(out, "fast path: {path}").map_err(w)?;
-    Ok(())
 }

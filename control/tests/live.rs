@@ -3043,3 +3043,138 @@ fn capture_writes_what_the_workers_sent_and_dropped() {
     let no_route = |c: &serde_json::Value| c["drops"]["no-route"].as_u64().expect("no-route");
     assert_eq!(no_route(&after) - no_route(&before), 5, "{after}");
 }
+
+/// `xpe trace --live` on pe1: a ping's echo request is traced stage by stage by the worker
+/// that forwards it, and reads exactly as `xpe trace` on the same bytes with the same
+/// tables (the config and the next hop's MAC pe1 learned). With --json each frame is one
+/// line of `api::TracedFrame`; a filter that matches nothing says so when it times out.
+#[test]
+fn live_trace_reads_as_the_offline_trace() {
+    let lab = lab("t", &[]);
+    converge(&lab, "h1a", "198.18.20.2");
+    let socket = lab.socket("pe1");
+    let trace = |args: &[&str]| {
+        let child = Command::new(XPE)
+            .args(["trace", "--live", "--socket"])
+            .arg(&socket)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xpe trace --live");
+        scopeguard(child)
+    };
+    let filter = [
+        "--interface",
+        "dx0",
+        "--vlan",
+        "101",
+        "--prefix",
+        "198.18.20.0/24",
+    ];
+    let mut text = trace(&[&filter[..], &["--count", "1"]].concat());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.ping("h1a", "198.18.20.2", 1, "0.2"), 1);
+    let live = text.finish();
+    assert!(
+        live.starts_with("frame 1 of 1: received on dx0 at "),
+        "{live}"
+    );
+    // The input's hex, then the offline trace of it.
+    let mut lines = live.lines().skip(1);
+    let mut input = String::new();
+    let mut rest = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.strip_prefix("input:").unwrap_or(l);
+        if l.starts_with(" 1 ") {
+            rest.push(l.to_string());
+            break;
+        }
+        input.push_str(l);
+    }
+    rest.extend(lines.map(str::to_string));
+    let hex: String = input.split_whitespace().collect();
+    let neighbors = lab.ask(
+        "pe1",
+        &Request::Show {
+            what: What::Neighbors,
+            name: None,
+            json: true,
+        },
+    );
+    let n: xpe_control::api::Neighbors = serde_json::from_str(&neighbors).expect("JSON");
+    let p = n
+        .neighbors
+        .iter()
+        .find(|n| n.ip == "198.18.0.2")
+        .and_then(|n| n.mac.clone())
+        .expect("pe1 resolved P");
+    let config = lab.dir.join("pe1-offline.toml");
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/live/pe1.toml"))
+        .expect("pe1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[[neighbor]]\ninterface = \"core0\"\nip = \"198.18.0.2\"\nmac = \"{p}\"\n"
+        ),
+    )
+    .expect("offline config");
+    let offline = ns_sh(
+        &lab.ns("pe1"),
+        &[
+            XPE,
+            "trace",
+            config.to_str().expect("path"),
+            "-i",
+            "dx0",
+            "-f",
+            &hex,
+        ],
+    );
+    assert_eq!(
+        rest.join("\n"),
+        offline.trim_end(),
+        "live:\n{live}\noffline:\n{offline}"
+    );
+    assert!(
+        live.contains("verdict: forward on core0"),
+        "the echo request goes to the core:\n{live}"
+    );
+
+    let mut json = trace(&[&filter[..], &["--count", "2", "--json"]].concat());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.ping("h1a", "198.18.20.2", 2, "0.2"), 2);
+    let out = json.finish();
+    let frames: Vec<xpe_control::api::TracedFrame> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one frame per line"))
+        .collect();
+    assert_eq!(frames.len(), 2, "{out}");
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!((f.frame, f.interface.as_str()), (i as u64 + 1, "dx0"));
+        let stages: Vec<&str> = f.steps.iter().map(|s| s.stage.as_str()).collect();
+        for stage in ["ingress", "ethernet", "802.1q"] {
+            assert!(stages.contains(&stage), "{stage} in {stages:?}");
+        }
+        assert!(f.verdict.starts_with("forward on core0"), "{f:?}");
+        assert_eq!(f.outputs.len(), 1);
+    }
+
+    let mut none = trace(&["--label", "999999", "--timeout", "1"]);
+    let status = none.0.as_mut().expect("child").wait().expect("wait");
+    let mut err = String::new();
+    std::io::Read::read_to_string(
+        none.0
+            .as_mut()
+            .expect("child")
+            .stderr
+            .as_mut()
+            .expect("stderr"),
+        &mut err,
+    )
+    .expect("stderr");
+    assert!(
+        !status.success() && err.contains("no frame matched the filter in 1."),
+        "{err}"
+    );
+}

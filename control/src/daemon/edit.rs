@@ -150,9 +150,9 @@ pub(super) fn handle(live: &Live, req: Request) -> Response {
         Request::RouteStream { .. } => refused(
             "a route stream is a connection of its own: `xpe route load --stream`, see docs/routes.md",
         ),
-        Request::Capture(_) => {
-            refused("a capture is a connection of its own: `xpe capture`, see docs/runtime.md")
-        }
+        Request::Capture(_) | Request::Trace(_) => refused(
+            "captures and live traces are connections of their own: `xpe capture`, `xpe trace --live`",
+        ),
         Request::LabelAdd {
             in_label,
             action,

@@ -29,6 +29,7 @@ mod render;
 mod routes;
 mod server;
 mod startup;
+mod trace;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -362,9 +363,15 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             let live = live.clone();
             Arc::new(move |origin, input, ack| feed::stream(&live, origin, input, ack))
         };
-        let captures: Arc<server::CaptureHandler> = {
-            let live = live.clone();
-            Arc::new(move |req, conn| capture::serve(&live, req, conn))
+        let taps = server::Taps {
+            capture: {
+                let live = live.clone();
+                Arc::new(move |req, conn| capture::serve(&live, req, conn))
+            },
+            trace: {
+                let live = live.clone();
+                Arc::new(move |req, conn| trace::serve(&live, req, conn))
+            },
         };
         Server::start(
             listener,
@@ -372,7 +379,7 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
             Limits::DAEMON,
             handler,
             Some(streams),
-            Some(captures),
+            Some(taps),
         )
         .map_err(|e| Failure::new(format!("cannot start the control thread: {e}")))?
     };

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ctl::{CaptureRequest, Request, Response, StreamAck};
+use crate::ctl::{CaptureRequest, Request, Response, StreamAck, TraceRequest};
 
 /// What the server allows one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,18 @@ pub(crate) type StreamHandler =
 /// connection and returns the closing response.
 pub(crate) type CaptureHandler = dyn Fn(CaptureRequest, &UnixStream) -> Response + Send + Sync;
 
+/// What serves a live trace (`Request::Trace`), in the same way.
+pub(crate) type TraceHandler = dyn Fn(TraceRequest, &UnixStream) -> Response + Send + Sync;
+
+/// What serves the connections that watch the workers: captures and live traces.
+#[derive(Clone)]
+pub(crate) struct Taps {
+    /// Captures.
+    pub capture: Arc<CaptureHandler>,
+    /// Live traces.
+    pub trace: Arc<TraceHandler>,
+}
+
 /// Bytes a route stream reads ahead: what arrived while the previous chunk was published
 /// becomes the next chunk, up to this much.
 pub(crate) const STREAM_BUFFER: usize = 1 << 20;
@@ -113,15 +125,15 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts accepting on `listener` (bound at `path`), answering with `handler`.
-    /// `streams` serves route streams and `captures` captures (without them they are
-    /// refused).
+    /// `streams` serves route streams and `taps` captures and live traces (without them
+    /// they are refused).
     pub(crate) fn start(
         listener: UnixListener,
         path: &Path,
         limits: Limits,
         handler: Arc<Handler>,
         streams: Option<Arc<StreamHandler>>,
-        captures: Option<Arc<CaptureHandler>>,
+        taps: Option<Taps>,
     ) -> io::Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -129,7 +141,7 @@ impl Server {
             let handlers = Handlers {
                 handler,
                 streams,
-                captures,
+                taps,
             };
             std::thread::Builder::new()
                 .name("xpe-control".into())
@@ -160,7 +172,7 @@ impl Server {
 struct Handlers {
     handler: Arc<Handler>,
     streams: Option<Arc<StreamHandler>>,
-    captures: Option<Arc<CaptureHandler>>,
+    taps: Option<Taps>,
 }
 
 fn accept_loop(listener: &UnixListener, limits: Limits, stop: &AtomicBool, handlers: &Handlers) {
@@ -225,14 +237,21 @@ fn serve_one(mut conn: UnixStream, limits: Limits, handlers: &Handlers) {
                 Some(streams) => serve_stream(&conn, limits, rest, &origin, &**streams),
                 None => refused("this server takes no route streams"),
             },
-            Ok(Request::Capture(req)) => match &handlers.captures {
-                // Records are written as they come; a client that takes nothing for the
-                // write limit is given up.
-                Some(captures) => match conn.set_write_timeout(Some(limits.write)) {
-                    Ok(()) => captures(req, &conn),
+            // Records are written as they come; a client that takes nothing for the write
+            // limit is given up.
+            Ok(Request::Capture(req)) => match &handlers.taps {
+                Some(taps) => match conn.set_write_timeout(Some(limits.write)) {
+                    Ok(()) => (taps.capture)(req, &conn),
                     Err(e) => refused(format!("cannot serve the capture: {e}")),
                 },
                 None => refused("this server takes no captures"),
+            },
+            Ok(Request::Trace(req)) => match &handlers.taps {
+                Some(taps) => match conn.set_write_timeout(Some(limits.write)) {
+                    Ok(()) => (taps.trace)(req, &conn),
+                    Err(e) => refused(format!("cannot serve the trace: {e}")),
+                },
+                None => refused("this server takes no live traces"),
             },
             Ok(req) => (handlers.handler)(req),
             Err(e) => refused(format!("not a valid request: {e}")),

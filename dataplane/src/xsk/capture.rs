@@ -6,6 +6,11 @@
 //! iteration ([`Tap::generation`]). A running [`Capture`] gives each worker a bounded queue
 //! of its own: a worker never waits on it, and a frame that finds its queue full is counted
 //! as missed. One capture runs at a time.
+//!
+//! The tap also carries live traces (`xpe trace --live`): a worker runs the next frames
+//! that match a [`TraceFilter`] through the pipeline a second time, on a copy, with the
+//! tracer of the offline `xpe trace`, and queues the steps ([`Traced`]). One trace runs at a
+//! time, beside a capture or alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::pipeline::DropReason;
-use crate::tables::PortId;
+use crate::pipeline::{DropReason, IcmpError, Step, Verdict};
+use crate::tables::{IpPrefix, PortId};
 
 /// Which frames a capture takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,20 +144,176 @@ impl Capture {
     }
 }
 
-/// Why a capture could not start.
+/// Which received frames a live trace takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TraceFilter {
+    /// Only frames received on this port.
+    pub port: Option<PortId>,
+    /// Only frames whose outer 802.1Q tag carries this VLAN id.
+    pub vlan: Option<u16>,
+    /// Only labelled frames whose top label is this one.
+    pub label: Option<u32>,
+    /// Only IP packets (labelled or not) whose destination is in this prefix.
+    pub prefix: Option<IpPrefix>,
+}
+
+impl TraceFilter {
+    /// Whether a frame received on `port` with these bytes matches.
+    pub fn matches(&self, port: PortId, data: &[u8]) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let outer = Outer::of(data);
+        self.vlan.is_none_or(|v| outer.vlan == Some(v))
+            && self.label.is_none_or(|l| outer.label == Some(l))
+            && self.prefix.is_none_or(|p| match (p, outer.dst) {
+                (IpPrefix::V4(p), Some(core::net::IpAddr::V4(a))) => p.contains(a),
+                (IpPrefix::V6(p), Some(core::net::IpAddr::V6(a))) => p.contains(a),
+                _ => false,
+            })
+    }
+}
+
+/// What a trace filter looks at: the outer VLAN, the top label, the IP destination under
+/// the labels. Read leniently: a frame too short for a field just lacks it (the pipeline,
+/// not the filter, says what is wrong with it).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outer {
+    vlan: Option<u16>,
+    label: Option<u32>,
+    dst: Option<core::net::IpAddr>,
+}
+
+impl Outer {
+    fn of(data: &[u8]) -> Outer {
+        let u16_at = |at: usize| {
+            data.get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        let mut out = Outer::default();
+        let mut at = 12;
+        let mut ethertype = u16_at(at);
+        if ethertype == Some(0x8100) {
+            out.vlan = u16_at(14).map(|tci| tci & 0x0fff);
+            at = 16;
+            ethertype = u16_at(at);
+        }
+        at += 2;
+        if ethertype == Some(0x8847) {
+            // Walk to the bottom of the stack (at most 16 entries).
+            for depth in 0..16 {
+                let Some(e) = data.get(at..at + 4) else {
+                    return out;
+                };
+                let entry = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+                if depth == 0 {
+                    out.label = Some(entry >> 12);
+                }
+                at += 4;
+                if entry & 0x100 != 0 {
+                    break;
+                }
+            }
+            ethertype = match data.get(at).map(|b| b >> 4) {
+                Some(4) => Some(0x0800),
+                Some(6) => Some(0x86dd),
+                _ => None,
+            };
+        }
+        out.dst = match ethertype {
+            Some(0x0800) => data
+                .get(at + 16..at + 20)
+                .map(|b| core::net::IpAddr::V4(core::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+            Some(0x86dd) => data.get(at + 24..at + 40).map(|b| {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                core::net::IpAddr::V6(core::net::Ipv6Addr::from(a))
+            }),
+            _ => None,
+        };
+        out
+    }
+}
+
+/// One frame traced by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// The port it arrived on.
+    pub port: PortId,
+    /// When, in nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// The frame as received.
+    pub input: Vec<u8>,
+    /// Every stage, as the offline trace collects them.
+    pub steps: Vec<Step>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The frame after the pipeline (rewritten when forwarded).
+    pub output: Vec<u8>,
+    /// The ICMP error the frame turned into, if it did.
+    pub icmp: Option<IcmpError>,
+}
+
+/// A running live trace.
+#[derive(Debug)]
+pub struct TraceSession {
+    /// Which frames.
+    pub filter: TraceFilter,
+    /// Frames still to trace.
+    remaining: AtomicU64,
+    queue: Sender<Traced>,
+}
+
+impl TraceSession {
+    /// Claims one of the frames still to trace; false when none is left.
+    #[inline]
+    pub fn claim(&self) -> bool {
+        self.remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Hands a traced frame to the reader (dropped if the reader is gone).
+    pub fn deliver(&self, t: Traced) {
+        let _reader_gone = self.queue.try_send(t);
+    }
+}
+
+/// What reads a running trace. Dropping it stops the trace.
+#[derive(Debug)]
+pub struct TraceReader {
+    tap: Arc<Tap>,
+    /// The traced frames, in the order workers finished them.
+    pub frames: Receiver<Traced>,
+}
+
+impl Drop for TraceReader {
+    fn drop(&mut self) {
+        let mut current = self.tap.trace.lock().unwrap_or_else(|p| p.into_inner());
+        if current.take().is_some() {
+            self.tap.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Why a capture or trace could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TapError {
     /// Another capture runs.
     #[error("another capture is running (one at a time); wait for it to end")]
     Busy,
+    /// Another live trace runs.
+    #[error("another live trace is running (one at a time); wait for it to end")]
+    TraceBusy,
 }
 
-/// The capture slot the runtime and its workers share.
+/// The capture and trace slots the runtime and its workers share.
 #[derive(Debug, Default)]
 pub struct Tap {
-    /// Even: no capture; odd: `current` holds one. Bumped at every start and stop.
+    /// Bumped at every start and stop of a capture or a trace.
     generation: AtomicU64,
     current: Mutex<Option<Arc<Capture>>>,
+    trace: Mutex<Option<Arc<TraceSession>>>,
 }
 
 /// What reads a running capture: the workers' queues. Dropping it stops the capture.
@@ -200,6 +361,35 @@ impl Tap {
         })
     }
 
+    /// Starts a live trace of the next `count` frames that match `filter`.
+    pub fn start_trace(
+        self: &Arc<Tap>,
+        filter: TraceFilter,
+        count: u64,
+    ) -> Result<TraceReader, TapError> {
+        let mut current = self.trace.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_some() {
+            return Err(TapError::TraceBusy);
+        }
+        // Workers claim frames before they trace them, so no more than `count` arrive.
+        let (queue, frames) = crossbeam_channel::bounded(count.min(1 << 16) as usize);
+        *current = Some(Arc::new(TraceSession {
+            filter,
+            remaining: AtomicU64::new(count),
+            queue,
+        }));
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(TraceReader {
+            tap: self.clone(),
+            frames,
+        })
+    }
+
+    /// The running live trace, if any (a worker asks when the generation moved).
+    pub fn tracing(&self) -> Option<Arc<TraceSession>> {
+        self.trace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Ends the running capture, if any.
     fn stop(&self) {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,7 +427,7 @@ mod tests {
     #[test]
     fn matching_frames_are_queued_and_a_full_queue_counts_misses() {
         let tap = Arc::new(Tap::default());
-        assert_eq!(tap.generation() % 2, 0);
+        let g0 = tap.generation();
         let filter = Filter {
             port: Some(PortId(1)),
             vlan: Some(101),
@@ -245,7 +435,7 @@ mod tests {
             ..Filter::default()
         };
         let reader = tap.start(filter, 1, 2).expect("starts");
-        assert_eq!(tap.generation() % 2, 1);
+        assert_ne!(tap.generation(), g0);
         assert_eq!(tap.start(filter, 1, 2).unwrap_err(), TapError::Busy);
         let cap = tap.current().expect("running");
         cap.offer(0, Direction::Tx, PortId(1), &tagged(101));
@@ -256,12 +446,91 @@ mod tests {
         cap.offer(0, Direction::Tx, PortId(1), &tagged(101)); // queue of 2 full
         assert_eq!(cap.counts.read(), ([0, 2, 0], [0, 1, 0]));
         assert_eq!(reader.queues[0].len(), 2);
+        let g1 = tap.generation();
         drop(reader);
         assert!(tap.current().is_none());
-        assert_eq!(tap.generation() % 2, 0);
+        assert_ne!(tap.generation(), g1, "workers see the stop");
         assert!(
             tap.start(filter, 1, 2).is_ok(),
             "a new capture after the first"
         );
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    /// dst MAC, src MAC, [802.1Q vid], ethertype, then `rest`.
+    fn frame(vid: Option<u16>, ethertype: u16, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if let Some(v) = vid {
+            f.extend_from_slice(&0x8100u16.to_be_bytes());
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(rest);
+        f
+    }
+
+    fn ipv4_to(dst: [u8; 4]) -> Vec<u8> {
+        let mut ip = vec![0x45u8; 1];
+        ip.resize(16, 0);
+        ip.extend_from_slice(&dst);
+        ip
+    }
+
+    fn label(value: u32, bos: bool) -> [u8; 4] {
+        (value << 12 | u32::from(bos) << 8 | 64).to_be_bytes()
+    }
+
+    #[test]
+    fn the_filter_reads_vlan_label_and_the_destination_under_the_labels() {
+        let tagged = frame(Some(101), 0x0800, &ipv4_to([198, 18, 20, 2]));
+        let mut stack = label(16002, false).to_vec();
+        stack.extend_from_slice(&label(2001, true));
+        stack.extend_from_slice(&ipv4_to([198, 18, 20, 2]));
+        let labelled = frame(None, 0x8847, &stack);
+        let prefix = |p: &str| Some(p.parse::<IpPrefix>().expect("prefix"));
+        let f = |vlan, label, prefix| TraceFilter {
+            port: None,
+            vlan,
+            label,
+            prefix,
+        };
+        let p0 = PortId(0);
+        assert!(f(Some(101), None, prefix("198.18.20.0/24")).matches(p0, &tagged));
+        assert!(!f(Some(102), None, None).matches(p0, &tagged));
+        assert!(!f(None, Some(16002), None).matches(p0, &tagged));
+        assert!(f(None, Some(16002), prefix("198.18.20.2/32")).matches(p0, &labelled));
+        assert!(
+            !f(None, Some(2001), None).matches(p0, &labelled),
+            "top label only"
+        );
+        assert!(!f(None, None, prefix("198.18.10.0/24")).matches(p0, &labelled));
+        assert!(!f(None, None, prefix("2001:db8::/32")).matches(p0, &labelled));
+        let other_port = TraceFilter {
+            port: Some(PortId(1)),
+            ..TraceFilter::default()
+        };
+        assert!(!other_port.matches(p0, &tagged));
+        // Cut anywhere: never a panic, at most no match.
+        for cut in 0..labelled.len() {
+            let _ = f(None, Some(16002), prefix("198.18.20.0/24")).matches(p0, &labelled[..cut]);
+        }
+    }
+
+    #[test]
+    fn a_trace_session_hands_out_exactly_its_count() {
+        let tap = Arc::new(Tap::default());
+        let reader = tap.start_trace(TraceFilter::default(), 2).expect("starts");
+        assert_eq!(
+            tap.start_trace(TraceFilter::default(), 1).unwrap_err(),
+            TapError::TraceBusy
+        );
+        let t = tap.tracing().expect("running");
+        assert!(t.claim() && t.claim() && !t.claim());
+        drop(reader);
+        assert!(tap.tracing().is_none());
     }
 }

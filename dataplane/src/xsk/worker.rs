@@ -15,7 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use xdpilone::xdp::XdpDesc;
 
-use super::capture::{Capture, Direction, Tap};
+use super::capture::{Capture, Direction, Tap, TraceSession, Traced};
 use super::mirror::{InjectLink, PuntLink};
 use super::socket::XskSocket;
 use super::umem::{
@@ -226,6 +226,13 @@ pub trait Stage: Send + 'static {
         None
     }
 
+    /// Runs a copy of a received frame through the stage again with the offline trace's
+    /// tracer, for `xpe trace --live`; the default (the benches' forwarder) explains nothing.
+    fn trace(&mut self, ingress: PortId, data: &[u8]) -> Option<Traced> {
+        let _ = (ingress, data);
+        None
+    }
+
     /// The default (the benches' forwarder, which has no tables) drops it.
     fn route_from_kernel(
         &mut self,
@@ -262,6 +269,35 @@ impl Stage for Pipeline {
         counters: &mut Counters,
     ) -> Verdict {
         route_from_kernel(&self.0.load(), attachment, frame, counters)
+    }
+
+    fn trace(&mut self, ingress: PortId, data: &[u8]) -> Option<Traced> {
+        let snap = self.0.load();
+        // The headroom the offline trace gives a frame, which is also the kernel's.
+        let headroom = KERNEL_HEADROOM as usize;
+        let mut buf = vec![0u8; headroom + data.len()];
+        buf[headroom..].copy_from_slice(data);
+        let mut frame = Frame::new(&mut buf, headroom, data.len())?;
+        // Counters of its own: the frame is counted once, by the batch it is in.
+        let mut counters = Counters::new(snap.ports().len());
+        let mut steps = Vec::new();
+        let verdict =
+            crate::pipeline::process(&snap, ingress, &mut frame, &mut counters, &mut steps);
+        let icmp = crate::pipeline::IcmpError::ALL
+            .iter()
+            .copied()
+            .find(|&k| counters.icmp_sent[k as usize] > 0);
+        Some(Traced {
+            port: ingress,
+            time_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            input: data.to_vec(),
+            steps,
+            verdict,
+            output: frame.data().to_vec(),
+            icmp,
+        })
     }
 
     fn port_mtu(&self, port: PortId) -> Option<u16> {
@@ -323,6 +359,7 @@ pub struct Worker<S: Stage> {
     /// The tap's generation when last looked at, and the capture running then.
     tap_seen: u64,
     capturing: Option<Arc<Capture>>,
+    tracing: Option<Arc<TraceSession>>,
     /// Copies of a batch's frames as received, while a capture takes drops.
     as_received: Vec<Vec<u8>>,
 }
@@ -439,6 +476,7 @@ impl<S: Stage> Worker<S> {
             clock: std::time::Instant::now(),
             tap_seen: links.tap.generation(),
             capturing: links.tap.current(),
+            tracing: links.tap.tracing(),
             as_received: Vec::new(),
             links,
         }
@@ -483,6 +521,7 @@ impl<S: Stage> Worker<S> {
             if generation != self.tap_seen {
                 self.tap_seen = generation;
                 self.capturing = self.links.tap.current();
+                self.tracing = self.links.tap.tracing();
             }
             for s in 0..self.sockets.len() {
                 work += self.reap(s);
@@ -626,6 +665,15 @@ impl<S: Stage> Worker<S> {
         self.policer.settle_icmp(&mut counters.icmp_allowance, || {
             clock.elapsed().as_nanos() as u64
         });
+        if let Some(t) = self.tracing.clone() {
+            for f in &frames[..m] {
+                if t.filter.matches(ingress, f.data()) && t.claim() {
+                    if let Some(traced) = self.stage.trace(ingress, f.data()) {
+                        t.deliver(traced);
+                    }
+                }
+            }
+        }
         let capture = self.capturing.clone();
         if let Some(cap) = &capture {
             self.as_received.clear();
