@@ -46,7 +46,26 @@ import sys
 import tempfile
 import time
 
-DUTS = ["xpe", "xpe-xdp", "forwarder", "ovs-afxdp", "kernel", "xdp-redirect"]
+DEFAULT_DUTS = ["xpe", "xpe-xdp", "forwarder", "ovs-afxdp", "kernel", "xdp-redirect"]
+# Issue 18's DUTs, measured on request: xpe as built before (--xpe-base), xpe with a capture
+# of every sent frame running, and xpe scraped on /metrics ten times a second.
+OBSERVED = ["xpe-base", "xpe-capture", "xpe-scrape"]
+DUTS = DEFAULT_DUTS + OBSERVED
+XPES = ("xpe", "xpe-xdp", *OBSERVED)
+METRICS = "127.0.0.1:9464"
+# The scraper of the xpe-scrape DUT: GET /metrics every 0.1 s, one line of timings at the end.
+SCRAPER = """
+import sys, time, urllib.request
+url, until = sys.argv[1], time.time() + float(sys.argv[2])
+took, size = [], 0
+while time.time() < until:
+    t = time.perf_counter()
+    size = len(urllib.request.urlopen(url, timeout=5).read())
+    took.append((time.perf_counter() - t) * 1e3)
+    time.sleep(0.1)
+took.sort()
+print(f"{len(took)} {took[len(took) // 2]:.2f} {took[-1]:.2f} {size}")
+"""
 # DUTs whose forwarding runs in the ingress veth's receive path (NAPI), pinned to the DUT core.
 IN_KERNEL = ("kernel", "xdp-redirect", "xpe-xdp")
 SCENARIOS = ["swap", "impose", "dispose", "impose-1m"]
@@ -378,17 +397,20 @@ address = "198.18.30.1/30"
         d = self.dev
         # The kernel forwards plain IPv4 (no MPLS, no VLAN devices here): its frames are untagged.
         h = {"dut": dut, "procs": [], "frames": "kernel" if dut == "kernel" else scenario}
-        if dut in ("xpe", "xpe-xdp"):
+        if dut in XPES:
             cfg = self.xpe_config(scenario)
             sock = os.path.join(self.work, "xpe.sock")
             log_path = os.path.join(self.work, "xpe.log")
             fast = ["--fast-path", "xdp"] if dut == "xpe-xdp" else []
-            p = self.spawn(self.args.xpe, "run", cfg, "--cores", CPU_DUT, "--socket", sock, *fast, ns="dut",
+            fast += ["--metrics", METRICS] if dut == "xpe-scrape" else []
+            binary = self.args.xpe_base if dut == "xpe-base" else self.args.xpe
+            h["xpe"] = binary
+            p = self.spawn(binary, "run", cfg, "--cores", CPU_DUT, "--socket", sock, *fast, ns="dut",
                            out=log_path)
             h["procs"].append(p)
             h["socket"] = sock
             deadline = time.time() + 180
-            while subprocess.run([self.args.xpe, "show", "runtime", "--socket", sock],
+            while subprocess.run([binary, "show", "runtime", "--socket", sock],
                                  capture_output=True).returncode != 0:
                 if p.poll() is not None or time.time() > deadline:
                     raise Failure(f"xpe did not start: {open(log_path).read()[-2000:]}")
@@ -506,7 +528,7 @@ address = "198.18.30.1/30"
 
     # ------------------------------------------------------------------ one measurement
     def xpe_cycles(self, h):
-        r = subprocess.run([self.args.xpe, "show", "runtime", "--json", "--socket", h["socket"]],
+        r = subprocess.run([h["xpe"], "show", "runtime", "--json", "--socket", h["socket"]],
                            capture_output=True, text=True)
         w = json.loads(r.stdout)["workers"]
         return sum(x["busy_cycles"] for x in w), sum(x["packets"] for x in w)
@@ -518,9 +540,17 @@ address = "198.18.30.1/30"
                        "--duration", self.args.warmup + self.args.seconds + 1, "--json", ns="gen", cpu=CPU_GEN,
                        out=os.path.join(self.work, "gen.out"))
         time.sleep(self.args.warmup)
+        watcher = None
+        if h["dut"] == "xpe-capture":
+            watcher = self.spawn(self.args.xpe, "capture", "--socket", h["socket"], "--tx", "--duration",
+                                 self.args.seconds, "-w", os.path.join(self.work, "tx.pcapng"),
+                                 out=os.path.join(self.work, "capture.out"))
+        elif h["dut"] == "xpe-scrape":
+            watcher = self.spawn("python3", "-c", SCRAPER, f"http://{METRICS}/metrics", self.args.seconds,
+                                 ns="dut", out=os.path.join(self.work, "scrape.out"))
         o0, d0, t0 = self.offered(), self.delivered(), time.time()
         # The fast path's frames never reach the worker, whose cycles then say nothing.
-        c0 = self.xpe_cycles(h) if h["dut"] == "xpe" else None
+        c0 = self.xpe_cycles(h) if h["dut"] in XPES and h["dut"] != "xpe-xdp" else None
         if h["dut"] == "ovs-afxdp":
             self.ovs_appctl(h, "dpif-netdev/pmd-stats-clear")
         time.sleep(self.args.seconds)
@@ -541,8 +571,26 @@ address = "198.18.30.1/30"
             raise Failure(f"xpe gen failed: {open(os.path.join(self.work, 'gen.out')).read()[-1500:]}")
         if h.get("restart_per_run"):
             cycles = self.stop_forwarder(h)
+        extra = {}
+        if watcher:
+            try:
+                watcher.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.stop(watcher)
+            text = open(os.path.join(self.work, "capture.out" if h["dut"] == "xpe-capture" else "scrape.out")).read()
+            if h["dut"] == "xpe-capture":
+                m = re.search(r"(\d+) frames written .* in ([\d.]+) s.*?(\d+) matched but missed.*?(\d+) queued after",
+                              text)
+                if not m:
+                    raise Failure(f"xpe capture: {text[-1000:]}")
+                written, secs_c, missed = int(m.group(1)), float(m.group(2)), int(m.group(3))
+                extra = {"capture_fps": written / secs_c, "capture_missed_fps": missed / secs_c}
+            else:
+                n, p50, worst, size = text.split()[:4]
+                extra = {"scrapes": int(n), "scrape_ms_p50": float(p50), "scrape_ms_max": float(worst),
+                         "scrape_bytes": int(size)}
         secs = t1 - t0
-        return (o1 - o0) / secs / 1e6, (d1 - d0) / secs / 1e6, cycles
+        return (o1 - o0) / secs / 1e6, (d1 - d0) / secs / 1e6, cycles, extra
 
     # ------------------------------------------------------------------ the matrix
     def jobs(self, dut):
@@ -621,6 +669,9 @@ address = "198.18.30.1/30"
             "runs": len(runs),
             "verified": sample,
         }
+        for key in sorted({k for r in runs for k in r[3]}):
+            vals = [r[3][key] for r in runs if key in r[3]]
+            row[key] = round(statistics.median(vals), 2)
         if dut == "kernel":
             row["note"] = "plain IPv4 forwarding (this kernel has no MPLS)"
         self.rows.append(row)
@@ -680,6 +731,22 @@ def ratios(rows):
         if x and r:
             lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} "
                          f"of xdp-redirect (issue 17 goal >= 80%)")
+    for sc in ("swap", "impose", "dispose"):
+        x, b = get("xpe", sc, 64, "P0s1"), get("xpe-base", sc, 64, "P0s1")
+        if x and b:
+            lines.append(f"{sc} 64 B P0s1: xpe {x['delivered_mpps'] / max(b['delivered_mpps'], 1e-9):.1%} of the "
+                         f"build before (issue 18 goal: within 1%, no capture running)")
+        c = get("xpe-capture", sc, 64, "P0s1")
+        if x and c:
+            lines.append(f"{sc} 64 B P0s1: capturing every sent frame, xpe delivers "
+                         f"{c['delivered_mpps'] / max(x['delivered_mpps'], 1e-9):.1%} of itself without; "
+                         f"{c.get('capture_fps', 0):,.0f} frames/s written, {c.get('capture_missed_fps', 0):,.0f}/s "
+                         f"missed (issue 18 aim >= 100k/s written)")
+        m = get("xpe-scrape", sc, 64, "P0s1")
+        if x and m:
+            lines.append(f"{sc} 64 B P0s1: scraped 10 times a second, xpe delivers "
+                         f"{m['delivered_mpps'] / max(x['delivered_mpps'], 1e-9):.1%} of itself unscraped; "
+                         f"scrape p50 {m.get('scrape_ms_p50', 0)} ms (issue 18 goal: no visible dip)")
     for pl in ("P0", "P0s1"):
         for dut, goal in (("xpe", "goal >= 95%"), ("xpe-xdp", "issue 17 goal >= 90%")):
             a, b = get(dut, "impose", 64, pl, SPREAD), get(dut, "impose-1m", 64, pl, SPREAD)
@@ -735,7 +802,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--flows", type=int, default=256,
                     help="flows of every scenario (default 256: they fit OVS's exact-match cache)")
-    ap.add_argument("--duts", default=",".join(DUTS))
+    ap.add_argument("--xpe-base", help="the xpe binary the xpe-base DUT runs (an earlier build)")
+    ap.add_argument("--duts", default=",".join(DEFAULT_DUTS))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--sizes", default="64,512,1500")
     ap.add_argument("--placements", default=",".join(PLACEMENTS))
@@ -749,6 +817,8 @@ def main():
             ap.error(f"--{what}: {', '.join(bad) or 'empty'}: choose from {', '.join(allowed)}")
         return vals
     a.duts = pick(a.duts, DUTS, "duts")
+    if "xpe-base" in a.duts and not a.xpe_base:
+        ap.error("the xpe-base DUT needs --xpe-base PATH")
     a.scenarios = pick(a.scenarios, SCENARIOS, "scenarios")
     a.placements = pick(a.placements, PLACEMENTS, "placements")
     a.sizes = [int(s) for s in pick(a.sizes, ["64", "512", "1500"], "sizes")]

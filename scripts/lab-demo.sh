@@ -494,6 +494,43 @@ got_a=$(replies site-a 198.18.10.10 -c 3 -i 0.2 -W 1)
 check "site-a reaches vpc-a again (3 of 3)" equals "$got_a" 3
 
 # ---------------------------------------------------------------------------------------
+step "Watching pe-dx: a capture of what its workers send, a live trace, and /metrics"
+say "libpcap never sees what an AF_XDP socket sends; xpe capture asks the workers for copies."
+pcap=$STATE/pe-dx-tx.pcapng
+say "\$ xpe capture --tx --duration 2 -w $pcap --socket $(sock pe-dx)   (while each site pings once)"
+xpe_at pe-dx capture --tx --duration 2 -w "$pcap" >"$STATE/pe-dx-capture.out" 2>&1 &
+capture_pid=$!
+sleep 0.5
+replies site-a 198.18.10.10 -c 1 -W 1 >/dev/null
+replies site-b 198.18.10.10 -c 1 -W 1 >/dev/null
+wait "$capture_pid"
+sed 's/^/    /' "$STATE/pe-dx-capture.out"
+TX_FIELDS=(-e frame.interface_name -e vlan.id -e mpls.label -e ip.src -e ip.dst -e icmp.type)
+printf '$ tshark -r %s -T fields %s\n' "$pcap" "${TX_FIELDS[*]}"
+tx=$(tshark -r "$pcap" -T fields -E occurrence=a -E aggregator=, "${TX_FIELDS[@]}" 2>/dev/null || true)
+sed 's/^/    /' <<<"$tx"
+check "pe-dx sent each request into its VPC on VLAN 101 / 102 (dx0:tx)" \
+    eval 'grep -qP "^dx0:tx\t101\t\t198.19.20.10\t198.18.10.10\t8$" <<<"$tx" &&
+          grep -qP "^dx0:tx\t102\t\t198.19.20.10\t198.18.10.10\t8$" <<<"$tx"'
+check "pe-dx sent each reply to the core under 16003 and the VPN label 2001 / 2002 (core0:tx)" \
+    eval 'grep -qP "^core0:tx\t\t16003,2001\t198.18.10.10\t198.19.20.10\t0$" <<<"$tx" &&
+          grep -qP "^core0:tx\t\t16003,2002\t198.18.10.10\t198.19.20.10\t0$" <<<"$tx"'
+say "\$ xpe trace --live --label 1001 --count 1 --socket $(sock pe-dx)   (while site-a pings)"
+xpe_at pe-dx trace --live --label 1001 --count 1 >"$STATE/pe-dx-trace.out" 2>&1 &
+trace_pid=$!
+sleep 0.5
+replies site-a 198.18.10.10 -c 1 -W 1 >/dev/null
+wait "$trace_pid"
+sed 's/^/    /' "$STATE/pe-dx-trace.out"
+check "the live trace pops 1001 into vpc-a and forwards on dx0" \
+    eval 'grep -q "vrf vpc-a" "$STATE/pe-dx-trace.out" && grep -q "^verdict: forward on dx0" "$STATE/pe-dx-trace.out"'
+metrics=$(in_ns pe-dx "$PYTHON" -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode(), end="")')
+say "\$ curl http://127.0.0.1:9464/metrics   (in pe-dx's namespace; an excerpt)"
+grep -E '^xpe_(build_info|interface_(rx|tx)_packets_total|drops_total\{reason="no-route"\}|label_packets_total|vrf_lookups_total)' <<<"$metrics" |
+    sed 's/^/    /'
+check "promtool check metrics accepts pe-dx's /metrics" eval 'promtool check metrics <<<"$metrics" >/dev/null 2>&1'
+
+# ---------------------------------------------------------------------------------------
 step "Every router's counters"
 for r in "${ROUTERS[@]}"; do show_xpe "$r" show counters; done
 for r in "${ROUTERS[@]}"; do

@@ -212,8 +212,9 @@ configs() {
 start_router() {
     local r=$1
     # `ip netns exec` execs xpe, so $! is xpe's own PID; setsid keeps it out of our job control.
+    # Each router serves /metrics on 127.0.0.1:9464 of its own namespace.
     setsid ip netns exec "$(ns "$r")" "$XPE" run "$STATE/$r.toml" --socket "$(sock "$r")" \
-        --netns-prefix "$P" </dev/null >"$STATE/$r.log" 2>&1 &
+        --netns-prefix "$P" --metrics 127.0.0.1:9464 </dev/null >"$STATE/$r.log" 2>&1 &
     echo $! >"$STATE/$r.pid"
 }
 

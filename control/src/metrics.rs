@@ -712,6 +712,46 @@ mod tests {
     }
 
     #[test]
+    fn bgp_sessions_and_table_sizes_are_gauges() {
+        let mut s = sample();
+        s.tables = Tables {
+            vrfs: vec![("vpc-a".into(), 3, 1)],
+            labels: 2,
+            neighbors: vec![("learned", 4)],
+        };
+        s.bgp = Some(Bgp {
+            speakers: vec![("core".into(), true, 1)],
+            peers: vec![BgpPeer {
+                speaker: "core".into(),
+                peer: "198.18.0.9".into(),
+                family: "l3vpn-ipv4-unicast".into(),
+                established: true,
+                received: 12,
+                accepted: 11,
+                advertised: 2,
+            }],
+            refused: vec![("martian", 1)],
+            paths: 40,
+        });
+        let text = encode(s, Format::Prometheus).expect("encodes");
+        for line in [
+            "# TYPE xpe_vrf_routes gauge",
+            "xpe_vrf_routes{vrf=\"vpc-a\",family=\"ipv6\"} 1",
+            "xpe_labels 2",
+            "xpe_neighbors{state=\"learned\"} 4",
+            "xpe_bgp_speaker_up{speaker=\"core\"} 1",
+            "xpe_bgp_session_established{speaker=\"core\",peer=\"198.18.0.9\",family=\"l3vpn-ipv4-unicast\"} 1",
+            "xpe_bgp_prefixes_accepted{speaker=\"core\",peer=\"198.18.0.9\",family=\"l3vpn-ipv4-unicast\"} 11",
+            "xpe_bgp_paths_refused_total{reason=\"martian\"} 1",
+            "xpe_bgp_paths_total 40",
+        ] {
+            assert!(text.lines().any(|l| l == line), "lacks {line}:\n{text}");
+        }
+        let without = encode(sample(), Format::Prometheus).expect("encodes");
+        assert!(!without.contains("xpe_bgp_"), "no BGP, no BGP metrics");
+    }
+
+    #[test]
     fn the_accept_header_picks_the_format() {
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);

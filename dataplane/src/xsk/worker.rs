@@ -720,20 +720,10 @@ impl<S: Stage> Worker<S> {
                         self.learn(ingress, frame.data(), true, stats);
                     }
                     let egress = self.tx_of_port.get(usize::from(port.0)).copied().flatten();
-                    match (&capture, egress) {
-                        (_, None) => stats.no_tx_socket += 1,
-                        (Some(cap), Some(_)) => {
-                            cap.offer(self.links.index, Direction::Tx, port, frame.data());
-                        }
-                        (None, Some(_)) => {}
+                    if egress.is_none() {
+                        stats.no_tx_socket += 1;
                     }
                     egress
-                }
-                Verdict::Drop(reason) => {
-                    if let (Some(cap), Some(data)) = (&capture, self.as_received.get(i)) {
-                        cap.offer(self.links.index, Direction::Drop(reason), ingress, data);
-                    }
-                    None
                 }
                 _ => None,
             };
@@ -759,6 +749,27 @@ impl<S: Stage> Worker<S> {
                     );
                 }
                 (Home::Region(r), None) => self.jumbo.free.push(r),
+            }
+        }
+        if let Some(cap) = &capture {
+            // The frames are still in their buffers: transmit comes later in the iteration.
+            for (i, frame) in frames[..m].iter().enumerate() {
+                match verdicts[i] {
+                    Verdict::Forward(port)
+                        if self
+                            .tx_of_port
+                            .get(usize::from(port.0))
+                            .is_some_and(Option::is_some) =>
+                    {
+                        cap.offer(self.links.index, Direction::Tx, port, frame.data());
+                    }
+                    Verdict::Drop(reason) => {
+                        if let Some(data) = self.as_received.get(i) {
+                            cap.offer(self.links.index, Direction::Drop(reason), ingress, data);
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
         if punted {
