@@ -184,6 +184,8 @@ class Harness:
         """The three namespaces and two veth pairs; `queues` RX and TX queues on every veth."""
         for n in self.ns.values():
             self.sh("ip", "netns", "add", n)
+        # The xpe-scrape DUT serves /metrics on the DUT namespace's loopback.
+        self.sh("ip", "link", "set", "lo", "up", ns="dut")
         d = self.dev
         q = ["numtxqueues", str(queues), "numrxqueues", str(queues)]
         self.sh("ip", "link", "add", d["g0"], "netns", self.ns["gen"], "address", MAC_G0, *q, "type", "veth",
@@ -546,8 +548,9 @@ address = "198.18.30.1/30"
                                  self.args.seconds, "-w", os.path.join(self.work, "tx.pcapng"),
                                  out=os.path.join(self.work, "capture.out"))
         elif h["dut"] == "xpe-scrape":
+            # The scraper stands for a Prometheus server elsewhere: off the DUT core.
             watcher = self.spawn("python3", "-c", SCRAPER, f"http://{METRICS}/metrics", self.args.seconds,
-                                 ns="dut", out=os.path.join(self.work, "scrape.out"))
+                                 ns="dut", cpu=CPU_GEN, out=os.path.join(self.work, "scrape.out"))
         o0, d0, t0 = self.offered(), self.delivered(), time.time()
         # The fast path's frames never reach the worker, whose cycles then say nothing.
         c0 = self.xpe_cycles(h) if h["dut"] in XPES and h["dut"] != "xpe-xdp" else None
@@ -675,8 +678,9 @@ address = "198.18.30.1/30"
         if dut == "kernel":
             row["note"] = "plain IPv4 forwarding (this kernel has no MPLS)"
         self.rows.append(row)
+        extra = "".join(f", {k} {row[k]}" for k in sorted(row) if k.startswith(("capture_", "scrape")))
         log(f"   {placement} {size} B: offered {row['offered_mpps']} delivered {row['delivered_mpps']} "
-            f"({row['delivered_min']}-{row['delivered_max']}) Mpps, cycles/pkt {row['cycles_per_packet']}")
+            f"({row['delivered_min']}-{row['delivered_max']}) Mpps, cycles/pkt {row['cycles_per_packet']}{extra}")
 
 
 def machine():

@@ -262,6 +262,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         }
     };
     let modes = startup::describe(&runtime);
+    // The workers are running on their cores: what starts from here keeps off them.
+    let control_cores = opts
+        .cores
+        .as_deref()
+        .and_then(startup::keep_off_worker_cores);
     let (feed, jobs) = feed::Feed::new();
     let live = Arc::new(Live {
         state: Mutex::new(state),
@@ -282,6 +287,10 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
         "xpe {name} running: {modes}; control socket {}",
         socket.display()
     );
+    if let Some(cores) = control_cores {
+        let cores: Vec<String> = cores.iter().map(ToString::to_string).collect();
+        let _ignored = writeln!(out, "control threads on core(s) {}", cores.join(","));
+    }
     let _ignored = out.flush();
     if mirror_count > 0 {
         let namespaces: Vec<String> = mirror_plan

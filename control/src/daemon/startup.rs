@@ -265,3 +265,26 @@ pub(super) fn measure_tsc_hz() -> f64 {
     let (c1, t1) = (cycles(), Instant::now());
     c1.wrapping_sub(c0) as f64 / (t1 - t0).as_secs_f64()
 }
+
+/// Moves the calling thread, and so every control thread it starts from now on (route
+/// committer, BGP, control socket, metrics, neighbours), off the cores the workers are pinned
+/// to, when another core is left: a scrape or a `show` must not take time from a
+/// busy-polling worker. Returns the cores the control threads keep, if it changed them.
+pub(super) fn keep_off_worker_cores(workers: &[usize]) -> Option<Vec<usize>> {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let current = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let mut rest = CpuSet::new();
+    let mut kept = Vec::new();
+    for cpu in 0..CpuSet::count() {
+        if current.is_set(cpu).unwrap_or(false) && !workers.contains(&cpu) {
+            rest.set(cpu).ok()?;
+            kept.push(cpu);
+        }
+    }
+    if kept.is_empty() || workers.iter().all(|w| !current.is_set(*w).unwrap_or(false)) {
+        return None;
+    }
+    sched_setaffinity(Pid::from_raw(0), &rest).ok()?;
+    Some(kept)
+}
