@@ -13,7 +13,7 @@
 //! JSON would triple the bytes and cost the daemon's thread an encoding per frame.
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -158,17 +158,8 @@ pub fn run(
         .truncate(false)
         .open(path)
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
-    let mut body = serde_json::to_vec(&Request::Capture(req))
-        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
-    body.push(b'\n');
-    let mut stream = crate::ctl::connect(socket)?;
+    let mut input = crate::ctl::open_watch(socket, &Request::Capture(req))?;
     let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
-    stream.write_all(&body).map_err(io)?;
-    // Heartbeats come once a second: ten seconds of silence is a daemon gone.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(io)?;
-    let mut input = BufReader::with_capacity(1 << 20, stream);
     let first = read_response(&mut input, socket)?;
     if !first.ok {
         if !existed {

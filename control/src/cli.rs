@@ -575,18 +575,14 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             socket,
             ..
         } => {
-            if !(timeout > 0.0 && timeout <= 3600.0) {
-                return Err(Failure::new(format!(
-                    "--timeout {timeout} is not a number of seconds from 0 to 3600"
-                )));
-            }
+            let timeout_ms = millis("--timeout", timeout)?;
             let req = crate::ctl::TraceRequest {
                 interface,
                 vlan,
                 label,
                 prefix,
                 count,
-                timeout_ms: (timeout * 1e3).ceil() as u64,
+                timeout_ms,
                 json,
             };
             let socket = crate::ctl::find_socket(socket.as_deref())?;
@@ -615,15 +611,7 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
             file,
             socket,
         } => {
-            let duration_ms = match duration {
-                Some(d) if !(d > 0.0 && d <= 3600.0) => {
-                    return Err(Failure::new(format!(
-                        "--duration {d} is not a number of seconds from 0 to 3600"
-                    )))
-                }
-                Some(d) => Some((d * 1e3).ceil() as u64),
-                None => None,
-            };
+            let duration_ms = duration.map(|d| millis("--duration", d)).transpose()?;
             let req = crate::ctl::CaptureRequest {
                 interface,
                 vlan,
@@ -658,5 +646,16 @@ fn dispatch(command: Command, out: &mut dyn Write, err: &mut dyn Write) -> Resul
         Command::Gen(args) => Ok(xpe_lab::cmd::gen::run(out, err, &args)?),
         Command::Sink(args) => Ok(xpe_lab::cmd::sink::run(out, err, &args)?),
         Command::XdpFwd(args) => Ok(xpe_lab::cmd::xdp_fwd::run(out, err, &args)?),
+    }
+}
+
+/// A flag's seconds (more than 0, an hour at most) in whole milliseconds.
+fn millis(flag: &str, seconds: f64) -> Result<u64, Failure> {
+    if seconds > 0.0 && seconds <= 3600.0 {
+        Ok((seconds * 1e3).ceil() as u64)
+    } else {
+        Err(Failure::new(format!(
+            "{flag} {seconds} is not a number of seconds from 0 to 3600"
+        )))
     }
 }

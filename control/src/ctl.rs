@@ -324,7 +324,26 @@ pub fn stream(
 }
 
 /// Connects to the control socket, with a hint when that fails.
-pub(crate) fn connect(socket: &Path) -> Result<UnixStream, Failure> {
+/// Opens a connection that stays open after its request (a capture or a live trace): sends
+/// `request` and returns the reader of what follows. Heartbeats come once a second, so ten
+/// seconds of silence is a daemon gone.
+pub(crate) fn open_watch(
+    socket: &Path,
+    request: &Request,
+) -> Result<std::io::BufReader<UnixStream>, Failure> {
+    let mut body = serde_json::to_vec(request)
+        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
+    body.push(b'\n');
+    let mut stream = connect(socket)?;
+    let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
+    stream.write_all(&body).map_err(io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
+    Ok(std::io::BufReader::with_capacity(1 << 20, stream))
+}
+
+fn connect(socket: &Path) -> Result<UnixStream, Failure> {
     UnixStream::connect(socket).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::PermissionDenied => "the control socket is root's: run with sudo",

@@ -337,7 +337,7 @@ pub fn live(
     req: TraceRequest,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufRead;
     /// A line after the first: a traced frame or heartbeat, or the closing response.
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -345,17 +345,8 @@ pub fn live(
         Event(TraceEvent),
         Done(Response),
     }
-    let mut body = serde_json::to_vec(&Request::Trace(req))
-        .map_err(|e| Failure::new(format!("cannot encode the request: {e}")))?;
-    body.push(b'\n');
-    let mut stream = crate::ctl::connect(socket)?;
+    let mut input = crate::ctl::open_watch(socket, &Request::Trace(req))?;
     let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
-    stream.write_all(&body).map_err(io)?;
-    // Heartbeats come once a second: ten seconds of silence is a daemon gone.
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .map_err(io)?;
-    let mut input = BufReader::new(stream);
     let mut line = String::new();
     let mut first = true;
     loop {

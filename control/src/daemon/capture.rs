@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use xpe_dataplane::tables::{PortId, Snapshot};
 use xpe_dataplane::xsk::capture::{Captured, Direction, Filter};
 
 use super::{lock, ok, refused, Live};
@@ -24,24 +25,10 @@ const IDLE: Duration = Duration::from_millis(2);
 /// Serves one capture on `conn`; the returned response closes it.
 pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Response {
     let snap = live.published.load();
-    let port = match &req.interface {
-        None => None,
-        Some(name) => match snap.port_by_name(name) {
-            Some(p) => Some(p),
-            None => {
-                let names: Vec<&str> = snap.ports().iter().map(|p| p.name.as_str()).collect();
-                return refused(format!(
-                    "no interface named \"{name}\" (running: {})",
-                    names.join(", ")
-                ));
-            }
-        },
+    let port = match where_on(&snap, req.interface.as_deref(), req.vlan) {
+        Ok(p) => p,
+        Err(why) => return refused(why),
     };
-    if let Some(v) = req.vlan {
-        if !(1..=4094).contains(&v) {
-            return refused(format!("VLAN {v} is not a VLAN id (1-4094)"));
-        }
-    }
     if req.count == Some(0) || req.duration_ms == Some(0) {
         return refused("a capture of no frames or no time captures nothing");
     }
@@ -147,6 +134,30 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
         Ok(text) => ok(text),
         Err(e) => refused(format!("cannot encode the capture summary: {e}")),
     }
+}
+
+/// The port of a capture's or trace's `--interface`, once its `--vlan` is checked too; the
+/// refusal's sentence otherwise.
+pub(super) fn where_on(
+    snap: &Snapshot,
+    interface: Option<&str>,
+    vlan: Option<u16>,
+) -> Result<Option<PortId>, String> {
+    if let Some(v) = vlan {
+        if !(1..=4094).contains(&v) {
+            return Err(format!("VLAN {v} is not a VLAN id (1-4094)"));
+        }
+    }
+    let Some(name) = interface else {
+        return Ok(None);
+    };
+    snap.port_by_name(name).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = snap.ports().iter().map(|p| p.name.as_str()).collect();
+        format!(
+            "no interface named \"{name}\" (running: {})",
+            names.join(", ")
+        )
+    })
 }
 
 /// The counting slot of a direction: received, sent, dropped.

@@ -24,24 +24,10 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Serves one live trace on `conn`; the returned response closes it.
 pub(super) fn serve(live: &Live, req: TraceRequest, conn: &UnixStream) -> Response {
     let snap = live.published.load();
-    let port = match &req.interface {
-        None => None,
-        Some(name) => match snap.port_by_name(name) {
-            Some(p) => Some(p),
-            None => {
-                let names: Vec<&str> = snap.ports().iter().map(|p| p.name.as_str()).collect();
-                return refused(format!(
-                    "no interface named \"{name}\" (running: {})",
-                    names.join(", ")
-                ));
-            }
-        },
+    let port = match super::capture::where_on(&snap, req.interface.as_deref(), req.vlan) {
+        Ok(p) => p,
+        Err(why) => return refused(why),
     };
-    if let Some(v) = req.vlan {
-        if !(1..=4094).contains(&v) {
-            return refused(format!("VLAN {v} is not a VLAN id (1-4094)"));
-        }
-    }
     if let Some(l) = req.label {
         if l >= 1 << 20 {
             return refused(format!("{l} is not a label (0-1048575)"));

@@ -39,7 +39,7 @@ pub struct Filter {
 impl Filter {
     /// Whether a frame on `port` with these bytes matches the port and VLAN parts.
     #[inline]
-    fn matches(&self, port: PortId, data: &[u8]) -> bool {
+    pub fn matches(&self, port: PortId, data: &[u8]) -> bool {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }

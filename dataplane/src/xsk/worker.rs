@@ -676,11 +676,13 @@ impl<S: Stage> Worker<S> {
         }
         let capture = self.capturing.clone();
         if let Some(cap) = &capture {
-            self.as_received.clear();
-            for f in &frames[..m] {
+            // The buffers are kept from batch to batch: no allocation once they have grown.
+            self.as_received.resize_with(BATCH, Vec::new);
+            for (f, copy) in frames[..m].iter().zip(&mut self.as_received) {
                 cap.offer(self.links.index, Direction::Rx, ingress, f.data());
-                if cap.filter.drops {
-                    self.as_received.push(f.data().to_vec());
+                copy.clear();
+                if cap.filter.drops && cap.filter.matches(ingress, f.data()) {
+                    copy.extend_from_slice(f.data());
                 }
             }
         }
@@ -763,11 +765,12 @@ impl<S: Stage> Worker<S> {
                     {
                         cap.offer(self.links.index, Direction::Tx, port, frame.data());
                     }
-                    Verdict::Drop(reason) => {
-                        if let Some(data) = self.as_received.get(i) {
-                            cap.offer(self.links.index, Direction::Drop(reason), ingress, data);
+                    Verdict::Drop(reason) => match self.as_received.get(i) {
+                        Some(data) if !data.is_empty() => {
+                            cap.offer(self.links.index, Direction::Drop(reason), ingress, data)
                         }
-                    }
+                        _ => {}
+                    },
                     _ => {}
                 }
             }
