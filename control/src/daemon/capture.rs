@@ -58,6 +58,8 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
     let start = Start {
         ports: snap.ports().iter().map(|p| p.name.clone()).collect(),
     };
+    // A capture may run for an hour: it must not keep these tables alive past a change.
+    drop(snap);
     let first = match serde_json::to_string(&start) {
         Ok(text) => ok(text),
         Err(e) => return refused(format!("cannot encode the capture start: {e}")),

@@ -62,8 +62,11 @@ pub(super) fn serve(live: &Live, req: TraceRequest, conn: &UnixStream) -> Respon
     if write_line(&mut w, &ok(String::new())).is_err() {
         return refused("the client went away");
     }
-    // Compiled once: what the fast path would do is asked of every frame.
+    // Compiled once, from the tables of the trace's start (a 1M-route VRF takes a while):
+    // what the fast path would do is asked of every frame.
     let fast = FastTables::compile(&snap);
+    // A trace may wait for an hour: it must not keep these tables alive past a change.
+    drop(snap);
     let t0 = Instant::now();
     let mut traced = 0u64;
     while traced < req.count {

@@ -2,8 +2,9 @@
 //!
 //! libpcap sees neither what an AF_XDP socket transmits nor what xpe drops, so the workers
 //! copy matching frames themselves. A [`Tap`] is shared by the runtime and every worker.
-//! While no capture runs, a worker's whole cost is one relaxed load and one compare per loop
-//! iteration ([`Tap::generation`]). A running [`Capture`] gives each worker a bounded queue
+//! While no capture runs, a worker's cost is one relaxed load and one compare per loop
+//! iteration ([`Tap::generation`]) and three predictable branches per batch (trace before,
+//! capture before and after the pipeline). A running [`Capture`] gives each worker a bounded queue
 //! of its own: a worker never waits on it, and a frame that finds its queue full is counted
 //! as missed. One capture runs at a time.
 //!
