@@ -316,6 +316,69 @@ fn encode_interfaces(enc: &mut DescriptorEncoder, s: &Sample) -> fmt::Result {
         "interface_socket_fill_ring_empty",
         "Times an AF_XDP fill ring was empty.",
         by_kernel(|i| i.rx_fill_ring_empty),
+    )?;
+    encode_mirrors(enc, &s.interfaces.mirrors)
+}
+
+/// Per mirror device: what went to the kernel and what came back.
+fn encode_mirrors(enc: &mut DescriptorEncoder, mirrors: &[api::Mirror]) -> fmt::Result {
+    let by_mirror = |f: fn(&api::Mirror) -> u64| {
+        mirrors.iter().map(move |m| {
+            (
+                vec![
+                    ("mirror", Cow::Borrowed(m.name.as_str())),
+                    ("carries", Cow::Borrowed(m.mirrors.as_str())),
+                    ("vrf", Cow::Borrowed(m.vrf.as_str())),
+                ],
+                f(m),
+            )
+        })
+    };
+    counters(
+        enc,
+        "mirror_punted_packets",
+        "Frames written to the mirror device (punted to the kernel).",
+        by_mirror(|m| m.punted),
+    )?;
+    byte_counters(
+        enc,
+        "mirror_punted",
+        "Bytes written to the mirror device.",
+        by_mirror(|m| m.punted_bytes),
+    )?;
+    counters(
+        enc,
+        "mirror_injected_packets",
+        "Frames the kernel sent on the mirror device, sent on or routed by xpe.",
+        by_mirror(|m| m.injected),
+    )?;
+    byte_counters(
+        enc,
+        "mirror_injected",
+        "Bytes of those.",
+        by_mirror(|m| m.injected_bytes),
+    )?;
+    counters(
+        enc,
+        "mirror_errors",
+        "Mirror device frames lost, by kind.",
+        mirrors.iter().flat_map(|m| {
+            [
+                ("bad-length", m.bad_length),
+                ("inject-queue-full", m.inject_queue_full),
+                ("write-error", m.write_errors),
+                ("stale", m.stale),
+            ]
+            .map(|(kind, n)| {
+                (
+                    vec![
+                        ("mirror", Cow::Borrowed(m.name.as_str())),
+                        ("kind", Cow::Borrowed(kind)),
+                    ],
+                    n,
+                )
+            })
+        }),
     )
 }
 
@@ -671,6 +734,14 @@ mod tests {
             ..Default::default()
         });
         s.counters.drops.insert("no-route".into(), 5);
+        s.interfaces.mirrors.push(api::Mirror {
+            name: "xpe-dx0.101".into(),
+            mirrors: "dx0.101".into(),
+            vrf: "vpc-a".into(),
+            punted: 4,
+            punted_bytes: 400,
+            ..Default::default()
+        });
         s.counters.labels.push(api::LabelCount {
             label: 16001,
             packets: 3,
@@ -695,6 +766,9 @@ mod tests {
                 "xpe_label_packets_total{label=\"16001\"} 3",
                 "xpe_worker_busy_seconds_total{worker=\"0\"} 2.0",
                 "xpe_uptime_seconds 12.5",
+                "xpe_mirror_punted_packets_total{mirror=\"xpe-dx0.101\",carries=\"dx0.101\",vrf=\"vpc-a\"} 4",
+                "xpe_mirror_punted_bytes_total{mirror=\"xpe-dx0.101\",carries=\"dx0.101\",vrf=\"vpc-a\"} 400",
+                "xpe_mirror_errors_total{mirror=\"xpe-dx0.101\",kind=\"stale\"} 0",
             ] {
                 assert!(
                     text.lines().any(|l| l == line),
