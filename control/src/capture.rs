@@ -141,23 +141,32 @@ impl Summary {
 
 /// `xpe capture`: asks the instance at `socket` for the frames `req` describes and writes
 /// them to `path` as pcapng, one interface block per port and direction (`dx0:rx`,
-/// `dx0:tx`, `dx0:drop`); drops carry their reason as the packet's comment.
+/// `dx0:tx`, `dx0:drop`); drops carry their reason as the packet's comment. `-` is standard
+/// output, flushed whenever the daemon has nothing more for the moment (`| tshark -r -`), and
+/// the closing line then goes to standard error.
 pub fn run(
     socket: &Path,
     req: CaptureRequest,
     path: &Path,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let to_stdout = path == Path::new("-");
     // The file first: an unwritable one is one sentence, before anything starts. It is
     // emptied only once the capture starts, and removed after a refusal only if this
     // command made it (it may be a FIFO, a device, or someone's earlier capture).
-    let existed = path.symlink_metadata().is_ok();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+    let existed = to_stdout || path.symlink_metadata().is_ok();
+    let file = if to_stdout {
+        None
+    } else {
+        Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?,
+        )
+    };
     let mut input = crate::ctl::open_watch(socket, &Request::Capture(req))?;
     let io = |e: std::io::Error| Failure::new(format!("talking to {}: {e}", socket.display()));
     let first = read_response(&mut input, socket)?;
@@ -167,10 +176,17 @@ pub fn run(
         }
         return Err(Failure::new(first.text));
     }
-    if file.metadata().is_ok_and(|m| m.is_file()) {
-        file.set_len(0)
+    if let Some(f) = file
+        .as_ref()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+    {
+        f.set_len(0)
             .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
     }
+    let sink: Box<dyn Write> = match file {
+        Some(f) => Box::new(f),
+        None => Box::new(std::io::stdout()),
+    };
     let start: Start = serde_json::from_str(&first.text).map_err(|e| {
         Failure::new(format!(
             "{} answered an unreadable capture start: {e}",
@@ -179,7 +195,7 @@ pub fn run(
     })?;
     let write_failure =
         |e: pcap_file::PcapError| Failure::new(format!("cannot write {}: {e}", path.display()));
-    let mut w = PcapNgWriter::new(BufWriter::new(file)).map_err(write_failure)?;
+    let mut w = PcapNgWriter::new(BufWriter::new(sink)).map_err(write_failure)?;
     for name in &start.ports {
         for kind in [Kind::Rx, Kind::Tx, Kind::Drop] {
             let idb = InterfaceDescriptionBlock {
@@ -217,7 +233,12 @@ pub fn run(
         data.resize(h.len as usize, 0);
         input.read_exact(&mut data).map_err(io)?;
         match h.kind {
-            Kind::Heartbeat => continue,
+            Kind::Heartbeat => {
+                w.get_mut()
+                    .flush()
+                    .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+                continue;
+            }
             Kind::End => break,
             Kind::Rx | Kind::Tx | Kind::Drop => {}
         }
@@ -242,6 +263,12 @@ pub fn run(
             options,
         };
         w.write_pcapng_block(block).map_err(write_failure)?;
+        if to_stdout && input.buffer().is_empty() {
+            // A reader on the pipe sees frames as they come, not a buffer at a time.
+            w.get_mut()
+                .flush()
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))?;
+        }
     }
     w.into_inner()
         .flush()
@@ -258,8 +285,10 @@ pub fn run(
     })?;
     let [rx, tx, drops] = s.written;
     let written = rx + tx + drops;
+    let mut stderr = std::io::stderr();
+    let report: &mut dyn Write = if to_stdout { &mut stderr } else { out };
     let _ignored = writeln!(
-        out,
+        report,
         "{written} frames written to {} ({rx} received, {tx} sent, {drops} dropped) in {:.1} s, ended by {}; {} matched but missed (a worker's queue was full), {} queued after the end",
         path.display(),
         s.seconds,

@@ -140,7 +140,7 @@ pub enum Command {
         /// Stop after this many seconds.
         #[arg(long, short)]
         duration: Option<f64>,
-        /// The pcapng file to write.
+        /// The pcapng file to write (`-`: standard output, e.g. `-w - | tshark -r -`).
         #[arg(short = 'w', long = "write", value_name = "FILE.pcapng")]
         file: PathBuf,
         /// The running instance's control socket (default: the only one in /run/xpe).

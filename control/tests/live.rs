@@ -304,8 +304,18 @@ impl Drop for Lab {
 
 /// Builds the topology and starts the three routers.
 impl Lab {
-    /// An empty lab named `xl<pid><tag>`.
+    /// An empty lab named `xl<pid><tag>`; a tag used twice in one run is a bug in the tests
+    /// (two labs would share, and remove, each other's namespaces).
     fn new(tag: &str) -> Lab {
+        static TAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        {
+            let mut tags = TAGS.lock().unwrap_or_else(|p| p.into_inner());
+            assert!(
+                !tags.iter().any(|t| t == tag),
+                "two labs with the tag {tag:?}"
+            );
+            tags.push(tag.to_string());
+        }
         let prefix = format!("xl{}{tag}", std::process::id());
         let dir = lab_dir(&prefix);
         Lab {
@@ -2812,7 +2822,7 @@ fn http_get(ns: &str, url: &str) -> Option<String> {
 /// known traffic (five pings to an address no route covers: five `no-route` drops).
 #[test]
 fn metrics_scraped_by_prometheus() {
-    let mut lab = lab("m", &["--metrics", "127.0.0.1:9464"]);
+    let mut lab = lab("pm", &["--metrics", "127.0.0.1:9464"]);
     converge(&lab, "h1a", "198.18.20.2");
     assert_eq!(
         lab.ping("h1a", "198.18.99.1", 5, "0.05"),
@@ -2928,7 +2938,7 @@ fn metrics_scraped_by_prometheus() {
 /// matches nothing and an unwritable file each get one sentence.
 #[test]
 fn capture_writes_what_the_workers_sent_and_dropped() {
-    let lab = lab("c", &[]);
+    let lab = lab("cap", &[]);
     converge(&lab, "h1a", "198.18.20.2");
     let socket = lab.socket("pe1");
     let file = lab.dir.join("pe1.pcapng");
@@ -3042,6 +3052,27 @@ fn capture_writes_what_the_workers_sent_and_dropped() {
     assert_eq!(count("dx0:drop;101;;no-route"), 5, "{decoded}");
     let no_route = |c: &serde_json::Value| c["drops"]["no-route"].as_u64().expect("no-route");
     assert_eq!(no_route(&after) - no_route(&before), 5, "{after}");
+
+    // `-w -` streams to a pipe, as `tcpdump -w -` does; the closing line goes to stderr.
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{XPE} capture --socket {} --tx --duration 2 -w - | tshark -r - -T fields -e frame.interface_name -e mpls.label",
+            socket.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xpe capture | tshark");
+    let mut piped = scopeguard(piped);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.ping("h1a", "198.18.20.2", 1, "0.2"), 1);
+    let decoded = piped.finish();
+    assert!(
+        decoded.lines().any(|l| l == "core0:tx\t16002,2001")
+            && decoded.lines().any(|l| l == "dx0:tx\t"),
+        "the request and the reply through the pipe:\n{decoded}"
+    );
 }
 
 /// `xpe trace --live` on pe1: a ping's echo request is traced stage by stage by the worker
@@ -3050,7 +3081,7 @@ fn capture_writes_what_the_workers_sent_and_dropped() {
 /// line of `api::TracedFrame`; a filter that matches nothing says so when it times out.
 #[test]
 fn live_trace_reads_as_the_offline_trace() {
-    let lab = lab("t", &[]);
+    let lab = lab("tr", &[]);
     converge(&lab, "h1a", "198.18.20.2");
     let socket = lab.socket("pe1");
     let trace = |args: &[&str]| {
