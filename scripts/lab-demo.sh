@@ -525,7 +525,7 @@ sed 's/^/    /' "$STATE/pe-dx-trace.out"
 check "the live trace pops 1001 into vpc-a and forwards on dx0" \
     eval 'grep -q "vrf vpc-a" "$STATE/pe-dx-trace.out" && grep -q "^verdict: forward on dx0" "$STATE/pe-dx-trace.out"'
 metrics=$(in_ns pe-dx "$PYTHON" -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9464/metrics").read().decode(), end="")')
-say "\$ curl http://127.0.0.1:9464/metrics   (in pe-dx's namespace; an excerpt)"
+say "GET http://127.0.0.1:9464/metrics in pe-dx's namespace (an excerpt):"
 grep -E '^xpe_(build_info|interface_(rx|tx)_packets_total|drops_total\{reason="no-route"\}|label_packets_total|vrf_lookups_total)' <<<"$metrics" |
     sed 's/^/    /'
 check "promtool check metrics accepts pe-dx's /metrics" eval 'promtool check metrics <<<"$metrics" >/dev/null 2>&1'
