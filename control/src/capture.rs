@@ -81,6 +81,17 @@ pub struct Header {
 }
 
 impl Header {
+    /// A record without a frame: a heartbeat or the end.
+    pub fn bare(kind: Kind) -> Header {
+        Header {
+            kind,
+            reason: 0,
+            port: 0,
+            time_ns: 0,
+            len: 0,
+        }
+    }
+
     /// The header's bytes.
     pub fn encode(&self) -> [u8; HEADER] {
         let mut b = [0u8; HEADER];

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
-use xpe_dataplane::pipeline::{self, Counters, Frame, IcmpError, Step, Verdict};
+use xpe_dataplane::pipeline::{self, Counters, Step, Verdict};
 use xpe_dataplane::tables::{IlmAction, PortId, Snapshot};
+use xpe_dataplane::xsk::capture::Traced;
 use xpe_dataplane::xsk::fast::{FastTables, FastVerdict};
 
 use crate::ctl::{Request, Response, TraceEvent, TraceRequest};
@@ -210,22 +211,13 @@ pub struct Explained {
     pub fast_path: String,
 }
 
-/// Explains what the pipeline did with `input` on `port`: the `steps` it reported, its
-/// `verdict`, the frame it left (`output`) and the ICMP error it became, if any.
-#[allow(clippy::too_many_arguments)]
-pub fn explain(
-    s: &Snapshot,
-    rib: &Rib,
-    fast: &FastTables,
-    port: PortId,
-    input: &[u8],
-    steps: &[Step],
-    verdict: Verdict,
-    output: &[u8],
-    icmp: Option<IcmpError>,
-) -> Explained {
+/// Explains what the pipeline did with a traced frame: the steps it reported, its verdict,
+/// the frame it left and the ICMP error it became, if any.
+pub fn explain(s: &Snapshot, rib: &Rib, fast: &FastTables, t: &Traced) -> Explained {
+    let (port, input, output) = (t.port, &t.input[..], &t.output[..]);
     let mut e = Explained {
-        steps: steps
+        steps: t
+            .steps
             .iter()
             .map(|step| describe_step(s, rib, step))
             .collect(),
@@ -242,9 +234,9 @@ pub fn explain(
             .get(usize::from(p.0))
             .map_or_else(|| format!("port {}", p.0), |p| p.name.clone())
     };
-    match verdict {
+    match t.verdict {
         Verdict::Forward(p) => {
-            let what = match icmp {
+            let what = match t.icmp {
                 Some(k) => format!("dropped ({}); the ICMP {k} goes out", k.reason()),
                 None => "forward".to_string(),
             };
@@ -303,30 +295,11 @@ pub fn run(
         );
     };
     let bytes = parse_hex(frame_hex)?;
-    let mut buf = vec![0u8; HEADROOM + bytes.len()];
-    buf[HEADROOM..].copy_from_slice(&bytes);
-    let Some(mut frame) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
+    // The same run of the pipeline as a worker's for `xpe trace --live`.
+    let Some(traced) = Traced::of(s, port, &bytes) else {
         return Err(Failure::new("frame does not fit its buffer"));
     };
-    let mut counters = Counters::new(s.ports().len());
-    let mut steps: Vec<Step> = Vec::new();
-    let verdict = pipeline::process(s, port, &mut frame, &mut counters, &mut steps);
-    let icmp = IcmpError::ALL
-        .iter()
-        .copied()
-        .find(|&k| counters.icmp_sent[k as usize] > 0);
-    let fast = FastTables::compile(s);
-    let e = explain(
-        s,
-        rib,
-        &fast,
-        port,
-        &bytes,
-        &steps,
-        verdict,
-        frame.data(),
-        icmp,
-    );
+    let e = explain(s, rib, &FastTables::compile(s), &traced);
     write_text(out, &e).map_err(|e| Failure::new(format!("cannot write output: {e}")))
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use xpe_dataplane::tables::{PortId, Snapshot};
 use xpe_dataplane::xsk::capture::{Captured, Direction, Filter};
 
+use super::server::write_line;
 use super::{lock, ok, refused, Live};
 use crate::capture::{Header, Kind, Start, Summary, HEADER};
 use crate::ctl::{CaptureRequest, Response};
@@ -65,7 +66,7 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
         Err(e) => return refused(format!("cannot encode the capture start: {e}")),
     };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, conn);
-    if write_line(&mut w, &first).is_err() {
+    if write_line(&mut w, &first).and_then(|()| w.flush()).is_err() {
         return refused("the client went away");
     }
     let t0 = Instant::now();
@@ -82,7 +83,7 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
                     // The client is gone: nobody to answer.
                     return refused("the client went away");
                 }
-                summary.written[slot(c.direction)] += 1;
+                summary.written[c.direction.slot()] += 1;
                 written += 1;
                 if written >= limit {
                     break 'capture "count";
@@ -98,14 +99,7 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
             }
             if heartbeat.elapsed() >= Duration::from_secs(1) {
                 heartbeat = Instant::now();
-                let beat = Header {
-                    kind: Kind::Heartbeat,
-                    reason: 0,
-                    port: 0,
-                    time_ns: 0,
-                    len: 0,
-                };
-                if w.write_all(&beat.encode())
+                if w.write_all(&Header::bare(Kind::Heartbeat).encode())
                     .and_then(|()| w.flush())
                     .is_err()
                 {
@@ -122,14 +116,10 @@ pub(super) fn serve(live: &Live, req: CaptureRequest, conn: &UnixStream) -> Resp
     summary.not_written = std::array::from_fn(|d| queued[d].saturating_sub(summary.written[d]));
     summary.missed = missed;
     summary.ended_by = ended_by.to_string();
-    let end = Header {
-        kind: Kind::End,
-        reason: 0,
-        port: 0,
-        time_ns: 0,
-        len: 0,
-    };
-    if w.write_all(&end.encode()).and_then(|()| w.flush()).is_err() {
+    if w.write_all(&Header::bare(Kind::End).encode())
+        .and_then(|()| w.flush())
+        .is_err()
+    {
         return refused("the client went away");
     }
     match serde_json::to_string(&summary) {
@@ -160,22 +150,6 @@ pub(super) fn where_on(
             names.join(", ")
         )
     })
-}
-
-/// The counting slot of a direction: received, sent, dropped.
-fn slot(d: Direction) -> usize {
-    match d {
-        Direction::Rx => 0,
-        Direction::Tx => 1,
-        Direction::Drop(_) => 2,
-    }
-}
-
-fn write_line(w: &mut impl Write, r: &Response) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    w.write_all(&line)?;
-    w.flush()
 }
 
 fn write_record(w: &mut impl Write, c: &Captured) -> std::io::Result<()> {

@@ -114,10 +114,7 @@ async fn scrape(
 /// Reads the running router as `show counters`, `runtime` and `interfaces` would.
 fn sample(live: &Live) -> Sample {
     let snap = live.published.load();
-    let (stats, fast) = lock(&live.runtime)
-        .as_ref()
-        .map(|rt| (rt.worker_stats(), rt.fast_status()))
-        .unwrap_or_default();
+    let (stats, fast) = super::readings(live);
     let neighbors = json::neighbors(live, &snap);
     let count = |state: NeighborState| {
         neighbors

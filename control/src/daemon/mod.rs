@@ -453,6 +453,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// What `show` and `/metrics` read of the running data plane: each worker's published state
+/// and the fast path's (none while it stops).
+fn readings(live: &Live) -> (Vec<WorkerStats>, Option<FastStatus>) {
+    lock(&live.runtime)
+        .as_ref()
+        .map(|rt| (rt.worker_stats(), rt.fast_status()))
+        .unwrap_or_default()
+}
+
 /// The workers' counters summed, with what the XDP fast path forwarded (when it is on).
 fn totals(stats: &[WorkerStats], fast: Option<&FastStatus>) -> Counters {
     let mut total = Counters::new(0);

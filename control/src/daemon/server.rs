@@ -286,12 +286,7 @@ fn serve_stream(
     }
     let mut input =
         io::BufReader::with_capacity(STREAM_BUFFER, io::Cursor::new(rest).chain(reader));
-    let mut ack = |a: &StreamAck| -> io::Result<()> {
-        let mut line = serde_json::to_vec(a).map_err(io::Error::other)?;
-        line.push(b'\n');
-        let mut writer = conn;
-        writer.write_all(&line)
-    };
+    let mut ack = |a: &StreamAck| -> io::Result<()> { write_line(&mut &*conn, a) };
     streams(origin, &mut input, &mut ack)
 }
 
@@ -355,6 +350,14 @@ fn refused(text: impl Into<String>) -> Response {
         ok: false,
         text: text.into(),
     }
+}
+
+/// Writes `v` as one line of JSON: the acknowledgements of a route stream, and what a
+/// capture or live trace sends besides its records.
+pub(crate) fn write_line<T: serde::Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
+    let mut line = serde_json::to_vec(v).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line)
 }
 
 /// A response as one line: JSON escapes the newlines inside its text.

@@ -10,6 +10,7 @@ use xpe_dataplane::tables::IpPrefix;
 use xpe_dataplane::xsk::capture::{TraceFilter, Traced};
 use xpe_dataplane::xsk::fast::FastTables;
 
+use super::server::write_line;
 use super::{lock, ok, refused, Live};
 use crate::api::{TraceStep, TracedFrame};
 use crate::ctl::{Response, TraceEvent, TraceRequest};
@@ -107,9 +108,7 @@ fn render(live: &Live, fast: &FastTables, t: &Traced, n: u64, req: &TraceRequest
     let snap = live.published.load();
     let e = {
         let st = lock(&live.state);
-        explain(
-            &snap, &st.rib, fast, t.port, &t.input, &t.steps, t.verdict, &t.output, t.icmp,
-        )
+        explain(&snap, &st.rib, fast, t)
     };
     let interface = snap
         .ports()
@@ -155,10 +154,4 @@ fn render(live: &Live, fast: &FastTables, t: &Traced, n: u64, req: &TraceRequest
 /// Hex without separators.
 fn compact_hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_line<T: serde::Serialize>(w: &mut impl Write, v: &T) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(v).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    w.write_all(&line)
 }

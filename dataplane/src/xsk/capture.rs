@@ -19,8 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::pipeline::{DropReason, IcmpError, Step, Verdict};
-use crate::tables::{IpPrefix, PortId};
+use super::umem::KERNEL_HEADROOM;
+use crate::pipeline::{process, Counters, DropReason, Frame, IcmpError, Step, Verdict};
+use crate::tables::{IpPrefix, PortId, Snapshot};
 
 /// Which frames a capture takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +65,17 @@ pub enum Direction {
     Tx,
     /// Dropped (the bytes are as received).
     Drop(DropReason),
+}
+
+impl Direction {
+    /// The direction's place in a count by direction: received, sent, dropped.
+    pub fn slot(self) -> usize {
+        match self {
+            Direction::Rx => 0,
+            Direction::Tx => 1,
+            Direction::Drop(_) => 2,
+        }
+    }
 }
 
 /// One captured frame.
@@ -119,11 +131,7 @@ impl Capture {
         if !wanted || !self.filter.matches(port, data) {
             return;
         }
-        let slot = match direction {
-            Direction::Rx => 0,
-            Direction::Tx => 1,
-            Direction::Drop(_) => 2,
-        };
+        let slot = direction.slot();
         let Some(queue) = self.queues.get(worker) else {
             return;
         };
@@ -255,6 +263,37 @@ pub struct Traced {
     pub icmp: Option<IcmpError>,
 }
 
+impl Traced {
+    /// Runs a copy of `data`, received on `ingress`, through the pipeline with a tracer that
+    /// keeps every step, on counters of its own (so the frame is counted once, by whoever
+    /// forwards it): what `xpe trace` does offline and a worker does for `xpe trace --live`.
+    pub fn of(snap: &Snapshot, ingress: PortId, data: &[u8]) -> Option<Traced> {
+        // The kernel's headroom: room for a VLAN tag and the deepest push, as a worker has.
+        let headroom = KERNEL_HEADROOM as usize;
+        let mut buf = vec![0u8; headroom + data.len()];
+        buf[headroom..].copy_from_slice(data);
+        let mut frame = Frame::new(&mut buf, headroom, data.len())?;
+        let mut counters = Counters::new(snap.ports().len());
+        let mut steps = Vec::new();
+        let verdict = process(snap, ingress, &mut frame, &mut counters, &mut steps);
+        let icmp = IcmpError::ALL
+            .iter()
+            .copied()
+            .find(|&k| counters.icmp_sent[k as usize] > 0);
+        Some(Traced {
+            port: ingress,
+            time_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            input: data.to_vec(),
+            steps,
+            verdict,
+            output: frame.data().to_vec(),
+            icmp,
+        })
+    }
+}
+
 /// A running live trace.
 #[derive(Debug)]
 pub struct TraceSession {
@@ -290,10 +329,7 @@ pub struct TraceReader {
 
 impl Drop for TraceReader {
     fn drop(&mut self) {
-        let mut current = self.tap.trace.lock().unwrap_or_else(|p| p.into_inner());
-        if current.take().is_some() {
-            self.tap.generation.fetch_add(1, Ordering::Release);
-        }
+        self.tap.end(&self.tap.trace);
     }
 }
 
@@ -393,7 +429,12 @@ impl Tap {
 
     /// Ends the running capture, if any.
     fn stop(&self) {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        self.end(&self.current);
+    }
+
+    /// Empties a session slot, and tells the workers when it held one.
+    fn end<T>(&self, slot: &Mutex<Option<T>>) {
+        let mut current = slot.lock().unwrap_or_else(|p| p.into_inner());
         if current.take().is_some() {
             self.generation.fetch_add(1, Ordering::Release);
         }

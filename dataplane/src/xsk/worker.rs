@@ -272,32 +272,7 @@ impl Stage for Pipeline {
     }
 
     fn trace(&mut self, ingress: PortId, data: &[u8]) -> Option<Traced> {
-        let snap = self.0.load();
-        // The headroom the offline trace gives a frame, which is also the kernel's.
-        let headroom = KERNEL_HEADROOM as usize;
-        let mut buf = vec![0u8; headroom + data.len()];
-        buf[headroom..].copy_from_slice(data);
-        let mut frame = Frame::new(&mut buf, headroom, data.len())?;
-        // Counters of its own: the frame is counted once, by the batch it is in.
-        let mut counters = Counters::new(snap.ports().len());
-        let mut steps = Vec::new();
-        let verdict =
-            crate::pipeline::process(&snap, ingress, &mut frame, &mut counters, &mut steps);
-        let icmp = crate::pipeline::IcmpError::ALL
-            .iter()
-            .copied()
-            .find(|&k| counters.icmp_sent[k as usize] > 0);
-        Some(Traced {
-            port: ingress,
-            time_ns: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-            input: data.to_vec(),
-            steps,
-            verdict,
-            output: frame.data().to_vec(),
-            icmp,
-        })
+        Traced::of(&self.0.load(), ingress, data)
     }
 
     fn port_mtu(&self, port: PortId) -> Option<u16> {

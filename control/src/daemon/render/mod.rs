@@ -15,10 +15,7 @@ use std::io::Write;
 /// Answers one `show` request.
 pub(super) fn show(live: &Live, what: What, name: Option<&str>, as_json: bool) -> Response {
     let snap = live.published.load();
-    let (stats, fast) = lock(&live.runtime)
-        .as_ref()
-        .map(|rt| (rt.worker_stats(), rt.fast_status()))
-        .unwrap_or_default();
+    let (stats, fast) = super::readings(live);
     let mut out = Vec::new();
     let written = match what {
         What::Counters => {
