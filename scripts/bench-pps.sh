@@ -12,6 +12,7 @@
 #
 # usage: scripts/bench-pps.sh [--runs N] [--seconds S] [--duts LIST] [--scenarios LIST]
 #                             [--sizes LIST] [--placements LIST] [--flows N] [--out DIR]
+#                             [--interleave]
 # (--help lists all.) The full matrix takes about 40 minutes. Needs root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -27,6 +27,12 @@ over packets, the window's deltas), xpe-fwd's exit report (the whole run), OVS
 `dpif-netdev/pmd-stats-show` "avg processing cycles per packet" (cleared at the window's
 start). Kernel DUTs report none.
 
+Order: by default every run of one DUT, then the next, scenario by scenario. With
+--interleave, round by round: each DUT of a scenario is started, measured once and stopped in
+turn, so run i of every DUT falls within the same half minute. This machine switches between
+two speed levels now and then (benches/README.md, issue 17); the rows then see the same mix of
+levels, and the goal lines add the median of the per-round ratios.
+
 Everything it makes is named xbp<pid>*, removed on exit (also on failure or Ctrl-C); every
 process it starts is stopped by PID. Test addresses: 198.18.0.0/15 only.
 """
@@ -175,6 +181,18 @@ class Harness:
     def offered(self):
         s = self.ethtool_stats("gen", self.dev["g0"])
         return sum(v for k, v in s.items() if re.fullmatch(r"tx_queue_\d+_xdp_xmit(_errors)?", k))
+
+    @staticmethod
+    def cpu_times():
+        """Per CPU: (busy, idle, steal) in clock ticks from /proc/stat."""
+        out = {}
+        for line in open("/proc/stat"):
+            f = line.split()
+            if f[0].startswith("cpu") and f[0] != "cpu":
+                v = [int(x) for x in f[1:]]
+                # user nice system idle iowait irq softirq steal
+                out[int(f[0][3:])] = (v[0] + v[1] + v[2] + v[5] + v[6], v[3] + v[4], v[7])
+        return out
 
     def delivered(self):
         s = self.ethtool_stats("sink", self.dev["s0"])
@@ -553,13 +571,18 @@ address = "198.18.30.1/30"
             watcher = self.spawn("python3", "-c", SCRAPER, f"http://{METRICS}/metrics", self.args.seconds,
                                  self.args.scrape_every, ns="dut", cpu=CPU_GEN,
                                  out=os.path.join(self.work, "scrape.out"))
-        o0, d0, t0 = self.offered(), self.delivered(), time.time()
+        o0, d0, t0, k0 = self.offered(), self.delivered(), time.time(), self.cpu_times()
         # The fast path's frames never reach the worker, whose cycles then say nothing.
         c0 = self.xpe_cycles(h) if h["dut"] in XPES and h["dut"] != "xpe-xdp" else None
         if h["dut"] == "ovs-afxdp":
             self.ovs_appctl(h, "dpif-netdev/pmd-stats-clear")
         time.sleep(self.args.seconds)
-        o1, d1, t1 = self.offered(), self.delivered(), time.time()
+        o1, d1, t1, k1 = self.offered(), self.delivered(), time.time(), self.cpu_times()
+        # How busy each CPU was in the window (of ticks busy, idle or stolen by the host).
+        busy = {c: (k1[c][0] - k0[c][0]) / max(1, sum(k1[c]) - sum(k0[c])) for c in (CPU_GEN, CPU_DUT)}
+        steal = sum(k1[c][2] - k0[c][2] for c in k1) / max(1, sum(sum(k1[c]) - sum(k0[c]) for c in k1))
+        log(f"   run: offered {(o1 - o0) / (t1 - t0) / 1e6:.3f} delivered {(d1 - d0) / (t1 - t0) / 1e6:.3f} Mpps; "
+            f"CPU{CPU_GEN} {busy[CPU_GEN]:.0%} busy, CPU{CPU_DUT} {busy[CPU_DUT]:.0%} busy, {steal:.1%} stolen")
         cycles = None
         if c0:
             c1 = self.xpe_cycles(h)
@@ -620,12 +643,42 @@ address = "198.18.30.1/30"
         order = {s: i for i, s in enumerate(SCENARIOS)}
         jobs = [(dut, job) for dut in a.duts for job in self.jobs(dut)]
         jobs.sort(key=lambda j: order.get(j[1][0].removesuffix("-1m"), len(order)))
+        if not a.interleave:
+            for dut, (scenario, sizes, flows) in jobs:
+                got = self.measure(dut, scenario, sizes, flows, a.runs, verify=True)
+                for (size, placement), (runs, sample) in got.items():
+                    self.record(dut, scenario, size, placement, flows, runs, sample)
+            return
+        # --interleave: round by round, one run of every DUT of a scenario in turn.
+        groups = {}
         for dut, (scenario, sizes, flows) in jobs:
-            h = None
-            try:
-                log(f"== {dut} {scenario}, {flows} flows")
-                h = self.start_dut(dut, scenario)
-                for size in sizes:
+            groups.setdefault((scenario, tuple(sizes), flows), []).append(dut)
+        for (scenario, sizes, flows), duts in groups.items():
+            got = {dut: {} for dut in duts}
+            for r in range(a.runs):
+                log(f"== round {r + 1} of {a.runs}: {scenario}, {flows} flows")
+                for dut in duts:
+                    if r > 0 and not got[dut]:
+                        continue  # it failed in the first round; the note says why
+                    for key, (runs, sample) in self.measure(dut, scenario, sizes, flows, 1, verify=r == 0).items():
+                        before = got[dut].get(key, ([], sample))
+                        got[dut][key] = (before[0] + runs, before[1] or sample)
+            for dut in duts:
+                for (size, placement), (runs, sample) in got[dut].items():
+                    self.record(dut, scenario, size, placement, flows, runs, sample, interleaved=True)
+
+    def measure(self, dut, scenario, sizes, flows, n, verify):
+        """Starts DUT, checks a sample of its output (if VERIFY), measures N runs per size and
+        placement, and stops it: {(size, placement): (runs, sample)}, empty if it failed."""
+        a = self.args
+        out = {}
+        h = None
+        try:
+            log(f"== {dut} {scenario}, {flows} flows")
+            h = self.start_dut(dut, scenario)
+            for size in sizes:
+                sample = None
+                if verify:
                     if h.get("restart_per_run"):
                         self.start_forwarder(h)
                     try:
@@ -635,28 +688,29 @@ address = "198.18.30.1/30"
                         if h.get("restart_per_run"):
                             self.stop_forwarder(h)
                     log(f"   {size} B output verified: {sample}")
-                    self.sink = self.spawn(a.xpe, "sink", "--dev", self.dev["s0"], ns="sink",
-                                           out=os.path.join(self.work, "sink.out"))
-                    time.sleep(1.0)
-                    for placement in a.placements:
-                        self.place(placement, dut in IN_KERNEL)
-                        runs = [self.run_once(h, size, flows) for _ in range(a.runs)]
-                        self.record(dut, scenario, size, placement, flows, runs, sample)
-                    self.stop(self.sink)
-                    self.sink = None
-            except (Failure, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
-                # One DUT's trouble (a missing tool, a bad sample, a crash) is reported and
-                # the others are still measured.
-                log(f"   not measured: {e}")
-                self.notes.append(f"{dut} {scenario}: {e}")
-            finally:
-                if self.sink:
-                    self.stop(self.sink)
-                    self.sink = None
-                if h:
-                    self.stop_dut(h)
+                self.sink = self.spawn(a.xpe, "sink", "--dev", self.dev["s0"], ns="sink",
+                                       out=os.path.join(self.work, "sink.out"))
+                time.sleep(1.0)
+                for placement in a.placements:
+                    self.place(placement, dut in IN_KERNEL)
+                    out[(size, placement)] = ([self.run_once(h, size, flows) for _ in range(n)], sample)
+                self.stop(self.sink)
+                self.sink = None
+        except (Failure, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+            # One DUT's trouble (a missing tool, a bad sample, a crash) is reported and
+            # the others are still measured.
+            log(f"   not measured: {e}")
+            self.notes.append(f"{dut} {scenario}: {e}")
+            out = {}
+        finally:
+            if self.sink:
+                self.stop(self.sink)
+                self.sink = None
+            if h:
+                self.stop_dut(h)
+        return out
 
-    def record(self, dut, scenario, size, placement, flows, runs, sample):
+    def record(self, dut, scenario, size, placement, flows, runs, sample, interleaved=False):
         offered = [r[0] for r in runs]
         delivered = [r[1] for r in runs]
         cycles = [r[2] for r in runs if r[2] is not None]
@@ -672,6 +726,10 @@ address = "198.18.30.1/30"
             "cycles_per_packet": round(statistics.median(cycles), 1) if cycles else None,
             "flows": flows,
             "runs": len(runs),
+            # Offered and delivered Mpps of each run, in order (with --interleave, run i of
+            # every DUT of the scenario was measured in the same round).
+            "per_run": [[round(o, 3), round(d, 3)] for o, d in zip(offered, delivered)],
+            "interleaved": interleaved,
             "verified": sample,
         }
         for key in sorted({k for r in runs for k in r[3]}):
@@ -702,6 +760,13 @@ def table(rows):
         cyc = "-" if r["cycles_per_packet"] is None else f"{r['cycles_per_packet']:.0f}"
         out.append(f"| {r['dut']} | {r['scenario']} | {r['frame_size']} | {r['flows']} | {r['placement']} | {r['offered_mpps']:.3f} | "
                    f"{r['delivered_mpps']:.3f} ({r['delivered_min']:.3f}-{r['delivered_max']:.3f}) | {cyc} |")
+    inter = [r for r in rows if r.get("interleaved")]
+    if inter:
+        out += ["", "Run by run (--interleave: run i of every DUT of a scenario in round i), delivered Mpps "
+                "(offered):", "", "| DUT | scenario | frame | flows | placement | runs |", "|---|---|---|---|---|---|"]
+        for r in inter:
+            runs = " ".join(f"{d:.3f} ({o:.3f})" for o, d in r["per_run"])
+            out.append(f"| {r['dut']} | {r['scenario']} | {r['frame_size']} | {r['flows']} | {r['placement']} | {runs} |")
     return "\n".join(out)
 
 
@@ -729,14 +794,21 @@ def ratios(rows):
             if x and f:
                 lines.append(f"{sc} {size} B P0s1: xpe {x['delivered_mpps'] / max(f['delivered_mpps'], 1e-9):.1%} "
                              f"of the forwarder (goal >= 95%)")
+    def rounds(a, b, pct):
+        """With --interleave: the median of the per-round ratios a/b, and their range."""
+        if not (a.get("interleaved") and b.get("interleaved")) or len(a["per_run"]) != len(b["per_run"]):
+            return ""
+        q = sorted(x[1] / max(y[1], 1e-9) for x, y in zip(a["per_run"], b["per_run"]))
+        f = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.2f}x")
+        return f"; per round {f(statistics.median(q))} ({f(q[0])}-{f(q[-1])}, {len(q)} rounds)"
     for sc in ("swap", "impose", "dispose"):
         x, o, r = get("xpe-xdp", sc, 64, "P0s1"), get("ovs-afxdp", sc, 64, "P0s1"), get("xdp-redirect", sc, 64, "P0s1")
         if x and o:
             lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(o['delivered_mpps'], 1e-9):.2f}x "
-                         f"OVS delivered (issue 17 goal >= 3)")
+                         f"OVS delivered{rounds(x, o, False)} (issue 17 goal >= 3)")
         if x and r:
             lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} "
-                         f"of xdp-redirect (issue 17 goal >= 80%)")
+                         f"of xdp-redirect{rounds(x, r, True)} (issue 17 goal >= 80%)")
     for sc in ("swap", "impose", "dispose"):
         x, b = get("xpe", sc, 64, "P0s1"), get("xpe-base", sc, 64, "P0s1")
         if x and b:
@@ -816,6 +888,9 @@ def main():
     ap.add_argument("--sizes", default="64,512,1500")
     ap.add_argument("--placements", default=",".join(PLACEMENTS))
     ap.add_argument("--out", default="benches/results")
+    ap.add_argument("--interleave", action="store_true",
+                    help="measure the DUTs of a scenario round by round (one run each, in turn) "
+                         "instead of all runs of one DUT, then the next; ratios then also per round")
     a = ap.parse_args()
 
     def pick(text, allowed, what):
@@ -859,7 +934,8 @@ def main():
     goals = ratios(h.rows)
     with open(base + ".md", "w") as f:
         f.write(f"# pps harness, {stamp}\n\n{cpu}; kernel {kernel}; generator xpe gen on CPU0, DUT on CPU1; "
-                f"{a.runs} runs of {a.seconds:g} s after {a.warmup:g} s warm-up; {a.flows} flows\n\n{md}\n\n")
+                f"{a.runs} runs of {a.seconds:g} s after {a.warmup:g} s warm-up; {a.flows} flows"
+                f"{'; DUTs interleaved run by run' if a.interleave else ''}\n\n{md}\n\n")
         f.write("\n".join(f"- {g}" for g in goals) + "\n")
         if h.notes:
             f.write("\nNot measured:\n" + "\n".join(f"- {n}" for n in h.notes) + "\n")
