@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Guard};
 
 pub use ilm::{IlmAction, IlmEntry, IlmOrigin, LabelTable};
-pub use lpm::{Ipv4Lpm, Ipv6Lpm, LpmError};
+pub use lpm::{Ipv4Lpm, Ipv6Change, Ipv6Lpm, LpmError};
 pub use prefix::{IpPrefix, Ipv4Prefix, Ipv6Prefix, PrefixError};
 
 use crate::wire::ethernet::MacAddr;

@@ -23,7 +23,7 @@ mod v4_routes;
 pub mod v6;
 
 pub use v4::{ApplyStats, Ipv4Lpm, Ipv4Table};
-pub use v6::{Ipv6Lpm, Ipv6Table};
+pub use v6::{Ipv6Change, Ipv6Lpm, Ipv6Table};
 
 /// Largest value (FEC index) a route may carry: 2^31 - 2.
 ///

@@ -233,6 +233,8 @@ pub struct Ipv6Lpm {
     state: SeededState,
     /// Index into `tables` of each prefix length (read only for lengths in the filter).
     table_of: [u8; 129],
+    /// Bit `len - 1` set for each length 1..=128 that has a table.
+    lengths: u128,
     /// Per value of the top `128 - filter_shift` address bits: bit `len - 1` is set when a
     /// route of length `len` overlaps that slice of the address space; in chunks of
     /// `2^CHUNK_BITS` slots.
@@ -293,6 +295,61 @@ impl Ipv6Lpm {
     /// No lookup returns more than this (`None`: no route ever had a value).
     pub fn max_value(&self) -> Option<u32> {
         self.max_value
+    }
+
+    /// Whether this table and `other` are known to hold the same routes: they share their
+    /// hash tables (a clone, or a publish that changed nothing). `false` says nothing.
+    pub fn shares_routes_with(&self, other: &Ipv6Lpm) -> bool {
+        Arc::ptr_eq(&self.tables, &other.tables) && self.default == other.default
+    }
+
+    /// The changes that make this table's routes `next`'s, in no particular order. The hash
+    /// shards both share (an edit copies only the shards it touches, so two versions of one
+    /// table share all the others) are skipped unread: the work follows the change, not the
+    /// size of the table.
+    pub fn changes_to(&self, next: &Ipv6Lpm) -> Vec<Ipv6Change> {
+        let mut out = Vec::new();
+        if self.default != next.default {
+            let value = |v: u32| (v != NO_ROUTE).then_some(v);
+            out.push(Ipv6Change {
+                network: 0,
+                len: 0,
+                before: value(self.default),
+                after: value(next.default),
+            });
+        }
+        for len in 1..=128u8 {
+            match (self.shards_of(len), next.shards_of(len)) {
+                (None, None) => {}
+                (Some(a), Some(b)) if Arc::ptr_eq(&a.tables, &b.tables) => {}
+                // The same hash and shard count: a key lies in the same shard in both.
+                (Some(a), Some(b)) if a.bits == b.bits && self.state == next.state => {
+                    for (x, y) in a.tables.iter().zip(b.tables.iter()) {
+                        if !Arc::ptr_eq(x, y) {
+                            diff_routes(len, x.iter().copied(), y.iter().copied(), &mut out);
+                        }
+                    }
+                }
+                (a, b) => diff_routes(
+                    len,
+                    a.into_iter().flat_map(Shards::entries),
+                    b.into_iter().flat_map(Shards::entries),
+                    &mut out,
+                ),
+            }
+        }
+        out
+    }
+
+    /// Every route, as the changes that make an empty table this one.
+    pub fn routes(&self) -> Vec<Ipv6Change> {
+        Ipv6Lpm::new().changes_to(self)
+    }
+
+    /// The routes of prefix length `len` (1..=128), if it has any.
+    fn shards_of(&self, len: u8) -> Option<&Shards> {
+        (self.lengths >> (len - 1) & 1 != 0)
+            .then(|| &self.tables[usize::from(self.table_of[usize::from(len)])])
     }
 
     /// Heap bytes of the lookup structure (length filter, table list and every hash table).
@@ -522,6 +579,7 @@ impl Ipv6Table {
                 tables: Arc::from(Vec::new()),
                 state,
                 table_of: [0; 129],
+                lengths: 0,
                 filter: Arc::from(Vec::new()),
                 filter_shift: 0,
                 default: NO_ROUTE,
@@ -616,10 +674,12 @@ impl Ipv6Table {
     /// Makes the current state the published [`Ipv6Lpm`].
     fn publish(&mut self) {
         let mut table_of = [0u8; 129];
+        let mut lengths = 0u128;
         let mut tables = Vec::new();
         for (len, shards) in self.by_len.iter().enumerate() {
             if let Some(shards) = shards {
                 table_of[len] = tables.len() as u8;
+                lengths |= 1 << (len - 1);
                 tables.push(shards.clone());
             }
         }
@@ -627,12 +687,71 @@ impl Ipv6Table {
             tables: Arc::from(tables),
             state: self.state,
             table_of,
+            lengths,
             filter: Arc::from(&self.filter[..]),
             filter_shift: 128 - self.filter_bits,
             default: self.routes.get(&(0, 0)).copied().unwrap_or(NO_ROUTE),
             len: self.routes.len(),
             max_value: self.max_value,
         };
+    }
+}
+
+/// A route that differs between two tables ([`Ipv6Lpm::changes_to`]): added (`before` is
+/// `None`), removed (`after` is `None`) or given another value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ipv6Change {
+    /// The network address (`u128::from(Ipv6Addr)`), masked to the length.
+    pub network: u128,
+    /// The prefix length.
+    pub len: u8,
+    /// Its value before.
+    pub before: Option<u32>,
+    /// Its value after.
+    pub after: Option<u32>,
+}
+
+/// Adds to `out` the differences between the routes `before` and `after` of length `len`.
+fn diff_routes(
+    len: u8,
+    before: impl Iterator<Item = (u128, u32)>,
+    after: impl Iterator<Item = (u128, u32)>,
+    out: &mut Vec<Ipv6Change>,
+) {
+    let mut before: Vec<(u128, u32)> = before.collect();
+    let mut after: Vec<(u128, u32)> = after.collect();
+    before.sort_unstable();
+    after.sort_unstable();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let (b, a) = (before.get(i), after.get(j));
+        let (network, was, now) = match (b, a) {
+            (None, None) => break,
+            (Some(&(k, v)), Some(&(l, _))) if k < l => {
+                i += 1;
+                (k, Some(v), None)
+            }
+            (Some(&(k, v)), None) => {
+                i += 1;
+                (k, Some(v), None)
+            }
+            (Some(&(k, v)), Some(&(l, w))) if k == l => {
+                (i, j) = (i + 1, j + 1);
+                (k, Some(v), Some(w))
+            }
+            (_, Some(&(l, w))) => {
+                j += 1;
+                (l, None, Some(w))
+            }
+        };
+        if was != now {
+            out.push(Ipv6Change {
+                network,
+                len,
+                before: was,
+                after: now,
+            });
+        }
     }
 }
 
@@ -1034,5 +1153,90 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The changes from `before` to `after` by a walk of both route maps, sorted.
+    fn naive_changes(
+        before: &BTreeMap<(u128, u8), u32>,
+        after: &BTreeMap<(u128, u8), u32>,
+    ) -> Vec<Ipv6Change> {
+        let mut keys: Vec<&(u128, u8)> = before.keys().chain(after.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| before.get(k) != after.get(k))
+            .map(|&(network, len)| Ipv6Change {
+                network,
+                len,
+                before: before.get(&(network, len)).copied(),
+                after: after.get(&(network, len)).copied(),
+            })
+            .collect()
+    }
+
+    fn sorted(mut changes: Vec<Ipv6Change>) -> Vec<Ipv6Change> {
+        changes.sort();
+        changes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 64,
+            rng_algorithm: prop::test_runner::RngAlgorithm::XorShift,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn changes_to_is_the_difference_of_the_routes(
+            routes in prop::collection::vec(route(), 0..400),
+            batch in prop::collection::vec((route(), any::<bool>()), 0..20),
+        ) {
+            let mut table = Ipv6Table::from_routes(routes.iter().copied()).unwrap();
+            let (before, before_routes) = (table.lpm().clone(), table.routes.clone());
+            table
+                .apply(batch.iter().map(|&((n, len, v), add)| (n, len, add.then_some(v))))
+                .unwrap();
+            let want = naive_changes(&before_routes, &table.routes);
+            // An edit of the same table (shards shared) and a table built anew (another hash).
+            prop_assert_eq!(&sorted(before.changes_to(table.lpm())), &want);
+            let rebuilt = Ipv6Table::from_routes(table.routes()).unwrap();
+            prop_assert_eq!(&sorted(before.changes_to(rebuilt.lpm())), &want);
+            prop_assert_eq!(
+                sorted(table.lpm().routes()),
+                naive_changes(&BTreeMap::new(), &table.routes)
+            );
+            prop_assert!(table.lpm().changes_to(&rebuilt.lpm().clone()).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_change_in_a_large_table_reads_one_shard() {
+        let routes =
+            (0..4000u128).map(|i| (Ipv6Addr::from(0x2001_0db8_u128 << 96 | i << 64), 64, 1));
+        let mut table = Ipv6Table::from_routes(routes).unwrap();
+        let before = table.lpm().clone();
+        let change = Ipv6Addr::from(0x2001_0db8_u128 << 96 | 7 << 64);
+        table.apply([(change, 64, Some(2))]).unwrap();
+        let after = table.lpm();
+        let (a, b) = (before.shards_of(64).unwrap(), after.shards_of(64).unwrap());
+        let copied = a
+            .tables
+            .iter()
+            .zip(b.tables.iter())
+            .filter(|(x, y)| !Arc::ptr_eq(x, y))
+            .count();
+        assert!(a.tables.len() > 1, "the length is split into shards");
+        assert_eq!(copied, 1, "one shard copied, the others shared");
+        assert_eq!(
+            before.changes_to(after),
+            [Ipv6Change {
+                network: u128::from(change),
+                len: 64,
+                before: Some(1),
+                after: Some(2),
+            }]
+        );
+        assert!(!before.shares_routes_with(after));
+        assert!(after.shares_routes_with(&after.clone()));
     }
 }
