@@ -8,15 +8,16 @@
 //! Needs root (BPF); without it the test fails and says so. It creates nothing: the ingress
 //! device of every run is loopback (ifindex 1), whose index also fills the DEVMAP.
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
+use xpe_dataplane::tables::lpm::Ipv6Table;
 use xpe_dataplane::tables::{
     Adjacency, AdjacencyId, Attachment, AttachmentId, Fec, IlmAction, IlmEntry, IlmOrigin, Ipv4Lpm,
     Ipv6Lpm, LabelStack, Port, PortId, PortKind, Snapshot, SnapshotParts, TtlMode, Vrf, VrfId,
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{Agreed, ByIngress, FastPath, FastTables};
+use xpe_dataplane::xsk::fast::{Agreed, ByIngress, FastPath, FastTables, Vrf6Table};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -443,8 +444,45 @@ const EDGE: PortId = PortId(1);
 
 /// A PE: core0 (global table) and edge0 with VLAN 101 and untagged in VRF a, VLAN 102 in VRF b.
 /// FECs: 0 push [16001, 2001] to P; 1 to a host on VLAN 101; 2 ours; 3 glean; 4 five labels;
-/// 5 an unresolved host on VLAN 102; 6 a host on the untagged attachment; 7 to P, no labels.
+/// 5 an unresolved host on VLAN 102; 6 a host on the untagged attachment; 7 to P, no labels;
+/// 8 push [16001, 2002] to P. The IPv6 routes mirror the IPv4 ones ([`pe_routes6`]).
 fn pe_snapshot(ttl_mode: TtlMode) -> Snapshot {
+    pe_snapshot_with(ttl_mode, |vrf| {
+        Ipv6Table::from_routes(pe_routes6(vrf))
+            .unwrap()
+            .lpm()
+            .clone()
+    })
+}
+
+/// 2001:db8:`net`::`host`.
+fn v6(net: u16, host: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, net, 0, 0, 0, 0, host)
+}
+
+/// The IPv6 routes of the PE's VRF `vrf` (0 global, 1 a, 2 b). The same /48 is in every VRF,
+/// to another FEC in b; 2001:db8:b0::/48 is in b alone.
+fn pe_routes6(vrf: u16) -> Vec<(Ipv6Addr, u8, u32)> {
+    match vrf {
+        0 => vec![(v6(0x19, 0), 48, 7)],
+        1 => vec![
+            (v6(0x19, 0), 48, 0),
+            (v6(0xa, 0), 64, 1),
+            (v6(0xa, 1), 128, 2),
+            (v6(0xb, 0), 64, 3),
+            (v6(0xc, 0), 64, 6),
+            (v6(0x20, 0), 48, 4),
+        ],
+        _ => vec![
+            (v6(0x19, 0), 48, 8),
+            (v6(0xb0, 0), 48, 7),
+            (v6(0x20, 0), 64, 5),
+        ],
+    }
+}
+
+/// [`pe_snapshot`] with VRF `id`'s IPv6 table `v6(id)`.
+fn pe_snapshot_with(ttl_mode: TtlMode, v6: impl Fn(u16) -> Ipv6Lpm) -> Snapshot {
     use xpe_dataplane::wire::vlan::VlanId;
     let attachment = |port: PortId, vlan: Option<u16>, vrf: u16| Attachment {
         port,
@@ -469,11 +507,11 @@ fn pe_snapshot(ttl_mode: TtlMode) -> Snapshot {
         )
         .unwrap()
     };
-    let vrf = |name: &str, table_label: Option<u32>, v4: Ipv4Lpm| Vrf {
+    let vrf = |id: u16, name: &str, table_label: Option<u32>, v4: Ipv4Lpm| Vrf {
         name: name.into(),
         table_label: table_label.map(label),
         v4,
-        v6: Ipv6Lpm::new(),
+        v6: v6(id),
     };
     let pop_lookup = |n: u32, vrf: u16| IlmEntry {
         label: label(n),
@@ -523,10 +561,12 @@ fn pe_snapshot(ttl_mode: TtlMode) -> Snapshot {
             forward(2, &[]),
             forward(3, &[]),
             forward(0, &[]),
+            forward(0, &[16001, 2002]),
         ],
         vrfs: vec![
-            vrf("global", None, v4(&[([198, 19, 0, 0], 16, 7)])),
+            vrf(0, "global", None, v4(&[([198, 19, 0, 0], 16, 7)])),
             vrf(
+                1,
                 "a",
                 Some(1001),
                 v4(&[
@@ -539,6 +579,7 @@ fn pe_snapshot(ttl_mode: TtlMode) -> Snapshot {
                 ]),
             ),
             vrf(
+                2,
                 "b",
                 Some(1002),
                 v4(&[([198, 19, 0, 0], 16, 0), ([198, 18, 20, 0], 24, 5)]),
@@ -567,6 +608,18 @@ fn ipv4_to(dst: [u8; 4], total: u16, ttl: u8, tos: u8) -> Vec<u8> {
     let sum = (sum & 0xffff) + (sum >> 16);
     let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
     p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+/// An IPv6 UDP packet with `payload` bytes of payload from 2001:db8:a::2 to `dst`, hop limit
+/// `hl`, traffic class `class` (and a flow label, which no path touches).
+fn ipv6_to(dst: Ipv6Addr, payload: u16, hl: u8, class: u8) -> Vec<u8> {
+    let mut p = ipv6(payload, hl);
+    p[0] = 0x60 | class >> 4;
+    p[1] = class << 4 | 0x0b;
+    p[2..4].copy_from_slice(&[0xee, 0xef]);
+    p[8..24].copy_from_slice(&v6(0xa, 2).octets());
+    p[24..40].copy_from_slice(&dst.octets());
     p
 }
 
@@ -599,7 +652,7 @@ fn pe_cases() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
         p[10] ^= 0xff;
         p
     };
-    vec![
+    let mut cases = vec![
         (
             "impose, VLAN 101",
             EDGE,
@@ -738,7 +791,12 @@ fn pe_cases() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
             tagged(edge, 101, 0x0800, &ipv4_to([198, 19, 0, 1], 1492, 64, 0)),
             true,
         ),
-        ("IPv6", EDGE, tagged(edge, 101, 0x86dd, &ipv6(8, 64)), false),
+        (
+            "IPv6 without a route",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6(8, 64)),
+            false,
+        ),
         (
             "QinQ",
             EDGE,
@@ -833,8 +891,299 @@ fn pe_cases() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
             frame(edge, 0x8847, &[(1001, 0, true, 64)], &to([198, 18, 10, 5])),
             false,
         ),
+    ];
+    cases.extend(pe_cases6());
+    cases
+}
+
+/// The IPv6 cases of [`pe_cases`]: their names start with "v6".
+fn pe_cases6() -> Vec<(&'static str, PortId, Vec<u8>, bool)> {
+    let (core, edge) = (OUR_MAC.0, EDGE_MAC.0);
+    let to = |dst: Ipv6Addr| ipv6_to(dst, 16, 64, 0);
+    let padded = {
+        let mut p = ipv6_to(v6(0x19, 1), 8, 64, 0);
+        p.extend_from_slice(&[0; 12]);
+        p
+    };
+    let hop_by_hop = {
+        let mut p = to(v6(0x19, 1));
+        p[6] = 0;
+        p[40..48].copy_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p
+    };
+    let v6_in_ipv4 = to(v6(0x19, 1));
+    let under = |l: u32, tc: u8, ttl: u8, packet: Vec<u8>| {
+        frame(core, 0x8847, &[(l, tc, true, ttl)], &packet)
+    };
+    vec![
+        (
+            "v6 impose, VLAN 101",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0x19, 1))),
+            true,
+        ),
+        (
+            "v6 impose, PCP 6 and class 0xa0",
+            EDGE,
+            tagged(
+                edge,
+                6 << 13 | 101,
+                0x86dd,
+                &ipv6_to(v6(0x19, 1), 16, 64, 0xa0),
+            ),
+            true,
+        ),
+        (
+            "v6 impose, class 0xff",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 64, 0xff)),
+            true,
+        ),
+        (
+            "v6 impose, untagged",
+            EDGE,
+            frame(edge, 0x86dd, &[], &to(v6(0x19, 1))),
+            true,
+        ),
+        (
+            "v6 impose, priority tag",
+            EDGE,
+            tagged(edge, 5 << 13, 0x86dd, &to(v6(0x19, 1))),
+            true,
+        ),
+        (
+            "v6 impose, hop limit 2",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 2, 0)),
+            true,
+        ),
+        (
+            "v6 impose, hop limit 1",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 1, 0)),
+            false,
+        ),
+        (
+            "v6 impose, hop limit 0",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 0, 0)),
+            false,
+        ),
+        (
+            "v6 VLAN to VLAN",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0xa, 5))),
+            true,
+        ),
+        (
+            "v6 untagged to untagged",
+            EDGE,
+            frame(edge, 0x86dd, &[], &to(v6(0xc, 9))),
+            true,
+        ),
+        (
+            "v6 impose, VLAN 102: the same prefix, b's FEC",
+            EDGE,
+            tagged(edge, 102, 0x86dd, &to(v6(0x19, 9))),
+            true,
+        ),
+        (
+            "v6 a prefix of b alone, from b",
+            EDGE,
+            tagged(edge, 102, 0x86dd, &to(v6(0xb0, 1))),
+            true,
+        ),
+        (
+            "v6 a prefix of b alone, from a",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0xb0, 1))),
+            false,
+        ),
+        (
+            "v6 for us",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0xa, 1))),
+            false,
+        ),
+        (
+            "v6 glean",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0xb, 7))),
+            false,
+        ),
+        (
+            "v6 five labels",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0x20, 1))),
+            false,
+        ),
+        (
+            "v6 unresolved",
+            EDGE,
+            tagged(edge, 102, 0x86dd, &to(v6(0x20, 1))),
+            false,
+        ),
+        (
+            "v6 no route",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0x99, 1))),
+            false,
+        ),
+        (
+            "v6 multicast",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to("ff0e::1".parse().unwrap())),
+            false,
+        ),
+        (
+            "v6 link-local",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to("fe80::1".parse().unwrap())),
+            false,
+        ),
+        ("v6 padding", EDGE, tagged(edge, 101, 0x86dd, &padded), true),
+        (
+            "v6 payload length too long",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &to(v6(0x19, 1))[..50]),
+            false,
+        ),
+        (
+            "v6 hop-by-hop options",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &hop_by_hop),
+            true,
+        ),
+        (
+            "v6 under the IPv4 EtherType",
+            EDGE,
+            tagged(edge, 101, 0x0800, &v6_in_ipv4),
+            false,
+        ),
+        (
+            "v6 impose, over the MTU",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 1456, 64, 0)),
+            false,
+        ),
+        (
+            "v6 impose, exactly the MTU",
+            EDGE,
+            tagged(edge, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 1452, 64, 0)),
+            true,
+        ),
+        (
+            "v6 on the core",
+            CORE,
+            frame(core, 0x86dd, &[], &to(v6(0x19, 5))),
+            true,
+        ),
+        (
+            "v6 dispose to VLAN 101",
+            CORE,
+            under(1001, 0, 64, to(v6(0xa, 5))),
+            true,
+        ),
+        (
+            "v6 dispose, TC 3",
+            CORE,
+            under(1001, 3, 20, to(v6(0xa, 5))),
+            true,
+        ),
+        (
+            "v6 dispose, label TTL 1",
+            CORE,
+            under(1001, 0, 1, to(v6(0xa, 5))),
+            false,
+        ),
+        (
+            "v6 dispose, label TTL 2, hop limit 1",
+            CORE,
+            under(1001, 0, 2, ipv6_to(v6(0xa, 5), 16, 1, 0)),
+            true,
+        ),
+        (
+            "v6 dispose to a labelled route",
+            CORE,
+            under(1001, 0, 64, to(v6(0x19, 1))),
+            true,
+        ),
+        (
+            "v6 dispose in b",
+            CORE,
+            under(1002, 0, 64, to(v6(0x19, 1))),
+            true,
+        ),
+        (
+            "v6 dispose in a, a prefix of b alone",
+            CORE,
+            under(1001, 0, 64, to(v6(0xb0, 1))),
+            false,
+        ),
+        (
+            "v6 dispose to an unresolved host",
+            CORE,
+            under(1002, 0, 64, to(v6(0x20, 5))),
+            false,
+        ),
+        (
+            "v6 dispose, over the MTU",
+            CORE,
+            under(1001, 0, 64, ipv6_to(v6(0x19, 1), 1456, 64, 0)),
+            false,
+        ),
+        (
+            "v6 explicit null",
+            CORE,
+            under(2, 5, 30, to(v6(0x19, 5))),
+            true,
+        ),
+        (
+            "v6 explicit null, label TTL 1",
+            CORE,
+            under(2, 0, 1, to(v6(0x19, 5))),
+            false,
+        ),
+        (
+            "v6 explicit null, no route in the global table",
+            CORE,
+            under(2, 0, 30, to(v6(0xa, 5))),
+            false,
+        ),
+        (
+            "v6 under IPv4 explicit null",
+            CORE,
+            under(0, 0, 30, to(v6(0x19, 5))),
+            false,
+        ),
+        (
+            "v6 IPv4 under IPv6 explicit null",
+            CORE,
+            under(2, 0, 30, ipv4_to([198, 19, 0, 5], 46, 64, 0)),
+            false,
+        ),
+        (
+            "v6 explicit null above a label",
+            CORE,
+            frame(
+                core,
+                0x8847,
+                &[(2, 0, false, 30), (1001, 0, true, 64)],
+                &to(v6(0xa, 5)),
+            ),
+            false,
+        ),
     ]
 }
+
+/// The cases whose answer is the other one in pipe mode: there the core is one hop, and a
+/// VPN label's or explicit null's TTL does not count; the IP TTL or hop limit does.
+const PIPE_DIFFERS: [&str; 4] = [
+    "dispose, label TTL 1",
+    "v6 dispose, label TTL 1",
+    "v6 dispose, label TTL 2, hop limit 1",
+    "v6 explicit null, label TTL 1",
+];
 
 /// Runs `bytes` in from `ingress` through both paths ([`ByIngress::agree`]); returns whether
 /// the fast path forwarded it.
@@ -854,16 +1203,18 @@ fn pe_operations_agree_with_the_pipeline() {
     for mode in [TtlMode::Uniform, TtlMode::Pipe] {
         let snap = pe_snapshot(mode);
         let programs = load_by_ingress(&snap);
+        let mut forwarded6 = 0;
         for (name, ingress, bytes, fast) in pe_cases() {
-            // In pipe mode the core is one hop: a VPN label's TTL does not count.
-            let fast = fast || (name == "dispose, label TTL 1" && mode == TtlMode::Pipe);
+            let fast = fast != (mode == TtlMode::Pipe && PIPE_DIFFERS.contains(&name));
             let what = format!("{name} ({mode})");
             assert_eq!(
                 agree(&snap, &programs, ingress, &bytes, &what),
                 fast,
                 "{what}"
             );
+            forwarded6 += usize::from(fast && name.starts_with("v6"));
         }
+        eprintln!("{mode}: {forwarded6} IPv6 cases forwarded in the kernel");
     }
 }
 
@@ -873,9 +1224,9 @@ fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
     let programs = load_by_ingress(&snap);
     let bases = pe_cases();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut forwarded, mut passed) = (0, 0);
+    let (mut forwarded, mut passed, mut forwarded6) = (0, 0, 0);
     for i in 0..20_000 {
-        let (_, ingress, mut bytes, _) = bases[rng.below(bases.len())].clone();
+        let (name, ingress, mut bytes, _) = bases[rng.below(bases.len())].clone();
         // As for the LSR frames: one to four bytes of the first 60 changed, sometimes cut.
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(bytes.len().min(60));
@@ -897,13 +1248,149 @@ fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
             &format!("frame {i}: {bytes:02x?}"),
         ) {
             forwarded += 1;
+            forwarded6 += usize::from(name.starts_with("v6"));
         } else {
             passed += 1;
         }
     }
-    eprintln!("{forwarded} forwarded in the kernel, {passed} passed on untouched");
-    assert!(
-        forwarded > 1000 && passed > 1000,
-        "{forwarded} forwarded, {passed} passed"
+    eprintln!(
+        "{forwarded} forwarded in the kernel ({forwarded6} from IPv6 cases), {passed} passed on untouched"
     );
+    assert!(
+        forwarded > 1000 && passed > 1000 && forwarded6 > 1000,
+        "{forwarded} forwarded ({forwarded6} IPv6), {passed} passed"
+    );
+}
+
+/// The fast path over the PE's tables, with its test runs coming in on edge0 (both ports are
+/// loopback; the later slot is the one the program finds), and an IPv6 trie of `routes6`
+/// entries (`None`: full size).
+fn load_pe(tables: &FastTables, routes6: Option<u32>) -> FastPath {
+    FastPath::load_sized(vec![LO, LO], tables, routes6)
+        .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"))
+}
+
+/// The labels of a frame the program sent untagged to P, outermost first.
+fn labels_of(out: &[u8]) -> Vec<u32> {
+    let mut labels = Vec::new();
+    for entry in out[14..].chunks(4) {
+        let w = u32::from_be_bytes(entry.try_into().unwrap());
+        labels.push(w >> 12);
+        if w & 0x100 != 0 {
+            break;
+        }
+    }
+    labels
+}
+
+/// `tables` with VRF `vrf`'s IPv6 routes `lpm`.
+fn with_v6(tables: &FastTables, vrf: usize, lpm: Ipv6Lpm) -> FastTables {
+    let mut next = tables.clone();
+    let counter = next.v6[vrf].as_ref().unwrap().counter;
+    next.v6[vrf] = Some(Vrf6Table { lpm, counter });
+    next
+}
+
+#[test]
+fn an_ipv6_route_change_costs_one_trie_update_a_generation_and_switches_whole() {
+    let mut a = Ipv6Table::from_routes(pe_routes6(1)).unwrap();
+    let snap = pe_snapshot(TtlMode::Uniform);
+    let tables = with_v6(&FastTables::compile(&snap), 1, a.lpm().clone());
+    let mut program = load_pe(&tables, None);
+    let send = |program: &FastPath, dst: Ipv6Addr| {
+        let frame = tagged(EDGE_MAC.0, 101, 0x86dd, &ipv6_to(dst, 16, 64, 0));
+        let (action, out) = program.test_run(&frame, LO).unwrap();
+        if action == XDP_PASS {
+            assert_eq!(out, frame, "passed on unchanged");
+        }
+        (action, out)
+    };
+    let (action, out) = send(&program, v6(0x19, 1));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(labels_of(&out), [16001, 2001]);
+    // The /48 moves to FEC 8. The spare generation was never written: all of it now.
+    a.apply([(v6(0x19, 0), 48, Some(8))]).unwrap();
+    let delta = program
+        .apply(&with_v6(&tables, 1, a.lpm().clone()))
+        .unwrap();
+    assert_eq!(delta.routes6_written, 10, "every route of the three VRFs");
+    let (action, out) = send(&program, v6(0x19, 1));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(labels_of(&out), [16001, 2002]);
+    // A /64 inside it, to the host on VLAN 101: generation 0 catches up with both changes.
+    a.apply([(
+        v6(0x19, 0) | "0:0:0:1::".parse::<Ipv6Addr>().unwrap(),
+        64,
+        Some(1),
+    )])
+    .map(|_| ())
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let delta = program
+        .apply(&with_v6(&tables, 1, a.lpm().clone()))
+        .unwrap();
+    assert_eq!(delta.routes6_written, 2);
+    assert_eq!(labels_of(&send(&program, v6(0x19, 1)).1), [16001, 2002]);
+    let sub = v6(0x19, 0) | "0:0:0:1::5".parse::<Ipv6Addr>().unwrap();
+    let (action, out) = send(&program, sub);
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(out[..6], HOST_101, "to the host, not to P");
+    // The /48 goes: its addresses outside the /64 go to the workers.
+    a.apply([(v6(0x19, 0), 48, None)]).unwrap();
+    let delta = program
+        .apply(&with_v6(&tables, 1, a.lpm().clone()))
+        .unwrap();
+    assert_eq!(delta.routes6_written, 2, "the /64 added, the /48 removed");
+    assert_eq!(send(&program, v6(0x19, 1)).0, XDP_PASS);
+    assert_eq!(send(&program, sub).0, XDP_REDIRECT);
+    // The same tables again change nothing; one route back is one write.
+    let delta = program
+        .apply(&with_v6(&tables, 1, a.lpm().clone()))
+        .unwrap();
+    assert_eq!(delta.routes6_written, 0);
+    a.apply([(v6(0x19, 0), 48, Some(0))]).unwrap();
+    let delta = program
+        .apply(&with_v6(&tables, 1, a.lpm().clone()))
+        .unwrap();
+    assert_eq!(delta.routes6_written, 1);
+    assert_eq!(labels_of(&send(&program, v6(0x19, 1)).1), [16001, 2001]);
+}
+
+#[test]
+fn a_vrf_whose_ipv6_routes_do_not_fit_is_left_to_the_workers_whole() {
+    let snap = pe_snapshot(TtlMode::Uniform);
+    let tables = FastTables::compile(&snap);
+    let lpm = |vrf: u16, more: &[(Ipv6Addr, u8, u32)]| {
+        let mut routes = pe_routes6(vrf);
+        routes.extend_from_slice(more);
+        Ipv6Lpm::from_routes(routes).unwrap()
+    };
+    // Room for 16 routes, one kept free: generation 0 takes the 10 routes.
+    let mut program = load_pe(&tables, Some(16));
+    let frame = tagged(EDGE_MAC.0, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 64, 0));
+    let run = |program: &FastPath| {
+        let (action, out) = program.test_run(&frame, LO).unwrap();
+        if action == XDP_PASS {
+            assert_eq!(out, frame, "passed on unchanged");
+        }
+        action
+    };
+    assert_eq!(run(&program), XDP_REDIRECT);
+    // Generation 1 from nothing, b with a route more: the global table (1) and b (4) fit
+    // beside generation 0's 10, a (6) does not, and is left out whole.
+    let grown = with_v6(&tables, 2, lpm(2, &[(v6(0xb1, 0), 48, 7)]));
+    let delta = program.apply(&grown).unwrap();
+    assert_eq!(delta.vrfs6_left_out, 1);
+    assert_eq!(run(&program), XDP_PASS, "a's IPv6 goes to the workers");
+    let in_b = tagged(EDGE_MAC.0, 102, 0x86dd, &ipv6_to(v6(0xb1, 1), 16, 64, 0));
+    assert_eq!(program.test_run(&in_b, LO).unwrap().0, XDP_REDIRECT);
+    // b empties; generation 0 loses its 3 routes of b.
+    let shrunk = with_v6(&tables, 2, Ipv6Lpm::new());
+    let delta = program.apply(&shrunk).unwrap();
+    assert_eq!(delta.vrfs6_left_out, 0);
+    assert_eq!(run(&program), XDP_REDIRECT);
+    // Generation 1 again: b's 4 routes go, and a finds room.
+    let next = with_v6(&shrunk, 0, lpm(0, &[(v6(0x99, 0), 48, 7)]));
+    let delta = program.apply(&next).unwrap();
+    assert_eq!(delta.vrfs6_left_out, 0);
+    assert_eq!(run(&program), XDP_REDIRECT);
 }

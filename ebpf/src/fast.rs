@@ -4,17 +4,23 @@
 //!
 //! What it forwards (everything else goes to the workers):
 //! - on a core port, untagged MPLS: swap to one label, PHP (to a label, IPv4 or IPv6), a VPN
-//!   label at the bottom of the stack (disposition: IPv4 routed in the label's VRF), and IPv4
-//!   under an explicit null (routed in the global table);
-//! - on any port, untagged or 802.1Q-tagged IPv4 routed in its attachment's VRF (imposition:
-//!   the FEC's labels pushed, VLAN tag with PCP where the adjacency has one).
+//!   label at the bottom of the stack (disposition: the IPv4 or IPv6 packet below routed in
+//!   the label's VRF), and IPv4 under IPv4 explicit null or IPv6 under IPv6 explicit null
+//!   (routed in the global table);
+//! - on any port, untagged, 802.1Q- or priority-tagged IPv4 or IPv6 routed in its
+//!   attachment's VRF (imposition: the FEC's labels pushed, VLAN tag with PCP where the
+//!   adjacency has one).
 //!
 //! Every table lives twice, one copy per generation; [`FAST_GEN`] names the live one. Userspace
 //! writes only the other, switches, and waits for an RCU grace period before it writes the old
 //! one again, so a frame sees one whole table or the next.
 //!
 //! The IPv4 lookup is the userspace table's own (`dataplane/src/tables/lpm/v4.rs`): its root and
-//! node arena are copied into array maps as they are, and walked the same way.
+//! node arena are copied into array maps as they are, and walked the same way. The IPv6 table
+//! (`lpm/v6.rs`, a hash table per prefix length) has no such copy: its routes are entries of an
+//! LPM trie keyed by generation, VRF and address, and a VRF's IPv6 frames are forwarded here
+//! only while its descriptor says all its routes are in the live generation. IPv4 frames never
+//! reach the trie.
 
 // An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots are raw pointers
 // handed out by the kernel, packet bytes are read and written through checked pointers.
@@ -23,16 +29,17 @@
 use aya_ebpf::bindings::xdp_action;
 use aya_ebpf::helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len};
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::{Array, DevMap, PerCpuArray, XskMap};
+use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::maps::{Array, DevMap, LpmTrie, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use xpe_ebpf::{
-    FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE, FAST_ARENA_WORDS,
-    FAST_ATTACH_WORDS, FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS, FAST_MAX_DEPTH,
-    FAST_MAX_FECS, FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS, FAST_MAX_PAGES,
-    FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_VRFS, FAST_OP_POP, FAST_OP_POP_LOOKUP, FAST_OP_SWAP,
-    FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES,
-    FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS,
-    FAST_ROOT_WORDS, MAX_QUEUES,
+    fast_route6_key, FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE,
+    FAST_ARENA_WORDS, FAST_ATTACH_WORDS, FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS,
+    FAST_MAX_DEPTH, FAST_MAX_FECS, FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS,
+    FAST_MAX_PAGES, FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_ROUTES6, FAST_MAX_VRFS, FAST_OP_POP,
+    FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED,
+    FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES,
+    FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, FAST_ROUTE6_KEY_BITS, FAST_ROUTE6_KEY_LEN, MAX_QUEUES,
 };
 
 // The steering program shares this object, and userspace loads it with every fast-path map
@@ -85,6 +92,11 @@ static ARENA: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS, BPF_F_MMAPA
 static FECS: Array<FastFec> = Array::with_max_entries(2 * FAST_MAX_FECS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ADJS")]
 static ADJS: Array<FastAdj> = Array::with_max_entries(2 * FAST_MAX_ADJS, BPF_F_MMAPABLE);
+// The IPv6 routes of both generations (lib.rs, `FAST_ROUTES6_MAP`): a trie, the one table that
+// is not an array, and the one lookup only IPv6 frames make.
+#[map(name = "XPE_FAST_ROUTES6")]
+static ROUTES6: LpmTrie<[u8; FAST_ROUTE6_KEY_LEN], u32> =
+    LpmTrie::with_max_entries(FAST_MAX_ROUTES6, 0);
 
 /// The live generation: where each table's entries of it start.
 #[derive(Clone, Copy)]
@@ -111,6 +123,15 @@ impl Gen {
         VRFS.get(self.0 * FAST_MAX_VRFS + vrf).copied()
     }
 
+    /// The FEC of the longest IPv6 prefix of VRF `vrf` covering `dst`.
+    fn route6(self, vrf: u32, dst: [u8; 16]) -> Option<u32> {
+        let key = Key::new(
+            FAST_ROUTE6_KEY_BITS + 128,
+            fast_route6_key(self.0, vrf, dst),
+        );
+        ROUTES6.get(&key).copied()
+    }
+
     fn fec(self, fec: u32) -> Option<FastFec> {
         if fec >= FAST_MAX_FECS {
             return None;
@@ -123,11 +144,11 @@ const ETH_LEN: usize = 14;
 const VLAN_LEN: usize = 4;
 const LABEL_LEN: usize = 4;
 const IPV4_LEN: usize = 20;
+const IPV6_LEN: usize = 40;
 const ETH_MPLS: u16 = 0x8847;
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86dd;
 const TPID_8021Q: u16 = 0x8100;
-const TPID_8021AD: u16 = 0x88a8;
 /// VLAN id 4095: reserved, the pipeline drops it.
 const VID_RESERVED: u16 = 0xfff;
 /// The userspace IPv4 table's constants (`lpm/v4.rs`): an entry with this bit is a child's
@@ -205,13 +226,17 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: Gen) -> Option<u32> {
     }
     let sent = match ethertype {
         ETH_MPLS if port.core != 0 => mpls(ctx, port, t, len)?,
-        ETH_IPV4 => impose(ctx, port, t, 0, ETH_LEN)?,
-        TPID_8021Q if inner == ETH_IPV4 => {
-            let vid = tci & 0xfff;
-            if vid == VID_RESERVED || inner == TPID_8021Q || inner == TPID_8021AD {
+        // One call for every shape of imposition, so the routing code is inlined once.
+        ETH_IPV4 | ETH_IPV6 | TPID_8021Q => {
+            let (ip, vid, l3) = if ethertype == TPID_8021Q {
+                (inner, tci & 0xfff, ETH_LEN + VLAN_LEN)
+            } else {
+                (ethertype, 0, ETH_LEN)
+            };
+            if vid == VID_RESERVED || (ip != ETH_IPV4 && ip != ETH_IPV6) {
                 return None;
             }
-            impose(ctx, port, t, vid, ETH_LEN + VLAN_LEN)?
+            impose(ctx, port, t, ip, vid, l3)?
         }
         _ => return None,
     };
@@ -222,11 +247,15 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: Gen) -> Option<u32> {
     Some(xdp_action::XDP_REDIRECT)
 }
 
-/// IPv4 in the VRF of the attachment (port, `vid`): imposition.
+/// IPv4 or IPv6 (EtherType `ip`) in the VRF of the attachment (port, `vid`): imposition.
 #[inline(always)]
-fn impose(ctx: &XdpContext, port: &FastPort, t: Gen, vid: u16, l3: usize) -> Option<Sent> {
+fn impose(ctx: &XdpContext, port: &FastPort, t: Gen, ip: u16, vid: u16, l3: usize) -> Option<Sent> {
     let vrf = t.attachment(port.slot, vid)?;
-    route4(ctx, t, l3, vrf, None, None)
+    if ip == ETH_IPV4 {
+        route4(ctx, t, l3, vrf, None, None)
+    } else {
+        route6(ctx, t, l3, vrf, None, None)
+    }
 }
 
 /// Untagged MPLS on a core port.
@@ -263,34 +292,61 @@ fn mpls(ctx: &XdpContext, _port: &FastPort, t: Gen, len: usize) -> Option<Sent> 
     if !bottom {
         return None;
     }
-    if label == 0 {
-        // Explicit null at the bottom: IPv4 in the global table, the label's TC as the class,
-        // its TTL as the hop in uniform mode (the pipeline keeps the mode in every VRF).
-        if !bos {
-            return None;
+    // Disposition: the VRF below the label, whether its TTL counts (uniform mode), its counter.
+    let (vrf, uniform, counter) = match label {
+        // Explicit null at the bottom (IPv4: 0, IPv6: 2): routed in the global table, the
+        // label's TC as the class, its TTL as the hop in uniform mode (the pipeline keeps the
+        // mode in every VRF).
+        0 | 2 if bos => (0, t.vrf(0)?.uniform != 0, None),
+        ..16 => return None,
+        _ => {
+            let op = t.label(label)?;
+            if op.op == FAST_OP_POP_LOOKUP && bos {
+                (op.vrf, op.uniform != 0, Some(op.counter))
+            } else {
+                let sent = match op.op {
+                    FAST_OP_SWAP if ttl > 1 => swap(ctx, &op, entry, ttl, len)?,
+                    FAST_OP_POP if ttl > 1 => pop(ctx, &op, bos, ttl as u8, len)?,
+                    _ => return None,
+                };
+                label_count(op.counter);
+                return Some(sent);
+            }
         }
-        let uniform = t.vrf(0)?.uniform != 0;
-        let hop = uniform.then_some(ttl as u8);
-        return route4(ctx, t, ETH_LEN + LABEL_LEN, 0, hop, Some(tc as u8));
-    }
-    if label < 16 {
-        return None;
-    }
-    let op = t.label(label)?;
-    let sent = match op.op {
-        FAST_OP_SWAP if ttl > 1 => swap(ctx, &op, entry, ttl, len)?,
-        FAST_OP_POP if ttl > 1 => pop(ctx, &op, bos, ttl as u8, len)?,
-        FAST_OP_POP_LOOKUP if bos => {
-            let hop = (op.uniform != 0).then_some(ttl as u8);
-            route4(ctx, t, ETH_LEN + LABEL_LEN, op.vrf, hop, Some(tc as u8))?
-        }
-        _ => return None,
     };
-    if let Some(slot) = FAST_LABEL_STATS.get_ptr_mut(op.counter) {
+    let hop = uniform.then_some(ttl as u8);
+    let l3 = ETH_LEN + LABEL_LEN;
+    // What is below: IPv4 for explicit null 0, IPv6 for 2, by the version after a VPN label.
+    let six = match label {
+        0 => false,
+        2 => true,
+        _ => {
+            if start + l3 + 1 > end {
+                return None;
+            }
+            // SAFETY: checked just above.
+            let first = unsafe { *((start + l3) as *const u8) };
+            first >> 4 == 6
+        }
+    };
+    let sent = if six {
+        route6(ctx, t, l3, vrf, hop, Some(tc as u8))?
+    } else {
+        route4(ctx, t, l3, vrf, hop, Some(tc as u8))?
+    };
+    if let Some(c) = counter {
+        label_count(c);
+    }
+    Some(sent)
+}
+
+/// Counts a packet in label counter slot `counter`.
+#[inline(always)]
+fn label_count(counter: u32) {
+    if let Some(slot) = FAST_LABEL_STATS.get_ptr_mut(counter) {
         // SAFETY: this CPU's own slot of a per-CPU array (see `port_count`).
         unsafe { *slot += 1 };
     }
-    Some(sent)
 }
 
 /// The swap: new label, TC and S kept, TTL - 1, new MACs.
@@ -356,7 +412,7 @@ fn pop(ctx: &XdpContext, op: &FastLabel, bos: bool, ttl: u8, len: usize) -> Opti
             // SAFETY: checked just above: the fixed IPv4 header is in the frame.
             unsafe { set_ipv4_ttl(at, ttl - 1) };
         } else {
-            if at + 40 > end {
+            if at + IPV6_LEN > end {
                 return None;
             }
             // SAFETY: checked just above: the fixed IPv6 header is in the frame.
@@ -420,7 +476,99 @@ fn route4(
     if info.present == 0 {
         return None;
     }
-    let fec = t.fec(lookup4(&info, dst)?)?;
+    let fec = lookup4(&info, dst)?;
+    let packet = Packet {
+        at,
+        end,
+        l3,
+        total,
+        ttl: ip_ttl,
+        hop: hop.unwrap_or(ip_ttl),
+        qos: qos.unwrap_or(tos >> 5),
+        six: false,
+    };
+    send(ctx, t, &info, fec, &packet)
+}
+
+/// Routes the IPv6 packet at `l3` in VRF `vrf` as the pipeline's `route_ipv6` and `emit`,
+/// `hop` and `qos` as for [`route4`]. The pipeline treats no extension header apart: neither
+/// does this.
+#[inline(always)]
+fn route6(
+    ctx: &XdpContext,
+    t: Gen,
+    l3: usize,
+    vrf: u32,
+    hop: Option<u8>,
+    qos: Option<u8>,
+) -> Option<Sent> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let at = start + l3;
+    let IpBelow::V6 { total } = ip_below(at, end)? else {
+        return None;
+    };
+    if at + IPV6_LEN > end {
+        return None;
+    }
+    // SAFETY: checked just above: the fixed IPv6 header is in the frame.
+    let (first, hop_limit, dst) = unsafe {
+        (
+            *(at as *const u8),
+            *((at + 7) as *const u8),
+            core::ptr::read_unaligned((at + 24) as *const [u8; 16]),
+        )
+    };
+    // Multicast (ff00::/8) and link-local (fe80::/10) destinations are the workers': the
+    // tables hold neither, and ours among them are answered there.
+    if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
+        return None;
+    }
+    let info = t.vrf(vrf)?;
+    if info.v6 == 0 {
+        return None;
+    }
+    let fec = t.route6(vrf, dst)?;
+    let packet = Packet {
+        at,
+        end,
+        l3,
+        total,
+        ttl: hop_limit,
+        hop: hop.unwrap_or(hop_limit),
+        // The class selector, the top 3 bits of the traffic class (the low nibble of the
+        // first byte holds its top half).
+        qos: qos.unwrap_or((first & 0xf) >> 1),
+        six: true,
+    };
+    send(ctx, t, &info, fec, &packet)
+}
+
+/// An IP packet [`route4`] or [`route6`] found a route for.
+struct Packet {
+    /// Where it starts, and where the frame ends.
+    at: usize,
+    end: usize,
+    /// Its offset in the frame.
+    l3: usize,
+    /// Its length by its header.
+    total: usize,
+    /// Its TTL or hop limit.
+    ttl: u8,
+    /// The TTL that counts as the hop: its own, or the label's in uniform mode.
+    hop: u8,
+    /// The class of service.
+    qos: u8,
+    /// IPv6, not IPv4.
+    six: bool,
+}
+
+/// Sends `p` by FEC `fec` of VRF `info`, as the pipeline after its lookup: TTL check, MTU
+/// check, TTL or hop limit written, padding cut, the adjacency's header and the FEC's labels
+/// pushed.
+#[inline(always)]
+fn send(ctx: &XdpContext, t: Gen, info: &FastVrf, fec: u32, p: &Packet) -> Option<Sent> {
+    let (at, end, l3, total) = (p.at, p.end, p.l3, p.total);
+    let fec = t.fec(fec)?;
     if fec.kind != FAST_FEC_FORWARD {
         return None;
     }
@@ -428,12 +576,11 @@ fn route4(
     if adj.ok == 0 {
         return None;
     }
-    let from = hop.unwrap_or(ip_ttl);
-    if from <= 1 {
+    if p.hop <= 1 {
         return None;
     }
-    let new_ttl = from - 1;
-    let qos = qos.unwrap_or(tos >> 5) & 7;
+    let new_ttl = p.hop - 1;
+    let qos = p.qos & 7;
     let label_ttl = if info.uniform != 0 { new_ttl } else { 255 };
     let push = fec.push as usize;
     if push > FAST_MAX_PUSH || total + push * LABEL_LEN > usize::from(adj.mtu) {
@@ -446,9 +593,20 @@ fn route4(
     };
     FAST_TX.redirect(adj.tx_slot, 0).ok()?;
     // Nothing is written before this point: from here on every step succeeds.
-    if new_ttl != ip_ttl {
-        // SAFETY: checked above: the fixed IPv4 header is in the frame.
-        unsafe { set_ipv4_ttl(at, new_ttl) };
+    if new_ttl != p.ttl {
+        if p.six {
+            if at + IPV6_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the fixed IPv6 header is in the frame.
+            unsafe { *((at + 7) as *mut u8) = new_ttl };
+        } else {
+            if at + IPV4_LEN > end {
+                return None;
+            }
+            // SAFETY: checked just above: the fixed IPv4 header is in the frame.
+            unsafe { set_ipv4_ttl(at, new_ttl) };
+        }
     }
     trim(ctx, end - at - total)?;
     // The headers before the packet: from `l3` bytes to `l2` plus the labels.
@@ -458,11 +616,15 @@ fn route4(
         return None;
     }
     let (start, end) = (ctx.data(), ctx.data_end());
-    // The longest header (tag and four labels) is in the frame: the IPv4 header follows it.
+    // The longest header (tag and four labels) is in the frame: the IP header follows it.
     if start + ETH_LEN + VLAN_LEN + FAST_MAX_PUSH * LABEL_LEN > end {
         return None;
     }
-    let ethertype = if push > 0 { ETH_MPLS } else { ETH_IPV4 };
+    let ethertype = match (push > 0, p.six) {
+        (true, _) => ETH_MPLS,
+        (false, false) => ETH_IPV4,
+        (false, true) => ETH_IPV6,
+    };
     // SAFETY: checked just above: every byte written below is in the frame.
     unsafe {
         if adj.tagged != 0 {

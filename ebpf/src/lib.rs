@@ -86,8 +86,8 @@ pub const FAST_OP_SWAP: u8 = 0;
 /// (checksum updated), and the frame loses any Ethernet padding.
 pub const FAST_OP_POP: u8 = 1;
 
-/// [`FastLabel::op`]: pop a VPN (table) label at the bottom of the stack and route the IPv4
-/// packet below in VRF [`FastLabel::vrf`] (disposition).
+/// [`FastLabel::op`]: pop a VPN (table) label at the bottom of the stack and route the IPv4 or
+/// IPv6 packet below in VRF [`FastLabel::vrf`] (disposition).
 pub const FAST_OP_POP_LOOKUP: u8 = 2;
 
 /// An incoming label the fast path handles: a swap or PHP to a resolved untagged next hop, or
@@ -134,7 +134,7 @@ pub const FAST_ATTACH_MAP: &str = "XPE_FAST_ATTACH";
 pub const FAST_ATTACH_WORDS: u32 = FAST_MAX_PORTS * 4096;
 /// Label values: the label index has a word for each.
 pub const FAST_LABEL_SPACE: u32 = 1 << 20;
-/// Name of the per-VRF IPv4 table descriptors ([`FastVrf`], `g * FAST_MAX_VRFS + VRF id`).
+/// Name of the per-VRF table descriptors (IPv4 table, IPv6 flag, counter, TTL mode) ([`FastVrf`], `g * FAST_MAX_VRFS + VRF id`).
 pub const FAST_VRFS_MAP: &str = "XPE_FAST_VRFS";
 /// Name of the IPv4 LPM roots (u32 words, every VRF's root one after the other,
 /// [`FAST_ROOT_WORDS`] a generation). Like the page tables and the arenas, an array of u64, each
@@ -175,7 +175,8 @@ pub const FAST_MAX_LEVELS: usize = 3;
 /// `BPF_F_MMAPABLE`: userspace writes the arrays with this flag through a mapping.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// One VRF's IPv4 table in the fast path's arrays.
+/// One VRF in the fast path: its IPv4 table in the arrays, whether its IPv6 routes are in
+/// the trie, its counter and TTL mode.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FastVrf {
@@ -191,6 +192,36 @@ pub struct FastVrf {
     pub uniform: u32,
     /// Where its page table starts in the page tables (generation offset included).
     pub pages_base: u32,
+    /// 1 when every IPv6 route of the VRF is in [`FAST_ROUTES6_MAP`] under this generation
+    /// (else its IPv6 lookups go to the workers).
+    pub v6: u32,
+    /// Padding (zero): elements of an mmapable array are 8-byte aligned.
+    pub pad: u32,
+}
+
+/// Name of the IPv6 routes of every VRF, both generations in the one map: a
+/// `BPF_MAP_TYPE_LPM_TRIE` keyed by [`fast_route6_key`] with the route's length + 32 as the
+/// prefix length, whose value is the FEC id. A trie, not a copy of the userspace table (one
+/// hash table per prefix length, `dataplane/src/tables/lpm/v6.rs`), which arrays cannot hold.
+pub const FAST_ROUTES6_MAP: &str = "XPE_FAST_ROUTES6";
+/// Entries of [`FAST_ROUTES6_MAP`], both generations together (each holds its own copy of a
+/// route, so about half as many IPv6 routes over all VRFs). Nodes are allocated as routes
+/// come (`BPF_F_NO_PREALLOC`): an empty trie costs nothing.
+pub const FAST_MAX_ROUTES6: u32 = 1 << 20;
+/// Bytes of a [`FAST_ROUTES6_MAP`] key after its prefix length.
+pub const FAST_ROUTE6_KEY_LEN: usize = 20;
+/// Bits of a [`FAST_ROUTES6_MAP`] key before the address: the generation and the VRF.
+pub const FAST_ROUTE6_KEY_BITS: u32 = 32;
+
+/// The data of a [`FAST_ROUTES6_MAP`] key: generation `g` and VRF `vrf` as one big-endian
+/// word (`g << 16 | vrf`), then the IPv6 address. Every route's prefix length covers the word,
+/// so a lookup never matches a route of another generation or VRF.
+#[inline(always)]
+pub fn fast_route6_key(g: u32, vrf: u32, addr: [u8; 16]) -> [u8; FAST_ROUTE6_KEY_LEN] {
+    let mut key = [0u8; FAST_ROUTE6_KEY_LEN];
+    key[..4].copy_from_slice(&(g << 16 | vrf).to_be_bytes());
+    key[4..].copy_from_slice(&addr);
+    key
 }
 
 /// [`FastFec::kind`]: forward to [`FastFec::adj`], pushing the labels.
@@ -233,7 +264,7 @@ pub struct FastAdj {
 
 /// Every map of the fast path, for the steering program, which shares the object and loads it
 /// with each of these shrunk to one entry.
-pub const FAST_MAPS: [&str; 17] = [
+pub const FAST_MAPS: [&str; 18] = [
     FAST_GEN_MAP,
     FAST_IFINDEX_MAP,
     FAST_PORTS_MAP,
@@ -251,4 +282,5 @@ pub const FAST_MAPS: [&str; 17] = [
     FAST_ARENA_MAP,
     FAST_FECS_MAP,
     FAST_ADJS_MAP,
+    FAST_ROUTES6_MAP,
 ];

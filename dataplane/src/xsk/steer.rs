@@ -105,7 +105,7 @@ impl Attached {
         ifname: &str,
         mode: Mode,
     ) -> Result<Attached, SteerError> {
-        let ebpf = load_object(false).map_err(SteerError::Load)?;
+        let ebpf = load_object(false, None).map_err(SteerError::Load)?;
         Attached::attach(ebpf, program, ifname, mode)
     }
 
@@ -207,8 +207,9 @@ impl Steering {
 
 /// Loads xpe's eBPF object. Without `fast`, the fast path's maps are shrunk to one entry each:
 /// the steering program loads its own copy of the object on every interface and never touches
-/// them (at full size they take 130 MB: docs/runtime.md, "The XDP fast path").
-pub(crate) fn load_object(fast: bool) -> Result<Ebpf, aya::EbpfError> {
+/// them (at full size they take 130 MB: docs/runtime.md, "The XDP fast path"). With `fast`,
+/// `routes6` sizes the IPv6 trie (`None`: its full size).
+pub(crate) fn load_object(fast: bool, routes6: Option<u32>) -> Result<Ebpf, aya::EbpfError> {
     let btf = aya::Btf::from_sys_fs().ok();
     let mut loader = aya::EbpfLoader::new();
     loader.btf(btf.as_ref());
@@ -216,6 +217,8 @@ pub(crate) fn load_object(fast: bool) -> Result<Ebpf, aya::EbpfError> {
         for map in names::FAST_MAPS {
             loader.map_max_entries(map, 1);
         }
+    } else if let Some(n) = routes6 {
+        loader.map_max_entries(names::FAST_ROUTES6_MAP, n);
     }
     loader.load(super::EBPF_OBJECT)
 }

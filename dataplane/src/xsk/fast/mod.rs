@@ -1,15 +1,18 @@
 //! The XDP fast path (`xpe run --fast-path xdp`): one loaded copy of the `xpe_fast` program
 //! (ebpf/src/fast.rs) attached to every interface. It forwards in the kernel what its tables
-//! hold: LSR swaps and penultimate-hop pops, IPv4 imposition from any attachment and IPv4
-//! disposition from VPN labels. Every other frame goes, untouched, to the AF_XDP socket of its
-//! port and queue, where the pipeline handles it as without the fast path.
+//! hold: LSR swaps and penultimate-hop pops, IPv4 and IPv6 imposition from any attachment and
+//! IPv4 and IPv6 disposition from VPN labels and explicit nulls. Every other frame goes,
+//! untouched, to the AF_XDP socket of its port and queue, where the pipeline handles it as
+//! without the fast path.
 //!
 //! The tables are compiled from the same [`Snapshot`](crate::tables::Snapshot) the workers use ([`FastTables`]) and kept
 //! in step with every published one ([`FastPath::apply`]). Every table is double-buffered:
 //! userspace writes the generation the program does not read, switches the generation slot,
 //! and waits for an RCU grace period before it writes the other one, so a frame sees one
-//! snapshot's tables or the next's, never half of an update. docs/runtime.md lists what takes
-//! which path.
+//! snapshot's tables or the next's, never half of an update. The IPv6 routes of both
+//! generations share one LPM trie, where a generation is brought up to date with the routes
+//! that changed since it was last written ([`FastPath::write_routes6`]). docs/runtime.md lists
+//! what takes which path.
 
 mod check;
 mod mapped;
@@ -18,6 +21,7 @@ mod tables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::RawFd;
 
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, DevMap, MapData, PerCpuArray, XskMap};
 use aya::Ebpf;
 use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort, FastVrf};
@@ -25,10 +29,10 @@ use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort, FastVrf};
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{NetdevFamily, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
-use crate::tables::PortId;
+use crate::tables::{Ipv6Lpm, PortId};
 pub use check::{Agreed, ByIngress};
 use mapped::Mapped;
-pub use tables::{FastTables, FastVerdict, VrfTable};
+pub use tables::{FastTables, FastVerdict, Vrf6Table, VrfTable};
 
 /// A map value the kernel copies as plain bytes: [`FastLabel`] and [`FastPort`] are `repr(C)`
 /// structs of integers with explicit padding, defined in the no_std crate the program shares
@@ -95,6 +99,10 @@ pub struct FastDelta {
     pub removed: usize,
     /// Labels in the live table now.
     pub labels: usize,
+    /// IPv6 routes inserted, updated or removed in the trie.
+    pub routes6_written: usize,
+    /// VRFs whose IPv6 routes did not fit in the trie, left to the workers.
+    pub vrfs6_left_out: usize,
 }
 
 /// One port's fast-path counters, summed over CPUs.
@@ -121,7 +129,7 @@ pub struct FastCounters {
     pub ports: Vec<FastPortCounters>,
     /// Packets by label counter slot, for every slot the fast path has counted in.
     pub labels: Vec<(u32, u64)>,
-    /// IPv4 lookups by VRF counter slot, for every VRF slot it has counted in.
+    /// IP lookups (IPv4 and IPv6) by VRF counter slot, for every VRF slot it has counted in.
     pub vrfs: Vec<(u32, u64)>,
 }
 
@@ -202,6 +210,31 @@ pub struct FastPath {
     links: Vec<aya::programs::xdp::XdpLinkId>,
     /// Updates that failed, and the last one's error.
     failed: (u64, Option<String>),
+    /// What the IPv6 trie holds.
+    trie6: Trie6,
+}
+
+/// The IPv6 trie's bookkeeping: what each generation holds is in `held[g].v6`.
+#[derive(Debug, Clone, Copy)]
+struct Trie6 {
+    /// Entries in it, both generations.
+    entries: usize,
+    /// Its size (max_entries).
+    max: usize,
+    /// By generation: an update failed half-way, so what it holds is not known; its entries
+    /// are found by a walk of the trie and removed before it is written again.
+    dirty: [bool; 2],
+}
+
+/// The IPv6 trie, as userspace writes it.
+type Routes6<'a> = LpmTrie<&'a mut MapData, [u8; names::FAST_ROUTE6_KEY_LEN], u32>;
+
+/// The trie key of route (`network`, `len`) of VRF `vrf` in generation `g`.
+fn key6(g: usize, vrf: usize, network: u128, len: u8) -> Key<[u8; names::FAST_ROUTE6_KEY_LEN]> {
+    Key::new(
+        names::FAST_ROUTE6_KEY_BITS + u32::from(len),
+        names::fast_route6_key(g as u32, vrf as u32, network.to_be_bytes()),
+    )
 }
 
 /// The mmapable arrays, mapped: each holds both generations, generation 1 after generation 0.
@@ -287,6 +320,7 @@ impl Arrays {
     /// after the other, each VRF's page table pointing at its pages. A VRF that does not fit
     /// is left out (its lookups go to the workers).
     fn write_routes(&mut self, g: usize, vrfs: &[Option<VrfTable>], uniform: bool) {
+        // The IPv6 flags are written after this, whenever a generation is ([`Arrays::write_v6_flags`]).
         let descriptors = half(self.vrfs.elements::<Value<FastVrf>>(), g);
         descriptors.fill(Value(FastVrf::default()));
         let (root, pages, arena) = (
@@ -320,12 +354,30 @@ impl Arrays {
                 counter: t.counter,
                 uniform: u32::from(uniform),
                 pages_base: (pages_first + table_base) as u32,
+                v6: 0,
+                pad: 0,
             });
             root_at += t.root.len();
         }
         // Explicit null routes in the global table with its mode even when it is left out.
         if let Some(global) = descriptors.first_mut() {
             global.0.uniform = u32::from(uniform);
+        }
+    }
+
+    /// Marks in generation `g`'s VRF descriptors which VRFs have their IPv6 routes in the trie
+    /// (`v6`, by VRF id), with their counter slot and the TTL mode.
+    fn write_v6_flags(&mut self, g: usize, v6: &[Option<Vrf6Table>], uniform: bool) {
+        let descriptors = half(self.vrfs.elements::<Value<FastVrf>>(), g);
+        for (id, d) in descriptors.iter_mut().enumerate() {
+            match v6.get(id) {
+                Some(Some(t)) => {
+                    d.0.v6 = 1;
+                    d.0.counter = t.counter;
+                    d.0.uniform = u32::from(uniform);
+                }
+                _ => d.0.v6 = 0,
+            }
         }
     }
 
@@ -363,6 +415,17 @@ impl FastPath {
     /// Loads the program for the ports whose interface indices `ifindex` gives (by port slot),
     /// fills the port map and the DEVMAP, and installs `tables`.
     pub fn load(ifindex: Vec<u32>, tables: &FastTables) -> Result<FastPath, FastError> {
+        FastPath::load_sized(ifindex, tables, None)
+    }
+
+    /// [`FastPath::load`] with an IPv6 trie of `routes6` entries (`None`: its full size,
+    /// [`names::FAST_MAX_ROUTES6`]): tests fill a small one.
+    #[doc(hidden)]
+    pub fn load_sized(
+        ifindex: Vec<u32>,
+        tables: &FastTables,
+        routes6: Option<u32>,
+    ) -> Result<FastPath, FastError> {
         if ifindex.len() > names::FAST_MAX_PORTS as usize {
             return Err(FastError::TooManyPorts {
                 ports: ifindex.len(),
@@ -375,7 +438,7 @@ impl FastPath {
                 max: names::FAST_MAX_IFINDEX,
             });
         }
-        let mut ebpf = super::steer::load_object(true).map_err(FastError::Load)?;
+        let mut ebpf = super::steer::load_object(true, routes6).map_err(FastError::Load)?;
         {
             let mut index: Array<&mut MapData, u32> = map_mut(&mut ebpf, names::FAST_IFINDEX_MAP)?;
             for (slot, &i) in ifindex.iter().enumerate() {
@@ -392,6 +455,18 @@ impl FastPath {
             }
         }
         loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
+        let trie6 = {
+            let name = names::FAST_ROUTES6_MAP;
+            let max = match ebpf.map(name).ok_or_else(|| missing(name))? {
+                aya::maps::Map::LpmTrie(data) => data.info().map_err(map_err(name))?.max_entries(),
+                _ => return Err(missing(name)),
+            };
+            Trie6 {
+                entries: 0,
+                max: max as usize,
+                dirty: [false; 2],
+            }
+        };
         let slots = ifindex.len();
         let arrays = Arrays::map(&ebpf)?;
         let mut fast = FastPath {
@@ -408,6 +483,7 @@ impl FastPath {
             attached: Vec::new(),
             links: Vec::new(),
             failed: (0, None),
+            trie6,
         };
         fast.set_generation(names::FAST_GEN_OFF)?;
         fast.apply(tables)?;
@@ -562,18 +638,24 @@ impl FastPath {
             0 => 1,
             _ => 0,
         };
-        delta.routes_written = self.write_generation(spare, next)?;
+        let written = self.write_generation(spare, next)?;
+        delta.routes_written = written.routes;
+        delta.routes6_written = written.routes6;
+        delta.vrfs6_left_out = written.left_out6;
         self.set_generation(spare as u32)?;
         Ok(delta)
     }
 
-    /// Brings generation `g` (not live) to `next`; returns whether the IPv4 tables were
-    /// copied. What it holds is recorded as it is written, so a failure leaves `held` true.
-    fn write_generation(&mut self, g: usize, next: &FastTables) -> Result<bool, FastError> {
+    /// Brings generation `g` (not live) to `next`; returns what it wrote. What it holds is
+    /// recorded as it is written, so a failure leaves `held` true.
+    fn write_generation(&mut self, g: usize, next: &FastTables) -> Result<Written, FastError> {
         for e in next.labels.values() {
             self.counted.0.insert(e.counter);
         }
         for t in next.vrfs.iter().flatten() {
+            self.counted.1.insert(t.counter);
+        }
+        for t in next.v6.iter().flatten() {
             self.counted.1.insert(t.counter);
         }
         let held = &mut self.held[g];
@@ -611,7 +693,98 @@ impl FastPath {
             held.adjs = next.adjs.clone();
         }
         held.ports = next.ports.clone();
-        Ok(routes)
+        let (routes6, left_out6) = self.write_routes6(g, &next.v6)?;
+        self.arrays
+            .write_v6_flags(g, &self.held[g].v6, self.held[g].uniform);
+        Ok(Written {
+            routes,
+            routes6,
+            left_out6,
+        })
+    }
+
+    /// Brings generation `g`'s IPv6 routes in the trie from what it holds (`held[g].v6`) to
+    /// `next`, writing only the routes that differ: removals first, over every VRF, so that
+    /// the room they free is there for what is added; then VRF by VRF, the routes added or
+    /// changed. A VRF whose new routes would not fit is left out of the generation whole: its
+    /// routes there are removed, and its IPv6 lookups go to the workers (its flag in the VRF
+    /// descriptors is clear) until a later update finds room. The trie keeps one entry free,
+    /// so that an update in place never meets a full trie (kernels before 6.13 refused those).
+    /// Returns the routes written and the VRFs left out.
+    ///
+    /// On a failed map operation the generation is marked dirty: before it is written again,
+    /// its entries are found by a walk of the whole trie and removed.
+    fn write_routes6(
+        &mut self,
+        g: usize,
+        next: &[Option<Vrf6Table>],
+    ) -> Result<(usize, usize), FastError> {
+        let name = names::FAST_ROUTES6_MAP;
+        let mut trie: Routes6 = map_mut(&mut self.ebpf, name)?;
+        let state = &mut self.trie6;
+        let held = &mut self.held[g].v6;
+        if state.dirty[g] {
+            state.entries = purge_generation(&mut trie, g)?;
+            state.dirty[g] = false;
+            held.clear();
+        }
+        let n = held.len().max(next.len());
+        held.resize(n, None);
+        let empty = Ipv6Lpm::new();
+        let lpm = |t: &Option<Vrf6Table>| t.as_ref().map_or(&empty, |t| &t.lpm).clone();
+        let plans: Vec<(usize, Vec<crate::tables::Ipv6Change>)> = (0..n)
+            .filter(|&id| held[id] != next.get(id).cloned().flatten())
+            .map(|id| {
+                let want = next.get(id).cloned().flatten();
+                (id, lpm(&held[id]).changes_to(&lpm(&want)))
+            })
+            .collect();
+        let failed = |state: &mut Trie6, e: aya::maps::MapError| {
+            state.dirty[g] = true;
+            FastError::Map {
+                map: name,
+                detail: e.to_string(),
+            }
+        };
+        let mut written = 0;
+        for (id, changes) in &plans {
+            for c in changes.iter().filter(|c| c.after.is_none()) {
+                trie.remove(&key6(g, *id, c.network, c.len))
+                    .map_err(|e| failed(state, e))?;
+                state.entries -= 1;
+                written += 1;
+            }
+        }
+        let mut left_out = 0;
+        for (id, changes) in plans {
+            let want = next.get(id).cloned().flatten();
+            let added = changes
+                .iter()
+                .filter(|c| c.before.is_none() && c.after.is_some())
+                .count();
+            if state.entries + added >= state.max {
+                // Removed already: what it had that is gone from the new table. Left: the rest.
+                for c in lpm(&held[id]).routes() {
+                    match trie.remove(&key6(g, id, c.network, c.len)) {
+                        Ok(()) => state.entries -= 1,
+                        Err(e) if is_enoent(&e) => {}
+                        Err(e) => return Err(failed(state, e)),
+                    }
+                }
+                held[id] = None;
+                left_out += 1;
+                continue;
+            }
+            for c in &changes {
+                let Some(fec) = c.after else { continue };
+                trie.insert(&key6(g, id, c.network, c.len), fec, 0)
+                    .map_err(|e| failed(state, e))?;
+                state.entries += usize::from(c.before.is_none());
+                written += 1;
+            }
+            held[id] = want;
+        }
+        Ok((written, left_out))
     }
 
     /// Writes the port entries that differ from `ports`.
@@ -712,6 +885,45 @@ impl FastPath {
             .map_err(program_err)?;
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
+    }
+}
+
+/// What [`FastPath::write_generation`] wrote.
+struct Written {
+    /// Whether the IPv4 tables were copied.
+    routes: bool,
+    /// IPv6 routes written to the trie (inserted, changed or removed).
+    routes6: usize,
+    /// VRFs whose IPv6 routes did not fit.
+    left_out6: usize,
+}
+
+/// Removes every entry of generation `g` from the IPv6 trie, found by walking all of it;
+/// returns the entries left (the other generation's).
+fn purge_generation(trie: &mut Routes6<'_>, g: usize) -> Result<usize, FastError> {
+    let name = names::FAST_ROUTES6_MAP;
+    let keys = trie
+        .keys()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err(name))?;
+    let mut kept = 0;
+    for key in keys {
+        let data = key.data();
+        if usize::from(u16::from_be_bytes([data[0], data[1]])) == g {
+            trie.remove(&key).map_err(map_err(name))?;
+        } else {
+            kept += 1;
+        }
+    }
+    Ok(kept)
+}
+
+/// Whether a map operation failed because the key was not there.
+fn is_enoent(e: &aya::maps::MapError) -> bool {
+    match e {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort};
 
-use crate::tables::{Fec, IlmAction, PortId, PortKind, Snapshot, TtlMode};
+use crate::tables::{Fec, IlmAction, Ipv6Lpm, PortId, PortKind, Snapshot, TtlMode};
 
 /// One VRF's IPv4 table as the fast path copies it: the userspace table's own root and pages
 /// ([`crate::tables::Ipv4Lpm::raw_parts`]), shared, not copied, until they are written.
@@ -39,6 +39,26 @@ impl PartialEq for VrfTable {
 
 impl Eq for VrfTable {}
 
+/// One VRF's IPv6 routes as the fast path loads them into its trie: the userspace table,
+/// shared, from which only the routes that changed are written ([`Ipv6Lpm::changes_to`]).
+#[derive(Debug, Clone)]
+pub struct Vrf6Table {
+    /// The routes.
+    pub lpm: Ipv6Lpm,
+    /// The VRF's counter slot.
+    pub counter: u32,
+}
+
+impl PartialEq for Vrf6Table {
+    /// The same routes as far as sharing tells (a table that was rebuilt with the same routes
+    /// counts as another, and is written as an empty change).
+    fn eq(&self, other: &Self) -> bool {
+        self.counter == other.counter && self.lpm.shares_routes_with(&other.lpm)
+    }
+}
+
+impl Eq for Vrf6Table {}
+
 /// What the fast path's maps hold for one snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FastTables {
@@ -51,6 +71,8 @@ pub struct FastTables {
     pub attach: BTreeMap<u32, u32>,
     /// IPv4 tables by VRF id (`None`: that VRF's lookups go to the workers).
     pub vrfs: Vec<Option<VrfTable>>,
+    /// IPv6 tables by VRF id (`None`: that VRF's IPv6 lookups go to the workers).
+    pub v6: Vec<Option<Vrf6Table>>,
     /// FECs by id (kind 0: to the workers).
     pub fecs: Vec<FastFec>,
     /// Adjacencies by id (`ok` 0: unresolved, to the workers).
@@ -62,9 +84,9 @@ pub struct FastTables {
 impl FastTables {
     /// The entries for `snap`. Labels: a swap to one outgoing label or a PHP to a resolved
     /// untagged next hop, and VPN labels. IPv4 routes: every VRF's table, with the FECs that
-    /// forward pushing at most [`names::FAST_MAX_PUSH`] labels. Everything else (several labels
-    /// swapped in, unresolved or tagged LSR next hops, IPv6, FECs for us or gleaning, ids past
-    /// the maps' sizes) stays with the pipeline.
+    /// forward pushing at most [`names::FAST_MAX_PUSH`] labels; IPv6 routes: every VRF's table,
+    /// the same way. Everything else (several labels swapped in, unresolved or tagged LSR next
+    /// hops, FECs for us or gleaning, ids past the maps' sizes) stays with the pipeline.
     pub fn compile(snap: &Snapshot) -> FastTables {
         let uniform = snap.ttl_mode() == TtlMode::Uniform;
         let ports = snap
@@ -152,6 +174,19 @@ impl FastTables {
                     })
             })
             .collect();
+        let v6 = snap
+            .vrfs()
+            .iter()
+            .enumerate()
+            .take(names::FAST_MAX_VRFS as usize)
+            .map(|(i, v)| {
+                let counter = snap.vrf_slot(crate::tables::VrfId(i as u16)) as u32;
+                (counter < names::FAST_MAX_VRFS).then(|| Vrf6Table {
+                    lpm: v.v6.clone(),
+                    counter,
+                })
+            })
+            .collect();
         let fecs = snap
             .fecs()
             .iter()
@@ -189,6 +224,7 @@ impl FastTables {
             labels,
             attach,
             vrfs,
+            v6,
             fecs,
             adjs,
             uniform,
@@ -242,13 +278,13 @@ impl FastTables {
             0x8847 => {
                 Workers("MPLS on an edge port, or on a core port without an untagged attachment")
             }
-            0x0800 => self.impose_path(snap, ingress, frame, 0, 14),
-            0x8100 if be16(16) == 0x0800 => match be16(14) & 0xfff {
+            ip @ (0x0800 | 0x86dd) => self.impose_path(snap, ingress, frame, 0, 14, ip == 0x86dd),
+            0x8100 if matches!(be16(16), 0x0800 | 0x86dd) => match be16(14) & 0xfff {
                 0xfff => Workers("VLAN id 4095"),
-                vid => self.impose_path(snap, ingress, frame, vid, 18),
+                vid => self.impose_path(snap, ingress, frame, vid, 18, be16(16) == 0x86dd),
             },
-            0x8100 => Workers("a tagged frame that is not IPv4"),
-            _ => Workers("not MPLS or IPv4"),
+            0x8100 => Workers("a tagged frame that is not IP"),
+            _ => Workers("not MPLS or IP"),
         }
     }
 
@@ -259,10 +295,11 @@ impl FastTables {
         frame: &[u8],
         vid: u16,
         l3: usize,
+        six: bool,
     ) -> FastVerdict {
         let key = u32::from(ingress.0) * 4096 + u32::from(vid);
         match self.attach.get(&key) {
-            Some(&vrf) => self.route_path(snap, frame, l3, vrf, None),
+            Some(&vrf) => self.route_path(snap, frame, l3, vrf, None, six),
             None => FastVerdict::Workers("no attachment for this VLAN"),
         }
     }
@@ -290,15 +327,15 @@ impl FastTables {
             top & 0x100 != 0,
             (top & 0xff) as u8,
         );
-        if label == 0 {
+        if label == 0 || label == 2 {
             if !bos {
                 return Workers("explicit null above another label");
             }
             let hop = self.uniform.then_some(ttl);
-            return self.route_path(snap, frame, 18, 0, Some((hop, tc)));
+            return self.route_path(snap, frame, 18, 0, Some((hop, tc)), label == 2);
         }
         if label < 16 {
-            return Workers("a reserved label other than IPv4 explicit null");
+            return Workers("a reserved label other than explicit null");
         }
         let Some(op) = self.labels.get(&label) else {
             return Workers("the label is not in the fast path's table (unknown, several labels out, next hop unresolved or tagged)");
@@ -325,13 +362,15 @@ impl FastTables {
             }
             names::FAST_OP_POP_LOOKUP if bos => {
                 let hop = (op.uniform != 0).then_some(ttl);
-                self.route_path(snap, frame, 18, op.vrf, Some((hop, tc)))
+                let six = frame.get(18).is_some_and(|b| b >> 4 == 6);
+                self.route_path(snap, frame, 18, op.vrf, Some((hop, tc)), six)
             }
             _ => Workers("VPN label not at the bottom of the stack"),
         }
     }
 
-    /// `label`: after a label, (its TTL as the hop in uniform mode, its TC).
+    /// `label`: after a label, (its TTL as the hop in uniform mode, its TC); `six`: IPv6 is
+    /// expected at `l3` (else IPv4).
     fn route_path(
         &self,
         snap: &Snapshot,
@@ -339,27 +378,40 @@ impl FastTables {
         l3: usize,
         vrf: u32,
         label: Option<(Option<u8>, u8)>,
+        six: bool,
     ) -> FastVerdict {
         use FastVerdict::{Kernel, Workers};
         let total = match ip_total(frame, l3) {
             Ok(total) => total,
             Err(why) => return Workers(why),
         };
-        if frame[l3] >> 4 != 4 {
-            return Workers("IPv6 is routed by the workers");
+        if frame[l3] >> 4 != if six { 6 } else { 4 } {
+            return Workers("not the IP version its EtherType or label says");
         }
         let ip = &frame[l3..];
-        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-        if dst >> 28 == 0xe || dst == u32::MAX {
-            return Workers("multicast or broadcast");
-        }
-        if !matches!(self.vrfs.get(vrf as usize), Some(Some(_))) {
-            return Workers("the VRF's table does not fit the fast path's arrays");
-        }
         let Some(v) = snap.vrfs().get(vrf as usize) else {
             return Workers("no such VRF");
         };
-        let Some(fec) = v.v4.lookup(dst) else {
+        let (fec, ttl) = if six {
+            let dst = u128::from_be_bytes(ip[24..40].try_into().unwrap_or_default());
+            if dst >> 120 == 0xff || dst >> 118 == 0xfe80 >> 6 {
+                return Workers("IPv6 multicast or link-local");
+            }
+            if !matches!(self.v6.get(vrf as usize), Some(Some(_))) {
+                return Workers("the VRF's IPv6 routes are not in the fast path's trie");
+            }
+            (v.v6.lookup(dst), ip[7])
+        } else {
+            let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+            if dst >> 28 == 0xe || dst == u32::MAX {
+                return Workers("multicast or broadcast");
+            }
+            if !matches!(self.vrfs.get(vrf as usize), Some(Some(_))) {
+                return Workers("the VRF's table does not fit the fast path's arrays");
+            }
+            (v.v4.lookup(dst), ip[8])
+        };
+        let Some(fec) = fec else {
             return Workers("no route");
         };
         let Some(fec) = self
@@ -374,19 +426,27 @@ impl FastTables {
         };
         let from = match label {
             Some((Some(hop), _)) => hop,
-            _ => ip[8],
+            _ => ttl,
         };
         if from <= 1 {
-            return Workers("TTL expires");
+            return Workers(if six {
+                "hop limit expires"
+            } else {
+                "TTL expires"
+            });
         }
         if total + fec.push as usize * 4 > usize::from(adj.mtu) {
             return Workers("over the egress MTU");
         }
-        Kernel(match (label.is_some(), fec.push) {
-            (true, 0) => "label popped, IPv4 routed",
-            (true, _) => "label popped, IPv4 routed and labels pushed",
-            (false, 0) => "IPv4 routed",
-            (false, _) => "IPv4 routed and labels pushed",
+        Kernel(match (label.is_some(), fec.push, six) {
+            (true, 0, false) => "label popped, IPv4 routed",
+            (true, _, false) => "label popped, IPv4 routed and labels pushed",
+            (false, 0, false) => "IPv4 routed",
+            (false, _, false) => "IPv4 routed and labels pushed",
+            (true, 0, true) => "label popped, IPv6 routed",
+            (true, _, true) => "label popped, IPv6 routed and labels pushed",
+            (false, 0, true) => "IPv6 routed",
+            (false, _, true) => "IPv6 routed and labels pushed",
         })
     }
 }
