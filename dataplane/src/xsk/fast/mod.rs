@@ -859,6 +859,27 @@ impl FastPath {
     /// Runs the program once on `frame` as if it arrived on interface `ingress` (queue 0),
     /// with BPF_PROG_TEST_RUN: returns the XDP action and the frame as the program left it.
     pub fn test_run(&self, frame: &[u8], ingress: u32) -> Result<(u32, Vec<u8>), FastError> {
+        let (action, out, _) = self.run_once(frame, ingress)?;
+        Ok((action, out))
+    }
+
+    /// As [`FastPath::test_run`], but returns the XDP action and how long the program ran by
+    /// the kernel's clock (`benches/src/bin/xpe-fast-cost.rs`). One run per call: with a
+    /// repeat count the kernel would run the program again on the frame it already rewrote.
+    pub fn timed_run(
+        &self,
+        frame: &[u8],
+        ingress: u32,
+    ) -> Result<(u32, std::time::Duration), FastError> {
+        let (action, _, took) = self.run_once(frame, ingress)?;
+        Ok((action, took))
+    }
+
+    fn run_once(
+        &self,
+        frame: &[u8],
+        ingress: u32,
+    ) -> Result<(u32, Vec<u8>, std::time::Duration), FastError> {
         use aya::programs::{TestRun, TestRunOptions};
         let program_err = |source| SteerError::Program {
             program: names::FAST_PROGRAM,
@@ -884,7 +905,7 @@ impl FastPath {
             })
             .map_err(program_err)?;
         out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        Ok((result.return_value, out, result.duration))
     }
 }
 

@@ -1,0 +1,110 @@
+//! `xpe-fast-cost [RUNS]`: what the XDP fast path's program (`ebpf/src/fast.rs`) costs per
+//! frame, case by case, by the kernel's own clock. Needs root.
+//!
+//! The example PE's tables (examples/dx-pe.toml) are loaded into the program as
+//! `xpe run --fast-path xdp` would, and each case's frame is run RUNS times (20,000 by default)
+//! with BPF_PROG_TEST_RUN, one run per call so that every run sees the frame as sent (with a
+//! repeat count the kernel would run the program again on the frame it had rewritten). The
+//! kernel times each run; the figure includes its timer's own cost, the same for every case,
+//! so read differences between cases and builds, not absolutes. Printed: the median and the
+//! 10th percentile in nanoseconds, and the XDP action (4: forwarded in the kernel).
+//!
+//! Unlike the pps harness, nothing here crosses CPUs or touches a device: it isolates the
+//! program's own work from the host's moods (benches/README.md, issue 17).
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+
+use xpe_benches::{core_frame, edge_frame, pe_snapshot, EDGE_MAC, VGW_MAC};
+use xpe_dataplane::xsk::fast::ByIngress;
+
+/// The loopback interface: the ingress of every test run (`ByIngress`).
+const LO: u32 = 1;
+/// Frame length without the FCS, as the pps harness's 64-byte frames.
+const FRAME_LEN: usize = 60;
+
+/// A UDP/IPv6 frame from the VLAN 101 neighbour to the example's remote 2001:db8:20::/48, the
+/// shortest such frame (66 bytes).
+fn edge_frame6() -> Vec<u8> {
+    let mut dst = [0u8; 16];
+    dst[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x20]);
+    dst[15] = 5;
+    let mut src = [0u8; 16];
+    src[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    src[15] = 1;
+    let builder = etherparse::PacketBuilder::ethernet2(VGW_MAC, EDGE_MAC)
+        .single_vlan(101.try_into().expect("valid VLAN"))
+        .ipv6(src, dst, 64)
+        .udp(40000, 5001);
+    let mut out = Vec::new();
+    builder.write(&mut out, &[]).expect("write to a Vec");
+    out
+}
+
+fn main() -> ExitCode {
+    let runs = match std::env::args().nth(1).map(|a| a.parse::<usize>()) {
+        None => 20_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: xpe-fast-cost [RUNS] (RUNS a number above 0)");
+            return ExitCode::from(2);
+        }
+    };
+    let snap = pe_snapshot(&[]);
+    let programs = match ByIngress::load(&snap) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xpe-fast-cost: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = |name: &str| snap.port_by_name(name).expect("a port of the example");
+    let vpc = Ipv4Addr::new(198, 18, 10, 5);
+    let cases = [
+        (
+            "swap",
+            port("core0"),
+            core_frame(&[16002, 3001], vpc, FRAME_LEN),
+        ),
+        ("php", port("core0"), core_frame(&[16004], vpc, FRAME_LEN)),
+        (
+            "dispose",
+            port("core0"),
+            core_frame(&[1001], vpc, FRAME_LEN),
+        ),
+        (
+            "impose",
+            port("dx0"),
+            edge_frame(Ipv4Addr::new(198, 19, 20, 5), FRAME_LEN),
+        ),
+        ("impose6", port("dx0"), edge_frame6()),
+    ];
+    println!("case      action  median ns  p10 ns   ({runs} runs each; action 4: forwarded)");
+    for (name, ingress, frame) in cases {
+        let Some(program) = programs.program(ingress) else {
+            eprintln!("xpe-fast-cost: no program for port {}", ingress.0);
+            return ExitCode::FAILURE;
+        };
+        let mut took = Vec::with_capacity(runs);
+        let mut action = 0;
+        for _ in 0..runs {
+            match program.timed_run(&frame, LO) {
+                Ok((a, t)) => {
+                    action = a;
+                    took.push(t.as_nanos() as u64);
+                }
+                Err(e) => {
+                    eprintln!("xpe-fast-cost: {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        took.sort_unstable();
+        println!(
+            "{name:<9} {action:>6}  {:>9}  {:>6}",
+            took[took.len() / 2],
+            took[took.len() / 10]
+        );
+    }
+    ExitCode::SUCCESS
+}
