@@ -104,6 +104,9 @@ pub struct FastPath {
     pub failed_updates: u64,
     /// The last failure, if any.
     pub last_error: Option<String>,
+    /// VRFs whose IPv6 frames go to the workers: their routes did not fit in its IPv6 table.
+    #[serde(default)]
+    pub vrfs6_left_out: usize,
 }
 
 /// What control-plane policing did with one class.

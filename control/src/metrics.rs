@@ -543,6 +543,12 @@ fn encode_outcomes(enc: &mut DescriptorEncoder, c: &api::Counters) -> fmt::Resul
             "Fast path table updates that failed.",
             fast.failed_updates,
         )?;
+        gauges(
+            enc,
+            "fast_path_ipv6_vrfs_left_out",
+            "VRFs whose IPv6 frames the XDP fast path leaves to the workers: their routes do not fit in its IPv6 table.",
+            [(Labels::new(), fast.vrfs6_left_out as u64)],
+        )?;
     }
     Ok(())
 }

@@ -1380,6 +1380,7 @@ fn a_vrf_whose_ipv6_routes_do_not_fit_is_left_to_the_workers_whole() {
     let grown = with_v6(&tables, 2, lpm(2, &[(v6(0xb1, 0), 48, 7)]));
     let delta = program.apply(&grown).unwrap();
     assert_eq!(delta.vrfs6_left_out, 1);
+    assert_eq!(program.status().vrfs6_left_out, 1, "show counters says so");
     assert_eq!(run(&program), XDP_PASS, "a's IPv6 goes to the workers");
     let in_b = tagged(EDGE_MAC.0, 102, 0x86dd, &ipv6_to(v6(0xb1, 1), 16, 64, 0));
     assert_eq!(program.test_run(&in_b, LO).unwrap().0, XDP_REDIRECT);
@@ -1387,6 +1388,7 @@ fn a_vrf_whose_ipv6_routes_do_not_fit_is_left_to_the_workers_whole() {
     let shrunk = with_v6(&tables, 2, Ipv6Lpm::new());
     let delta = program.apply(&shrunk).unwrap();
     assert_eq!(delta.vrfs6_left_out, 0);
+    assert_eq!(program.status().vrfs6_left_out, 0);
     assert_eq!(run(&program), XDP_REDIRECT);
     // Generation 1 again: b's 4 routes go, and a finds room.
     let next = with_v6(&shrunk, 0, lpm(0, &[(v6(0x99, 0), 48, 7)]));

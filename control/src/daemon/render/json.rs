@@ -140,6 +140,7 @@ pub(in crate::daemon) fn counters(
             labels: f.labels,
             failed_updates: f.failed_updates,
             last_error: f.last_error.clone(),
+            vrfs6_left_out: f.vrfs6_left_out,
         }),
     }
 }

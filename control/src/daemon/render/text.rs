@@ -65,6 +65,13 @@ pub(super) fn counters(c: &api::Counters) -> String {
             "XDP fast path{state}: {} of the frames forwarded went through the kernel alone; {} label(s) in its table",
             f.forwarded, f.labels
         );
+        if f.vrfs6_left_out > 0 {
+            let _ = writeln!(
+                s,
+                "  IPv6 of {} VRF(s) goes to the workers: their routes do not fit in its IPv6 table",
+                f.vrfs6_left_out
+            );
+        }
         if f.failed_updates > 0 || f.last_error.is_some() {
             let _ = writeln!(
                 s,

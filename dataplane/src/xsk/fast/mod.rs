@@ -179,6 +179,8 @@ pub struct FastStatus {
     pub counters: FastCounters,
     /// By port slot: whether it sends out of the port (see [`FastPath::refresh_egress`]).
     pub egress_ok: Vec<bool>,
+    /// VRFs whose IPv6 frames it leaves to the workers: their routes did not fit in the trie.
+    pub vrfs6_left_out: usize,
 }
 
 /// The fast-path program loaded, with its tables; attached to each interface with
@@ -212,6 +214,8 @@ pub struct FastPath {
     failed: (u64, Option<String>),
     /// What the IPv6 trie holds.
     trie6: Trie6,
+    /// VRFs whose IPv6 routes the live generation left to the workers (the trie was full).
+    left_out6: usize,
 }
 
 /// The IPv6 trie's bookkeeping: what each generation holds is in `held[g].v6`.
@@ -484,6 +488,7 @@ impl FastPath {
             links: Vec::new(),
             failed: (0, None),
             trie6,
+            left_out6: 0,
         };
         fast.set_generation(names::FAST_GEN_OFF)?;
         fast.apply(tables)?;
@@ -579,6 +584,7 @@ impl FastPath {
             last_error: read_error.or_else(|| self.failed.1.clone()),
             counters,
             egress_ok: self.egress_ok.clone(),
+            vrfs6_left_out: self.left_out6,
         }
     }
 
@@ -643,6 +649,7 @@ impl FastPath {
         delta.routes6_written = written.routes6;
         delta.vrfs6_left_out = written.left_out6;
         self.set_generation(spare as u32)?;
+        self.left_out6 = written.left_out6;
         Ok(delta)
     }
 
