@@ -157,13 +157,16 @@ impl FastTables {
                 )
             })
             .collect();
-        let vrfs = snap
+        // Each VRF the program can hold, with its counter slot.
+        let counted = snap
             .vrfs()
             .iter()
             .enumerate()
             .take(names::FAST_MAX_VRFS as usize)
-            .map(|(i, v)| {
-                let counter = snap.vrf_slot(crate::tables::VrfId(i as u16)) as u32;
+            .map(|(i, v)| (v, snap.vrf_slot(crate::tables::VrfId(i as u16)) as u32));
+        let vrfs = counted
+            .clone()
+            .map(|(v, counter)| {
                 let (root, root_shift, pages) = v.v4.raw_parts();
                 (counter < names::FAST_MAX_VRFS && pages.len() <= names::FAST_MAX_PAGES as usize)
                     .then(|| VrfTable {
@@ -174,13 +177,8 @@ impl FastTables {
                     })
             })
             .collect();
-        let v6 = snap
-            .vrfs()
-            .iter()
-            .enumerate()
-            .take(names::FAST_MAX_VRFS as usize)
-            .map(|(i, v)| {
-                let counter = snap.vrf_slot(crate::tables::VrfId(i as u16)) as u32;
+        let v6 = counted
+            .map(|(v, counter)| {
                 (counter < names::FAST_MAX_VRFS).then(|| Vrf6Table {
                     lpm: v.v6.clone(),
                     counter,
