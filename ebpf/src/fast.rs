@@ -251,11 +251,7 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: Gen) -> Option<u32> {
 #[inline(always)]
 fn impose(ctx: &XdpContext, port: &FastPort, t: Gen, ip: u16, vid: u16, l3: usize) -> Option<Sent> {
     let vrf = t.attachment(port.slot, vid)?;
-    if ip == ETH_IPV4 {
-        route4(ctx, t, l3, vrf, None, None)
-    } else {
-        route6(ctx, t, l3, vrf, None, None)
-    }
+    route(ctx, t, l3, vrf, Some(ip == ETH_IPV6), None, None)
 }
 
 /// Untagged MPLS on a core port.
@@ -315,25 +311,13 @@ fn mpls(ctx: &XdpContext, _port: &FastPort, t: Gen, len: usize) -> Option<Sent> 
         }
     };
     let hop = uniform.then_some(ttl as u8);
-    let l3 = ETH_LEN + LABEL_LEN;
-    // What is below: IPv4 for explicit null 0, IPv6 for 2, by the version after a VPN label.
+    // Explicit null 0 carries IPv4, 2 IPv6; below a VPN label, either.
     let six = match label {
-        0 => false,
-        2 => true,
-        _ => {
-            if start + l3 + 1 > end {
-                return None;
-            }
-            // SAFETY: checked just above.
-            let first = unsafe { *((start + l3) as *const u8) };
-            first >> 4 == 6
-        }
+        0 => Some(false),
+        2 => Some(true),
+        _ => None,
     };
-    let sent = if six {
-        route6(ctx, t, l3, vrf, hop, Some(tc as u8))?
-    } else {
-        route4(ctx, t, l3, vrf, hop, Some(tc as u8))?
-    };
+    let sent = route(ctx, t, ETH_LEN + LABEL_LEN, vrf, six, hop, Some(tc as u8))?;
     if let Some(c) = counter {
         label_count(c);
     }
@@ -439,111 +423,86 @@ fn pop(ctx: &XdpContext, op: &FastLabel, bos: bool, ttl: u8, len: usize) -> Opti
     })
 }
 
-/// Routes the IPv4 packet at `l3` in VRF `vrf` and rewrites the frame for the FEC it hits, as
-/// the pipeline's `route_ipv4` and `emit`: `hop` is the label TTL that counts as the hop (its
-/// - 1 becomes the IP TTL; `None`: the IP TTL itself counts), `qos` the class of service
-/// (`None`: the IP precedence).
+/// Routes the IP packet at `l3` in VRF `vrf` and rewrites the frame for the FEC it hits, as
+/// the pipeline's `route_ipv4` / `route_ipv6` and `emit`. `six`: the IP version the headers
+/// above promise (`None`: either, as below a VPN label; a packet of the other one goes to the
+/// workers). `hop` is the label TTL that counts as the hop (its - 1 becomes the IP TTL or hop
+/// limit; `None`: the packet's own counts), `qos` the class of service (`None`: the IP
+/// precedence or the IPv6 class selector). The pipeline treats no IPv6 extension header
+/// apart: neither does this.
 #[inline(always)]
-fn route4(
+fn route(
     ctx: &XdpContext,
     t: Gen,
     l3: usize,
     vrf: u32,
+    six: Option<bool>,
     hop: Option<u8>,
     qos: Option<u8>,
 ) -> Option<Sent> {
     let (start, end) = (ctx.data(), ctx.data_end());
     let at = start + l3;
-    let IpBelow::V4 { total } = ip_below(at, end)? else {
-        return None;
+    let (is6, total) = match ip_below(at, end)? {
+        IpBelow::V4 { total } => (false, total),
+        IpBelow::V6 { total } => (true, total),
     };
-    if at + IPV4_LEN > end {
-        return None;
-    }
-    // SAFETY: checked just above: the fixed IPv4 header is in the frame.
-    let (tos, ip_ttl, dst) = unsafe {
-        (
-            *((at + 1) as *const u8),
-            *((at + 8) as *const u8),
-            u32::from_be(core::ptr::read_unaligned((at + 16) as *const u32)),
-        )
-    };
-    // Multicast and broadcast go to the kernel; so does everything the tables do not forward.
-    if dst >> 28 == 0xe || dst == u32::MAX {
+    if six.is_some_and(|want| want != is6) {
         return None;
     }
     let info = t.vrf(vrf)?;
-    if info.present == 0 {
-        return None;
-    }
-    let fec = lookup4(&info, dst)?;
-    let packet = Packet {
-        at,
-        end,
-        l3,
-        total,
-        ttl: ip_ttl,
-        hop: hop.unwrap_or(ip_ttl),
-        qos: qos.unwrap_or(tos >> 5),
-        six: false,
-    };
-    send(ctx, t, &info, fec, &packet)
-}
-
-/// Routes the IPv6 packet at `l3` in VRF `vrf` as the pipeline's `route_ipv6` and `emit`,
-/// `hop` and `qos` as for [`route4`]. The pipeline treats no extension header apart: neither
-/// does this.
-#[inline(always)]
-fn route6(
-    ctx: &XdpContext,
-    t: Gen,
-    l3: usize,
-    vrf: u32,
-    hop: Option<u8>,
-    qos: Option<u8>,
-) -> Option<Sent> {
-    let (start, end) = (ctx.data(), ctx.data_end());
-    let at = start + l3;
-    let IpBelow::V6 { total } = ip_below(at, end)? else {
-        return None;
-    };
-    if at + IPV6_LEN > end {
-        return None;
-    }
-    // SAFETY: checked just above: the fixed IPv6 header is in the frame.
-    let (first, hop_limit, dst) = unsafe {
-        (
-            *(at as *const u8),
-            *((at + 7) as *const u8),
-            core::ptr::read_unaligned((at + 24) as *const [u8; 16]),
-        )
-    };
-    // Multicast (ff00::/8) and link-local (fe80::/10) destinations are the workers': the
-    // tables hold neither, and ours among them are answered there.
-    if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return None;
-    }
-    let info = t.vrf(vrf)?;
-    if info.v6 == 0 {
-        return None;
-    }
-    let fec = t.route6(vrf, dst)?;
-    let packet = Packet {
-        at,
-        end,
-        l3,
-        total,
-        ttl: hop_limit,
-        hop: hop.unwrap_or(hop_limit),
+    let (ttl, class, fec) = if is6 {
+        if at + IPV6_LEN > end {
+            return None;
+        }
+        // SAFETY: checked just above: the fixed IPv6 header is in the frame.
+        let (first, hop_limit, dst) = unsafe {
+            (
+                *(at as *const u8),
+                *((at + 7) as *const u8),
+                core::ptr::read_unaligned((at + 24) as *const [u8; 16]),
+            )
+        };
+        // Multicast (ff00::/8) and link-local (fe80::/10) destinations are the workers': the
+        // tables hold neither, and ours among them are answered there.
+        if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || info.v6 == 0 {
+            return None;
+        }
         // The class selector, the top 3 bits of the traffic class (the low nibble of the
         // first byte holds its top half).
-        qos: qos.unwrap_or((first & 0xf) >> 1),
-        six: true,
+        (hop_limit, (first & 0xf) >> 1, t.route6(vrf, dst)?)
+    } else {
+        if at + IPV4_LEN > end {
+            return None;
+        }
+        // SAFETY: checked just above: the fixed IPv4 header is in the frame.
+        let (tos, ip_ttl, dst) = unsafe {
+            (
+                *((at + 1) as *const u8),
+                *((at + 8) as *const u8),
+                u32::from_be(core::ptr::read_unaligned((at + 16) as *const u32)),
+            )
+        };
+        // Multicast and broadcast go to the kernel; so does everything the tables do not
+        // forward.
+        if dst >> 28 == 0xe || dst == u32::MAX || info.present == 0 {
+            return None;
+        }
+        (ip_ttl, tos >> 5, lookup4(&info, dst)?)
+    };
+    let packet = Packet {
+        at,
+        end,
+        l3,
+        total,
+        ttl,
+        hop: hop.unwrap_or(ttl),
+        qos: qos.unwrap_or(class),
+        six: is6,
     };
     send(ctx, t, &info, fec, &packet)
 }
 
-/// An IP packet [`route4`] or [`route6`] found a route for.
+/// An IP packet [`route`] found a route for.
 struct Packet {
     /// Where it starts, and where the frame ends.
     at: usize,
