@@ -1,4 +1,4 @@
-//! `xpe-fast-cost [RUNS]`: what the XDP fast path's program (`ebpf/src/fast.rs`) costs per
+//! `xpe-fast-cost [RUNS] [CASE]`: what the XDP fast path's program (`ebpf/src/fast.rs`) costs per
 //! frame, case by case, by the kernel's own clock. Needs root.
 //!
 //! The example PE's tables (examples/dx-pe.toml) are loaded into the program as
@@ -7,7 +7,8 @@
 //! repeat count the kernel would run the program again on the frame it had rewritten). The
 //! kernel times each run; the figure includes its timer's own cost, the same for every case,
 //! so read differences between cases and builds, not absolutes. Printed: the median and the
-//! 10th percentile in nanoseconds, and the XDP action (4: forwarded in the kernel).
+//! 10th percentile in nanoseconds, and the XDP action (4: forwarded in the kernel). With CASE
+//! (swap, php, dispose, impose, impose6) only that case runs: a profiler then samples one path.
 //!
 //! Unlike the pps harness, nothing here crosses CPUs or touches a device: it isolates the
 //! program's own work from the host's moods (benches/README.md, issue 17).
@@ -22,6 +23,8 @@ use xpe_dataplane::xsk::fast::ByIngress;
 const LO: u32 = 1;
 /// Frame length without the FCS, as the pps harness's 64-byte frames.
 const FRAME_LEN: usize = 60;
+/// How many turns the cases take (`main`).
+const ROUNDS: usize = 10;
 
 /// A UDP/IPv6 frame from the VLAN 101 neighbour to the example's remote 2001:db8:20::/48, the
 /// shortest such frame (66 bytes).
@@ -42,14 +45,22 @@ fn edge_frame6() -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
-    let runs = match std::env::args().nth(1).map(|a| a.parse::<usize>()) {
+    const USAGE: &str = "usage: xpe-fast-cost [RUNS] [CASE] (RUNS a number above 0; CASE one of \
+                         swap, php, dispose, impose, impose6)";
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs = match args.first().map(|a| a.parse::<usize>()) {
         None => 20_000,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
-            eprintln!("usage: xpe-fast-cost [RUNS] (RUNS a number above 0)");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
+    let only = args.get(1).map(String::as_str);
+    if args.len() > 2 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
     let snap = pe_snapshot(&[]);
     let programs = match ByIngress::load(&snap) {
         Ok(p) => p,
@@ -79,31 +90,53 @@ fn main() -> ExitCode {
         ),
         ("impose6", port("dx0"), edge_frame6()),
     ];
-    println!("case      action  median ns  p10 ns   ({runs} runs each; action 4: forwarded)");
-    for (name, ingress, frame) in cases {
-        let Some(program) = programs.program(ingress) else {
-            eprintln!("xpe-fast-cost: no program for port {}", ingress.0);
-            return ExitCode::FAILURE;
-        };
-        let mut took = Vec::with_capacity(runs);
-        let mut action = 0;
-        for _ in 0..runs {
-            match program.timed_run(&frame, LO) {
-                Ok((a, t)) => {
-                    action = a;
-                    took.push(t.as_nanos() as u64);
-                }
-                Err(e) => {
-                    eprintln!("xpe-fast-cost: {name}: {e}");
-                    return ExitCode::FAILURE;
+    if only.is_some_and(|o| !cases.iter().any(|(name, ..)| *name == o)) {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|(name, ..)| only.is_none_or(|o| o == *name))
+        .collect();
+    // The cases take turns, a tenth of the runs at a time, so that a drift of the machine's
+    // speed during the run falls on all of them alike.
+    let mut took: Vec<Vec<u64>> = vec![Vec::with_capacity(runs); cases.len()];
+    let mut actions = vec![0; cases.len()];
+    for round in 0..ROUNDS {
+        let share = runs / ROUNDS + usize::from(round < runs % ROUNDS);
+        for (i, (name, ingress, frame)) in cases.iter().enumerate() {
+            let Some(program) = programs.program(*ingress) else {
+                eprintln!("xpe-fast-cost: no program for port {}", ingress.0);
+                return ExitCode::FAILURE;
+            };
+            for _ in 0..share {
+                match program.timed_run(frame, LO) {
+                    Ok((a, t)) => {
+                        actions[i] = a;
+                        took[i].push(t.as_nanos() as u64);
+                    }
+                    Err(e) => {
+                        eprintln!("xpe-fast-cost: {name}: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
         }
-        took.sort_unstable();
+    }
+    println!(
+        "case      action  median ns  p10 ns  mean p10-p90 ns   ({runs} runs each; action 4: forwarded)"
+    );
+    for (i, (name, ..)) in cases.iter().enumerate() {
+        let t = &mut took[i];
+        t.sort_unstable();
+        let n = t.len();
+        let middle = &t[n / 10..n - n / 10];
+        let mean = middle.iter().sum::<u64>() as f64 / middle.len() as f64;
         println!(
-            "{name:<9} {action:>6}  {:>9}  {:>6}",
-            took[took.len() / 2],
-            took[took.len() / 10]
+            "{name:<9} {:>6}  {:>9}  {:>6}  {mean:>15.1}",
+            actions[i],
+            t[n / 2],
+            t[n / 10]
         );
     }
     ExitCode::SUCCESS
