@@ -867,9 +867,11 @@ fn xdp_fwd_forwards_every_frame_to_the_sink() {
         ("lost", 0),
         ("too_short", 0),
         ("no_target", 0),
+        ("not_for_in", 0),
     ] {
         assert_eq!(f[field].as_u64(), Some(want), "{field} in {f}");
     }
+    assert_eq!(f["check_dst"], false, "{f}");
     assert_eq!(f["mode"], "native", "{f}");
     assert_eq!(f["stopped_by"], "signal", "{f}");
     assert_eq!((&f["in"], &f["out"]), (&"in0".into(), &"out0".into()));
@@ -882,6 +884,40 @@ fn xdp_fwd_forwards_every_frame_to_the_sink() {
     );
     assert_eq!(s["frames"].as_u64(), Some(10_000), "{s}");
     assert_eq!(s["bytes"].as_u64(), Some(640_000), "{s}");
+}
+
+/// With --check-dst the forwarder reads each frame's Ethernet destination first: frames for
+/// in0 go on to the sink, frames for another address are dropped and counted as not for IN.
+#[test]
+fn xdp_fwd_check_dst_forwards_only_frames_for_in() {
+    let lab = Lab::with_dut("k");
+    let (in_mac, rcv_mac) = (lab.mac("dut", "in0"), lab.mac("rcv", "rcv0"));
+    let sink = lab.spawn_xpe("rcv", &["sink", "--dev", "rcv0", "--json"]);
+    lab.wait_for_xdp("rcv", "rcv0");
+    let fwd = xdp_fwd(&lab, &rcv_mac, &["--check-dst"]);
+    let started = std::time::Instant::now();
+    let ours = gen(&lab, &v4_to(&in_mac, &["--count", "3000", "--flows", "4"]));
+    assert_all_sent(&ours, 3000);
+    let other = gen(
+        &lab,
+        &v4_to("02:00:00:00:0c:0c", &["--count", "500", "--flows", "4"]),
+    );
+    assert_all_sent(&other, 500);
+    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
+    fwd.signal("-TERM");
+    let (f, _) = summary_of("xpe xdp-fwd", fwd);
+    sink.signal("-INT");
+    let (s, _) = summary_of("xpe sink", sink);
+    assert_eq!(f["check_dst"], true, "{f}");
+    for (field, want) in [
+        ("redirected", 3000),
+        ("not_for_in", 500),
+        ("sent", 3000),
+        ("too_short", 0),
+    ] {
+        assert_eq!(f[field].as_u64(), Some(want), "{field} in {f}");
+    }
+    assert_eq!(s["frames"].as_u64(), Some(3000), "{s}");
 }
 
 /// What xdp-fwd puts on the wire, decoded by tshark behind out0 (the receiver with GRO on

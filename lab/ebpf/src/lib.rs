@@ -66,6 +66,9 @@ pub const REDIRECT_STATS_MAP: &str = "XPE_REDIRECT_STATS";
 /// Name of the global (`[u8; 12]`) holding the Ethernet destination then source address
 /// written over every frame; set by the loader.
 pub const REDIRECT_MACS_GLOBAL: &str = "XPE_REDIRECT_MACS";
+/// Name of the global (`[u8; 8]`) that turns on the check of the Ethernet destination: the
+/// ingress device's MAC, then 1 to check (0: every frame is forwarded unread); set by the loader.
+pub const REDIRECT_CHECK_GLOBAL: &str = "XPE_REDIRECT_CHECK";
 /// Counter index: frames rewritten and handed to `bpf_redirect_map`.
 pub const REDIRECT_STAT_REDIRECTED: u32 = 0;
 /// Counter index: frames dropped because they were shorter than an Ethernet header.
@@ -73,5 +76,8 @@ pub const REDIRECT_STAT_TOO_SHORT: u32 = 1;
 /// Counter index: frames dropped because the DEVMAP slot was empty (never expected: the
 /// loader fills it before attaching).
 pub const REDIRECT_STAT_NO_TARGET: u32 = 2;
+/// Counter index: frames dropped because their Ethernet destination was not the ingress
+/// device's (only with the check on).
+pub const REDIRECT_STAT_NOT_FOR_IN: u32 = 3;
 /// Number of forwarder counters.
-pub const REDIRECT_STATS_LEN: u32 = 3;
+pub const REDIRECT_STATS_LEN: u32 = 4;

@@ -5,6 +5,12 @@
 //! queues frames per CPU and flushes them to the device's `ndo_xdp_xmit` in bulk at the end of
 //! the NAPI poll, the kernel's fastest redirect path). No label or IP work: an I/O ceiling.
 //! Per-CPU counters record the frames redirected and the frames dropped.
+//!
+//! By default it writes without reading the frame. With the check on (`xpe xdp-fwd
+//! --check-dst`) it first reads the Ethernet destination and drops frames not addressed to the
+//! ingress device, as every forwarder must, and as xdp-bench's redirect-map mode reads the
+//! addresses it swaps. On veth the read is not free: the frame was last written on the sender's
+//! CPU, and a read waits for its cache line where a write does not (benches/README.md).
 
 // An eBPF crate is a place where unsafe is allowed (STYLE.md): map slots and packet
 // data are raw pointers; the globals need unmangled names.
@@ -16,8 +22,8 @@ use aya_ebpf::maps::{DevMap, PerCpuArray};
 use aya_ebpf::programs::XdpContext;
 use aya_ebpf::Global;
 use xpe_lab_ebpf::{
-    REDIRECT_STATS_LEN, REDIRECT_STAT_NO_TARGET, REDIRECT_STAT_REDIRECTED, REDIRECT_STAT_TOO_SHORT,
-    REDIRECT_TX_SLOT,
+    REDIRECT_STATS_LEN, REDIRECT_STAT_NOT_FOR_IN, REDIRECT_STAT_NO_TARGET,
+    REDIRECT_STAT_REDIRECTED, REDIRECT_STAT_TOO_SHORT, REDIRECT_TX_SLOT,
 };
 
 /// An Ethernet header: destination, source, EtherType.
@@ -37,6 +43,11 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REDIRECT_STATS_LE
 #[no_mangle]
 static XPE_REDIRECT_MACS: Global<[u8; ETH_ADDRS_LEN]> = Global::new([0; ETH_ADDRS_LEN]);
 
+/// The ingress device's MAC, then 1 to check every frame's destination against it (0: no
+/// check, and the verifier, which sees the value, removes the check's code); set by the loader.
+#[no_mangle]
+static XPE_REDIRECT_CHECK: Global<[u8; 8]> = Global::new([0; 8]);
+
 /// Rewrites the Ethernet addresses and redirects to the egress device; frames shorter than an
 /// Ethernet header are dropped and counted.
 #[xdp]
@@ -45,6 +56,15 @@ pub fn xpe_redirect(ctx: XdpContext) -> u32 {
     if start + ETH_HEADER_LEN > ctx.data_end() {
         count(REDIRECT_STAT_TOO_SHORT);
         return xdp_action::XDP_DROP;
+    }
+    let check = XPE_REDIRECT_CHECK.load();
+    if check[6] != 0 {
+        // SAFETY: as for the write below: the first ETH_HEADER_LEN bytes are in the frame.
+        let dst = unsafe { core::ptr::read_unaligned(start as *const [u8; 6]) };
+        if dst[..] != check[..6] {
+            count(REDIRECT_STAT_NOT_FOR_IN);
+            return xdp_action::XDP_DROP;
+        }
     }
     let macs = XPE_REDIRECT_MACS.load();
     // SAFETY: the check above proves the frame's first ETH_HEADER_LEN bytes lie between

@@ -32,6 +32,9 @@ pub struct RedirectCounters {
     pub too_short: u64,
     /// Frames dropped because the DEVMAP slot was empty (never expected).
     pub no_target: u64,
+    /// Frames dropped because they were not addressed to the ingress device (with the
+    /// destination check on).
+    pub not_for_in: u64,
 }
 
 /// The forwarder attached to its ingress device; dropping it detaches it.
@@ -44,20 +47,28 @@ pub struct Redirect {
 impl Redirect {
     /// Loads the forwarder to write `dst` and `src` as the Ethernet addresses of every frame
     /// arriving on `input` and redirect it to `output`, fills the DEVMAP, and attaches it to
-    /// `input` in `mode` (with [`Mode::Auto`], native first, then skb).
+    /// `input` in `mode` (with [`Mode::Auto`], native first, then skb). With `check_for`, it
+    /// first drops every frame whose Ethernet destination is not that address (`input`'s).
     pub fn attach(
         input: &Netdev,
         output: &Netdev,
         dst: MacAddr,
         src: MacAddr,
+        check_for: Option<MacAddr>,
         mode: Mode,
     ) -> Result<Redirect, SteerError> {
         let mut macs = [0u8; 12];
         macs[..6].copy_from_slice(&dst.0);
         macs[6..].copy_from_slice(&src.0);
+        let mut check = [0u8; 8];
+        if let Some(mac) = check_for {
+            check[..6].copy_from_slice(&mac.0);
+            check[6] = 1;
+        }
         let mut ebpf = EbpfLoader::new()
             .btf(Btf::from_sys_fs().ok().as_ref())
             .override_global(names::REDIRECT_MACS_GLOBAL, &macs, true)
+            .override_global(names::REDIRECT_CHECK_GLOBAL, &check, true)
             .load(super::EBPF_OBJECT)
             .map_err(SteerError::Load)?;
         {
@@ -99,18 +110,20 @@ impl Redirect {
 
     /// Reads the counters, summed over CPUs.
     pub fn counters(&self) -> Result<RedirectCounters, SteerError> {
-        let [redirected, too_short, no_target] = self.attached.per_cpu_sums(
+        let [redirected, too_short, no_target, not_for_in] = self.attached.per_cpu_sums(
             names::REDIRECT_STATS_MAP,
             [
                 names::REDIRECT_STAT_REDIRECTED,
                 names::REDIRECT_STAT_TOO_SHORT,
                 names::REDIRECT_STAT_NO_TARGET,
+                names::REDIRECT_STAT_NOT_FOR_IN,
             ],
         )?;
         Ok(RedirectCounters {
             redirected,
             too_short,
             no_target,
+            not_for_in,
         })
     }
 }

@@ -42,6 +42,10 @@ pub struct XdpFwdArgs {
     /// Stop after this many seconds (fractions allowed) [default: at SIGINT or SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<String>,
+    /// Read every frame's Ethernet destination first and drop the frames not addressed to IN,
+    /// as a forwarder must (the default writes without reading the frame).
+    #[arg(long)]
+    pub check_dst: bool,
     /// How the program attaches to IN: native (driver), skb (generic), or auto (native, else skb).
     #[arg(long, value_enum, default_value = "native")]
     pub xdp_mode: XdpModeArg,
@@ -137,8 +141,18 @@ pub fn run(out: &mut dyn Write, err: &mut dyn Write, args: &XdpFwdArgs) -> Resul
             )))
         }
     };
+    let check_for = match (args.check_dst, input.mac) {
+        (false, _) => None,
+        (true, Some(mac)) => Some(mac),
+        (true, None) => {
+            return Err(Failure::new(format!(
+                "interface {} (IN) has no MAC address for --check-dst to check frames against",
+                input.name
+            )))
+        }
+    };
     let mode = args.xdp_mode.into();
-    let redirect = Redirect::attach(&input, &output, dst_mac, src_mac, mode)
+    let redirect = Redirect::attach(&input, &output, dst_mac, src_mac, check_for, mode)
         .map_err(super::sink::attach_failure)?;
     // What OUT took: its XDP transmit counters, which a veth has and which count the native
     // redirect only (in skb mode the frames go through OUT's queue as skbs).
@@ -215,6 +229,7 @@ fn forward(
             redirected: end.redirected.saturating_sub(first.redirected),
             too_short: end.too_short.saturating_sub(first.too_short),
             no_target: end.no_target.saturating_sub(first.no_target),
+            not_for_in: end.not_for_in.saturating_sub(first.not_for_in),
         },
         out: out_before.zip(end_out).map(|(b, e)| XmitCounters {
             xmit: e.xmit.saturating_sub(b.xmit),
@@ -246,6 +261,8 @@ fn summary(
             "redirected": p.redirected,
             "too_short": p.too_short,
             "no_target": p.no_target,
+            "not_for_in": p.not_for_in,
+            "check_dst": args.check_dst,
             "sent": t.out.map(|o| o.xmit),
             "refused": t.out.map(|o| o.errors),
             "lost": t.lost(),
@@ -270,6 +287,13 @@ fn summary(
         "  too short  {:>14}  (dropped: shorter than an Ethernet header)",
         p.too_short
     )?;
+    if args.check_dst {
+        writeln!(
+            out,
+            "  not for IN {:>14}  (dropped: Ethernet destination not {}'s)",
+            p.not_for_in, args.input
+        )?;
+    }
     if p.no_target > 0 {
         writeln!(
             out,
