@@ -9,7 +9,8 @@ the machine's drift cancels in their ratios: xpe, the trivial AF_XDP forwarder (
 I/O ceiling), xpe with its XDP fast path (`--fast-path xdp`: the label work the fast path
 takes is done in the ingress veth's XDP program, the rest by the worker), Open vSwitch 3.1 (userspace datapath, AF_XDP ports, OpenFlow label actions), the
 Linux kernel forwarding plain IPv4, and in-kernel XDP redirect (`xpe xdp-fwd`, the kernel's
-ceiling). Placements (shared/MEASURING.md), generator always on CPU0:
+ceiling; on request also `xdp-redirect-read`, which reads each frame's Ethernet destination
+before it writes, and `xpe-xdp-base`, the fast path of the --xpe-base build). Placements (shared/MEASURING.md), generator always on CPU0:
 
     P0    the DUT on CPU1 (AF_XDP DUTs: worker / PMD thread; kernel DUTs: the ingress veth's
           threaded NAPI pinned to CPU1); the sink's receive work on CPU0 (threaded NAPI).
@@ -55,9 +56,15 @@ import time
 DEFAULT_DUTS = ["xpe", "xpe-xdp", "forwarder", "ovs-afxdp", "kernel", "xdp-redirect"]
 # Issue 18's DUTs, measured on request: xpe as built before (--xpe-base), xpe with a capture
 # of every sent frame running, and xpe scraped on /metrics (ten times a second, or every
-# --scrape-every seconds).
-OBSERVED = ["xpe-base", "xpe-capture", "xpe-scrape"]
-DUTS = DEFAULT_DUTS + OBSERVED
+# --scrape-every seconds). And the fast path as built before (--xpe-base with --fast-path xdp),
+# to compare two builds of the XDP program round by round.
+OBSERVED = ["xpe-base", "xpe-capture", "xpe-scrape", "xpe-xdp-base"]
+# The in-kernel forwarder that reads each frame's Ethernet destination before it writes
+# (`xpe xdp-fwd --check-dst`), as a forwarder must and as xdp-bench's redirect-map mode reads the
+# addresses it swaps; measured on request, next to the write-only xdp-redirect.
+READING = ["xdp-redirect-read"]
+FAST = ("xpe-xdp", "xpe-xdp-base")
+DUTS = DEFAULT_DUTS + OBSERVED + READING
 XPES = ("xpe", "xpe-xdp", *OBSERVED)
 METRICS = "127.0.0.1:9464"
 # The scraper of the xpe-scrape DUT: GET /metrics every EVERY s, one line of timings at the end.
@@ -74,7 +81,7 @@ took.sort()
 print(f"{len(took)} {took[len(took) // 2]:.2f} {took[-1]:.2f} {size}")
 """
 # DUTs whose forwarding runs in the ingress veth's receive path (NAPI), pinned to the DUT core.
-IN_KERNEL = ("kernel", "xdp-redirect", "xpe-xdp")
+IN_KERNEL = ("kernel", "xdp-redirect", *READING, *FAST)
 SCENARIOS = ["swap", "impose", "dispose", "impose-1m"]
 PLACEMENTS = ["P0", "P0s1"]
 CPU_GEN, CPU_DUT, CPU_SINK_P0 = 0, 1, 0
@@ -283,7 +290,7 @@ class Harness:
                               "-e", "ip.ttl", "-e", "eth.src", "-e", "eth.dst", "-e", "frame.len"],
                              capture_output=True, text=True).stdout
         rows = [r.split("\t") for r in out.splitlines()]
-        io_only = dut in ("forwarder", "xdp-redirect")
+        io_only = dut in ("forwarder", "xdp-redirect", *READING)
         want = (EXPECT_IO if io_only else EXPECT_WORK)["kernel" if dut == "kernel" else scenario]
         # Imposition drops the tag (4) and pushes two labels (8); disposition pops one label and
         # pushes one tag; a swap keeps the length.
@@ -422,9 +429,9 @@ address = "198.18.30.1/30"
             cfg = self.xpe_config(scenario)
             sock = os.path.join(self.work, "xpe.sock")
             log_path = os.path.join(self.work, "xpe.log")
-            fast = ["--fast-path", "xdp"] if dut == "xpe-xdp" else []
+            fast = ["--fast-path", "xdp"] if dut in FAST else []
             fast += ["--metrics", METRICS] if dut == "xpe-scrape" else []
-            binary = self.args.xpe_base if dut == "xpe-base" else self.args.xpe
+            binary = self.args.xpe_base if dut in ("xpe-base", "xpe-xdp-base") else self.args.xpe
             h["xpe"] = binary
             p = self.spawn(binary, "run", cfg, "--cores", CPU_DUT, "--socket", sock, *fast, ns="dut",
                            out=log_path)
@@ -453,8 +460,9 @@ address = "198.18.30.1/30"
             h["undo"] = lambda: [self.sh("ip", "addr", "flush", "dev", d["in"], ns="dut"),
                                  self.sh("ip", "addr", "flush", "dev", d["out"], ns="dut"),
                                  self.sh("ethtool", "-K", d["in"], "gro", "off", ns="dut")]
-        elif dut == "xdp-redirect":
-            p = self.spawn(self.args.xpe, "xdp-fwd", d["in"], d["out"], "--dst-mac", MAC_SINK, ns="dut",
+        elif dut in ("xdp-redirect", *READING):
+            check = ["--check-dst"] if dut in READING else []
+            p = self.spawn(self.args.xpe, "xdp-fwd", d["in"], d["out"], "--dst-mac", MAC_SINK, *check, ns="dut",
                            out=os.path.join(self.work, "xdpfwd.log"))
             h["procs"].append(p)
             time.sleep(1.5)
@@ -558,7 +566,8 @@ address = "198.18.30.1/30"
         if h.get("restart_per_run"):
             self.start_forwarder(h)
         g = self.spawn(self.args.xpe, "gen", *self.gen_args(h["frames"], size, flows),
-                       "--duration", self.args.warmup + self.args.seconds + 1, "--json", ns="gen", cpu=CPU_GEN,
+                       "--duration", self.args.warmup + self.args.seconds + 1, "--json",
+                       *(["--rate", int(self.args.rate * 1e6)] if self.args.rate else []), ns="gen", cpu=CPU_GEN,
                        out=os.path.join(self.work, "gen.out"))
         time.sleep(self.args.warmup)
         watcher = None
@@ -573,7 +582,7 @@ address = "198.18.30.1/30"
                                  out=os.path.join(self.work, "scrape.out"))
         o0, d0, t0, k0 = self.offered(), self.delivered(), time.time(), self.cpu_times()
         # The fast path's frames never reach the worker, whose cycles then say nothing.
-        c0 = self.xpe_cycles(h) if h["dut"] in XPES and h["dut"] != "xpe-xdp" else None
+        c0 = self.xpe_cycles(h) if h["dut"] in XPES and h["dut"] not in FAST else None
         if h["dut"] == "ovs-afxdp":
             self.ovs_appctl(h, "dpif-netdev/pmd-stats-clear")
         time.sleep(self.args.seconds)
@@ -630,7 +639,7 @@ address = "198.18.30.1/30"
         if dut == "kernel":
             return [("impose", a.sizes, a.flows)] if "impose" in a.scenarios else []
         out = [(s, a.sizes, a.flows) for s in a.scenarios if s in ("swap", "impose", "dispose")]
-        if dut in ("xpe", "xpe-xdp") and "impose-1m" in a.scenarios:
+        if dut in ("xpe", *FAST) and "impose-1m" in a.scenarios:
             out += [("impose", [64], SPREAD), ("impose-1m", [64], SPREAD)]
         return out
 
@@ -809,6 +818,20 @@ def ratios(rows):
         if x and r:
             lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} "
                          f"of xdp-redirect{rounds(x, r, True)} (issue 17 goal >= 80%)")
+        rr = get("xdp-redirect-read", sc, 64, "P0s1")
+        if x and rr:
+            lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(rr['delivered_mpps'], 1e-9):.1%} "
+                         f"of xdp-redirect reading the Ethernet destination{rounds(x, rr, True)}")
+        if rr and r:
+            lines.append(f"{sc} 64 B P0s1: xdp-redirect reading the Ethernet destination "
+                         f"{rr['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} of xdp-redirect{rounds(rr, r, True)}")
+        b = get("xpe-xdp-base", sc, 64, "P0s1")
+        if x and b:
+            lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(b['delivered_mpps'], 1e-9):.1%} "
+                         f"of the fast path as built before{rounds(x, b, True)}")
+        if b and r:
+            lines.append(f"{sc} 64 B P0s1: the fast path as built before "
+                         f"{b['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} of xdp-redirect{rounds(b, r, True)}")
     for sc in ("swap", "impose", "dispose"):
         x, b = get("xpe", sc, 64, "P0s1"), get("xpe-base", sc, 64, "P0s1")
         if x and b:
@@ -888,6 +911,8 @@ def main():
     ap.add_argument("--sizes", default="64,512,1500")
     ap.add_argument("--placements", default=",".join(PLACEMENTS))
     ap.add_argument("--out", default="benches/results")
+    ap.add_argument("--rate", type=float,
+                    help="offer at most this many Mpps (xpe gen --rate; default: as fast as the generator goes)")
     ap.add_argument("--interleave", action="store_true",
                     help="measure the DUTs of a scenario round by round (one run each, in turn) "
                          "instead of all runs of one DUT, then the next; ratios then also per round")
@@ -900,8 +925,9 @@ def main():
             ap.error(f"--{what}: {', '.join(bad) or 'empty'}: choose from {', '.join(allowed)}")
         return vals
     a.duts = pick(a.duts, DUTS, "duts")
-    if "xpe-base" in a.duts and not a.xpe_base:
-        ap.error("the xpe-base DUT needs --xpe-base PATH")
+    for dut in ("xpe-base", "xpe-xdp-base"):
+        if dut in a.duts and not a.xpe_base:
+            ap.error(f"the {dut} DUT needs --xpe-base PATH")
     a.scenarios = pick(a.scenarios, SCENARIOS, "scenarios")
     a.placements = pick(a.placements, PLACEMENTS, "placements")
     a.sizes = [int(s) for s in pick(a.sizes, ["64", "512", "1500"], "sizes")]
