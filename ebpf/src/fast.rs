@@ -63,8 +63,8 @@ static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
 static FAST_XSKS: XskMap = XskMap::with_max_entries(FAST_MAX_PORTS * MAX_QUEUES, 0);
 
 #[map(name = "XPE_FAST_PORT_STATS")]
-static FAST_PORT_STATS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(FAST_MAX_PORTS * FAST_PORT_STATS_LEN, 0);
+static FAST_PORT_STATS: PerCpuArray<[u64; FAST_PORT_STATS_LEN as usize]> =
+    PerCpuArray::with_max_entries(FAST_MAX_PORTS, 0);
 
 #[map(name = "XPE_FAST_LABEL_STATS")]
 static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_LABELS, 0);
@@ -240,10 +240,18 @@ fn forward(ctx: &XdpContext, port: &FastPort, t: Gen) -> Option<u32> {
         }
         _ => return None,
     };
-    port_count(port.slot, FAST_PORT_RX_PACKETS, 1);
-    port_count(port.slot, FAST_PORT_RX_BYTES, len as u64);
-    port_count(sent.tx_slot, FAST_PORT_TX_PACKETS, 1);
-    port_count(sent.tx_slot, FAST_PORT_TX_BYTES, sent.len as u64);
+    port_count_frame(
+        port.slot,
+        FAST_PORT_RX_PACKETS,
+        FAST_PORT_RX_BYTES,
+        len as u64,
+    );
+    port_count_frame(
+        sent.tx_slot,
+        FAST_PORT_TX_PACKETS,
+        FAST_PORT_TX_BYTES,
+        sent.len as u64,
+    );
     Some(xdp_action::XDP_REDIRECT)
 }
 
@@ -723,17 +731,23 @@ fn ip_below(at: usize, end: usize) -> Option<IpBelow> {
                 return None;
             }
             // SAFETY: checked just above: the fixed header is in the frame.
-            let words: [u16; 10] = unsafe { core::ptr::read_unaligned(at as *const [u16; 10]) };
-            let total = usize::from(u16::from_be(words[1]));
+            let words: [u32; 5] = unsafe { core::ptr::read_unaligned(at as *const [u32; 5]) };
+            // SAFETY: as above.
+            let total = usize::from(u16::from_be(unsafe {
+                core::ptr::read_unaligned((at + 2) as *const u16)
+            }));
             if total < IPV4_LEN || total > avail {
                 return None;
             }
-            // The header checksum: the one's complement sum of the header is all ones.
-            let mut sum: u32 = 0;
+            // The header checksum: the one's complement sum of the header is all ones. The
+            // sum is taken over 32-bit words as they lie in memory: a one's complement sum
+            // comes out the same, byte-swapped, in either byte order (RFC 1071), and all
+            // ones swapped is all ones, so no word needs swapping first.
+            let mut sum: u64 = 0;
             for w in words {
-                sum += u32::from(u16::from_be(w));
+                sum += u64::from(w);
             }
-            if fold(sum) != 0 {
+            if fold64(sum) != 0 {
                 return None;
             }
             Some(IpBelow::V4 { total })
@@ -764,6 +778,14 @@ fn fold(sum: u32) -> u16 {
     !(s as u16)
 }
 
+/// A one's complement sum of 32-bit words folded to 16 bits and inverted.
+#[inline(always)]
+fn fold64(sum: u64) -> u16 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32)
+}
+
 /// RFC 1624 incremental update, as the pipeline's `checksum::update`.
 #[inline(always)]
 fn checksum_update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
@@ -773,10 +795,23 @@ fn checksum_update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
 /// Adds `n` to counter `index` of port `slot`.
 #[inline(always)]
 fn port_count(slot: u32, index: u32, n: u64) {
-    if let Some(c) = FAST_PORT_STATS.get_ptr_mut(slot * FAST_PORT_STATS_LEN + index) {
+    if let Some(c) = FAST_PORT_STATS.get_ptr_mut(slot) {
         // SAFETY: the pointer comes from a successful lookup in a per-CPU array, so it is
         // valid and this CPU's own; an XDP program runs to completion on its CPU, so no other
         // writer can race this increment.
-        unsafe { *c += n };
+        unsafe { (*c)[index as usize] += n };
+    }
+}
+
+/// Adds a packet to counter `packets` and `bytes` to counter `octets` of port `slot`: one
+/// lookup, as a port's counters share one value.
+#[inline(always)]
+fn port_count_frame(slot: u32, packets: u32, octets: u32, bytes: u64) {
+    if let Some(c) = FAST_PORT_STATS.get_ptr_mut(slot) {
+        // SAFETY: as in `port_count`.
+        unsafe {
+            (*c)[packets as usize] += 1;
+            (*c)[octets as usize] += bytes;
+        }
     }
 }

@@ -54,7 +54,8 @@ pub const FAST_PORTS_MAP: &str = "XPE_FAST_PORTS";
 pub const FAST_TX_MAP: &str = "XPE_FAST_TX";
 /// Name of the fast path's XSKMAP: port slot * [`MAX_QUEUES`] + RX queue -> AF_XDP socket.
 pub const FAST_XSK_MAP: &str = "XPE_FAST_XSKS";
-/// Name of the fast path's per-CPU port counters: port slot * [`FAST_PORT_STATS_LEN`] + index.
+/// Name of the fast path's per-CPU port counters: port slot -> [`FAST_PORT_STATS_LEN`] counters
+/// (`[u64; FAST_PORT_STATS_LEN]`, indexed by the `FAST_PORT_*` counter constants).
 pub const FAST_PORT_STATS_MAP: &str = "XPE_FAST_PORT_STATS";
 /// Name of the fast path's per-CPU label counters, by the label's counter slot.
 pub const FAST_LABEL_STATS_MAP: &str = "XPE_FAST_LABEL_STATS";

@@ -232,6 +232,8 @@ struct Trie6 {
 
 /// The IPv6 trie, as userspace writes it.
 type Routes6<'a> = LpmTrie<&'a mut MapData, [u8; names::FAST_ROUTE6_KEY_LEN], u32>;
+/// One port's fast-path counters in `XPE_FAST_PORT_STATS`, indexed by the `FAST_PORT_*` constants.
+type PortStats = [u64; names::FAST_PORT_STATS_LEN as usize];
 
 /// The trie key of route (`network`, `len`) of VRF `vrf` in generation `g`.
 fn key6(g: usize, vrf: usize, network: u128, len: u8) -> Key<[u8; names::FAST_ROUTE6_KEY_LEN]> {
@@ -828,23 +830,24 @@ impl FastPath {
             let found = self.ebpf.map(name).ok_or_else(|| missing(name))?;
             PerCpuArray::try_from(found).map_err(map_err(name))
         };
-        let stats = read(names::FAST_PORT_STATS_MAP)?;
-        let sum = |i: u32| -> Result<u64, FastError> {
-            let values = stats
-                .get(&i, 0)
-                .map_err(map_err(names::FAST_PORT_STATS_MAP))?;
-            Ok(values.iter().sum())
+        let port_stats: PerCpuArray<&MapData, PortStats> = {
+            let name = names::FAST_PORT_STATS_MAP;
+            let found = self.ebpf.map(name).ok_or_else(|| missing(name))?;
+            PerCpuArray::try_from(found).map_err(map_err(name))?
         };
         let mut ports = Vec::with_capacity(self.ifindex.len());
         for slot in 0..self.ifindex.len() as u32 {
-            let at = |k: u32| sum(slot * names::FAST_PORT_STATS_LEN + k);
+            let values = port_stats
+                .get(&slot, 0)
+                .map_err(map_err(names::FAST_PORT_STATS_MAP))?;
+            let at = |k: u32| values.iter().map(|v| v[k as usize]).sum::<u64>();
             ports.push(FastPortCounters {
-                rx_packets: at(names::FAST_PORT_RX_PACKETS)?,
-                rx_bytes: at(names::FAST_PORT_RX_BYTES)?,
-                tx_packets: at(names::FAST_PORT_TX_PACKETS)?,
-                tx_bytes: at(names::FAST_PORT_TX_BYTES)?,
-                redirected: at(names::FAST_PORT_REDIRECTED)?,
-                passed: at(names::FAST_PORT_PASSED)?,
+                rx_packets: at(names::FAST_PORT_RX_PACKETS),
+                rx_bytes: at(names::FAST_PORT_RX_BYTES),
+                tx_packets: at(names::FAST_PORT_TX_PACKETS),
+                tx_bytes: at(names::FAST_PORT_TX_BYTES),
+                redirected: at(names::FAST_PORT_REDIRECTED),
+                passed: at(names::FAST_PORT_PASSED),
             });
         }
         let by_slot = |name: &'static str, slots: &BTreeSet<u32>| {
