@@ -815,23 +815,14 @@ def ratios(rows):
         if x and o:
             lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(o['delivered_mpps'], 1e-9):.2f}x "
                          f"OVS delivered{rounds(x, o, False)} (issue 17 goal >= 3)")
-        if x and r:
-            lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} "
-                         f"of xdp-redirect{rounds(x, r, True)} (issue 17 goal >= 80%)")
-        rr = get("xdp-redirect-read", sc, 64, "P0s1")
-        if x and rr:
-            lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(rr['delivered_mpps'], 1e-9):.1%} "
-                         f"of xdp-redirect reading the Ethernet destination{rounds(x, rr, True)}")
-        if rr and r:
-            lines.append(f"{sc} 64 B P0s1: xdp-redirect reading the Ethernet destination "
-                         f"{rr['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} of xdp-redirect{rounds(rr, r, True)}")
-        b = get("xpe-xdp-base", sc, 64, "P0s1")
-        if x and b:
-            lines.append(f"{sc} 64 B P0s1: xpe-xdp {x['delivered_mpps'] / max(b['delivered_mpps'], 1e-9):.1%} "
-                         f"of the fast path as built before{rounds(x, b, True)}")
-        if b and r:
-            lines.append(f"{sc} 64 B P0s1: the fast path as built before "
-                         f"{b['delivered_mpps'] / max(r['delivered_mpps'], 1e-9):.1%} of xdp-redirect{rounds(b, r, True)}")
+        rr, b = get("xdp-redirect-read", sc, 64, "P0s1"), get("xpe-xdp-base", sc, 64, "P0s1")
+        reading, before = "xdp-redirect reading the Ethernet destination", "the fast path as built before"
+        for left, a, right, c, goal in (("xpe-xdp", x, "xdp-redirect", r, " (issue 17 goal >= 80%)"),
+                                        ("xpe-xdp", x, reading, rr, ""), (reading, rr, "xdp-redirect", r, ""),
+                                        ("xpe-xdp", x, before, b, ""), (before, b, "xdp-redirect", r, "")):
+            if a and c:
+                lines.append(f"{sc} 64 B P0s1: {left} {a['delivered_mpps'] / max(c['delivered_mpps'], 1e-9):.1%} "
+                             f"of {right}{rounds(a, c, True)}{goal}")
     for sc in ("swap", "impose", "dispose"):
         x, b = get("xpe", sc, 64, "P0s1"), get("xpe-base", sc, 64, "P0s1")
         if x and b:
