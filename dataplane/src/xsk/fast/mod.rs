@@ -826,15 +826,8 @@ impl FastPath {
 
     /// The counters, summed over CPUs.
     pub fn counters(&self) -> Result<FastCounters, FastError> {
-        let read = |name: &'static str| -> Result<PerCpuArray<&MapData, u64>, FastError> {
-            let found = self.ebpf.map(name).ok_or_else(|| missing(name))?;
-            PerCpuArray::try_from(found).map_err(map_err(name))
-        };
-        let port_stats: PerCpuArray<&MapData, PortStats> = {
-            let name = names::FAST_PORT_STATS_MAP;
-            let found = self.ebpf.map(name).ok_or_else(|| missing(name))?;
-            PerCpuArray::try_from(found).map_err(map_err(name))?
-        };
+        let port_stats: PerCpuArray<&MapData, PortStats> =
+            map_ref(&self.ebpf, names::FAST_PORT_STATS_MAP)?;
         let mut ports = Vec::with_capacity(self.ifindex.len());
         for slot in 0..self.ifindex.len() as u32 {
             let values = port_stats
@@ -851,7 +844,7 @@ impl FastPath {
             });
         }
         let by_slot = |name: &'static str, slots: &BTreeSet<u32>| {
-            let stats = read(name)?;
+            let stats: PerCpuArray<&MapData, u64> = map_ref(&self.ebpf, name)?;
             let mut out = Vec::with_capacity(slots.len());
             for &slot in slots {
                 let values = stats.get(&slot, 0).map_err(map_err(name))?;
@@ -983,6 +976,15 @@ fn map_err<E: std::fmt::Display>(map: &'static str) -> impl Fn(E) -> FastError {
         map,
         detail: e.to_string(),
     }
+}
+
+/// Map `name` of `ebpf` as the typed read-only map `M`.
+fn map_ref<'a, M>(ebpf: &'a Ebpf, name: &'static str) -> Result<M, FastError>
+where
+    M: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let found = ebpf.map(name).ok_or_else(|| missing(name))?;
+    M::try_from(found).map_err(map_err(name))
 }
 
 /// Map `name` of `ebpf` as the typed map `M`.
