@@ -1355,6 +1355,53 @@ fn an_ipv6_route_change_costs_one_trie_update_a_generation_and_switches_whole() 
     assert_eq!(labels_of(&send(&program, v6(0x19, 1)).1), [16001, 2001]);
 }
 
+/// Each FEC in the program carries a copy of its adjacency: a neighbour's new MAC, or its loss,
+/// must reach every FEC through it, in both generations.
+#[test]
+fn a_neighbour_change_reaches_the_fecs_through_it_in_both_generations() {
+    let snap = pe_snapshot(TtlMode::Uniform);
+    let tables = FastTables::compile(&snap);
+    let mut program = load_pe(&tables, None);
+    let frame = tagged(EDGE_MAC.0, 101, 0x0800, &ipv4_to([198, 19, 1, 1], 46, 64, 0));
+    let v6 = tagged(EDGE_MAC.0, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 64, 0));
+    let (action, out) = program.test_run(&frame, LO).unwrap();
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(out[..6], P_MAC);
+    // P's adjacency: the one whose header starts with P's MAC (the imposed frames' next hop).
+    let to_p: Vec<usize> = (0..tables.adjs.len())
+        .filter(|&i| tables.adjs[i].header[..6] == P_MAC)
+        .collect();
+    assert!(!to_p.is_empty(), "the PE has an adjacency to P");
+    // Each update is written into the generation not live, so two MACs in a row write both.
+    let mut next = tables.clone();
+    for (round, last) in [0x99, 0x98].into_iter().enumerate() {
+        let moved = [0x02, 0, 0, 0, 0xcc, last];
+        for &i in &to_p {
+            next.adjs[i].header[..6].copy_from_slice(&moved);
+        }
+        let delta = program.apply(&next).unwrap();
+        assert_eq!(delta.written, 0, "no label changed");
+        for f in [&frame, &v6] {
+            let (action, out) = program.test_run(f, LO).unwrap();
+            assert_eq!(action, XDP_REDIRECT, "update {round}");
+            assert_eq!(out[..6], moved, "update {round}: the new MAC");
+        }
+    }
+    // The neighbour lost: its FECs go to the workers, untouched.
+    for &i in &to_p {
+        next.adjs[i].ok = 0;
+    }
+    program.apply(&next).unwrap();
+    for f in [&frame, &v6] {
+        assert_eq!(program.test_run(f, LO).unwrap(), (XDP_PASS, f.clone()));
+    }
+    // And back, in the other generation.
+    program.apply(&tables).unwrap();
+    for f in [&frame, &v6] {
+        assert_eq!(program.test_run(f, LO).unwrap().1[..6], P_MAC);
+    }
+}
+
 #[test]
 fn a_vrf_whose_ipv6_routes_do_not_fit_is_left_to_the_workers_whole() {
     let snap = pe_snapshot(TtlMode::Uniform);

@@ -33,13 +33,13 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, DevMap, LpmTrie, PerCpuArray, XskMap};
 use aya_ebpf::programs::XdpContext;
 use xpe_ebpf::{
-    fast_route6_key, FastAdj, FastFec, FastLabel, FastPort, FastVrf, BPF_F_MMAPABLE,
-    FAST_ARENA_WORDS, FAST_ATTACH_WORDS, FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_ADJS,
-    FAST_MAX_DEPTH, FAST_MAX_FECS, FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS,
-    FAST_MAX_PAGES, FAST_MAX_PORTS, FAST_MAX_PUSH, FAST_MAX_ROUTES6, FAST_MAX_VRFS, FAST_OP_POP,
-    FAST_OP_POP_LOOKUP, FAST_OP_SWAP, FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED,
-    FAST_PORT_RX_BYTES, FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES,
-    FAST_PORT_TX_PACKETS, FAST_ROOT_WORDS, FAST_ROUTE6_KEY_BITS, FAST_ROUTE6_KEY_LEN, MAX_QUEUES,
+    fast_route6_key, FastLabel, FastNextHop, FastPort, FastVrf, BPF_F_MMAPABLE, FAST_ARENA_WORDS,
+    FAST_ATTACH_WORDS, FAST_FEC_FORWARD, FAST_LABEL_SPACE, FAST_MAX_DEPTH, FAST_MAX_FECS,
+    FAST_MAX_IFINDEX, FAST_MAX_LABELS, FAST_MAX_LEVELS, FAST_MAX_PORTS, FAST_MAX_PUSH,
+    FAST_MAX_ROUTES6, FAST_MAX_VRFS, FAST_OP_POP, FAST_OP_POP_LOOKUP, FAST_OP_SWAP,
+    FAST_PAGE_SHIFT, FAST_PORT_PASSED, FAST_PORT_REDIRECTED, FAST_PORT_RX_BYTES,
+    FAST_PORT_RX_PACKETS, FAST_PORT_STATS_LEN, FAST_PORT_TX_BYTES, FAST_PORT_TX_PACKETS,
+    FAST_ROOT_ENTRIES, FAST_ROUTE6_KEY_BITS, FAST_ROUTE6_KEY_LEN, MAX_QUEUES,
 };
 
 // The steering program shares this object, and userspace loads it with every fast-path map
@@ -50,11 +50,8 @@ use xpe_ebpf::{
 #[map(name = "XPE_FAST_GEN")]
 static FAST_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
-#[map(name = "XPE_FAST_IFINDEX")]
-static FAST_IFINDEX: Array<u32> = Array::with_max_entries(FAST_MAX_IFINDEX, 0);
-
 #[map(name = "XPE_FAST_PORTS")]
-static FAST_PORTS: Array<FastPort> = Array::with_max_entries(FAST_MAX_PORTS, 0);
+static FAST_PORTS: Array<FastPort> = Array::with_max_entries(FAST_MAX_IFINDEX, 0);
 
 #[map(name = "XPE_FAST_TX")]
 static FAST_TX: DevMap = DevMap::with_max_entries(FAST_MAX_PORTS, 0);
@@ -73,7 +70,7 @@ static FAST_LABEL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_M
 static FAST_VRF_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(FAST_MAX_VRFS, 0);
 
 // The tables, both generations one after the other (lib.rs, `FAST_LABEL_INDEX_MAP`). The u64
-// arrays hold two u32 words each; their sizes below are in elements.
+// arrays other than the root hold two u32 words each; their sizes below are in elements.
 #[map(name = "XPE_FAST_LABEL_INDEX")]
 static LABEL_INDEX: Array<u64> = Array::with_max_entries(FAST_LABEL_SPACE, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_LABELS")]
@@ -83,15 +80,11 @@ static ATTACH: Array<u64> = Array::with_max_entries(FAST_ATTACH_WORDS, BPF_F_MMA
 #[map(name = "XPE_FAST_VRFS")]
 static VRFS: Array<FastVrf> = Array::with_max_entries(2 * FAST_MAX_VRFS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ROOT")]
-static ROOT: Array<u64> = Array::with_max_entries(FAST_ROOT_WORDS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_PAGES")]
-static PAGES: Array<u64> = Array::with_max_entries(FAST_MAX_VRFS * FAST_MAX_PAGES, BPF_F_MMAPABLE);
+static ROOT: Array<u64> = Array::with_max_entries(2 * FAST_ROOT_ENTRIES, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_ARENA")]
 static ARENA: Array<u64> = Array::with_max_entries(FAST_ARENA_WORDS, BPF_F_MMAPABLE);
 #[map(name = "XPE_FAST_FECS")]
-static FECS: Array<FastFec> = Array::with_max_entries(2 * FAST_MAX_FECS, BPF_F_MMAPABLE);
-#[map(name = "XPE_FAST_ADJS")]
-static ADJS: Array<FastAdj> = Array::with_max_entries(2 * FAST_MAX_ADJS, BPF_F_MMAPABLE);
+static FECS: Array<FastNextHop> = Array::with_max_entries(2 * FAST_MAX_FECS, BPF_F_MMAPABLE);
 // The IPv6 routes of both generations (lib.rs, `FAST_ROUTES6_MAP`): a trie, the one table that
 // is not an array, and the one lookup only IPv6 frames make.
 #[map(name = "XPE_FAST_ROUTES6")]
@@ -132,11 +125,12 @@ impl Gen {
         ROUTES6.get(&key).copied()
     }
 
-    fn fec(self, fec: u32) -> Option<FastFec> {
+    /// FEC `fec` with its adjacency.
+    fn fec(self, fec: u32) -> Option<&'static FastNextHop> {
         if fec >= FAST_MAX_FECS {
             return None;
         }
-        FECS.get(self.0 * FAST_MAX_FECS + fec).copied()
+        FECS.get(self.0 * FAST_MAX_FECS + fec)
     }
 }
 
@@ -163,12 +157,7 @@ const PAGE_MASK: u32 = (1 << FAST_PAGE_SHIFT) - 1;
 pub fn xpe_fast(ctx: XdpContext) -> u32 {
     // SAFETY: xdp_md is the context the kernel passed; reading a field is always valid.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let Some(port) = FAST_IFINDEX
-        .get(ifindex)
-        .and_then(|&slot| slot.checked_sub(1))
-        .and_then(|slot| FAST_PORTS.get(slot))
-        .copied()
-    else {
+    let Some(port) = FAST_PORTS.get(ifindex).filter(|p| p.ours != 0).copied() else {
         return xdp_action::XDP_PASS;
     };
     let forwarded = match FAST_GEN.get(0).copied() {
@@ -535,11 +524,10 @@ struct Packet {
 #[inline(always)]
 fn send(ctx: &XdpContext, t: Gen, info: &FastVrf, fec: u32, p: &Packet) -> Option<Sent> {
     let (at, end, l3, total) = (p.at, p.end, p.l3, p.total);
-    let fec = t.fec(fec)?;
+    let FastNextHop { fec, adj } = t.fec(fec)?;
     if fec.kind != FAST_FEC_FORWARD {
         return None;
     }
-    let adj = *ADJS.get(fec.adj)?;
     if adj.ok == 0 {
         return None;
     }
@@ -636,11 +624,12 @@ fn lookup4(info: &FastVrf, addr: u32) -> Option<u32> {
     if shift > 31 {
         return None;
     }
-    let mut entry = word(&ROOT, info.root_base + (addr >> shift))?;
+    let root = *ROOT.get(info.root_base + (addr >> shift))?;
+    let mut entry = root as u32;
     if entry & NODE_BIT != 0 {
-        // The whole subtree below a root entry lies in one page.
-        let page = (entry & !NODE_BIT) >> FAST_PAGE_SHIFT;
-        let base = word(&PAGES, info.pages_base + page)?;
+        // The whole subtree below a root entry lies in one page, whose first arena word the
+        // root entry's upper half holds.
+        let base = (root >> 32) as u32;
         for _ in 0..FAST_MAX_LEVELS {
             if entry & NODE_BIT == 0 {
                 break;

@@ -41,15 +41,14 @@ pub const FAST_GEN_MAP: &str = "XPE_FAST_GEN";
 /// Generation value with no live label map: every frame is steered to user space (before the
 /// first tables, and after a failed update).
 pub const FAST_GEN_OFF: u32 = 2;
-/// Name of the fast path's interface index: ifindex -> 1 + port slot, or 0 (a frame from an
-/// interface that is not one of xpe's is passed to the kernel). Interfaces with an index of
-/// [`FAST_MAX_IFINDEX`] or more cannot take the fast path.
-pub const FAST_IFINDEX_MAP: &str = "XPE_FAST_IFINDEX";
-/// Interface indices the fast path's index covers.
-pub const FAST_MAX_IFINDEX: u32 = 65_536;
-/// Name of the fast path's port array: slot -> [`FastPort`]. Written once per port, except for
-/// the one-byte `core` flag, so a reader never sees half an entry.
+/// Name of the fast path's port array: ifindex -> [`FastPort`], with [`FastPort::ours`] 0 for an
+/// interface that is not one of xpe's (its frames are passed to the kernel). Indexed by the
+/// interface, not the port, so a frame finds its port in one lookup. Interfaces with an index
+/// of [`FAST_MAX_IFINDEX`] or more cannot take the fast path. Written once per port, except
+/// for the one-byte `core` flag, so a reader never sees half an entry.
 pub const FAST_PORTS_MAP: &str = "XPE_FAST_PORTS";
+/// Interface indices the fast path's port array covers.
+pub const FAST_MAX_IFINDEX: u32 = 65_536;
 /// Name of the fast path's DEVMAP: port slot -> egress ifindex.
 pub const FAST_TX_MAP: &str = "XPE_FAST_TX";
 /// Name of the fast path's XSKMAP: port slot * [`MAX_QUEUES`] + RX queue -> AF_XDP socket.
@@ -122,8 +121,8 @@ pub struct FastPort {
     pub mac: [u8; 6],
     /// 1 on a core port that takes untagged labelled frames (where swaps are done), else 0.
     pub core: u8,
-    /// Padding (zero).
-    pub pad: u8,
+    /// 1 for one of xpe's interfaces; 0 in every other entry.
+    pub ours: u8,
     /// The port's slot: its index in the tables (DEVMAP, XSKMAP base, counters).
     pub slot: u32,
 }
@@ -137,36 +136,32 @@ pub const FAST_ATTACH_WORDS: u32 = FAST_MAX_PORTS * 4096;
 pub const FAST_LABEL_SPACE: u32 = 1 << 20;
 /// Name of the per-VRF table descriptors (IPv4 table, IPv6 flag, counter, TTL mode) ([`FastVrf`], `g * FAST_MAX_VRFS + VRF id`).
 pub const FAST_VRFS_MAP: &str = "XPE_FAST_VRFS";
-/// Name of the IPv4 LPM roots (u32 words, every VRF's root one after the other,
-/// [`FAST_ROOT_WORDS`] a generation). Like the page tables and the arenas, an array of u64, each
-/// holding two words (the lower one first): an mmapable array's elements are 8 bytes apart, so
-/// this way userspace sees the words back to back through the mapping.
+/// Name of the IPv4 LPM roots (every VRF's root one after the other, [`FAST_ROOT_ENTRIES`] a
+/// generation), one u64 a root entry: the userspace table's entry in the lower word; in the
+/// upper word, for an entry that points at a node, the first arena word of the node's page
+/// (the subtree below a root entry lies in one page). So the root entry is all a lookup needs
+/// to find its way into the arena: one read, where a page table would be a second one that
+/// depends on the first.
 pub const FAST_ROOT_MAP: &str = "XPE_FAST_ROOT";
-/// Name of the page tables: [`FastVrf::pages_base`] + page -> the page's first word in the
-/// arena ([`FAST_MAX_VRFS`] * [`FAST_MAX_PAGES`] words a generation).
-pub const FAST_PAGES_MAP: &str = "XPE_FAST_PAGES";
 /// Name of the IPv4 LPM arena (u32 words: every VRF's pages one after the other,
-/// [`FAST_ARENA_WORDS`] a generation).
+/// [`FAST_ARENA_WORDS`] a generation). An array of u64, each holding two words (the lower one
+/// first): an mmapable array's elements are 8 bytes apart, so this way userspace sees the
+/// words back to back through the mapping.
 pub const FAST_ARENA_MAP: &str = "XPE_FAST_ARENA";
-/// Name of the FECs ([`FastFec`], `g * FAST_MAX_FECS + FEC id`).
+/// Name of the FECs with their adjacencies ([`FastNextHop`], `g * FAST_MAX_FECS + FEC id`).
 pub const FAST_FECS_MAP: &str = "XPE_FAST_FECS";
-/// Name of the adjacencies ([`FastAdj`]; [`FastFec::adj`] includes the generation offset).
-pub const FAST_ADJS_MAP: &str = "XPE_FAST_ADJS";
 /// Name of the fast path's per-CPU VRF counters (IP lookups), by the VRF's counter slot.
 pub const FAST_VRF_STATS_MAP: &str = "XPE_FAST_VRF_STATS";
 
 /// VRFs the fast path routes in (by VRF id); and VRF counter slots it counts in.
 pub const FAST_MAX_VRFS: u32 = 1024;
-/// Pages of one VRF's IPv4 arena (the userspace table's page numbers: 9 bits).
-pub const FAST_MAX_PAGES: u32 = 512;
-/// Words of the IPv4 LPM roots, all VRFs together (16 MiB).
-pub const FAST_ROOT_WORDS: u32 = 1 << 22;
+/// Root entries of the IPv4 LPM roots a generation, all VRFs together (16 MiB: 32 roots of
+/// a table of 2^16 entries, which VRFs with many routes have, or 8,192 of 2^8).
+pub const FAST_ROOT_ENTRIES: u32 = 1 << 21;
 /// Words of the IPv4 LPM arena, all VRFs together (32 MiB: a 1M-route table takes 12.4).
 pub const FAST_ARENA_WORDS: u32 = 1 << 23;
 /// FECs the fast path holds.
 pub const FAST_MAX_FECS: u32 = 1 << 16;
-/// Adjacencies the fast path holds.
-pub const FAST_MAX_ADJS: u32 = 1 << 16;
 /// Labels a FEC of the fast path pushes at most.
 pub const FAST_MAX_PUSH: usize = 4;
 /// Words the userspace arena's page offsets keep below the page number (its `PAGE_SHIFT`).
@@ -191,8 +186,8 @@ pub struct FastVrf {
     pub counter: u32,
     /// 1 in uniform TTL mode (RFC 3443), 0 in pipe mode (the same in every VRF).
     pub uniform: u32,
-    /// Where its page table starts in the page tables (generation offset included).
-    pub pages_base: u32,
+    /// Padding (zero).
+    pub pad0: u32,
     /// 1 when every IPv6 route of the VRF is in [`FAST_ROUTES6_MAP`] under this generation
     /// (else its IPv6 lookups go to the workers).
     pub v6: u32,
@@ -235,7 +230,7 @@ pub const FAST_FEC_FORWARD: u32 = 1;
 pub struct FastFec {
     /// [`FAST_FEC_FORWARD`], or 0.
     pub kind: u32,
-    /// The adjacency (generation offset included).
+    /// The adjacency's id (the program reads the copy in [`FastNextHop`]).
     pub adj: u32,
     /// Labels pushed.
     pub push: u32,
@@ -243,6 +238,18 @@ pub struct FastFec {
     pub labels: [u32; FAST_MAX_PUSH],
     /// Padding (zero): elements of an mmapable array are 8-byte aligned.
     pub pad: u32,
+}
+
+/// An element of [`FAST_FECS_MAP`]: a FEC with a copy of its adjacency, so that a route's hit
+/// is one read, not a FEC and then the adjacency it names. 64 bytes: one cache line. A
+/// neighbour that changes rewrites every FEC through it, in the generation not live.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastNextHop {
+    /// The FEC.
+    pub fec: FastFec,
+    /// Its adjacency ([`FastFec::adj`]); not ok when there is none.
+    pub adj: FastAdj,
 }
 
 /// An adjacency: the egress port and the header to write.
@@ -265,9 +272,8 @@ pub struct FastAdj {
 
 /// Every map of the fast path, for the steering program, which shares the object and loads it
 /// with each of these shrunk to one entry.
-pub const FAST_MAPS: [&str; 18] = [
+pub const FAST_MAPS: [&str; 15] = [
     FAST_GEN_MAP,
-    FAST_IFINDEX_MAP,
     FAST_PORTS_MAP,
     FAST_TX_MAP,
     FAST_XSK_MAP,
@@ -279,9 +285,7 @@ pub const FAST_MAPS: [&str; 18] = [
     FAST_ATTACH_MAP,
     FAST_VRFS_MAP,
     FAST_ROOT_MAP,
-    FAST_PAGES_MAP,
     FAST_ARENA_MAP,
     FAST_FECS_MAP,
-    FAST_ADJS_MAP,
     FAST_ROUTES6_MAP,
 ];

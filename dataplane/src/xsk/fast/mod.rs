@@ -24,11 +24,12 @@ use std::os::fd::RawFd;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, DevMap, MapData, PerCpuArray, XskMap};
 use aya::Ebpf;
-use xpe_ebpf::{self as names, FastAdj, FastFec, FastLabel, FastPort, FastVrf};
+use xpe_ebpf::{self as names, FastLabel, FastNextHop, FastPort, FastVrf};
 
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{NetdevFamily, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
+use crate::tables::lpm::v4::node_page;
 use crate::tables::{Ipv6Lpm, PortId};
 pub use check::{Agreed, ByIngress};
 use mapped::Mapped;
@@ -49,9 +50,7 @@ unsafe impl aya::Pod for Value<FastPort> {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Value<FastVrf> {}
 // SAFETY: as above.
-unsafe impl aya::Pod for Value<FastFec> {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Value<FastAdj> {}
+unsafe impl aya::Pod for Value<FastNextHop> {}
 
 /// Why the fast path could not be loaded, attached, updated or read.
 #[derive(Debug, thiserror::Error)]
@@ -250,10 +249,17 @@ struct Arrays {
     attach: Mapped,
     vrfs: Mapped,
     root: Mapped,
-    pages: Mapped,
     arena: Mapped,
     fecs: Mapped,
-    adjs: Mapped,
+}
+
+/// The upper word of root entry `entry` in the fast path's root (lib.rs, `FAST_ROOT_MAP`):
+/// for an entry that points at a node, the first arena word of the node's page (`page_first`,
+/// by page), else 0.
+fn root_page(entry: u32, page_first: &[u64]) -> u64 {
+    node_page(entry)
+        .and_then(|page| page_first.get(page).copied())
+        .unwrap_or(0)
 }
 
 /// Generation `g`'s half of `all`.
@@ -274,10 +280,8 @@ impl Arrays {
             attach: one(names::FAST_ATTACH_MAP)?,
             vrfs: one(names::FAST_VRFS_MAP)?,
             root: one(names::FAST_ROOT_MAP)?,
-            pages: one(names::FAST_PAGES_MAP)?,
             arena: one(names::FAST_ARENA_MAP)?,
             fecs: one(names::FAST_FECS_MAP)?,
-            adjs: one(names::FAST_ADJS_MAP)?,
         })
     }
 
@@ -322,22 +326,21 @@ impl Arrays {
         }
     }
 
-    /// Copies every VRF's IPv4 table into generation `g`: roots one after the other, pages one
-    /// after the other, each VRF's page table pointing at its pages. A VRF that does not fit
-    /// is left out (its lookups go to the workers).
+    /// Copies every VRF's IPv4 table into generation `g`: roots one after the other, each entry
+    /// that points at a node with its page's place in the arena; pages one after the other. A
+    /// VRF that does not fit is left out (its lookups go to the workers).
     fn write_routes(&mut self, g: usize, vrfs: &[Option<VrfTable>], uniform: bool) {
         // The IPv6 flags are written after this, whenever a generation is ([`Arrays::write_v6_flags`]).
         let descriptors = half(self.vrfs.elements::<Value<FastVrf>>(), g);
         descriptors.fill(Value(FastVrf::default()));
-        let (root, pages, arena) = (
-            half(self.root.words(), g),
-            half(self.pages.words(), g),
+        let (root, arena) = (
+            half(self.root.elements::<u64>(), g),
             half(self.arena.words(), g),
         );
         // Indices stored in the tables are absolute: the program adds no offset to them.
-        let (root_first, pages_first, arena_first) =
-            (g * root.len(), g * pages.len(), g * arena.len());
+        let (root_first, arena_first) = (g * root.len(), g * arena.len());
         let (mut root_at, mut arena_at) = (0usize, 0usize);
+        let mut page_first = Vec::new();
         for (id, table) in vrfs.iter().enumerate() {
             let Some(t) = table else {
                 continue;
@@ -346,12 +349,14 @@ impl Arrays {
             if root_at + t.root.len() > root.len() || arena_at + words > arena.len() {
                 continue;
             }
-            root[root_at..root_at + t.root.len()].copy_from_slice(&t.root);
-            let table_base = id * names::FAST_MAX_PAGES as usize;
-            for (n, page) in t.pages.iter().enumerate() {
-                pages[table_base + n] = (arena_first + arena_at) as u32;
+            page_first.clear();
+            for page in &t.pages {
+                page_first.push((arena_first + arena_at) as u64);
                 arena[arena_at..arena_at + page.len()].copy_from_slice(page);
                 arena_at += page.len();
+            }
+            for (slot, &entry) in root[root_at..].iter_mut().zip(t.root.iter()) {
+                *slot = u64::from(entry) | root_page(entry, &page_first) << 32;
             }
             descriptors[id] = Value(FastVrf {
                 present: 1,
@@ -359,7 +364,7 @@ impl Arrays {
                 root_shift: t.root_shift,
                 counter: t.counter,
                 uniform: u32::from(uniform),
-                pages_base: (pages_first + table_base) as u32,
+                pad0: 0,
                 v6: 0,
                 pad: 0,
             });
@@ -445,14 +450,6 @@ impl FastPath {
             });
         }
         let mut ebpf = super::steer::load_object(true, routes6).map_err(FastError::Load)?;
-        {
-            let mut index: Array<&mut MapData, u32> = map_mut(&mut ebpf, names::FAST_IFINDEX_MAP)?;
-            for (slot, &i) in ifindex.iter().enumerate() {
-                index
-                    .set(i, slot as u32 + 1, 0)
-                    .map_err(map_err(names::FAST_IFINDEX_MAP))?;
-            }
-        }
         {
             let mut tx: DevMap<&mut MapData> = map_mut(&mut ebpf, names::FAST_TX_MAP)?;
             for (slot, &i) in ifindex.iter().enumerate() {
@@ -683,22 +680,18 @@ impl FastPath {
             held.vrfs = next.vrfs.clone();
             held.uniform = next.uniform;
         }
-        if held.fecs != next.fecs {
-            // A FEC names its adjacency in this generation's half of the adjacencies.
-            let offset = g as u32 * names::FAST_MAX_ADJS;
-            let fecs: Vec<FastFec> = next
+        if held.fecs != next.fecs || held.adjs != next.adjs {
+            // Each FEC with a copy of its adjacency: a neighbour's change rewrites them all.
+            let hops: Vec<FastNextHop> = next
                 .fecs
                 .iter()
-                .map(|f| FastFec {
-                    adj: f.adj + offset,
-                    ..*f
+                .map(|&fec| FastNextHop {
+                    fec,
+                    adj: next.adjs.get(fec.adj as usize).copied().unwrap_or_default(),
                 })
                 .collect();
-            Arrays::write_all(&mut arrays.fecs, g, &fecs, held.fecs.len());
+            Arrays::write_all(&mut arrays.fecs, g, &hops, held.fecs.len());
             held.fecs = next.fecs.clone();
-        }
-        if held.adjs != next.adjs {
-            Arrays::write_all(&mut arrays.adjs, g, &next.adjs, held.adjs.len());
             held.adjs = next.adjs.clone();
         }
         held.ports = next.ports.clone();
@@ -800,9 +793,9 @@ impl FastPath {
     fn write_ports(&mut self, ports: &[FastPort]) -> Result<(), FastError> {
         let name = names::FAST_PORTS_MAP;
         let mut map: Array<&mut MapData, Value<FastPort>> = map_mut(&mut self.ebpf, name)?;
-        for (slot, port) in ports.iter().enumerate().take(self.ifindex.len()) {
+        for (slot, (port, &ifindex)) in ports.iter().zip(&self.ifindex).enumerate() {
             if self.ports.get(slot) != Some(port) {
-                map.set(slot as u32, Value(*port), 0)
+                map.set(ifindex, Value(*port), 0)
                     .map_err(|e| FastError::Map {
                         map: name,
                         detail: format!("port {slot}: {e}"),

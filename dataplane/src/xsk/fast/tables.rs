@@ -96,7 +96,7 @@ impl FastTables {
             .map(|(i, p)| FastPort {
                 mac: p.mac.0,
                 core: u8::from(p.kind == PortKind::Core && p.attachment(0).is_some()),
-                pad: 0,
+                ours: 1,
                 slot: i as u32,
             })
             .collect();
@@ -168,13 +168,12 @@ impl FastTables {
             .clone()
             .map(|(v, counter)| {
                 let (root, root_shift, pages) = v.v4.raw_parts();
-                (counter < names::FAST_MAX_VRFS && pages.len() <= names::FAST_MAX_PAGES as usize)
-                    .then(|| VrfTable {
-                        root: root.clone(),
-                        root_shift,
-                        pages: pages.to_vec(),
-                        counter,
-                    })
+                (counter < names::FAST_MAX_VRFS).then(|| VrfTable {
+                    root: root.clone(),
+                    root_shift,
+                    pages: pages.to_vec(),
+                    counter,
+                })
             })
             .collect();
         let v6 = counted
@@ -207,7 +206,6 @@ impl FastTables {
         let adjs = snap
             .adjacencies()
             .iter()
-            .take(names::FAST_MAX_ADJS as usize)
             .map(|a| FastAdj {
                 ok: u32::from(a.mac.is_some() && u32::from(a.port.0) < names::FAST_MAX_PORTS),
                 tx_slot: u32::from(a.port.0),
