@@ -469,8 +469,9 @@ fn every_ethernet_frame_is_accounted_for_on_both_ports() {
 #[test]
 fn the_xdp_fast_path_agrees_with_the_pipeline_on_every_frame() {
     let snap = snapshot();
-    use xpe_dataplane::xsk::fast::{Agreed, ByIngress};
-    let programs = ByIngress::load(snap).unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    use xpe_dataplane::xsk::fast::{Agreed, Buffers, ByIngress};
+    let programs =
+        ByIngress::load(snap, Buffers::One).unwrap_or_else(|e| panic!("this test needs root: {e}"));
     let (mut forwarded, mut passed, mut skipped) = (0u64, 0u64, 0u64);
     let mut forwarded6 = 0u64;
     for ingress in (0..snap.ports().len() as u16).map(PortId) {

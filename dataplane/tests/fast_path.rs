@@ -5,6 +5,9 @@
 //! - where it does not, it passes the frame on unchanged (XDP_PASS here: no AF_XDP socket is
 //!   bound in a test run), and the pipeline may do anything.
 //!
+//! Both copies of the program run: the one for frames in one buffer (`xpe_fast_linear`, what
+//! `xpe run` loads unless an MTU needs multi-buffer frames) and the multi-buffer one.
+//!
 //! Needs root (BPF); without it the test fails and says so. It creates nothing: the ingress
 //! device of every run is loopback (ifindex 1), whose index also fills the DEVMAP.
 
@@ -17,7 +20,8 @@ use xpe_dataplane::tables::{
 };
 use xpe_dataplane::wire::ethernet::MacAddr;
 use xpe_dataplane::wire::mpls::Label;
-use xpe_dataplane::xsk::fast::{Agreed, ByIngress, FastPath, FastTables, Vrf6Table};
+use xpe_dataplane::xsk::fast::{Agreed, Buffers, ByIngress, FastPath, FastTables, Vrf6Table};
+use xpe_dataplane::xsk::steer::Mode;
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -302,10 +306,15 @@ fn both_paths_agree(snap: Snapshot) {
         [16001, 16008],
         "the one-label swap and the PHP to a resolved untagged hop are fast"
     );
-    let programs = load_by_ingress(&snap);
+    for buffers in [Buffers::One, Buffers::Several] {
+        agree_on_the_cases(&snap, &load_by_ingress(&snap, buffers));
+    }
+}
+
+fn agree_on_the_cases(snap: &Snapshot, programs: &ByIngress) {
     let mut forwarded = 0;
     for (name, bytes) in cases() {
-        match programs.agree(&snap, PortId(0), &bytes) {
+        match programs.agree(snap, PortId(0), &bytes) {
             Ok(Agreed::Kernel(egress)) => {
                 forwarded += 1;
                 assert_eq!(egress, PortId(1), "{name}");
@@ -337,7 +346,8 @@ fn both_paths_agree(snap: Snapshot) {
 #[test]
 fn a_table_update_switches_the_program_to_the_new_table_whole() {
     let snap = snapshot();
-    let mut program = match FastPath::load(vec![LO, LO], &FastTables::compile(&snap)) {
+    let mut program = match FastPath::load(vec![LO, LO], &FastTables::compile(&snap), Buffers::One)
+    {
         Ok(p) => p,
         Err(e) => panic!("this test needs root (BPF): {e}"),
     };
@@ -388,10 +398,71 @@ impl Rng {
     }
 }
 
+/// A jumbo frame comes in pieces (multi-buffer XDP): the multi-buffer copy of the program
+/// leaves it to the workers even where the egress MTU would take it.
+#[test]
+fn the_multi_buffer_copy_leaves_a_frame_in_pieces_to_the_workers() {
+    let mut tables = FastTables::compile(&snapshot());
+    tables.labels.get_mut(&16001).unwrap().mtu = 9000;
+    let swap = |total: u16| frame(OUR_MAC.0, 0x8847, &[(16001, 0, true, 64)], &ipv4(total, 64));
+    let (small, jumbo) = (swap(1400), swap(6000));
+    let several = FastPath::load(vec![LO, LO], &tables, Buffers::Several)
+        .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"));
+    assert_eq!(several.test_run(&small, LO).unwrap().0, XDP_REDIRECT);
+    assert_eq!(
+        several.test_run(&jumbo, LO).unwrap(),
+        (XDP_PASS, jumbo.clone()),
+        "left to the workers whole"
+    );
+}
+
+/// The copy without multi-buffer support skips that check: it relies on the kernel never
+/// handing it a frame in pieces. (A test run does not keep that promise, so it cannot show
+/// it.) A veth keeps it by refusing that copy while its peer's MTU would need pieces, and by
+/// refusing to raise the MTU once it is attached. In a network namespace of this test
+/// thread's own, so nothing is left behind.
+#[test]
+fn the_kernel_keeps_frames_in_pieces_from_the_copy_without_multi_buffer_support() {
+    let sh = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("a network namespace of the test's own (needs root): {e}"));
+    assert!(sh(&[
+        "ip", "link", "add", "xfmb0", "type", "veth", "peer", "name", "xfmb1"
+    ]));
+    for dev in ["xfmb0", "xfmb1"] {
+        assert!(sh(&["ip", "link", "set", dev, "mtu", "9000", "up"]));
+    }
+    let tables = FastTables::compile(&snapshot());
+    let veth = nix::net::if_::if_nametoindex("xfmb0").unwrap();
+    let load = |buffers| {
+        FastPath::load(vec![veth, veth], &tables, buffers)
+            .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"))
+    };
+    let mut one = load(Buffers::One);
+    assert!(
+        one.attach("xfmb0", Mode::Native).is_err(),
+        "refused: the peer's MTU needs frames in pieces"
+    );
+    let mut several = load(Buffers::Several);
+    several.attach("xfmb0", Mode::Native).unwrap();
+    several.detach();
+    assert!(sh(&["ip", "link", "set", "xfmb1", "mtu", "1500"]));
+    one.attach("xfmb0", Mode::Native).unwrap();
+    assert!(
+        !sh(&["ip", "link", "set", "xfmb1", "mtu", "9000"]),
+        "the MTU stays where frames fit one buffer"
+    );
+}
+
 #[test]
 fn mutated_frames_get_the_same_answer_from_both_paths() {
     let snap = snapshot();
-    let programs = load_by_ingress(&snap);
+    let programs = load_by_ingress(&snap, Buffers::One);
     let bases: Vec<Vec<u8>> = cases().into_iter().map(|(_, b)| b).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut forwarded, mut passed) = (0, 0);
@@ -1194,15 +1265,18 @@ fn agree(snap: &Snapshot, programs: &ByIngress, ingress: PortId, bytes: &[u8], w
     }
 }
 
-fn load_by_ingress(snap: &Snapshot) -> ByIngress {
-    ByIngress::load(snap).unwrap_or_else(|e| panic!("this test needs root: {e}"))
+fn load_by_ingress(snap: &Snapshot, buffers: Buffers) -> ByIngress {
+    ByIngress::load(snap, buffers).unwrap_or_else(|e| panic!("this test needs root: {e}"))
 }
 
 #[test]
 fn pe_operations_agree_with_the_pipeline() {
-    for mode in [TtlMode::Uniform, TtlMode::Pipe] {
+    let runs = [TtlMode::Uniform, TtlMode::Pipe]
+        .into_iter()
+        .flat_map(|mode| [(mode, Buffers::One), (mode, Buffers::Several)]);
+    for (mode, buffers) in runs {
         let snap = pe_snapshot(mode);
-        let programs = load_by_ingress(&snap);
+        let programs = load_by_ingress(&snap, buffers);
         let mut forwarded6 = 0;
         for (name, ingress, bytes, fast) in pe_cases() {
             let fast = fast != (mode == TtlMode::Pipe && PIPE_DIFFERS.contains(&name));
@@ -1214,14 +1288,14 @@ fn pe_operations_agree_with_the_pipeline() {
             );
             forwarded6 += usize::from(fast && name.starts_with("v6"));
         }
-        eprintln!("{mode}: {forwarded6} IPv6 cases forwarded in the kernel");
+        eprintln!("{mode}, {buffers:?}: {forwarded6} IPv6 cases forwarded in the kernel");
     }
 }
 
 #[test]
 fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
     let snap = pe_snapshot(TtlMode::Uniform);
-    let programs = load_by_ingress(&snap);
+    let programs = load_by_ingress(&snap, Buffers::One);
     let bases = pe_cases();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut forwarded, mut passed, mut forwarded6) = (0, 0, 0);
@@ -1266,7 +1340,7 @@ fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
 /// loopback; the later slot is the one the program finds), and an IPv6 trie of `routes6`
 /// entries (`None`: full size).
 fn load_pe(tables: &FastTables, routes6: Option<u32>) -> FastPath {
-    FastPath::load_sized(vec![LO, LO], tables, routes6)
+    FastPath::load_sized(vec![LO, LO], tables, Buffers::One, routes6)
         .unwrap_or_else(|e| panic!("this test needs root (BPF): {e}"))
 }
 
@@ -1362,7 +1436,12 @@ fn a_neighbour_change_reaches_the_fecs_through_it_in_both_generations() {
     let snap = pe_snapshot(TtlMode::Uniform);
     let tables = FastTables::compile(&snap);
     let mut program = load_pe(&tables, None);
-    let frame = tagged(EDGE_MAC.0, 101, 0x0800, &ipv4_to([198, 19, 1, 1], 46, 64, 0));
+    let frame = tagged(
+        EDGE_MAC.0,
+        101,
+        0x0800,
+        &ipv4_to([198, 19, 1, 1], 46, 64, 0),
+    );
     let v6 = tagged(EDGE_MAC.0, 101, 0x86dd, &ipv6_to(v6(0x19, 1), 16, 64, 0));
     let (action, out) = program.test_run(&frame, LO).unwrap();
     assert_eq!(action, XDP_REDIRECT);

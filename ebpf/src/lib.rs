@@ -23,6 +23,9 @@ pub const STATS_LEN: u32 = 2;
 /// the kernel and steers everything else to the AF_XDP sockets. Unlike [`PROGRAM`], one loaded
 /// copy serves every interface, so its maps are keyed by port.
 pub const FAST_PROGRAM: &str = "xpe_fast";
+/// Name of the fast path's copy for interfaces whose frames come in one buffer each (no
+/// multi-buffer XDP): the same, without the check for frames in pieces.
+pub const FAST_LINEAR_PROGRAM: &str = "xpe_fast_linear";
 /// Every table of the fast path holds two generations, one after the other: the program reads
 /// the one [`FAST_GEN_MAP`] names while userspace brings the other up to date. The program adds
 /// the generation's offset where it enters a table (label index, attachments, VRFs, FECs);

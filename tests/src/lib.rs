@@ -751,7 +751,7 @@ pub fn replay(config: &Path, frames: &[(&str, Vec<u8>)]) -> Replayed {
 fn fast_path_agrees(config: &Path, frames: &[(&str, Vec<u8>)]) {
     use std::cell::RefCell;
     use xpe_dataplane::tables::Snapshot;
-    use xpe_dataplane::xsk::fast::ByIngress;
+    use xpe_dataplane::xsk::fast::{Buffers, ByIngress};
     thread_local! {
         static LOADED: RefCell<Option<(PathBuf, Snapshot, ByIngress)>> = const { RefCell::new(None) };
     }
@@ -765,7 +765,7 @@ fn fast_path_agrees(config: &Path, frames: &[(&str, Vec<u8>)]) {
             let snap = xpe_control::compile::compile(&parsed, &xpe_control::compile::Offline)
                 .unwrap_or_else(|e| panic!("{}: {e}", config.display()))
                 .snapshot;
-            let programs = ByIngress::load(&snap)
+            let programs = ByIngress::load(&snap, Buffers::One)
                 .unwrap_or_else(|e| panic!("the fast path's check needs root: {e}"));
             *loaded = Some((config.to_path_buf(), snap, programs));
         }

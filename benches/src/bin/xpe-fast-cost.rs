@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use xpe_benches::{core_frame, edge_frame, pe_snapshot, EDGE_MAC, VGW_MAC};
-use xpe_dataplane::xsk::fast::ByIngress;
+use xpe_dataplane::xsk::fast::{Buffers, ByIngress};
 
 /// The loopback interface: the ingress of every test run (`ByIngress`).
 const LO: u32 = 1;
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let snap = pe_snapshot(&[]);
-    let programs = match ByIngress::load(&snap) {
+    let programs = match ByIngress::load(&snap, Buffers::One) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("xpe-fast-cost: {e}");

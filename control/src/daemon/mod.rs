@@ -204,6 +204,9 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     for dev in &interfaces {
         startup::vlan_offloads_off(&dev.name, out)?;
         startup::veth_checksum_note(&dev.name, out);
+        if opts.fast_path {
+            startup::veth_gro_off(&dev.name, out);
+        }
     }
     // Frames longer than a chunk arrive in pieces (multi-buffer AF_XDP): only asked for when
     // an MTU needs it, as the kernel must support it (6.6 and later in copy mode).

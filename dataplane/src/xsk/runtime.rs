@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::capture::Tap;
-use super::fast::{FastDelta, FastError, FastPath, FastStatus, FastTables};
+use super::fast::{Buffers, FastDelta, FastError, FastPath, FastStatus, FastTables};
 use super::mirror::{Mirror, MirrorCount, MirrorPath, MirrorSpec};
 use super::netdev::Netdev;
 use super::socket::XskSocket;
@@ -470,7 +470,14 @@ fn load_fast(plan: &Plan, snap: &Snapshot) -> Result<FastPath, XskError> {
         })?;
         ifindex[usize::from(port.0)] = dev.ifindex;
     }
-    let mut fast = FastPath::load(ifindex, &FastTables::compile(snap))?;
+    // Frames in pieces come only where an MTU needs them; elsewhere the copy of the program
+    // without multi-buffer support skips the check for them.
+    let buffers = if plan.jumbo {
+        Buffers::Several
+    } else {
+        Buffers::One
+    };
+    let mut fast = FastPath::load(ifindex, &FastTables::compile(snap), buffers)?;
     for (ifname, _, _) in &plan.interfaces {
         fast.attach(ifname, plan.mode)?;
     }

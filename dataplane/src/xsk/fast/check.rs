@@ -6,7 +6,7 @@
 //! where it does not, it must hand the frame on unchanged; and `xpe trace`'s answer
 //! ([`FastTables::path`]) must be the program's.
 
-use super::{FastPath, FastTables, FastVerdict};
+use super::{Buffers, FastPath, FastTables, FastVerdict};
 use crate::pipeline::{process, Counters, Frame, NoTrace, Verdict};
 use crate::tables::{PortId, Snapshot};
 
@@ -40,10 +40,11 @@ pub struct ByIngress {
 }
 
 impl ByIngress {
-    /// Loads a program per port of `snap`: that port on loopback, every other on a veth. The
-    /// calling thread moves to a network namespace of its own first (`unshare`), where the
-    /// veth is made, so nothing is left behind when the thread ends. Needs root.
-    pub fn load(snap: &Snapshot) -> Result<ByIngress, String> {
+    /// Loads the program's copy for `buffers` once per port of `snap`: that port on loopback,
+    /// every other on a veth. The calling thread moves to a network namespace of its own first
+    /// (`unshare`), where the veth is made, so nothing is left behind when the thread ends.
+    /// Needs root.
+    pub fn load(snap: &Snapshot, buffers: Buffers) -> Result<ByIngress, String> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("a network namespace of the test's own (needs root): {e}"))?;
         let made = std::process::Command::new("ip")
@@ -65,7 +66,7 @@ impl ByIngress {
                 .iter()
                 .map(|p| if *p == ingress { LO } else { veth })
                 .collect();
-            let program = FastPath::load(ifindex, &tables)
+            let program = FastPath::load(ifindex, &tables, buffers)
                 .map_err(|e| format!("the fast path (needs root): {e}"))?;
             programs.push((ingress, program));
         }

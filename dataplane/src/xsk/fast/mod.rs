@@ -186,6 +186,8 @@ pub struct FastStatus {
 /// [`FastPath::attach`], detached when dropped.
 pub struct FastPath {
     ebpf: Ebpf,
+    /// The copy of the program loaded ([`Buffers::program`]).
+    program: &'static str,
     /// Interface index of each port slot.
     ifindex: Vec<u32>,
     /// What each generation's maps hold.
@@ -215,6 +217,27 @@ pub struct FastPath {
     trie6: Trie6,
     /// VRFs whose IPv6 routes the live generation left to the workers (the trie was full).
     left_out6: usize,
+}
+
+/// How the interfaces hand frames to the program, which decides the copy of it loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffers {
+    /// Every frame in one buffer: the copy without multi-buffer support, which skips the check
+    /// for frames in pieces (the kernel never hands it one).
+    One,
+    /// A frame may come in several (an MTU beyond a chunk, `xpe run` with multi-buffer
+    /// AF_XDP): the copy with multi-buffer support, which leaves such frames to the workers.
+    Several,
+}
+
+impl Buffers {
+    /// The name of the program's copy for these interfaces.
+    pub fn program(self) -> &'static str {
+        match self {
+            Buffers::One => names::FAST_LINEAR_PROGRAM,
+            Buffers::Several => names::FAST_PROGRAM,
+        }
+    }
 }
 
 /// The IPv6 trie's bookkeeping: what each generation holds is in `held[g].v6`.
@@ -423,10 +446,14 @@ impl std::fmt::Debug for FastPath {
 }
 
 impl FastPath {
-    /// Loads the program for the ports whose interface indices `ifindex` gives (by port slot),
-    /// fills the port map and the DEVMAP, and installs `tables`.
-    pub fn load(ifindex: Vec<u32>, tables: &FastTables) -> Result<FastPath, FastError> {
-        FastPath::load_sized(ifindex, tables, None)
+    /// Loads the program's copy for `buffers` for the ports whose interface indices `ifindex`
+    /// gives (by port slot), fills the port map and the DEVMAP, and installs `tables`.
+    pub fn load(
+        ifindex: Vec<u32>,
+        tables: &FastTables,
+        buffers: Buffers,
+    ) -> Result<FastPath, FastError> {
+        FastPath::load_sized(ifindex, tables, buffers, None)
     }
 
     /// [`FastPath::load`] with an IPv6 trie of `routes6` entries (`None`: its full size,
@@ -435,6 +462,7 @@ impl FastPath {
     pub fn load_sized(
         ifindex: Vec<u32>,
         tables: &FastTables,
+        buffers: Buffers,
         routes6: Option<u32>,
     ) -> Result<FastPath, FastError> {
         if ifindex.len() > names::FAST_MAX_PORTS as usize {
@@ -457,7 +485,8 @@ impl FastPath {
                     .map_err(map_err(names::FAST_TX_MAP))?;
             }
         }
-        loaded_program(&mut ebpf, names::FAST_PROGRAM)?;
+        let program = buffers.program();
+        loaded_program(&mut ebpf, program)?;
         let trie6 = {
             let name = names::FAST_ROUTES6_MAP;
             let max = match ebpf.map(name).ok_or_else(|| missing(name))? {
@@ -474,6 +503,7 @@ impl FastPath {
         let arrays = Arrays::map(&ebpf)?;
         let mut fast = FastPath {
             ebpf,
+            program,
             ifindex,
             wanted: FastTables::default(),
             egress_ok: vec![true; slots],
@@ -498,11 +528,11 @@ impl FastPath {
     pub fn attach(&mut self, ifname: &str, mode: Mode) -> Result<Mode, FastError> {
         let xdp: &mut aya::programs::Xdp = self
             .ebpf
-            .program_mut(names::FAST_PROGRAM)
-            .ok_or_else(|| missing(names::FAST_PROGRAM))?
+            .program_mut(self.program)
+            .ok_or_else(|| missing(self.program))?
             .try_into()
             .map_err(|source| SteerError::Program {
-                program: names::FAST_PROGRAM,
+                program: self.program,
                 source,
             })?;
         let (mode, link) = attach_loaded(xdp, ifname, mode)?;
@@ -538,7 +568,7 @@ impl FastPath {
 
     /// Detaches the program from every interface (its maps and counters stay readable).
     pub fn detach(&mut self) {
-        let Some(program) = self.ebpf.program_mut(names::FAST_PROGRAM) else {
+        let Some(program) = self.ebpf.program_mut(self.program) else {
             return;
         };
         let Ok(xdp) = <&mut aya::programs::Xdp>::try_from(program) else {
@@ -878,13 +908,13 @@ impl FastPath {
     ) -> Result<(u32, Vec<u8>, std::time::Duration), FastError> {
         use aya::programs::{TestRun, TestRunOptions};
         let program_err = |source| SteerError::Program {
-            program: names::FAST_PROGRAM,
+            program: self.program,
             source,
         };
         let xdp: &aya::programs::Xdp = self
             .ebpf
-            .program(names::FAST_PROGRAM)
-            .ok_or_else(|| missing(names::FAST_PROGRAM))?
+            .program(self.program)
+            .ok_or_else(|| missing(self.program))?
             .try_into()
             .map_err(program_err)?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
