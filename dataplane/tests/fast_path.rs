@@ -1292,6 +1292,30 @@ fn pe_operations_agree_with_the_pipeline() {
     }
 }
 
+/// The small VRFs' roots reach the program 8 bits wider (one node fewer a lookup) while there
+/// is room; a VRF past that room keeps its own root. Both shapes forward as the pipeline does.
+#[test]
+fn pe_operations_agree_with_the_pipeline_through_roots_of_either_width() {
+    let snap = pe_snapshot(TtlMode::Uniform);
+    let wide = FastTables::compile(&snap);
+    let widened = wide.vrfs.iter().flatten().filter(|t| t.wide).count();
+    assert!(widened >= 2, "the PE's small VRFs get wider roots");
+    let mut narrow = wide.clone();
+    for t in narrow.vrfs.iter_mut().flatten() {
+        t.wide = false;
+    }
+    let programs = ByIngress::load_tables(&snap, narrow, Buffers::One)
+        .unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    for (name, ingress, bytes, fast) in pe_cases() {
+        let what = format!("{name} (own roots)");
+        assert_eq!(
+            agree(&snap, &programs, ingress, &bytes, &what),
+            fast,
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn mutated_pe_frames_get_the_same_answer_from_both_paths() {
     let snap = pe_snapshot(TtlMode::Uniform);

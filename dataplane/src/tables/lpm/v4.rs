@@ -132,6 +132,37 @@ pub(crate) fn node_page(entry: u32) -> Option<usize> {
     (entry & NODE_BIT != 0).then_some(((entry & !NODE_BIT) >> PAGE_SHIFT) as usize)
 }
 
+/// For a table with the small root (8 bits) in raw parts ([`Ipv4Lpm::raw_parts`]), the root 8
+/// bits wider, for the shift `root_shift - 8`: each entry is the one a lookup reaches from the
+/// root through one node, a leaf or a node in the same page, as a root entry holds it. A
+/// lookup through it walks one node fewer. The XDP fast path copies it in place of the root
+/// while it has room (docs/runtime.md). `None` for a table with the large root.
+pub fn wider_root(root: &[u32], root_shift: u32, pages: &[Arc<[u32]>]) -> Option<Vec<u32>> {
+    if root_shift != 32 - u32::from(SMALL_ROOT_BITS) {
+        return None;
+    }
+    let fan = 1usize << STRIDE;
+    let mut wide = Vec::with_capacity(root.len() * fan);
+    for &entry in root {
+        match node_page(entry) {
+            None => wide.extend(std::iter::repeat_n(entry, fan)),
+            Some(n) => wide.extend((0..fan as u32).map(|s| child(&pages[n], entry, s))),
+        }
+    }
+    Some(wide)
+}
+
+/// Entry `slot` (0..=255) of the node that `entry` points at, in its page `page`.
+#[inline(always)]
+fn child(page: &[u32], entry: u32, slot: u32) -> u32 {
+    let node = (entry as usize) & (PAGE_WORDS - 1);
+    let group = page[node + (slot >> 4) as usize] >> ((slot & 8) << 1);
+    let starts_up_to_slot = group & (0xff >> (7 - (slot & 7)));
+    // rank >= 1: entry 0 always starts a run, so every later group counts it.
+    let rank = ((group >> 8) & 0xff) + u32::from(POPCOUNT8[starts_up_to_slot as usize]);
+    page[node + HEADER_WORDS - 1 + rank as usize]
+}
+
 /// Largest page, in words.
 const PAGE_WORDS: usize = 1 << PAGE_SHIFT;
 /// Pages an offset can name (the tag bit takes the 32nd bit).
@@ -215,13 +246,7 @@ impl Ipv4Lpm {
             while entry & NODE_BIT != 0 {
                 // A node exists only above /32, so `shift` is at least STRIDE here.
                 shift -= u32::from(STRIDE);
-                let node = (entry as usize) & (PAGE_WORDS - 1);
-                let slot = (addr >> shift) & 0xff;
-                let group = page[node + (slot >> 4) as usize] >> ((slot & 8) << 1);
-                let starts_up_to_slot = group & (0xff >> (7 - (slot & 7)));
-                // rank >= 1: entry 0 always starts a run, so every later group counts it.
-                let rank = ((group >> 8) & 0xff) + u32::from(POPCOUNT8[starts_up_to_slot as usize]);
-                entry = page[node + HEADER_WORDS - 1 + rank as usize];
+                entry = child(page, entry, (addr >> shift) & 0xff);
             }
         }
         (entry != NO_ROUTE).then_some(entry)
@@ -1383,6 +1408,17 @@ mod tests {
         ]
     }
 
+    /// `table`'s lookup with `root` (indexed by `addr >> shift`) in place of its own.
+    fn lookup_through(table: &Ipv4Lpm, root: &[u32], shift: u32, addr: u32) -> Option<u32> {
+        let mut shift = shift;
+        let mut entry = root[(addr >> shift) as usize];
+        while let Some(page) = node_page(entry) {
+            shift -= u32::from(STRIDE);
+            entry = child(&table.pages[page], entry, (addr >> shift) & 0xff);
+        }
+        (entry != NO_ROUTE).then_some(entry)
+    }
+
     fn route() -> impl Strategy<Value = (Ipv4Addr, u8, u32)> {
         (address(), prefix_len(), 0..=MAX_VALUE)
             .prop_map(|(a, len, value)| (Ipv4Addr::from(a & netmask(len)), len, value))
@@ -1416,8 +1452,18 @@ mod tests {
             }
             let expected: Vec<_> = addrs.iter().map(|&a| reference(&routes, a)).collect();
             for table in both_shapes(&routes) {
+                let wide = wider_root(&table.root, table.root_shift, &table.pages);
+                prop_assert_eq!(wide.is_some(), table.root.len() == 1 << SMALL_ROOT_BITS);
                 for (&a, &want) in addrs.iter().zip(&expected) {
                     prop_assert_eq!(table.lookup(a), want, "address {}", Ipv4Addr::from(a));
+                    if let Some(wide) = &wide {
+                        prop_assert_eq!(
+                            lookup_through(&table, wide, table.root_shift - u32::from(STRIDE), a),
+                            want,
+                            "address {} through the wider root",
+                            Ipv4Addr::from(a)
+                        );
+                    }
                 }
             }
         }

@@ -45,6 +45,17 @@ impl ByIngress {
     /// (`unshare`), where the veth is made, so nothing is left behind when the thread ends.
     /// Needs root.
     pub fn load(snap: &Snapshot, buffers: Buffers) -> Result<ByIngress, String> {
+        ByIngress::load_tables(snap, FastTables::compile(snap), buffers)
+    }
+
+    /// [`ByIngress::load`] with `tables`, compiled from `snap` and changed (tests compare the
+    /// shapes a table can take in the maps).
+    #[doc(hidden)]
+    pub fn load_tables(
+        snap: &Snapshot,
+        tables: FastTables,
+        buffers: Buffers,
+    ) -> Result<ByIngress, String> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("a network namespace of the test's own (needs root): {e}"))?;
         let made = std::process::Command::new("ip")
@@ -58,7 +69,6 @@ impl ByIngress {
         }
         // By ioctl in this thread's namespace: sysfs still shows the one it was mounted in.
         let veth = nix::net::if_::if_nametoindex("xfck0").map_err(|e| e.to_string())?;
-        let tables = FastTables::compile(snap);
         let ports: Vec<PortId> = (0..snap.ports().len() as u16).map(PortId).collect();
         let mut programs = Vec::new();
         for &ingress in &ports {

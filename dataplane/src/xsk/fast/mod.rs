@@ -29,7 +29,7 @@ use xpe_ebpf::{self as names, FastLabel, FastNextHop, FastPort, FastVrf};
 use super::steer::{attach_loaded, loaded_program, Mode, SteerError};
 use super::xdp_features::{NetdevFamily, XDP_ACT_NDO_XMIT};
 use crate::pipeline::Counters;
-use crate::tables::lpm::v4::node_page;
+use crate::tables::lpm::v4::{node_page, wider_root};
 use crate::tables::{Ipv6Lpm, PortId};
 pub use check::{Agreed, ByIngress};
 use mapped::Mapped;
@@ -351,7 +351,8 @@ impl Arrays {
 
     /// Copies every VRF's IPv4 table into generation `g`: roots one after the other, each entry
     /// that points at a node with its page's place in the arena; pages one after the other. A
-    /// VRF that does not fit is left out (its lookups go to the workers).
+    /// small table marked [`VrfTable::wide`] gets its root 8 bits wider ([`wider_root`]). A VRF
+    /// that does not fit is left out (its lookups go to the workers).
     fn write_routes(&mut self, g: usize, vrfs: &[Option<VrfTable>], uniform: bool) {
         // The IPv6 flags are written after this, whenever a generation is ([`Arrays::write_v6_flags`]).
         let descriptors = half(self.vrfs.elements::<Value<FastVrf>>(), g);
@@ -372,26 +373,36 @@ impl Arrays {
             if root_at + t.root.len() > root.len() || arena_at + words > arena.len() {
                 continue;
             }
+            // A small table's lookup walks one node fewer through the wider root.
+            let wider = t
+                .wide
+                .then(|| wider_root(&t.root, t.root_shift, &t.pages))
+                .flatten()
+                .filter(|w| root_at + w.len() <= root.len());
+            let (entries, shift) = match &wider {
+                Some(w) => (&w[..], t.root_shift - 8),
+                None => (&t.root[..], t.root_shift),
+            };
             page_first.clear();
             for page in &t.pages {
                 page_first.push((arena_first + arena_at) as u64);
                 arena[arena_at..arena_at + page.len()].copy_from_slice(page);
                 arena_at += page.len();
             }
-            for (slot, &entry) in root[root_at..].iter_mut().zip(t.root.iter()) {
+            for (slot, &entry) in root[root_at..].iter_mut().zip(entries) {
                 *slot = u64::from(entry) | root_page(entry, &page_first) << 32;
             }
             descriptors[id] = Value(FastVrf {
                 present: 1,
                 root_base: (root_first + root_at) as u32,
-                root_shift: t.root_shift,
+                root_shift: shift,
                 counter: t.counter,
                 uniform: u32::from(uniform),
                 pad0: 0,
                 v6: 0,
                 pad: 0,
             });
-            root_at += t.root.len();
+            root_at += entries.len();
         }
         // Explicit null routes in the global table with its mode even when it is left out.
         if let Some(global) = descriptors.first_mut() {

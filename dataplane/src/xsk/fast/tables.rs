@@ -19,6 +19,9 @@ pub struct VrfTable {
     pub pages: Vec<Arc<[u32]>>,
     /// The VRF's counter slot.
     pub counter: u32,
+    /// Whether the program gets the root 8 bits wider (a small table, while there is room:
+    /// [`FastTables::compile`]), so that its lookups walk one node fewer.
+    pub wide: bool,
 }
 
 impl PartialEq for VrfTable {
@@ -28,6 +31,7 @@ impl PartialEq for VrfTable {
         Arc::ptr_eq(&self.root, &other.root)
             && self.root_shift == other.root_shift
             && self.counter == other.counter
+            && self.wide == other.wide
             && self.pages.len() == other.pages.len()
             && self
                 .pages
@@ -164,7 +168,7 @@ impl FastTables {
             .enumerate()
             .take(names::FAST_MAX_VRFS as usize)
             .map(|(i, v)| (v, snap.vrf_slot(crate::tables::VrfId(i as u16)) as u32));
-        let vrfs = counted
+        let mut vrfs: Vec<Option<VrfTable>> = counted
             .clone()
             .map(|(v, counter)| {
                 let (root, root_shift, pages) = v.v4.raw_parts();
@@ -173,9 +177,11 @@ impl FastTables {
                     root_shift,
                     pages: pages.to_vec(),
                     counter,
+                    wide: false,
                 })
             })
             .collect();
+        widen_small_roots(&mut vrfs);
         let v6 = counted
             .map(|(v, counter)| {
                 (counter < names::FAST_MAX_VRFS).then(|| Vrf6Table {
@@ -240,6 +246,28 @@ impl FastTables {
             }
         }
         next
+    }
+}
+
+/// Root entries a small table's root takes, and its wider root
+/// ([`crate::tables::lpm::v4::wider_root`]).
+const SMALL_ROOT: usize = 1 << 8;
+const WIDER_ROOT: usize = 1 << 16;
+
+/// Marks the small tables whose roots the program gets 8 bits wider: in VRF order, as long as
+/// the root array keeps room for every VRF's own root, and within a quarter of it, so that a
+/// publish writes at most 4 MiB of roots more (about eight VRFs).
+///
+/// [`wider_root`]: crate::tables::lpm::v4::wider_root
+fn widen_small_roots(vrfs: &mut [Option<VrfTable>]) {
+    let room = names::FAST_ROOT_ENTRIES as usize;
+    let own: usize = vrfs.iter().flatten().map(|t| t.root.len()).sum();
+    let mut spare = room.saturating_sub(own).min(room / 4);
+    for t in vrfs.iter_mut().flatten() {
+        if t.root.len() == SMALL_ROOT && spare >= WIDER_ROOT - SMALL_ROOT {
+            t.wide = true;
+            spare -= WIDER_ROOT - SMALL_ROOT;
+        }
     }
 }
 
