@@ -163,9 +163,10 @@ pub fn xpe_fast(ctx: XdpContext) -> u32 {
 /// The fast path where every frame comes in one buffer. Loaded without multi-buffer support,
 /// so the kernel never hands it a frame in pieces: it refuses to attach it where one could
 /// come (an MTU beyond a page), and to raise the MTU while it is attached; in skb mode it
-/// linearizes the frame first. So this copy skips the check for pieces, a helper call: about
-/// 10 ns a frame on this project's machine, where every helper's return pays for the SRSO
-/// mitigation.
+/// linearizes the frame first. (A veth with GRO on does not keep this promise: xpe turns GRO
+/// off on its veths, docs/runtime.md.) So this copy skips the check for pieces, a helper
+/// call: about 10 ns a frame on this project's machine, where every helper's return pays for
+/// the SRSO mitigation.
 #[xdp]
 pub fn xpe_fast_linear(ctx: XdpContext) -> u32 {
     fast(ctx, false)

@@ -203,9 +203,11 @@ pub fn run(opts: &RunOptions, out: &mut dyn Write) -> Result<(), Failure> {
     let interfaces = startup::check_interfaces(&config)?;
     for dev in &interfaces {
         startup::vlan_offloads_off(&dev.name, out)?;
-        startup::veth_checksum_note(&dev.name, out);
-        if opts.fast_path {
-            startup::veth_gro_off(&dev.name, out);
+        if startup::is_veth(&dev.name) {
+            startup::veth_checksum_note(&dev.name, out);
+            if opts.fast_path {
+                startup::veth_gro_off(&dev.name, out);
+            }
         }
     }
     // Frames longer than a chunk arrive in pieces (multi-buffer AF_XDP): only asked for when

@@ -102,7 +102,7 @@ pub(super) fn vlan_offloads_off(ifname: &str, out: &mut dyn Write) -> Result<(),
     Ok(())
 }
 
-/// Turns GRO off on `ifname` when it is a veth, before the fast path is attached. A veth with
+/// Turns GRO off on veth `ifname`, before the fast path is attached. A veth with
 /// GRO on lets its peer keep sending GSO frames, and hands them to an XDP program in pieces
 /// even when the program was loaded without multi-buffer support, which the fast path's copy
 /// for one-buffer frames relies on (`xpe_fast_linear`, docs/runtime.md). xpe forwards frames
@@ -110,9 +110,6 @@ pub(super) fn vlan_offloads_off(ifname: &str, out: &mut dyn Write) -> Result<(),
 /// still leaves frames over the egress MTU and cut IP packets to the workers, but a labelled
 /// GSO frame could be swapped whole.
 pub(super) fn veth_gro_off(ifname: &str, out: &mut dyn Write) {
-    if !is_veth(ifname) {
-        return;
-    }
     let done = std::process::Command::new("ethtool")
         .args(["-K", ifname, "gro", "off"])
         .stdout(std::process::Stdio::null())
@@ -128,7 +125,7 @@ pub(super) fn veth_gro_off(ifname: &str, out: &mut dyn Write) {
 }
 
 /// Whether `ifname` is a veth, by its driver as ethtool reports it.
-fn is_veth(ifname: &str) -> bool {
+pub(super) fn is_veth(ifname: &str) -> bool {
     std::process::Command::new("ethtool")
         .args(["-i", ifname])
         .stderr(std::process::Stdio::null())
@@ -140,17 +137,15 @@ fn is_veth(ifname: &str) -> bool {
         })
 }
 
-/// A note when `ifname` is a veth: an AF_XDP copy sends frames on as they are, so a Linux
+/// A note for veth `ifname`: an AF_XDP copy sends frames on as they are, so a Linux
 /// host behind a veth whose TX checksum offload is on (the default) has its TCP and UDP
 /// arrive with the checksum the kernel left for the device to finish, and dropped as bad.
 /// Its namespace is not ours to look into, so this is a reminder, not a check.
 pub(super) fn veth_checksum_note(ifname: &str, out: &mut dyn Write) {
-    if is_veth(ifname) {
-        let _ignored = writeln!(
-            out,
-            "note: {ifname} is a veth: a Linux host on its other end needs TX checksum offload off (`ethtool -K DEV tx off` there), or its TCP and UDP arrive with unfinished checksums and are dropped (docs/runtime.md)"
-        );
-    }
+    let _ignored = writeln!(
+        out,
+        "note: {ifname} is a veth: a Linux host on its other end needs TX checksum offload off (`ethtool -K DEV tx off` there), or its TCP and UDP arrive with unfinished checksums and are dropped (docs/runtime.md)"
+    );
 }
 
 /// Binds the control socket (mode 0600), replacing a stale file no one listens on.

@@ -252,7 +252,7 @@ impl FastTables {
 /// Root entries a small table's root takes, and its wider root
 /// ([`crate::tables::lpm::v4::wider_root`]).
 const SMALL_ROOT: usize = 1 << 8;
-const WIDER_ROOT: usize = 1 << 16;
+const WIDER_ROOT: usize = SMALL_ROOT << 8;
 
 /// Marks the small tables whose roots the program gets 8 bits wider: in VRF order, as long as
 /// the root array keeps room for every VRF's own root, and within a quarter of it, so that a
