@@ -832,6 +832,23 @@ fn xdp_fwd(lab: &Lab, dst_mac: &str, more: &[&str]) -> Guard {
 /// namespace, `xpe sink` on the far side. Every frame the generator sent is redirected, taken
 /// by out0 and counted by the sink, with nothing on out0 itself; SIGTERM ends the forwarder
 /// with its summary, and a line a second went to stderr meanwhile.
+/// Stops the forwarder and then the sink once the generator is back, and returns the
+/// forwarder's JSON summary, its stderr and the sink's summary. Frames cross all three
+/// namespaces inside the generator's flush: once gen is back, the sink has them all. The
+/// forwarder runs at least 1.3 s from `started`, so that it prints a per-second line.
+fn stop_fwd_and_sink(
+    fwd: Guard,
+    sink: Guard,
+    started: std::time::Instant,
+) -> (serde_json::Value, String, serde_json::Value) {
+    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
+    fwd.signal("-TERM");
+    let (f, err) = summary_of("xpe xdp-fwd", fwd);
+    sink.signal("-INT");
+    let (s, _) = summary_of("xpe sink", sink);
+    (f, err, s)
+}
+
 #[test]
 fn xdp_fwd_forwards_every_frame_to_the_sink() {
     let lab = Lab::with_dut("x");
@@ -852,13 +869,7 @@ fn xdp_fwd_forwards_every_frame_to_the_sink() {
         ),
     );
     assert_all_sent(&sent, 10_000);
-    // Frames cross all three namespaces inside the generator's flush: once gen is back, the
-    // sink has them all. Wait for the forwarder's first per-second line, then stop both.
-    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
-    fwd.signal("-TERM");
-    let (f, err) = summary_of("xpe xdp-fwd", fwd);
-    sink.signal("-INT");
-    let (s, _) = summary_of("xpe sink", sink);
+    let (f, err, s) = stop_fwd_and_sink(fwd, sink, started);
 
     for (field, want) in [
         ("redirected", 10_000),
@@ -903,11 +914,7 @@ fn xdp_fwd_check_dst_forwards_only_frames_for_in() {
         &v4_to("02:00:00:00:0c:0c", &["--count", "500", "--flows", "4"]),
     );
     assert_all_sent(&other, 500);
-    std::thread::sleep(Duration::from_millis(1300).saturating_sub(started.elapsed()));
-    fwd.signal("-TERM");
-    let (f, _) = summary_of("xpe xdp-fwd", fwd);
-    sink.signal("-INT");
-    let (s, _) = summary_of("xpe sink", sink);
+    let (f, _, s) = stop_fwd_and_sink(fwd, sink, started);
     assert_eq!(f["check_dst"], true, "{f}");
     for (field, want) in [
         ("redirected", 3000),

@@ -165,8 +165,8 @@ pub fn xpe_fast(ctx: XdpContext) -> u32 {
 /// come (an MTU beyond a page), and to raise the MTU while it is attached; in skb mode it
 /// linearizes the frame first. (A veth with GRO on does not keep this promise: xpe turns GRO
 /// off on its veths, docs/runtime.md.) So this copy skips the check for pieces, a helper
-/// call: about 10 ns a frame on this project's machine, where every helper's return pays for
-/// the SRSO mitigation.
+/// call: about 10 ns a frame measured on this project's machine (whose kernel runs the SRSO
+/// mitigation, which makes every return dearer; how much of the 10 ns that is, unmeasured).
 #[xdp]
 pub fn xpe_fast_linear(ctx: XdpContext) -> u32 {
     fast(ctx, false)
